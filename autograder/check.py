@@ -1,0 +1,188 @@
+"""Check stage: run an assignment's hidden pytest checkers on one submission's artifacts.
+
+The checkers run in the grader's own process, on the plain data captured from the student's
+kernel. Each ``test_*`` function becomes one ``CheckResult``; a cell's score is the sum of
+the points of its passed checks. Nothing the student printed or returned is parsed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from autograder import messages
+from autograder.capture import Artifacts
+from autograder.checkers.support import Fail, NotAttempted
+from autograder.results import CellResult, CheckResult
+
+CHECKERS_DIR = Path(__file__).parent / "checkers"
+CONTEXT_KEY = pytest.StashKey["CheckContext"]()
+VERDICT_KEY = pytest.StashKey[Any]()
+
+
+class CheckerError(RuntimeError):
+    """The checkers themselves could not run (a bug in the grader, not in the submission)."""
+
+
+@dataclass
+class CheckContext:
+    artifacts: Artifacts
+    thresholds: dict[str, Any] = field(default_factory=dict)
+    language: str = "es"
+
+
+@dataclass
+class _Raw:
+    check_id: str
+    cell: str
+    points: float
+    outcome: str
+    message_id: str
+    params: dict[str, Any]
+
+
+class _Collector:
+    """pytest plugin: turns each checker item's report into a ``_Raw`` outcome."""
+
+    def __init__(self, context: CheckContext):
+        self.context = context
+        self.raw: list[_Raw] = []
+        self.errors: list[str] = []
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        config.stash[CONTEXT_KEY] = self.context
+        config.addinivalue_line("markers", "grade_cell(grade_id, points): the graded cell checked")
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.errors.append(str(report.longrepr))
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+        outcome = yield
+        report = outcome.get_result()
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            self.raw.append(self._classify(item, call, report))
+
+    def _classify(self, item: pytest.Item, call: pytest.CallInfo, report) -> _Raw:
+        marker = item.get_closest_marker("grade_cell")
+        if marker is None:
+            raise CheckerError(f"{item.nodeid} has no @pytest.mark.grade_cell marker")
+        cell = marker.args[0]
+        points = float(marker.kwargs.get("points", 0))
+        check_id = item.name.removeprefix("test_")
+        if report.passed:
+            verdict = item.stash.get(VERDICT_KEY, None)
+            message_id = verdict.message_id if verdict else "ok"
+            params = verdict.params if verdict else {}
+            return _Raw(check_id, cell, points, "passed", message_id, params)
+        exc = call.excinfo.value if call.excinfo else None
+        if isinstance(exc, Fail):
+            return _Raw(check_id, cell, points, "failed", exc.message_id, exc.params)
+        if isinstance(exc, NotAttempted):
+            return _Raw(check_id, cell, points, "not_attempted", "not_attempted", exc.params)
+        if isinstance(exc, AssertionError):
+            return _Raw(check_id, cell, points, "failed", "assertion", {"text": str(exc)[:500]})
+        error = f"{type(exc).__name__}: {exc}"[:300] if exc else str(report.longrepr)[:300]
+        self.errors.append(f"{item.nodeid}: {error}")
+        return _Raw(check_id, cell, points, "error", "checker_error", {"error": error})
+
+
+def checker_path(assignment_id: str) -> Path:
+    path = CHECKERS_DIR / f"{assignment_id}.py"
+    if not path.is_file():
+        raise CheckerError(f"No checker module for {assignment_id!r} ({path}).")
+    return path
+
+
+def run_checks(
+    assignment_id: str,
+    artifacts_dir: str | Path,
+    cell_points: dict[str, float],
+    thresholds: dict[str, Any] | None = None,
+    language: str = "es",
+) -> dict[str, CellResult]:
+    """Run the checkers of ``assignment_id`` on ``artifacts_dir``; one ``CellResult`` per cell.
+
+    ``cell_points`` maps every graded cell of the notebook to its points; the checks of a cell
+    must add up to exactly those points (else ``CheckerError``: the assignment is inconsistent).
+    """
+    context = CheckContext(Artifacts(artifacts_dir), dict(thresholds or {}), language)
+    collector = _Collector(context)
+    args = [
+        str(checker_path(assignment_id)),
+        "-c", str(CHECKERS_DIR / "pytest.ini"),
+        "--rootdir", str(CHECKERS_DIR),
+        "-p", "no:timeout",
+        "--import-mode=importlib",
+        "-q",
+    ]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        code = pytest.main(args, plugins=[collector])
+    if code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR) or (
+        code == pytest.ExitCode.INTERRUPTED
+    ) or (collector.errors and not collector.raw):
+        raise CheckerError(f"Checkers for {assignment_id} could not run: {collector.errors}")
+    return _aggregate(collector.raw, cell_points, language)
+
+
+def _aggregate(raw: list[_Raw], cell_points: dict[str, float], language: str) -> dict[str, CellResult]:
+    cells: dict[str, CellResult] = {}
+    for gid, points in cell_points.items():
+        checks = [_to_result(r, language) for r in raw if r.cell == gid]
+        declared = sum(r.points for r in raw if r.cell == gid)
+        if abs(declared - points) > 1e-9:
+            raise CheckerError(
+                f"Cell {gid}: the checks are worth {declared} points but the notebook gives it "
+                f"{points}. Make them agree."
+            )
+        score = sum(c.points for c in checks)
+        cells[gid] = CellResult(score=round(score, 6), max_score=float(points), checks=checks)
+    unknown = {r.cell for r in raw} - set(cell_points)
+    if unknown:
+        raise CheckerError(f"Checks name cells that the notebook does not have: {sorted(unknown)}")
+    return cells
+
+
+def _to_result(raw: _Raw, language: str) -> CheckResult:
+    texts = messages.render_all(raw.message_id, raw.params)
+    passed = raw.outcome == "passed"
+    hint = None if passed else messages.render_hint(raw.message_id, raw.params, language)
+    return CheckResult(
+        id=raw.check_id,
+        passed=passed,
+        message=texts[language],
+        message_id=raw.message_id,
+        params=_plain(raw.params),
+        messages=texts,
+        hint=hint,
+        outcome=raw.outcome,  # type: ignore[arg-type]
+        points=raw.points if passed else 0.0,
+        max_points=raw.points,
+    )
+
+
+def _plain(params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters as JSON-able values (they are stored in the results file)."""
+    out = {}
+    for key, value in params.items():
+        out[key] = value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+    return out
+
+
+def failed_cells(cell_points: dict[str, float], message_id: str, params: dict[str, Any],
+                 language: str = "es") -> dict[str, CellResult]:
+    """Every cell at zero with one explanatory check (a submission that could not be graded)."""
+    texts = messages.render_all(message_id, params)
+    return {
+        gid: CellResult(score=0.0, max_score=float(points), checks=[CheckResult(
+            id="submission", passed=False, message=texts[language], message_id=message_id,
+            params=_plain(params), messages=texts, outcome="error", points=0.0,
+            max_points=float(points))])
+        for gid, points in cell_points.items()
+    }

@@ -1,0 +1,179 @@
+"""The stateless grading core: ``grade(submission, assignment) -> StudentResult``.
+
+It reads nothing but its arguments and writes nothing but its work folder, so the same call
+runs serially, in a process pool or on a Dask worker. Recording in the gradebook, feedback and
+exports all consume the ``StudentResult`` it returns.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from autograder import check
+from autograder.capture import EXECUTION_RECORD
+from autograder.config import Course
+from autograder.execute import (
+    ARTIFACTS_DIRNAME,
+    KernelLauncher,
+    RunSettings,
+    SubmissionError,
+    grade_id,
+    nbgrader_meta,
+    read_submission,
+    rebuild,
+    run_notebook,
+)
+from autograder.results import CellResult, StudentResult
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Everything needed to grade one assignment, as plain data (picklable, path-free)."""
+
+    id: str
+    notebook: str  # released file name, e.g. "learning_rate.ipynb"
+    source_json: str  # the instructor's notebook (solutions and hidden tests)
+    release_json: str  # the student's version (stubs in answer cells)
+    cell_points: dict[str, float]
+    timeout: float
+
+    @classmethod
+    def from_course(cls, course: Course, assignment_id: str) -> Assignment:
+        spec = course.assignment(assignment_id)
+        source_path = course.source_dir / assignment_id / spec.notebook
+        release_path = course.release_dir / assignment_id / spec.notebook
+        source = source_path.read_text(encoding="utf-8")
+        release = release_path.read_text(encoding="utf-8") if release_path.is_file() else source
+        nb = nbformat.reads(source, as_version=4)
+        points = {
+            grade_id(c): float(nbgrader_meta(c).get("points", 0))
+            for c in nb.cells
+            if grade_id(c) and nbgrader_meta(c).get("grade")
+        }
+        return cls(assignment_id, spec.notebook, source, release, points, spec.timeout)
+
+    @property
+    def max_score(self) -> float:
+        return float(sum(self.cell_points.values()))
+
+
+@dataclass(frozen=True)
+class GradingSettings:
+    """The course settings the core needs (plain data, so it travels to workers)."""
+
+    language: str = "es"
+    cell_timeout: float = 120.0
+    notebook_timeout: float | None = None  # None: the assignment's own limit
+    data_home: str = ""
+    thresholds: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_course(cls, course: Course) -> GradingSettings:
+        from autograder.course.data import get_data_home
+
+        data_home = str(get_data_home(course.data_home or None).resolve())
+        return cls(course.language, course.cell_timeout, None, data_home, dict(course.thresholds))
+
+
+def grade(
+    submission: str | Path,
+    assignment: Assignment,
+    settings: GradingSettings | None = None,
+    *,
+    student: str = "student",
+    workdir: str | Path | None = None,
+    launcher: KernelLauncher | None = None,
+) -> StudentResult:
+    """Grade one submitted notebook. Never raises for a bad submission: the result says why.
+
+    ``workdir`` receives the executed notebook and the captured artifacts (a temporary folder,
+    removed afterwards, when not given).
+    """
+    settings = settings or GradingSettings()
+    if workdir is None:
+        with tempfile.TemporaryDirectory(prefix="autograder-") as tmp:
+            return grade(submission, assignment, settings, student=student, workdir=tmp,
+                         launcher=launcher)
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    try:
+        nb = read_submission(submission)
+    except SubmissionError as exc:
+        return error_result(student, assignment, str(exc), settings.language,
+                            {"total": time.perf_counter() - started})
+
+    rebuilt = rebuild(nb, nbformat.reads(assignment.source_json, as_version=4),
+                      nbformat.reads(assignment.release_json, as_version=4))
+    run = RunSettings(
+        cell_timeout=settings.cell_timeout,
+        notebook_timeout=settings.notebook_timeout or assignment.timeout,
+        data_home=settings.data_home,
+    )
+    record = run_notebook(rebuilt.notebook, workdir, run, launcher)
+    artifacts = workdir / ARTIFACTS_DIRNAME
+    _write_execution_record(artifacts, record.to_dict())
+    nbformat.write(rebuilt.notebook, workdir / assignment.notebook)
+
+    checked = time.perf_counter()
+    cells = check.run_checks(assignment.id, artifacts, assignment.cell_points,
+                             settings.thresholds, settings.language)
+    timing = {"execute": record.seconds, "check": time.perf_counter() - checked,
+              "total": time.perf_counter() - started}
+    status, error = "graded", None
+    if record.status != "completed":
+        status, error = "error", record.reason
+    return _student_result(student, assignment, status, error, cells, rebuilt.problems, timing)
+
+
+def regrade_artifacts(artifacts: str | Path, assignment: Assignment, settings: GradingSettings,
+                      student: str = "student") -> StudentResult:
+    """Re-run only the checks on stored artifacts (no kernel): for checker or threshold fixes."""
+    started = time.perf_counter()
+    record = json.loads((Path(artifacts) / EXECUTION_RECORD).read_text(encoding="utf-8"))
+    cells = check.run_checks(assignment.id, artifacts, assignment.cell_points,
+                             settings.thresholds, settings.language)
+    status = "graded" if record.get("status") == "completed" else "error"
+    return _student_result(student, assignment, status, record.get("reason"), cells, [],
+                           {"check": time.perf_counter() - started})
+
+
+def _write_execution_record(artifacts: Path, record: dict[str, Any]) -> None:
+    # Written after the kernel is gone: whatever the student's code put at this path is replaced.
+    target = artifacts / EXECUTION_RECORD
+    if target.is_symlink() or target.is_dir():
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    target.write_text(json.dumps(record), encoding="utf-8")
+
+
+def _student_result(student: str, assignment: Assignment, status: str, error: str | None,
+                    cells: dict[str, CellResult], problems: list[str],
+                    timing: dict[str, float]) -> StudentResult:
+    return StudentResult(
+        student=student,
+        assignment=assignment.id,
+        status=status,  # type: ignore[arg-type]
+        error=error,
+        score=round(sum(c.score for c in cells.values()), 6),
+        max_score=assignment.max_score,
+        cells=cells,
+        notebook=assignment.notebook,
+        problems=problems,
+        timing={k: round(v, 3) for k, v in timing.items()},
+    )
+
+
+def error_result(student: str, assignment: Assignment, reason: str, language: str = "es",
+                 timing: dict[str, float] | None = None) -> StudentResult:
+    """A submission that could not be graded at all: every cell at zero, with the reason."""
+    cells = check.failed_cells(assignment.cell_points, "submission_error", {"reason": reason},
+                               language)
+    return _student_result(student, assignment, "error", reason, cells, [], timing or {})

@@ -1,0 +1,93 @@
+"""Kernel-side capture: the hidden test cells save answers as plain data, nothing else.
+
+During grading the executor sets ``AUTOGRADER_ARTIFACTS`` to a folder; each captured answer is
+written there as ``answers/<name>.json``. The checkers read those files in the grader's own
+process (``autograder.capture``). Nothing here judges anything, and nothing here can set a
+score: a student who tampers with this module only changes what the checkers then verify.
+Outside grading (the variable is unset) every function is a no-op.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+ENV_ARTIFACTS = "AUTOGRADER_ARTIFACTS"
+MAX_ITEMS = 1000  # containers larger than this are summarised, not stored
+MAX_TEXT = 10_000
+
+
+def artifacts_dir() -> Path | None:
+    folder = os.environ.get(ENV_ARTIFACTS)
+    return Path(folder) if folder else None
+
+
+def describe(value, depth: int = 0) -> dict:
+    """A JSON-able description of ``value``: its kind, its plain value and its type name."""
+    type_name = f"{type(value).__module__}.{type(value).__qualname__}"
+    if value is Ellipsis:
+        return {"kind": "placeholder", "type": type_name}
+    if value is None:
+        return {"kind": "none", "type": type_name}
+    if isinstance(value, bool):
+        return {"kind": "bool", "value": value, "type": type_name}
+    # numpy scalars and 0-d arrays become Python numbers
+    if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+        value = value.item()
+        if isinstance(value, bool):
+            return {"kind": "bool", "value": value, "type": type_name}
+    if isinstance(value, int):
+        return {"kind": "int", "value": value, "type": type_name}
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return {"kind": "float", "value": value, "type": type_name}
+        return {"kind": "float", "value": str(value), "nonfinite": True, "type": type_name}
+    if isinstance(value, str):
+        return {"kind": "str", "value": value[:MAX_TEXT], "type": type_name}
+    if depth < 3 and isinstance(value, (list, tuple, set, frozenset)):
+        if len(value) > MAX_ITEMS:
+            return {"kind": "other", "type": type_name, "repr": f"<{len(value)} items>"}
+        kind = {list: "list", tuple: "tuple"}.get(type(value), "set")
+        items = list(value)
+        if kind == "set":
+            items = sorted(items, key=repr)
+        return {"kind": kind, "items": [describe(v, depth + 1) for v in items], "type": type_name}
+    if depth < 3 and isinstance(value, dict):
+        if len(value) > MAX_ITEMS:
+            return {"kind": "other", "type": type_name, "repr": f"<{len(value)} items>"}
+        return {
+            "kind": "dict",
+            "items": [[describe(k, depth + 1), describe(v, depth + 1)] for k, v in value.items()],
+            "type": type_name,
+        }
+    try:
+        text = repr(value)[:200]
+    except Exception:  # a hostile __repr__ must not stop the capture
+        text = "<unrepresentable>"
+    return {"kind": "other", "type": type_name, "repr": text}
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, ensure_ascii=False, allow_nan=False))
+    tmp.replace(path)
+
+
+def answers(namespace: dict, *names: str) -> None:
+    """Save each named variable of ``namespace`` (the notebook's ``globals()``)."""
+    folder = artifacts_dir()
+    if folder is None:
+        return
+    for name in names:
+        if name in namespace:
+            try:
+                payload = {"name": name, "present": True, "value": describe(namespace[name])}
+            except Exception as exc:  # noqa: BLE001 - record, never crash the test cell
+                payload = {"name": name, "present": True, "value": {"kind": "other",
+                           "type": "unknown", "repr": f"<capture failed: {type(exc).__name__}>"}}
+        else:
+            payload = {"name": name, "present": False}
+        _write_json(folder / "answers" / f"{name}.json", payload)

@@ -1,0 +1,177 @@
+"""The red wine data, fetched like scikit-learn's ``fetch_*`` loaders.
+
+The file is downloaded once from its public source (UCI), verified by sha256 and cached in a
+data home: ``$COURSE_DATA_HOME``, else ``data_home`` from ``course_config.py``, else
+``~/.cache/dl-course-data``. The lesson-4 split and the min-max scaling live here so that the
+notebooks and the checkers use the very same rows and statistics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ENV_DATA_HOME = "COURSE_DATA_HOME"
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    filename: str
+    urls: tuple[str, ...]
+    sha256: str
+
+
+RED_WINE = RemoteFile(
+    filename="winequality-red.csv",
+    urls=(
+        "https://archive.ics.uci.edu/ml/machine-learning-databases/wine-quality/winequality-red.csv",
+        "https://archive.ics.uci.edu/static/public/186/winequality-red.csv",
+    ),
+    sha256="4a402cf041b025d4566d954c3b9ba8635a3a8a01e039005d97d6a710278cf05e",
+)
+
+N_ROWS = 1599
+TARGET = "quality"
+# Lesson 4.2: train_test_split(X, y, test_size=0.2, random_state=3)
+TEST_SIZE = 0.2
+RANDOM_STATE = 3
+
+
+class DataError(RuntimeError):
+    """The course data could not be found, downloaded or verified."""
+
+
+def get_data_home(data_home: str | os.PathLike | None = None) -> Path:
+    """Where the data is cached (created if missing)."""
+    chosen = data_home or os.environ.get(ENV_DATA_HOME) or Path.home() / ".cache" / "dl-course-data"
+    return Path(chosen).expanduser()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 16), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _download(remote: RemoteFile, target: Path, timeout: float) -> None:
+    errors = []
+    for url in remote.urls:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
+                    shutil.copyfileobj(response, tmp)
+            tmp_path = Path(tmp.name)
+            if _sha256(tmp_path) != remote.sha256:
+                tmp_path.unlink(missing_ok=True)
+                errors.append(f"{url}: checksum mismatch")
+                continue
+            tmp_path.replace(target)  # atomic: a half-written file never looks cached
+            return
+        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            errors.append(f"{url}: {exc}")
+    raise DataError(
+        f"Could not download {remote.filename} ({'; '.join(errors)}).\n"
+        f"Fix: connect to the internet and retry, or copy a verified {remote.filename} "
+        f"(sha256 {remote.sha256}) into {target.parent} or point {ENV_DATA_HOME} at a folder "
+        "that holds it."
+    )
+
+
+def fetch_file(
+    remote: RemoteFile,
+    data_home: str | os.PathLike | None = None,
+    download_if_missing: bool = True,
+    timeout: float = 30.0,
+) -> Path:
+    """Path to a verified local copy of ``remote``, downloading it into the data home if needed."""
+    home = get_data_home(data_home)
+    path = home / remote.filename
+    if path.is_file():
+        found = _sha256(path)
+        if found == remote.sha256:
+            return path
+        raise DataError(
+            f"{path} is corrupt or not the expected file (sha256 {found}, expected "
+            f"{remote.sha256}).\nFix: delete it and run again to download a fresh copy, or "
+            f"replace it with a verified copy."
+        )
+    if not download_if_missing:
+        raise DataError(
+            f"{remote.filename} is not in {home}.\nFix: run again with downloads allowed, or "
+            f"point {ENV_DATA_HOME} at a folder that holds a verified copy."
+        )
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"Cannot create the data home {home}: {exc}") from exc
+    _download(remote, path, timeout)
+    return path
+
+
+def load_red_wine(data_home: str | os.PathLike | None = None, download_if_missing: bool = True):
+    """The UCI red wine data (1,599 rows, 11 features and ``quality``) as a DataFrame."""
+    import pandas as pd
+
+    path = fetch_file(RED_WINE, data_home, download_if_missing)
+    frame = pd.read_csv(path, sep=";")
+    if frame.shape != (N_ROWS, 12) or TARGET not in frame.columns:
+        raise DataError(f"{path} has an unexpected shape {frame.shape}; expected ({N_ROWS}, 12).")
+    return frame
+
+
+def split_indices(n_rows: int = N_ROWS) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions of the lesson-4 training and validation splits.
+
+    Exactly what ``train_test_split(X, y, test_size=0.2, random_state=3)`` selects.
+    """
+    from sklearn.model_selection import train_test_split
+
+    train, valid = train_test_split(
+        np.arange(n_rows), test_size=TEST_SIZE, random_state=RANDOM_STATE
+    )
+    return train, valid
+
+
+def n_train(n_rows: int = N_ROWS) -> int:
+    """Number of training rows in the lesson-4 split."""
+    return n_rows - math.ceil(TEST_SIZE * n_rows)
+
+
+def lesson4_split(frame=None, data_home=None):
+    """``X_train, X_valid, y_train, y_valid`` as in lesson 4.2 (unscaled DataFrames/Series)."""
+    frame = load_red_wine(data_home) if frame is None else frame
+    train, valid = split_indices(len(frame))
+    X = frame.drop(columns=[TARGET])
+    y = frame[TARGET]
+    return X.iloc[train], X.iloc[valid], y.iloc[train], y.iloc[valid]
+
+
+def minmax_scale(train, *others):
+    """Scale ``train`` and ``others`` with the **training** split's min and max (no leakage).
+
+    Works on DataFrames, Series and arrays; returns the scaled ``train`` followed by the others.
+    """
+    low = train.min(axis=0)
+    high = train.max(axis=0)
+    span = high - low
+    scaled = [(part - low) / span for part in (train, *others)]
+    return scaled[0] if not others else tuple(scaled)
+
+
+def lesson4_scaled_split(frame=None, data_home=None):
+    """The lesson-4 split with features and target min-max scaled by the training split."""
+    X_train, X_valid, y_train, y_valid = lesson4_split(frame, data_home)
+    X_train, X_valid = minmax_scale(X_train, X_valid)
+    y_train, y_valid = minmax_scale(y_train, y_valid)
+    return X_train, X_valid, y_train, y_valid

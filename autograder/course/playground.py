@@ -1,0 +1,222 @@
+"""The gradient-descent playground of lesson 4.1 (after Google's ML Crash Course widget).
+
+One published definition of the loss curve serves the student's playground and the hidden
+checker, so the step counts the checker expects are the ones the student can observe.
+
+The curve is a parabola ``L(w) = a (w - w*)^2 + L*``. One step of gradient descent moves
+``w`` to ``w - lr * L'(w)`` with ``L'(w) = 2a (w - w*)``, so it multiplies the distance to the
+minimum by ``(1 - 2 a lr)``. "Reached the minimum" means ``|w - w*| <= tolerance``.
+The constants were chosen so that no step count sits near a rounding boundary: the distance
+left after the deciding step is about half a step (in log scale) away from the tolerance.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class LossCurve:
+    """A published 1-D loss curve, a start point and the "reached the minimum" rule."""
+
+    curvature: float = 1.7  # a
+    minimum_at: float = 2.0  # w*
+    minimum_loss: float = 0.3  # L(w*)
+    start: float = -1.0  # w0
+    tolerance: float = 0.025  # reached when |w - w*| <= tolerance
+    max_steps: int = 1000  # a run longer than this "never reaches" the minimum
+    blow_up: float = 1e6  # |w - w*| beyond this: gradient descent diverged
+
+    def loss(self, w: float) -> float:
+        return self.curvature * (w - self.minimum_at) ** 2 + self.minimum_loss
+
+    def gradient(self, w: float) -> float:
+        return 2.0 * self.curvature * (w - self.minimum_at)
+
+    def step(self, w: float, learning_rate: float) -> float:
+        return w - learning_rate * self.gradient(w)
+
+    def reached(self, w: float) -> bool:
+        return abs(w - self.minimum_at) <= self.tolerance
+
+    def steps_to_reach(self, learning_rate: float) -> int | None:
+        """STEP presses until the minimum is reached from ``start``; None if it never is."""
+        w = self.start
+        for n in range(1, self.max_steps + 1):
+            w = self.step(w, learning_rate)
+            if not math.isfinite(w) or abs(w - self.minimum_at) > self.blow_up:
+                return None
+            if self.reached(w):
+                return n
+        return None
+
+    def rule(self) -> str:
+        return (
+            f"L(w) = {self.curvature} · (w − {self.minimum_at})² + {self.minimum_loss}; "
+            f"inicio w₀ = {self.start}; mínimo alcanzado cuando |w − {self.minimum_at}| ≤ "
+            f"{self.tolerance}"
+        )
+
+
+CURVE = LossCurve()
+
+
+@dataclass
+class Playground:
+    """Press STEP (``step()``) until ``reached`` is True; ``steps`` counts the presses."""
+
+    learning_rate: float = 0.03
+    curve: LossCurve = CURVE
+    w: float = field(init=False)
+    steps: int = field(init=False, default=0)
+    reached_at: int | None = field(init=False, default=None)
+    trail: list[float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reset()
+
+    @property
+    def reached(self) -> bool:
+        return self.reached_at is not None
+
+    def __repr__(self) -> str:
+        return f"Playground(learning_rate={self.learning_rate}, steps={self.steps}, w={self.w:.4f})"
+
+    def reset(self, learning_rate: float | None = None) -> None:
+        """Back to the start point (optionally with a new learning rate)."""
+        if learning_rate is not None:
+            self.learning_rate = float(learning_rate)
+        self.w = self.curve.start
+        self.steps = 0
+        self.reached_at = None
+        self.trail = [self.w]
+
+    def step(self, verbose: bool = True) -> None:
+        """One gradient-descent step: ``w <- w - learning_rate * L'(w)``."""
+        gradient = self.curve.gradient(self.w)
+        self.w = self.curve.step(self.w, self.learning_rate)
+        self.steps += 1
+        self.trail.append(self.w)
+        if self.reached_at is None and self.curve.reached(self.w):
+            self.reached_at = self.steps
+        if verbose:
+            print(self.status(gradient))
+
+    def status(self, gradient: float | None = None) -> str:
+        text = f"Paso {self.steps}: w = {self.w:.4f}, pérdida = {self.curve.loss(self.w):.4f}"
+        if gradient is not None:
+            text += f", gradiente = {gradient:.4f}"
+        if self.reached:
+            text += f"  ✔ mínimo alcanzado (en el paso {self.reached_at})"
+        return text
+
+    def plot(self, ax=None):
+        """The curve with the trail of steps (matplotlib)."""
+        import matplotlib.pyplot as plt
+        import numpy as np
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 3.5))
+        c = self.curve
+        finite = [w for w in self.trail if abs(w - c.minimum_at) < 50]
+        span = max([abs(c.start - c.minimum_at) * 1.2, *[abs(w - c.minimum_at) for w in finite]])
+        grid = np.linspace(c.minimum_at - span, c.minimum_at + span, 400)
+        ax.plot(grid, c.loss(grid), color="tab:blue", label="pérdida L(w)")
+        ax.plot(finite, [c.loss(w) for w in finite], "o-", color="tab:red", ms=4, lw=1, label="pasos")
+        ax.axvspan(c.minimum_at - c.tolerance, c.minimum_at + c.tolerance, color="tab:green",
+                   alpha=0.3, label="zona del mínimo")
+        ax.set_xlabel("peso w")
+        ax.set_ylabel("pérdida")
+        ax.set_title(f"learning rate = {self.learning_rate} · pasos = {self.steps}")
+        ax.legend(loc="upper center", fontsize=8)
+        return ax
+
+    def show(self) -> None:
+        """An interactive widget: learning-rate box, STEP and RESET buttons, counter and plot.
+
+        When widgets are not available, use ``step()`` and ``plot()`` instead: they do the same.
+        """
+        try:
+            import ipywidgets as widgets
+            from IPython.display import display
+        except ImportError:  # pragma: no cover - ipywidgets is a course dependency
+            print("ipywidgets no está disponible: usa playground.step() y playground.plot().")
+            return
+        import matplotlib.pyplot as plt
+
+        rate = widgets.FloatText(value=self.learning_rate, description="Learning rate")
+        step_button = widgets.Button(description="STEP", button_style="primary")
+        reset_button = widgets.Button(description="RESET")
+        counter = widgets.Label(value=self.status())
+        out = widgets.Output()
+
+        def redraw():
+            counter.value = self.status()
+            with out:
+                out.clear_output(wait=True)
+                self.plot()
+                plt.show()
+
+        def on_step(_):
+            if rate.value != self.learning_rate:
+                self.reset(rate.value)
+            self.step(verbose=False)
+            redraw()
+
+        def on_reset(_):
+            self.reset(rate.value)
+            redraw()
+
+        step_button.on_click(on_step)
+        reset_button.on_click(on_reset)
+        box = widgets.VBox([widgets.HBox([rate, step_button, reset_button]), counter, out])
+        display(box)
+        redraw()
+
+
+# --- learning curves to label (lesson 4.2, "interpreting the learning curves") ---------------
+
+PANELS = ("A", "B", "C", "D")
+CURVE_LABELS = ("tasa_alta", "tasa_baja", "tasa_correcta", "sobreajuste")
+
+# Each panel is drawn from the same family of curves with different parameters:
+# (initial loss, decay per epoch, floor, oscillation, validation gap growth after epoch k)
+_PANEL_PARAMS = {
+    "A": (1.0, 0.012, 0.05, 0.00, 0.0, 0),
+    "B": (1.0, 0.080, 0.10, 0.00, 0.006, 18),
+    "C": (1.0, 0.200, 0.55, 0.25, 0.0, 0),
+    "D": (1.0, 0.090, 0.12, 0.00, 0.0, 0),
+}
+
+
+def learning_curves(epochs: int = 100) -> dict[str, tuple[list[float], list[float]]]:
+    """Deterministic (train loss, validation loss) curves for each panel."""
+    import numpy as np
+
+    curves = {}
+    t = np.arange(epochs)
+    for panel, (start, decay, floor, wobble, gap, after) in _PANEL_PARAMS.items():
+        train = floor + (start - floor) * np.exp(-decay * t) + wobble * np.abs(np.sin(1.7 * t))
+        valid = train * 1.05 + 0.02
+        if gap:
+            valid = valid + gap * np.clip(t - after, 0, None) + 0.0
+            train = train - 0.0006 * np.clip(t - after, 0, None)
+        curves[panel] = (train.round(5).tolist(), valid.round(5).tolist())
+    return curves
+
+
+def plot_learning_curves(epochs: int = 100):
+    """Four panels of learning curves, A to D, to be labelled by the student."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(9, 6), sharex=True, sharey=True)
+    for ax, (panel, (train, valid)) in zip(axes.flat, learning_curves(epochs).items(), strict=True):
+        ax.plot(train, label="loss (entrenamiento)")
+        ax.plot(valid, label="val_loss (validación)")
+        ax.set_title(f"Curva {panel}")
+        ax.set_xlabel("época")
+        ax.set_ylabel("pérdida")
+    axes.flat[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig

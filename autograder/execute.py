@@ -1,0 +1,344 @@
+"""Execute stage: restore the trusted notebook structure, then run it in a fresh kernel.
+
+1. ``rebuild`` takes the instructor's source notebook as the skeleton: every locked or graded
+   cell (setup, tests with their hidden part) comes from the source, every answer cell from the
+   student, and the student's own extra cells stay where they were. Deleted, duplicated,
+   reordered or retyped graded cells are repaired and reported; tags (``skip-execution``) and
+   outputs are dropped, so nothing in the submission decides what runs.
+2. ``run_notebook`` executes it with nbclient: per-cell timeout (the cell is interrupted and the
+   rest still runs), per-notebook wall-clock limit (the kernel is killed), a clean environment
+   and an artifacts folder for the capture. It returns an ``ExecutionRecord`` of plain data.
+
+The kernel is started by a ``KernelLauncher``: ``LocalLauncher`` runs it as a local process;
+the sandbox wraps the same seam.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import nbformat
+from nbformat import NotebookNode
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_cell
+
+ARTIFACTS_DIRNAME = "artifacts"
+MAX_NOTEBOOK_BYTES = 50_000_000
+
+
+class SubmissionError(Exception):
+    """The submission cannot be graded at all (not a notebook, unreadable...)."""
+
+
+# --- rebuild ---------------------------------------------------------------------------------
+
+
+def nbgrader_meta(cell: NotebookNode) -> dict[str, Any]:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return meta if isinstance(meta, dict) else {}
+
+
+def grade_id(cell: NotebookNode) -> str | None:
+    gid = nbgrader_meta(cell).get("grade_id")
+    return gid if isinstance(gid, str) and gid else None
+
+
+def is_answer_cell(cell: NotebookNode) -> bool:
+    return bool(nbgrader_meta(cell).get("solution"))
+
+
+def is_trusted_cell(cell: NotebookNode) -> bool:
+    """Locked or graded-but-not-answer cells: restored from the instructor's version."""
+    meta = nbgrader_meta(cell)
+    return bool(grade_id(cell)) and not meta.get("solution") and (
+        meta.get("locked") or meta.get("grade")
+    )
+
+
+def read_submission(path: str | os.PathLike) -> NotebookNode:
+    """Read a submitted notebook, or raise ``SubmissionError`` with a reason a student reads."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise SubmissionError(f"the file cannot be read ({exc.strerror})") from None
+    if size == 0:
+        raise SubmissionError("the file is empty")
+    if size > MAX_NOTEBOOK_BYTES:
+        raise SubmissionError(f"the file is larger than {MAX_NOTEBOOK_BYTES // 1_000_000} MB")
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except UnicodeDecodeError:
+        raise SubmissionError("the file is not a notebook (it is not UTF-8 text)") from None
+    except nbformat.reader.NotJSONError:
+        raise SubmissionError("the file is not a valid Jupyter notebook: it is not JSON (it may "
+                              "be truncated or corrupted; download it again and resubmit)") from None
+    except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds for bad input
+        raise SubmissionError(f"the file is not a valid Jupyter notebook ({type(exc).__name__}: "
+                              f"{str(exc)[:120]})") from None
+    if not isinstance(nb.get("cells"), list):
+        raise SubmissionError("the file is not a valid Jupyter notebook (no list of cells)")
+    return nb
+
+
+def _clean_cell(cell: NotebookNode, cell_type: str | None = None, nbgrader: dict | None = None,
+                cell_id: str | None = None) -> NotebookNode:
+    """A fresh cell with only the source kept: no outputs, tags or other metadata."""
+    source = cell.get("source", "")
+    if isinstance(source, list):
+        source = "".join(str(s) for s in source)
+    if not isinstance(source, str):
+        source = ""
+    kind = cell_type or cell.get("cell_type", "code")
+    factory = {"code": new_code_cell, "markdown": new_markdown_cell}.get(kind, new_raw_cell)
+    new = factory(source=source)
+    if nbgrader:
+        new.metadata["nbgrader"] = copy.deepcopy(nbgrader)
+    if cell_id:
+        new["id"] = cell_id
+    return new
+
+
+def _text(cell: NotebookNode) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else str(source)
+
+
+@dataclass
+class Rebuilt:
+    notebook: NotebookNode
+    problems: list[str] = field(default_factory=list)
+
+
+def rebuild(submission: NotebookNode, source: NotebookNode, release: NotebookNode) -> Rebuilt:
+    """The notebook to execute: trusted cells from ``source``, answers from ``submission``."""
+    problems: list[str] = []
+    source_ids = {grade_id(c): c for c in source.cells if grade_id(c)}
+    release_ids = {grade_id(c): c for c in release.cells if grade_id(c)}
+
+    answers: dict[str, NotebookNode] = {}
+    extras: dict[str | None, list[NotebookNode]] = {None: []}
+    anchor: str | None = None
+    seen: set[str] = set()
+    for index, cell in enumerate(submission.cells):
+        if not isinstance(cell, dict):
+            problems.append(f"cell {index + 1} is not a cell and was ignored")
+            continue
+        gid = grade_id(cell)
+        if gid in source_ids:
+            if is_trusted_cell(source_ids[gid]) and gid not in seen and (
+                _text(cell) != _text(release_ids.get(gid, source_ids[gid]))
+                or cell.get("metadata", {}).get("tags")
+            ):
+                problems.append(f"locked cell {gid} was modified; the original was restored")
+            if gid in seen:
+                problems.append(f"graded cell {gid} appears more than once; only the first counts")
+                if is_answer_cell(source_ids[gid]):  # keep the code, as an ordinary cell
+                    extras.setdefault(anchor, []).append(_clean_cell(cell, "code"))
+                continue
+            seen.add(gid)
+            anchor = gid
+            if is_answer_cell(source_ids[gid]):
+                answers[gid] = cell
+            continue
+        if gid:
+            problems.append(f"cell {index + 1} claims an unknown grade id {gid!r}; kept as an "
+                            "ordinary cell")
+        extras.setdefault(anchor, []).append(_clean_cell(cell))
+
+    cells = list(extras[None])
+    position = {gid: i for i, gid in enumerate(g for g in (grade_id(c) for c in submission.cells
+                                                            if isinstance(c, dict)) if g)}
+    order = [grade_id(c) for c in source.cells if grade_id(c)]
+    student_order = sorted((g for g in order if g in position), key=position.get)
+    if student_order != [g for g in order if g in position]:
+        problems.append("graded cells were reordered; they run in the assignment's order")
+    for src in source.cells:
+        gid = grade_id(src)
+        if gid is None:
+            continue  # instructor's plain cells: the student's copy (an extra) is what runs
+        meta = nbgrader_meta(src)
+        if is_answer_cell(src):
+            if gid in answers:
+                student = answers[gid]
+                if student.get("cell_type") != src.cell_type:
+                    problems.append(f"answer cell {gid} was changed to {student.get('cell_type')}; "
+                                    f"it runs as {src.cell_type}")
+                cells.append(_clean_cell(student, src.cell_type, meta, src.get("id")))
+            else:
+                problems.append(f"answer cell {gid} was deleted; it counts as not attempted")
+                stub = release_ids.get(gid, src)
+                cells.append(_clean_cell(stub, src.cell_type, meta, src.get("id")))
+        else:
+            if is_trusted_cell(src) and gid not in seen:
+                problems.append(f"locked cell {gid} was missing and has been restored")
+            cells.append(_clean_cell(src, src.cell_type, meta, src.get("id")))
+        cells.extend(extras.get(gid, []))
+
+    nb = new_notebook(cells=cells, metadata=copy.deepcopy(source.metadata))
+    return Rebuilt(nb, problems)
+
+
+# --- run --------------------------------------------------------------------------------------
+
+
+class KernelLauncher(Protocol):
+    """The seam where kernels are started: local process, or a sandbox around it."""
+
+    def kernel_manager(self, workdir: Path, env: dict[str, str]):  # -> AsyncKernelManager
+        ...
+
+    def kernel_env(self, workdir: Path, base: dict[str, str]) -> dict[str, str]:
+        ...
+
+
+class LocalLauncher:
+    """Run the kernel as a plain local process (no sandbox)."""
+
+    sandboxed = False
+
+    def kernel_manager(self, workdir: Path, env: dict[str, str]):
+        from jupyter_client.manager import AsyncKernelManager
+
+        return AsyncKernelManager(kernel_name="python3")
+
+    def kernel_env(self, workdir: Path, base: dict[str, str]) -> dict[str, str]:
+        return base
+
+
+@dataclass
+class RunSettings:
+    cell_timeout: float = 120.0
+    notebook_timeout: float = 600.0
+    data_home: str = ""
+    startup_timeout: float = 60.0
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ExecutionRecord:
+    """How the notebook ran, as plain data (saved as ``artifacts/execution.json``)."""
+
+    status: str  # "completed" | "timeout" | "kernel_died" | "failed"
+    reason: str | None
+    seconds: float
+    cells: dict[str, dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "reason": self.reason, "seconds": self.seconds,
+                "cells": self.cells}
+
+
+def kernel_environment(workdir: Path, artifacts: Path, settings: RunSettings) -> dict[str, str]:
+    """A clean environment: nothing of the grader's (secrets, tokens) leaks into the kernel."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "HOME": str(workdir / ".home"),
+        "IPYTHONDIR": str(workdir / ".home" / ".ipython"),
+        "MPLCONFIGDIR": str(workdir / ".home" / ".matplotlib"),
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "3",  # TensorFlow's C++ log lines go to stderr otherwise
+        "TF_ENABLE_ONEDNN_OPTS": "0",
+        "NBGRADER_EXECUTION": "autograde",
+        "AUTOGRADER_ARTIFACTS": str(artifacts),
+    }
+    if settings.data_home:
+        env["COURSE_DATA_HOME"] = settings.data_home
+    env.update(settings.extra_env)
+    return env
+
+
+def _cell_status(cell: NotebookNode) -> dict[str, Any]:
+    if cell.cell_type != "code":
+        return {"status": "ok"}
+    if cell.get("execution_count") is None and not cell.get("outputs"):
+        if not cell.source.strip():
+            return {"status": "ok"}
+        return {"status": "not_run"}
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error":
+            error = {"ename": str(output.get("ename", ""))[:100],
+                     "evalue": str(output.get("evalue", ""))[:300]}
+            if error["ename"] == "KeyboardInterrupt":
+                return {"status": "timeout", "error": error}
+            return {"status": "error", "error": error}
+    return {"status": "ok"}
+
+
+def summarize_cells(nb: NotebookNode, cell_timeout: float, reason: str | None) -> dict[str, dict]:
+    cells = {}
+    for cell in nb.cells:
+        gid = grade_id(cell)
+        if not gid:
+            continue
+        info = _cell_status(cell)
+        if info["status"] == "timeout":
+            info["timeout"] = cell_timeout
+        if info["status"] == "not_run" and reason:
+            info["reason"] = reason
+        cells[gid] = info
+    return cells
+
+
+async def _execute(nb: NotebookNode, workdir: Path, env: dict[str, str], settings: RunSettings,
+                   launcher: KernelLauncher) -> tuple[str, str | None]:
+    from nbclient import NotebookClient
+    from nbclient.exceptions import DeadKernelError
+
+    km = launcher.kernel_manager(workdir, env)
+    client = NotebookClient(
+        nb,
+        km=km,
+        timeout=settings.cell_timeout,
+        startup_timeout=settings.startup_timeout,
+        allow_errors=True,
+        interrupt_on_timeout=True,
+        record_timing=False,
+        skip_cells_with_tag="",  # tags were stripped anyway; nothing is skipped
+        resources={"metadata": {"path": str(workdir)}},
+    )
+    try:
+        await asyncio.wait_for(client.async_execute(env=env, cwd=str(workdir)),
+                               timeout=settings.notebook_timeout)
+        return "completed", None
+    except TimeoutError:
+        return "timeout", (f"the notebook exceeded its {settings.notebook_timeout:.0f} s time limit "
+                           "and was stopped")
+    except DeadKernelError:
+        return "kernel_died", "the Python kernel died (the notebook crashed or used too much memory)"
+    except Exception as exc:  # noqa: BLE001 - any kernel failure is this student's alone
+        return "failed", f"the notebook could not be executed ({type(exc).__name__}: {exc})"[:300]
+    finally:
+        try:
+            if km.has_kernel:
+                await km.shutdown_kernel(now=True)
+        except Exception:  # noqa: BLE001 - the kernel may be gone already
+            pass
+
+
+def run_notebook(nb: NotebookNode, workdir: Path, settings: RunSettings,
+                 launcher: KernelLauncher | None = None) -> ExecutionRecord:
+    """Execute ``nb`` in ``workdir`` (modified in place); capture goes to ``workdir/artifacts``."""
+    launcher = launcher or LocalLauncher()
+    workdir = Path(workdir)
+    artifacts = workdir / ARTIFACTS_DIRNAME
+    if artifacts.exists():
+        shutil.rmtree(artifacts)
+    artifacts.mkdir(parents=True)
+    (workdir / ".home").mkdir(exist_ok=True)
+    env = launcher.kernel_env(workdir, kernel_environment(workdir, artifacts, settings))
+    started = time.perf_counter()
+    status, reason = asyncio.run(_execute(nb, workdir, env, settings, launcher))
+    seconds = time.perf_counter() - started
+    return ExecutionRecord(status, reason, round(seconds, 3),
+                           summarize_cells(nb, settings.cell_timeout, reason))
+

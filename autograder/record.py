@@ -1,0 +1,101 @@
+"""Record stage: write scores explicitly into nbgrader's gradebook (the system of record).
+
+Scores are set on each ``Grade`` as ``auto_score``; nothing is parsed from cell outputs. The
+assignment's structure (notebook, grade cells, locked cells) is synchronised from the source
+notebook with nbgrader's own ``SaveCells``, so formgrader and nbgrader's commands keep working,
+whatever gradebook (SQLite file or PostgreSQL ``db_url``) the course uses.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import nbformat
+from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.preprocessors import SaveCells
+
+from autograder.core import Assignment
+from autograder.results import StudentResult
+
+
+def ensure_alembic_on_path() -> None:
+    """nbgrader runs ``alembic`` as a command to create or check a gradebook: it lives in the
+    same environment as this interpreter, which may not be on PATH (``.venv/bin/python -m``)."""
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+
+
+@contextmanager
+def open_gradebook(db_url: str) -> Iterator[Gradebook]:
+    ensure_alembic_on_path()
+    gb = Gradebook(db_url)
+    try:
+        yield gb
+    finally:
+        gb.close()
+
+
+def sync_assignment(db_url: str, assignment: Assignment) -> None:
+    """Create or update the assignment, its notebook and cells in the gradebook."""
+    with open_gradebook(db_url) as gb:
+        gb.update_or_create_assignment(assignment.id)
+        try:
+            notebook = gb.find_notebook(assignment.notebook.removesuffix(".ipynb"), assignment.id)
+            known = {c.name for c in notebook.grade_cells}
+            has_submissions = len(notebook.submissions) > 0
+        except MissingEntry:
+            known, has_submissions = set(), False
+    if has_submissions and known == set(assignment.cell_points):
+        return  # structure already recorded; SaveCells refuses to touch graded notebooks
+    nb = nbformat.reads(assignment.source_json, as_version=4)
+    resources = {"nbgrader": {"db_url": db_url, "assignment": assignment.id,
+                              "notebook": assignment.notebook.removesuffix(".ipynb")}}
+    SaveCells().preprocess(nb, resources)
+
+
+def record_result(gb: Gradebook, assignment: Assignment, result: StudentResult,
+                  timestamp: str | None = None) -> None:
+    """Store one student's scores in an open gradebook (one transaction)."""
+    notebook_id = assignment.notebook.removesuffix(".ipynb")
+    try:
+        gb.update_or_create_student(result.student)
+        kwargs = {"timestamp": timestamp} if timestamp else {}
+        try:
+            gb.find_submission(assignment.id, result.student)
+            if kwargs:
+                gb.update_or_create_submission(assignment.id, result.student, **kwargs)
+        except MissingEntry:
+            gb.add_submission(assignment.id, result.student, **kwargs)
+        for gid, cell in result.cells.items():
+            grade = gb.find_grade(gid, notebook_id, assignment.id, result.student)
+            grade.auto_score = float(cell.score)
+            grade.needs_manual_grade = False
+        gb.db.commit()
+    except Exception:
+        gb.db.rollback()
+        raise
+
+
+def gradebook_scores(db_url: str, assignment: Assignment) -> dict[str, dict[str, float]]:
+    """Per student, per graded cell, the score the gradebook holds (manual overrides win)."""
+    notebook_id = assignment.notebook.removesuffix(".ipynb")
+    scores: dict[str, dict[str, float]] = {}
+    with open_gradebook(db_url) as gb:
+        try:
+            submissions = gb.assignment_submissions(assignment.id)
+        except MissingEntry:
+            return {}
+        for submission in submissions:
+            row = {}
+            for nb in submission.notebooks:
+                if nb.name != notebook_id:
+                    continue
+                for grade in nb.grades:
+                    row[grade.name] = float(grade.score)
+            scores[submission.student.id] = row
+    return scores

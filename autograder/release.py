@@ -1,0 +1,89 @@
+"""Release: nbgrader's ``generate_assignment`` from ``source/`` into ``release/``, then a leak
+check that no solution or hidden test reached the students' notebooks."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from autograder.config import Course
+from autograder.record import ensure_alembic_on_path
+
+SOLUTION = re.compile(r"### BEGIN SOLUTION(.*?)### END SOLUTION", re.S)
+HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS(.*?)### END HIDDEN TESTS", re.S)
+MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
+
+
+class ReleaseError(RuntimeError):
+    """nbgrader could not generate the assignment, or the release leaks a solution."""
+
+
+@dataclass
+class ReleaseReport:
+    assignment: str
+    notebook: Path
+    leaks: list[str]
+
+
+def generate_release(course: Course, assignment_id: str, root: Path | None = None) -> Path:
+    """Run nbgrader's generate_assignment for ``assignment_id`` with the course's config.
+
+    ``root`` is the course directory holding ``source/`` (default: the course root); the release
+    goes to ``root/release/<assignment_id>/``. Returns that folder.
+    """
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config import Config
+
+    root = Path(root or course.root)
+    config = Config(course.nbgrader_config)
+    config.CourseDirectory.root = str(root)
+    # a throwaway gradebook: the release must not depend on (or touch) the grading state
+    with tempfile.TemporaryDirectory() as tmp:
+        config.CourseDirectory.db_url = f"sqlite:///{Path(tmp) / 'release.db'}"
+        ensure_alembic_on_path()
+        api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+        outcome = api.generate_assignment(assignment_id, force=True, create=True)
+    if not outcome.get("success"):
+        raise ReleaseError(f"nbgrader generate_assignment failed for {assignment_id}:\n"
+                           f"{outcome.get('error') or ''}\n{outcome.get('log') or ''}")
+    return root / "release" / assignment_id
+
+
+def leaked_lines(source_nb: nbformat.NotebookNode, release_nb: nbformat.NotebookNode) -> list[str]:
+    """Solution and hidden-test lines of ``source_nb`` that appear in ``release_nb``."""
+    secret = set()
+    for cell in source_nb.cells:
+        for pattern in (SOLUTION, HIDDEN):
+            for block in pattern.findall(cell.source):
+                for line in block.splitlines():
+                    line = line.strip()
+                    if len(line) >= 8 and not line.startswith("#"):
+                        secret.add(line)
+    released = "\n".join(c.source for c in release_nb.cells)
+    leaks = [f"marker {m!r}" for m in MARKERS if m in released]
+    leaks += [f"line {line!r}" for line in sorted(secret) if line in released]
+    return leaks
+
+
+def release(course: Course, assignment_id: str | None = None) -> list[ReleaseReport]:
+    """Generate ``release/`` for one assignment (or all) and check it leaks nothing."""
+    ids = [assignment_id] if assignment_id else sorted(course.assignments)
+    reports = []
+    for aid in ids:
+        spec = course.assignment(aid)
+        folder = generate_release(course, aid)
+        shutil.rmtree(folder / ".ipynb_checkpoints", ignore_errors=True)
+        release_path = folder / spec.notebook
+        source_nb = nbformat.read(course.source_dir / aid / spec.notebook, as_version=4)
+        release_nb = nbformat.read(release_path, as_version=4)
+        leaks = leaked_lines(source_nb, release_nb)
+        if leaks:
+            raise ReleaseError(f"{release_path} leaks the solution or hidden tests: {leaks}")
+        reports.append(ReleaseReport(aid, release_path, leaks))
+    return reports

@@ -1,0 +1,40 @@
+"""The course's one configuration file.
+
+It is a traitlets config file, so nbgrader reads it (``nbgrader_config.py`` loads it) and the
+``autograder`` package reads it too (``autograder.config.load_course``). Instructors change the
+course here and nowhere else.
+
+* ``c.CourseDirectory``, ``c.Execute``, ``c.ClearSolutions`` ... are nbgrader's own settings.
+* ``c.Course`` holds the course package's settings (language, data, thresholds, time limits).
+"""
+
+c = get_config()  # noqa: F821  (injected by traitlets when this file is loaded)
+
+# --- nbgrader -------------------------------------------------------------------------------
+c.CourseDirectory.course_id = "dl-lecciones-4-5"
+c.CourseDirectory.root = "."  # resolved relative to this file by the autograder package
+# The stub students see in place of a solution (Spanish, the course's language).
+c.ClearSolutions.code_stub = {"python": "# TU CÓDIGO AQUÍ\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "ESCRIBE TU RESPUESTA AQUÍ"
+# Per-cell timeout (seconds) used both by nbgrader's own Execute and by our executor.
+c.Execute.timeout = 120
+c.Execute.kernel_name = "python3"
+
+# --- the course package ---------------------------------------------------------------------
+# Language of student messages and feedback: "es" (the course's language) or "en".
+c.Course.language = "es"
+# Where the red wine data is cached; COURSE_DATA_HOME overrides it. "" = the user's cache.
+c.Course.data_home = ""
+# Assignments graded by the package: id -> notebook file and points are read from source/.
+c.Course.assignments = {
+    "lesson4_learning_rate": {"notebook": "learning_rate.ipynb", "timeout": 300},
+}
+# Wall-clock limit for a whole notebook (seconds) when the assignment gives none.
+c.Course.notebook_timeout = 600
+# Numeric tolerances and thresholds used by the checkers.
+c.Course.thresholds = {
+    # relative tolerance for real-valued answers such as the step size
+    "answer_rtol": 1e-6,
+}
+# Gradebook: nbgrader's SQLite file in the course directory unless a db_url is given.
+c.Course.db_url = ""
