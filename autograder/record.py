@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,9 +18,13 @@ from pathlib import Path
 import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import SaveCells
+from sqlalchemy.exc import SAWarning
 
 from autograder.core import Assignment
 from autograder.results import StudentResult
+
+# nbgrader's add_submission trips SQLAlchemy autoflush warnings; they are noise for instructors.
+warnings.filterwarnings("ignore", category=SAWarning, module=r"nbgrader\.api")
 
 
 def ensure_alembic_on_path() -> None:
@@ -33,6 +38,8 @@ def ensure_alembic_on_path() -> None:
 @contextmanager
 def open_gradebook(db_url: str) -> Iterator[Gradebook]:
     ensure_alembic_on_path()
+    if db_url.startswith("sqlite:///"):
+        Path(db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     gb = Gradebook(db_url)
     try:
         yield gb

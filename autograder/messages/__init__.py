@@ -1,5 +1,6 @@
 """Messages are data: a checker outcome carries a message id and parameters; the texts live in
-``catalogue.toml`` (Spanish and English side by side) and are rendered with jinja2."""
+the ``*.toml`` files of this folder (``common.toml`` plus one per assignment; Spanish and English
+side by side) and are rendered with jinja2."""
 
 from __future__ import annotations
 
@@ -15,8 +16,15 @@ _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
 
 @lru_cache(maxsize=1)
 def catalogue() -> dict[str, dict[str, str]]:
-    text = resources.files(__package__).joinpath("catalogue.toml").read_text(encoding="utf-8")
-    return dict(_flatten(tomllib.loads(text)))
+    merged: dict[str, dict[str, str]] = {}
+    for entry in sorted(resources.files(__package__).iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".toml"):
+            continue
+        for message_id, texts in _flatten(tomllib.loads(entry.read_text(encoding="utf-8"))):
+            if message_id in merged:
+                raise ValueError(f"message id {message_id!r} is defined twice ({entry.name})")
+            merged[message_id] = texts
+    return merged
 
 
 def _flatten(table: dict, prefix: str = ""):
@@ -37,7 +45,7 @@ def render(message_id: str, params: dict | None = None, language: str = "es") ->
     """The text of ``message_id`` in ``language`` with ``params`` filled in."""
     entry = catalogue().get(message_id)
     if entry is None:
-        raise KeyError(f"Unknown message id {message_id!r}; add it to catalogue.toml.")
+        raise KeyError(f"Unknown message id {message_id!r}; add it to a catalogue file in autograder/messages/.")
     return _template(entry[language]).render(**(params or {}))
 
 

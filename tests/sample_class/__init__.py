@@ -14,17 +14,19 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell
 
-from tests.sample_class import lesson4_learning_rate
+import importlib
 
-RECIPES: dict[str, dict[str, Callable]] = {
-    "lesson4_learning_rate": lesson4_learning_rate.RECIPES,
-}
-EXPECTED: dict[str, dict[str, dict]] = {
-    "lesson4_learning_rate": lesson4_learning_rate.EXPECTED,
-}
 TIMESTAMP = "2026-11-20 10:00:00.000000 UTC"
 
 
+def recipes(assignment_id: str) -> dict[str, Callable]:
+    """The sample students of an assignment (module ``tests.sample_class.<assignment id>``)."""
+    return importlib.import_module(f"tests.sample_class.{assignment_id}").RECIPES
+
+
+def expected(assignment_id: str) -> dict[str, dict]:
+    """What a careful teacher gives each sample student: status, per-cell scores, messages."""
+    return importlib.import_module(f"tests.sample_class.{assignment_id}").EXPECTED
 def fill(nb: nbformat.NotebookNode, answers: dict[str, str]) -> nbformat.NotebookNode:
     """A copy of ``nb`` with the source of each answer cell (by grade id) replaced."""
     nb = copy.deepcopy(nb)
@@ -56,7 +58,7 @@ def build_sample_class(release_dir: Path, submitted_dir: Path, assignment_id: st
     """Write every sample student of ``assignment_id``; returns their ids."""
     release_nb = nbformat.read(Path(release_dir) / assignment_id / notebook, as_version=4)
     written = []
-    for student, recipe in RECIPES[assignment_id].items():
+    for student, recipe in recipes(assignment_id).items():
         folder = Path(submitted_dir) / student / assignment_id
         folder.mkdir(parents=True, exist_ok=True)
         produced = recipe(release_nb)

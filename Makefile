@@ -1,0 +1,41 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# The verified data copies beside the project (CI, offline machines); else the loader downloads.
+ifneq ($(wildcard ../shared/data/winequality-red.csv),)
+export COURSE_DATA_HOME ?= $(abspath ../shared/data)
+endif
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: demo test test-fast lint release bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m autograder demo
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check autograder tests benchmarks
+	$(VENV)/bin/ruff format --check autograder tests benchmarks
+
+release: $(STAMP)
+	$(PY) -m autograder release
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_grade_learning_rate.py
+
+clean:
+	rm -rf demo submitted autograded feedback results exports gradebook.db

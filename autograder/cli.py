@@ -1,0 +1,144 @@
+"""The ``autograder`` command. Each subcommand is a thin wrapper over a Python function:
+
+==========================  ===============================================
+``autograder release``      ``autograder.release.release``
+``autograder grade``        ``autograder.batch.grade_class``
+``autograder feedback``     ``autograder.feedback.write_feedback``
+``autograder report``       ``autograder.report.write_report``
+``autograder export``       ``autograder.export.export``
+``autograder demo``         ``autograder.demo.run_demo``
+==========================  ===============================================
+
+Exit status: 0 when the grader worked (even if students failed), 1 when it could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+
+from autograder.config import ConfigError, load_course
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def command(name: str):
+    def register(func):
+        COMMANDS[name] = func
+        return func
+
+    return register
+
+
+def _course(args: argparse.Namespace):
+    return load_course(args.config, state_dir=args.state_dir)
+
+
+@command("release")
+def _release(args: argparse.Namespace) -> int:
+    from autograder.release import release
+
+    for report in release(_course(args), args.assignment):
+        print(f"released {report.assignment}: {report.notebook} (no solution or hidden test leaked)")
+    return 0
+
+
+@command("grade")
+def _grade(args: argparse.Namespace) -> int:
+    from autograder.batch import format_table, grade_class, results_path
+
+    course = _course(args)
+    results = grade_class(course, args.assignment, submitted_dir=args.submitted,
+                          json_path=args.json, progress=not args.quiet)
+    print(format_table(results))
+    print(f"\nresults: {args.json or results_path(course, args.assignment)}")
+    print(f"gradebook: {course.db_url}")
+    return 0
+
+
+@command("feedback")
+def _feedback(args: argparse.Namespace) -> int:
+    from autograder.feedback import write_feedback
+
+    course = _course(args)
+    paths = write_feedback(course, args.assignment)
+    print(f"wrote {len(paths)} feedback files under {course.feedback_dir}")
+    return 0
+
+
+@command("report")
+def _report(args: argparse.Namespace) -> int:
+    from autograder.report import write_report
+
+    print(f"class report: {write_report(_course(args), args.assignment)}")
+    return 0
+
+
+@command("export")
+def _export(args: argparse.Namespace) -> int:
+    from autograder.export import export
+
+    path = export(_course(args), args.format, assignment_id=args.assignment, out=args.out)
+    print(f"exported {args.format}: {path}")
+    return 0
+
+
+@command("demo")
+def _demo(args: argparse.Namespace) -> int:
+    from autograder.demo import run_demo
+
+    run_demo(state_dir=args.state_dir, config=args.config)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="autograder", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", help="path to course_config.py (default: nearest one)")
+    parser.add_argument("--state-dir", help="where submitted/, autograded/, feedback/, the "
+                        "gradebook and exports live (default: the course directory)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("release", help="generate release/ from source/ and check for leaks")
+    p.add_argument("assignment", nargs="?")
+
+    p = sub.add_parser("grade", help="grade every submission of an assignment")
+    p.add_argument("assignment")
+    p.add_argument("--submitted", help="nbgrader submitted/ folder (default: the course's)")
+    p.add_argument("--json", help="also write the results JSON here")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("feedback", help="per-student HTML feedback")
+    p.add_argument("assignment")
+
+    p = sub.add_parser("report", help="class report (HTML) for the instructor")
+    p.add_argument("assignment")
+
+    p = sub.add_parser("export", help="export grades")
+    p.add_argument("--format", default="csv")
+    p.add_argument("--assignment", help="one assignment (default: all)")
+    p.add_argument("--out", help="output file")
+
+    sub.add_parser("demo", help="release, grade the sample class, feedback and export")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(f"autograder: configuration error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the grader itself failed: say so, exit 1
+        logging.getLogger("autograder").debug("failure", exc_info=True)
+        print(f"autograder: {args.command} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,102 @@
+"""The red wine loader behaves like scikit-learn's fetchers: verified, cached, clear errors."""
+
+import shutil
+import urllib.error
+
+import numpy as np
+import pytest
+from sklearn.model_selection import train_test_split
+
+from autograder.course import data
+
+
+def test_loads_verified_copy(data_home):
+    frame = data.load_red_wine(data_home, download_if_missing=False)
+    assert frame.shape == (1599, 12)
+    assert "quality" in frame.columns
+
+
+def test_corrupt_file_is_refused_with_a_fix(tmp_path, data_home):
+    (tmp_path / "winequality-red.csv").write_text("fixed acidity;quality\n1;2\n")
+    with pytest.raises(data.DataError) as err:
+        data.load_red_wine(tmp_path)
+    assert "corrupt" in str(err.value) and "delete it" in str(err.value)
+
+
+def test_missing_file_without_download_says_how_to_fix(tmp_path):
+    with pytest.raises(data.DataError) as err:
+        data.load_red_wine(tmp_path / "empty", download_if_missing=False)
+    assert "COURSE_DATA_HOME" in str(err.value)
+
+
+def test_offline_download_gives_clear_error(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("network unreachable")
+
+    monkeypatch.setattr(data.urllib.request, "urlopen", offline)
+    with pytest.raises(data.DataError) as err:
+        data.load_red_wine(tmp_path / "home")
+    message = str(err.value)
+    assert "Could not download" in message and "network unreachable" in message
+    assert data.RED_WINE.sha256 in message  # tells what a verified copy is
+    assert not (tmp_path / "home" / "winequality-red.csv").exists()
+
+
+def test_download_is_verified_and_cached(tmp_path, monkeypatch, data_home):
+    """A download goes through the sha256 check; a wrong payload is never cached."""
+    source = data_home / "winequality-red.csv"
+
+    class Response:
+        def __init__(self, payload):
+            self.payload = payload
+
+        def read(self, n=-1):
+            chunk, self.payload = self.payload[:n] if n > 0 else self.payload, (
+                self.payload[n:] if n > 0 else b"")
+            return chunk
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(data.urllib.request, "urlopen",
+                        lambda url, timeout: Response(b"tampered"))
+    with pytest.raises(data.DataError, match="checksum mismatch"):
+        data.fetch_file(data.RED_WINE, tmp_path)
+    assert not (tmp_path / "winequality-red.csv").exists()
+
+    monkeypatch.setattr(data.urllib.request, "urlopen",
+                        lambda url, timeout: Response(source.read_bytes()))
+    path = data.fetch_file(data.RED_WINE, tmp_path)
+    assert path.read_bytes() == source.read_bytes()
+
+
+def test_data_home_from_environment(monkeypatch, tmp_path, data_home):
+    shutil.copy(data_home / "winequality-red.csv", tmp_path)
+    monkeypatch.setenv("COURSE_DATA_HOME", str(tmp_path))
+    assert data.get_data_home() == tmp_path
+    assert data.load_red_wine().shape == (1599, 12)
+
+
+def test_split_is_the_lessons_train_test_split(data_home):
+    frame = data.load_red_wine(data_home)
+    X = frame.drop(columns=["quality"])
+    y = frame["quality"]
+    X_train, X_valid, _, _ = train_test_split(X, y, test_size=0.2, random_state=3)
+    train, valid = data.split_indices()
+    assert np.array_equal(X_train.index.to_numpy(), train)
+    assert np.array_equal(X_valid.index.to_numpy(), valid)
+    assert data.n_train() == len(train) == 1279
+
+
+def test_scaling_uses_training_statistics_only(data_home):
+    X_train, X_valid, y_train, y_valid = data.lesson4_scaled_split(data.load_red_wine(data_home))
+    assert X_train.min().min() == 0 and X_train.max().max() == 1
+    assert y_train.min() == 0 and y_train.max() == 1
+    # validation values may leave [0, 1]: they were scaled with the training min and max
+    raw = data.lesson4_split(data.load_red_wine(data_home))
+    low, high = raw[0].min(), raw[0].max()
+    expected = (raw[1] - low) / (high - low)
+    assert np.allclose(X_valid.to_numpy(), expected.to_numpy())

@@ -1,0 +1,54 @@
+"""Scores are written explicitly into nbgrader's gradebook; the results JSON keeps its contract."""
+
+import json
+
+from nbgrader.api import Gradebook
+
+from autograder.core import Assignment, error_result
+from autograder.record import gradebook_scores, open_gradebook, record_result, sync_assignment
+from autograder.results import AssignmentResult, CellResult, CheckResult, StudentResult
+
+
+def make_result(student, assignment, scores):
+    cells = {gid: CellResult(score=scores.get(gid, 0.0), max_score=pts, checks=[CheckResult(
+        id=gid, passed=scores.get(gid, 0) == pts, message="m", message_id="ok")])
+        for gid, pts in assignment.cell_points.items()}
+    return StudentResult(student, assignment.id, "graded", None, sum(scores.values()),
+                         assignment.max_score, cells)
+
+
+def test_scores_are_recorded_explicitly(course):
+    assignment = Assignment.from_course(course, "lesson4_learning_rate")
+    sync_assignment(course.db_url, assignment)
+    sync_assignment(course.db_url, assignment)  # idempotent
+    with open_gradebook(course.db_url) as gb:
+        record_result(gb, assignment, make_result("ana", assignment, {"test_step_size": 1.0}))
+        record_result(gb, assignment, make_result("ana", assignment, {"test_curve_labels": 1.5}))
+        record_result(gb, assignment, make_result("bo", assignment, {}))
+    scores = gradebook_scores(course.db_url, assignment)
+    assert scores["ana"]["test_curve_labels"] == 1.5 and scores["ana"]["test_step_size"] == 0
+    assert sum(scores["bo"].values()) == 0
+    with Gradebook(course.db_url) as gb:  # nbgrader's own API sees the same scores
+        sub = gb.find_submission("lesson4_learning_rate", "ana")
+        assert sub.score == 1.5 and sub.max_score == 8
+        assert not sub.needs_manual_grade
+
+
+def test_result_json_contract(course, tmp_path):
+    assignment = Assignment.from_course(course, "lesson4_learning_rate")
+    results = AssignmentResult(assignment.id)
+    results.students["ana"] = make_result("ana", assignment, {"test_step_size": 1.0})
+    results.students["bad"] = error_result("bad", assignment, "the file is empty")
+    path = results.write_json(tmp_path / "r.json")
+    data = json.loads(path.read_text())
+    assert data["assignment"] == "lesson4_learning_rate"
+    for student in data["students"].values():
+        assert student["status"] in ("graded", "error")
+        assert isinstance(student["score"], float | int) and student["max_score"] == 8
+        for cell in student["cells"].values():
+            assert {"score", "max_score", "checks"} <= set(cell)
+            for check in cell["checks"]:
+                assert isinstance(check["id"], str) and isinstance(check["passed"], bool)
+                assert isinstance(check["message"], str)
+    assert data["students"]["bad"]["error"] == "the file is empty"
+    assert AssignmentResult.read_json(path).to_dict() == data
