@@ -36,5 +36,10 @@ c.Course.thresholds = {
     # relative tolerance for real-valued answers such as the step size
     "answer_rtol": 1e-6,
 }
+# Parallel grading: worker processes (0 = one per core) and threads per student kernel. The
+# kernel threads are fixed whatever the number of workers, so a notebook trains identically
+# serially, in parallel or on Dask (same scores); workers x kernel_threads <= cores.
+c.Course.workers = 0
+c.Course.kernel_threads = 1
 # Gradebook: nbgrader's SQLite file in the course directory unless a db_url is given.
 c.Course.db_url = ""

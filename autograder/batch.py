@@ -1,15 +1,26 @@
-"""Grade a whole class: the core over every submission, one writer for the gradebook.
+"""Grade a whole class: the stateless core over every submission, one writer for the gradebook.
 
-Each finished student is recorded in the gradebook and in the results file at once, so an
-interrupted run loses nothing it had finished. A broken or hostile submission fails alone.
+Where the core runs is a choice of *runner*: serially in this process, in a local process pool
+(``workers``), or on an existing Dask cluster (``scheduler``). Whatever the runner, results come
+back here and only this process writes: each finished student is committed to the gradebook and
+the results file at once, so an interrupted run loses nothing it had finished, and running the
+same command again grades only the students still missing (unless ``force``).
 """
 
 from __future__ import annotations
 
+import io
 import logging
+import os
 import shutil
 import sys
+import tarfile
+import tempfile
 import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 
 from tqdm import tqdm
@@ -17,8 +28,15 @@ from tqdm import tqdm
 from autograder.check import CheckerError
 from autograder.collect import Submission, find_submissions
 from autograder.config import Course
-from autograder.core import Assignment, GradingSettings, error_result, grade
-from autograder.execute import KernelLauncher
+from autograder.core import (
+    Assignment,
+    GradingSettings,
+    error_result,
+    grade,
+    regrade_artifacts,
+    submission_digest,
+)
+from autograder.execute import ARTIFACTS_DIRNAME, KernelLauncher
 from autograder.record import open_gradebook, record_result, sync_assignment
 from autograder.results import AssignmentResult, StudentResult
 
@@ -36,29 +54,136 @@ def load_results(course: Course, assignment_id: str) -> AssignmentResult:
     return AssignmentResult(assignment_id)
 
 
-def grade_submission(course: Course, assignment: Assignment, settings: GradingSettings,
-                     submission: Submission, launcher: KernelLauncher | None = None
-                     ) -> StudentResult:
-    """Grade one collected submission into ``autograded/<student>/<assignment>/``."""
-    if submission.path is None:
-        return error_result(submission.student, assignment, submission.problem or "no notebook",
+def default_workers(course: Course) -> int:
+    if course.workers > 0:
+        return course.workers
+    return max(1, (os.cpu_count() or 1) // max(1, course.kernel_threads))
+
+
+# --- one submission ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    """One submission to grade, as plain data (it travels to pool and Dask workers)."""
+
+    student: str
+    path: str | None
+    problem: str | None
+    timestamp: str | None
+    workdir: str
+
+
+def grade_job(job: Job, assignment: Assignment, settings: GradingSettings,
+              launcher: KernelLauncher | None = None) -> StudentResult:
+    """Grade one job into ``job.workdir`` (the core, plus the class-level error handling)."""
+    if job.path is None:
+        return error_result(job.student, assignment, job.problem or "no notebook",
                             settings.language)
-    workdir = course.autograded_dir / submission.student / assignment.id
+    workdir = Path(job.workdir)
     if workdir.exists():
         shutil.rmtree(workdir)
     try:
-        result = grade(submission.path, assignment, settings, student=submission.student,
-                       workdir=workdir, launcher=launcher)
+        result = grade(job.path, assignment, settings, student=job.student, workdir=workdir,
+                       launcher=launcher)
     except CheckerError:
         raise  # the grader is broken for everyone: stop and say so
     except Exception as exc:  # noqa: BLE001 - one student's failure must not stop the class
-        log.exception("grading %s failed", submission.student)
-        result = error_result(submission.student, assignment,
+        log.exception("grading %s failed", job.student)
+        result = error_result(job.student, assignment,
                               f"internal grader error ({type(exc).__name__}: {exc})"[:300],
                               settings.language)
-    if submission.timestamp:
-        (workdir / "timestamp.txt").write_text(submission.timestamp, encoding="utf-8")
+        result.submission_sha256 = submission_digest(job.path)
+    if job.timestamp:
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "timestamp.txt").write_text(job.timestamp, encoding="utf-8")
     return result
+
+
+def grade_remote(notebook: bytes | None, job: Job, assignment: Assignment,
+                 settings: GradingSettings) -> tuple[StudentResult, bytes]:
+    """What a Dask worker runs: no shared file system, the notebook travels as bytes and the
+    executed notebook and artifacts come back as a tar archive."""
+    from autograder.course.data import get_data_home
+
+    if settings.data_home and not Path(settings.data_home).is_dir():
+        # the grader's data home is a path on its own machine; use the worker's
+        from dataclasses import replace
+
+        settings = replace(settings, data_home=str(get_data_home()))
+    with tempfile.TemporaryDirectory(prefix="autograder-remote-") as tmp:
+        path = None
+        if notebook is not None:
+            path = Path(tmp) / "submission.ipynb"
+            path.write_bytes(notebook)
+        local = Job(job.student, str(path) if path else None, job.problem, job.timestamp,
+                    str(Path(tmp) / "work"))
+        result = grade_job(local, assignment, settings)
+        buffer = io.BytesIO()
+        work = Path(local.workdir)
+        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+            if work.exists():
+                tar.add(work, arcname=".")
+        return result, buffer.getvalue()
+
+
+# --- runners ----------------------------------------------------------------------------------
+
+
+def run_serial(jobs: list[Job], assignment: Assignment, settings: GradingSettings,
+               launcher: KernelLauncher | None) -> Iterator[StudentResult]:
+    for job in jobs:
+        yield grade_job(job, assignment, settings, launcher)
+
+
+def run_pool(jobs: list[Job], assignment: Assignment, settings: GradingSettings,
+             launcher: KernelLauncher | None, workers: int) -> Iterator[StudentResult]:
+    # "spawn": workers start clean (no inherited threads, sockets or gradebook connection)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(grade_job, job, assignment, settings, launcher) for job in jobs]
+        for future in as_completed(futures):
+            yield future.result()
+
+
+def run_dask(jobs: list[Job], assignment: Assignment, settings: GradingSettings,
+             scheduler: str) -> Iterator[StudentResult]:
+    from distributed import Client
+    from distributed import as_completed as dask_completed
+
+    with Client(scheduler, timeout="30s") as client:
+        futures = {}
+        for job in jobs:
+            payload = Path(job.path).read_bytes() if job.path else None
+            future = client.submit(grade_remote, payload, job, assignment, settings, pure=False,
+                                   key=f"grade-{assignment.id}-{job.student}-{time.time_ns()}")
+            futures[future] = job
+        for future in dask_completed(list(futures)):
+            job = futures[future]
+            result, archive = future.result()
+            _unpack(archive, Path(job.workdir))
+            yield result
+
+
+def _unpack(archive: bytes, workdir: Path) -> None:
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        tar.extractall(workdir, filter="data")  # refuses links and paths outside workdir
+
+
+# --- the class --------------------------------------------------------------------------------
+
+
+def _already_graded(results: AssignmentResult, submission: Submission, course: Course,
+                    assignment_id: str) -> bool:
+    """Finished in an earlier run, and the submitted file has not changed since."""
+    done = results.students.get(submission.student)
+    if done is None or done.submission_sha256 is None or submission.path is None:
+        return False
+    workdir = course.autograded_dir / submission.student / assignment_id
+    return (done.submission_sha256 == submission_digest(submission.path)
+            and (done.status == "error" or (workdir / ARTIFACTS_DIRNAME).is_dir()))
 
 
 def grade_class(
@@ -69,28 +194,86 @@ def grade_class(
     students: list[str] | None = None,
     progress: bool = True,
     launcher: KernelLauncher | None = None,
+    workers: int | None = 1,
+    scheduler: str | None = None,
+    force: bool = False,
 ) -> AssignmentResult:
-    """Grade every submission of ``assignment_id`` and record the scores in the gradebook."""
+    """Grade every submission of ``assignment_id`` and record the scores in the gradebook.
+
+    ``workers``: processes on this machine (``None``: the course's default); ``scheduler``: a
+    Dask scheduler address (``tcp://host:8786``) to grade on a cluster instead. Students whose
+    submission was already graded (same file) are skipped unless ``force``.
+    """
     assignment = Assignment.from_course(course, assignment_id)
     settings = GradingSettings.from_course(course)
     submissions = find_submissions(submitted_dir or course.submitted_dir, assignment_id,
                                    assignment.notebook, students)
     sync_assignment(course.db_url, assignment)
     results = load_results(course, assignment_id)
-    bar = tqdm(submissions, desc=f"grading {assignment_id}", unit="nb", disable=not progress,
-               file=sys.stderr)
-    with open_gradebook(course.db_url) as gb:  # the one writer
-        for submission in bar:
-            bar.set_postfix_str(submission.student)
-            started = time.perf_counter()
-            result = grade_submission(course, assignment, settings, submission, launcher)
-            result.timing["wall"] = round(time.perf_counter() - started, 3)
-            record_result(gb, assignment, result, submission.timestamp)
-            results.students[submission.student] = result
+    todo = [s for s in submissions
+            if force or not _already_graded(results, s, course, assignment_id)]
+    jobs = [Job(s.student, str(s.path) if s.path else None, s.problem, s.timestamp,
+                str(course.autograded_dir / s.student / assignment_id)) for s in todo]
+    workers = default_workers(course) if workers is None else max(1, workers)
+    if scheduler:
+        stream: Iterable[StudentResult] = run_dask(jobs, assignment, settings, scheduler)
+    elif workers > 1 and len(jobs) > 1:
+        stream = run_pool(jobs, assignment, settings, launcher, min(workers, len(jobs)))
+    else:
+        stream = run_serial(jobs, assignment, settings, launcher)
+    timestamps = {s.student: s.timestamp for s in todo}
+    bar = tqdm(total=len(jobs), desc=f"grading {assignment_id}", unit="nb",
+               disable=not progress, file=sys.stderr)
+    with open_gradebook(course.db_url) as gb, bar:  # the one writer
+        for result in stream:
+            record_result(gb, assignment, result, timestamps.get(result.student))
+            results.students[result.student] = result
             results.write_json(results_path(course, assignment_id))
+            bar.set_postfix_str(result.student)
+            bar.update()
     if json_path:
         results.write_json(json_path)
     return results
+
+
+@dataclass
+class Change:
+    student: str
+    before: float
+    after: float
+    cells: dict[str, tuple[float, float]]
+
+
+def regrade_class(course: Course, assignment_id: str, students: list[str] | None = None,
+                  json_path: str | Path | None = None) -> tuple[AssignmentResult, list[Change]]:
+    """Re-run only the checkers on the stored artifacts (no kernels), e.g. after a checker or
+    threshold change in course_config.py; returns the new results and what changed."""
+    assignment = Assignment.from_course(course, assignment_id)
+    settings = GradingSettings.from_course(course)
+    results = load_results(course, assignment_id)
+    sync_assignment(course.db_url, assignment)
+    changes: list[Change] = []
+    with open_gradebook(course.db_url) as gb:
+        for student, old in sorted(results.students.items()):
+            if students and student not in students:
+                continue
+            artifacts = course.autograded_dir / student / assignment_id / ARTIFACTS_DIRNAME
+            if not artifacts.is_dir():
+                continue  # never executed (unreadable file): nothing to re-check
+            new = regrade_artifacts(artifacts, assignment, settings, student)
+            new.problems, new.submission_sha256 = old.problems, old.submission_sha256
+            new.timing = {**old.timing, "regrade_check": new.timing.get("check", 0.0)}
+            cells = {g: (old.cells[g].score if g in old.cells else 0.0, c.score)
+                     for g, c in new.cells.items()
+                     if g not in old.cells or old.cells[g].score != c.score}
+            if cells or new.score != old.score:
+                changes.append(Change(student, old.score, new.score, cells))
+            record_result(gb, assignment, new)
+            results.students[student] = new
+    results.write_json(results_path(course, assignment_id))
+    if json_path:
+        results.write_json(json_path)
+    return results, changes
 
 
 def format_table(results: AssignmentResult, student_ids: list[str] | None = None) -> str:
@@ -104,9 +287,12 @@ def format_table(results: AssignmentResult, student_ids: list[str] | None = None
     rows = []
     for sid in ids:
         r = results.students[sid]
-        rows.append([sid, *(f"{r.cells[c].score:g}" for c in cells),
+        rows.append([sid, *(f"{r.cells[c].score:g}" if c in r.cells else "-" for c in cells),
                      f"{r.score:g}/{r.max_score:g}",
                      r.status if not r.error else f"{r.status}: {r.error[:60]}"])
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
-    line = lambda row: "  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=False))  # noqa: E731
+
+    def line(row: list[str]) -> str:
+        return "  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=False))
+
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])

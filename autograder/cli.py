@@ -3,6 +3,7 @@
 ==========================  ===============================================
 ``autograder release``      ``autograder.release.release``
 ``autograder grade``        ``autograder.batch.grade_class``
+``autograder regrade``      ``autograder.batch.regrade_class``
 ``autograder feedback``     ``autograder.feedback.write_feedback``
 ``autograder report``       ``autograder.report.write_report``
 ``autograder export``       ``autograder.export.export``
@@ -51,10 +52,25 @@ def _grade(args: argparse.Namespace) -> int:
 
     course = _course(args)
     results = grade_class(course, args.assignment, submitted_dir=args.submitted,
-                          json_path=args.json, progress=not args.quiet)
+                          json_path=args.json, progress=not args.quiet, workers=args.workers,
+                          scheduler=args.scheduler, force=args.force)
     print(format_table(results))
     print(f"\nresults: {args.json or results_path(course, args.assignment)}")
     print(f"gradebook: {course.db_url}")
+    return 0
+
+
+@command("regrade")
+def _regrade(args: argparse.Namespace) -> int:
+    from autograder.batch import format_table, regrade_class
+
+    results, changes = regrade_class(_course(args), args.assignment, json_path=args.json)
+    print(format_table(results))
+    if not changes:
+        print("\nregrade: no score changed")
+    for change in changes:
+        cells = ", ".join(f"{g}: {a:g} -> {b:g}" for g, (a, b) in change.cells.items())
+        print(f"changed {change.student}: {change.before:g} -> {change.after:g} ({cells})")
     return 0
 
 
@@ -109,6 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--submitted", help="nbgrader submitted/ folder (default: the course's)")
     p.add_argument("--json", help="also write the results JSON here")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--workers", type=int, default=None,
+                   help="parallel worker processes (default: course_config.py, else one per core)")
+    p.add_argument("--scheduler", help="grade on a Dask cluster, e.g. tcp://host:8786")
+    p.add_argument("--force", action="store_true",
+                   help="regrade students already graded (default: only new or changed files)")
+
+    p = sub.add_parser("regrade", help="re-run the checkers on stored artifacts (no kernels)")
+    p.add_argument("assignment")
+    p.add_argument("--json", help="also write the results JSON here")
 
     p = sub.add_parser("feedback", help="per-student HTML feedback")
     p.add_argument("assignment")

@@ -48,6 +48,8 @@ class Course:
     thresholds: dict[str, Any]
     db_url_setting: str
     nbgrader_config: Config = field(repr=False)
+    kernel_threads: int = 1
+    workers: int = 0  # 0: one per core
 
     # nbgrader's layout, under the state directory (source and release live in the repo).
     @property
@@ -157,4 +159,6 @@ def load_course(
         thresholds=dict(course.get("thresholds", {})),
         db_url_setting=str(course.get("db_url", "")),
         nbgrader_config=cfg,
+        kernel_threads=int(course.get("kernel_threads", 1)),
+        workers=int(course.get("workers", 0)),
     )

@@ -7,6 +7,7 @@ exports all consume the ``StudentResult`` it returns.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
@@ -74,13 +75,23 @@ class GradingSettings:
     notebook_timeout: float | None = None  # None: the assignment's own limit
     data_home: str = ""
     thresholds: dict[str, Any] = field(default_factory=dict)
+    # Threads of each student kernel (TensorFlow, BLAS). Fixed, whatever the number of workers,
+    # so that a notebook trains the same way (bit for bit) serially, in a pool or on Dask.
+    kernel_threads: int = 1
 
     @classmethod
     def from_course(cls, course: Course) -> GradingSettings:
         from autograder.course.data import get_data_home
 
         data_home = str(get_data_home(course.data_home or None).resolve())
-        return cls(course.language, course.cell_timeout, None, data_home, dict(course.thresholds))
+        return cls(course.language, course.cell_timeout, None, data_home, dict(course.thresholds),
+                   course.kernel_threads)
+
+    def kernel_env(self) -> dict[str, str]:
+        threads = str(max(1, int(self.kernel_threads)))
+        return {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads,
+                "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads,
+                "MKL_NUM_THREADS": threads}
 
 
 def grade(
@@ -105,11 +116,14 @@ def grade(
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    digest = submission_digest(submission)
     try:
         nb = read_submission(submission)
     except SubmissionError as exc:
-        return error_result(student, assignment, str(exc), settings.language,
-                            {"total": time.perf_counter() - started})
+        result = error_result(student, assignment, str(exc), settings.language,
+                              {"total": time.perf_counter() - started})
+        result.submission_sha256 = digest
+        return result
 
     rebuilt = rebuild(nb, nbformat.reads(assignment.source_json, as_version=4),
                       nbformat.reads(assignment.release_json, as_version=4))
@@ -117,6 +131,7 @@ def grade(
         cell_timeout=settings.cell_timeout,
         notebook_timeout=settings.notebook_timeout or assignment.timeout,
         data_home=settings.data_home,
+        extra_env=settings.kernel_env(),
     )
     record = run_notebook(rebuilt.notebook, workdir, run, launcher)
     artifacts = workdir / ARTIFACTS_DIRNAME
@@ -131,7 +146,17 @@ def grade(
     status, error = "graded", None
     if record.status != "completed":
         status, error = "error", record.reason
-    return _student_result(student, assignment, status, error, cells, rebuilt.problems, timing)
+    result = _student_result(student, assignment, status, error, cells, rebuilt.problems, timing)
+    result.submission_sha256 = digest
+    return result
+
+
+def submission_digest(path: str | Path) -> str | None:
+    """sha256 of the submitted file: a rerun skips students whose file has not changed."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def regrade_artifacts(artifacts: str | Path, assignment: Assignment, settings: GradingSettings,

@@ -306,23 +306,38 @@ async def _execute(nb: NotebookNode, workdir: Path, env: dict[str, str], setting
         skip_cells_with_tag="",  # tags were stripped anyway; nothing is skipped
         resources={"metadata": {"path": str(workdir)}},
     )
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.notebook_timeout
+    timed_out = ("timeout", f"the notebook exceeded its {settings.notebook_timeout:.0f} s time "
+                 "limit and was stopped")
     try:
         await asyncio.wait_for(client.async_execute(env=env, cwd=str(workdir)),
                                timeout=settings.notebook_timeout)
         return "completed", None
     except TimeoutError:
-        return "timeout", (f"the notebook exceeded its {settings.notebook_timeout:.0f} s time limit "
-                           "and was stopped")
+        return timed_out
     except DeadKernelError:
-        return "kernel_died", "the Python kernel died (the notebook crashed or used too much memory)"
+        if loop.time() >= deadline:  # nbclient turns wait_for's cancellation into this error
+            return timed_out
+        return "kernel_died", _stop_reason(km) or (
+            "the Python kernel died (the notebook crashed or used too much memory)")
     except Exception as exc:  # noqa: BLE001 - any kernel failure is this student's alone
-        return "failed", f"the notebook could not be executed ({type(exc).__name__}: {exc})"[:300]
+        return "failed", _stop_reason(km) or (
+            f"the notebook could not be executed ({type(exc).__name__}: {exc})"[:300])
     finally:
         try:
             if km.has_kernel:
                 await km.shutdown_kernel(now=True)
         except Exception:  # noqa: BLE001 - the kernel may be gone already
             pass
+        finish = getattr(km, "finish", None)  # a sandbox kills its process tree and cleans up
+        if finish is not None:
+            finish()
+
+
+def _stop_reason(km) -> str | None:
+    """Why the launcher stopped the kernel (a sandbox limit, a crash), when it knows."""
+    return getattr(km, "stop_reason", None)
 
 
 def run_notebook(nb: NotebookNode, workdir: Path, settings: RunSettings,

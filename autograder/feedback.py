@@ -35,7 +35,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from autograder import messages as catalogue
-from autograder.capture import Artifacts, ArtifactError, Opaque
+from autograder.capture import ArtifactError, Artifacts, Opaque
 from autograder.config import Course
 from autograder.results import CellResult, CheckResult, StudentResult
 
@@ -164,8 +164,11 @@ def questions_from_release(release_notebook: Path | None, grade_ids: list[str]) 
         current = None
         for cell in nb.cells if nb else []:
             if cell.cell_type == "markdown":
+                fenced = False
                 for line in cell.source.splitlines():
-                    if line.startswith("#"):
+                    if line.lstrip().startswith(("```", "~~~")):
+                        fenced = not fenced  # a "# comment" in a code block is no heading
+                    elif line.startswith("#") and not fenced:
                         current = _EMPHASIS.sub("", line.lstrip("#").strip())
             gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
             if isinstance(gid, str) and gid.startswith("ans_") and current:
@@ -190,7 +193,7 @@ def answer_text(artifacts: Artifacts, name: str) -> str | None:
     except Exception:  # noqa: BLE001 - a malformed capture shows no answer, never a crash
         return None
     if isinstance(value, Opaque):
-        text = f"<{value.type}>"
+        text = f"<{value.type.rsplit('.', 1)[-1]}>"  # e.g. <History>, not its repr
     elif isinstance(value, frozenset):
         text = "{" + ", ".join(sorted(map(repr, value))) + "}"
     else:
@@ -207,8 +210,21 @@ class CheckView:
     outcome_label: str
     message: str
     hint: str | None
-    points: float
-    max_points: float
+    count: int = 1  # identical verdicts of one question are shown once, "×4"
+
+
+def check_views(checks: list[CheckResult], text: Text) -> list[CheckView]:
+    views: list[CheckView] = []
+    for c in checks:
+        view = CheckView(c.outcome, text(f"outcome.{c.outcome}"),
+                         localized_message(c, text.language), localized_hint(c, text.language))
+        last = views[-1] if views else None
+        if last and (last.outcome, last.message, last.hint) == (view.outcome, view.message,
+                                                                 view.hint):
+            last.count += 1
+        else:
+            views.append(view)
+    return views
 
 
 @dataclass
@@ -238,8 +254,74 @@ class QuestionView:
         return "q-" + re.sub(r"[^A-Za-z0-9_-]", "-", self.question.grade_id)
 
 
+# --- the pipeline's own texts (reasons, repair notes) in the course language -----------------
+
+# The pipeline writes why a submission could not be graded and what it repaired in English
+# plain text. Known texts are shown in the course language (``reason.*`` and ``note.*`` in
+# strings.toml); anything unknown is shown as written, never hidden.
+REASON_PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p, re.S), key) for p, key in [
+    (r"the file is empty", "reason.empty"),
+    (r"the file cannot be read \((?P<detail>.*)\)", "reason.unreadable"),
+    (r"the file is larger than (?P<mb>\d+) MB", "reason.too_large"),
+    (r"the file is not a notebook \(it is not UTF-8 text\)", "reason.not_text"),
+    (r"the file is not a valid Jupyter notebook: it is not JSON.*", "reason.not_json"),
+    (r"the file is not a valid Jupyter notebook \((?P<detail>.*)\)", "reason.invalid"),
+    (r"no notebook named (?P<notebook>\S+) was submitted(?: \(found (?P<names>.*): was it "
+     r"renamed\?\))?", "reason.no_notebook"),
+    (r"the notebook exceeded its (?P<seconds>[\d.]+) s time limit and was stopped",
+     "reason.timeout"),
+    (r"the Python kernel died.*", "reason.kernel_died"),
+    (r"the notebook could not be executed \((?P<detail>.*)\)", "reason.not_executed"),
+    (r"internal grader error \((?P<detail>.*)\)", "reason.internal"),
+]]
+NOTE_PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p, re.S), key) for p, key in [
+    (r"locked cell (?P<cell>\S+) was modified; the original was restored", "note.locked_modified"),
+    (r"locked cell (?P<cell>\S+) was missing and has been restored", "note.locked_missing"),
+    (r"graded cell (?P<cell>\S+) appears more than once; only the first counts",
+     "note.duplicate"),
+    (r"cell (?P<n>\d+) claims an unknown grade id (?P<gid>.+); kept as an ordinary cell",
+     "note.unknown_id"),
+    (r"graded cells were reordered; they run in the assignment's order", "note.reordered"),
+    (r"answer cell (?P<cell>\S+) was changed to (?P<found>\S+); it runs as (?P<kind>\S+)",
+     "note.retyped"),
+    (r"answer cell (?P<cell>\S+) was deleted; it counts as not attempted", "note.deleted"),
+    (r"cell (?P<n>\d+) is not a cell and was ignored", "note.not_a_cell"),
+]]
+
+
+def localize(raw: str | None, text: Text, patterns=REASON_PATTERNS) -> str:
+    """A pipeline text in ``text.language`` when it is a known one, else as written."""
+    raw = (raw or "").strip()
+    for pattern, key in patterns:
+        match = pattern.fullmatch(raw)
+        if match:
+            params = {k: v or "" for k, v in match.groupdict().items()}
+            if key == "reason.no_notebook":
+                names = params.pop("names")
+                params["found"] = text("reason.renamed", names=names) if names else ""
+            return text(key, **params)
+    return raw[:1].upper() + raw[1:]
+
+
+def localize_inline(raw: str, text: Text) -> str:
+    """``localize`` for a text embedded in a sentence: no capital, no final full stop."""
+    out = localize(raw, text)
+    if out == raw[:1].upper() + raw[1:]:
+        return raw
+    return out[:1].lower() + out[1:].rstrip(".")
+
+
 def localized_message(check: CheckResult, language: str) -> str:
     """The check's message in ``language`` (re-rendered from the catalogue if needed)."""
+    reason = check.params.get("reason")
+    if isinstance(reason, str) and reason:
+        inline = localize_inline(reason, Text(language))
+        if inline != reason:
+            try:
+                return catalogue.render(check.message_id, {**check.params, "reason": inline},
+                                        language)
+            except Exception:  # noqa: BLE001 - fall back to the stored text
+                pass
     if check.messages.get(language):
         return check.messages[language]
     try:
@@ -365,11 +447,7 @@ def render_feedback(
     for number, (gid, cell) in enumerate(result.cells.items(), start=1):
         question = by_id.get(gid) or Question(gid, gid.removeprefix("test_"), number)
         status = cell_status(cell, nothing_ran)
-        checks = [] if nothing_ran else [
-            CheckView(c.outcome, text(f"outcome.{c.outcome}"), localized_message(c, language),
-                      localized_hint(c, language), c.points, c.max_points)
-            for c in cell.checks
-        ]
+        checks = [] if nothing_ran else check_views(cell.checks, text)
         figures = []
         if artifacts is not None and not nothing_ran:
             builder = FIGURES.get((result.assignment, gid))
@@ -410,6 +488,8 @@ def render_feedback(
         extra_figures=extra_figures,
         nothing_ran=nothing_ran,
         show_error=result.status == "error",
+        error_text=localize(result.error, text),
+        notes=[localize(p, text, NOTE_PATTERNS) for p in result.problems],
     )
 
 
@@ -443,11 +523,16 @@ def reference_trainings(course: Course, assignment_id: str) -> dict:
 
         log.info("grading the reference solution of %s for its learning curves", assignment_id)
         try:
-            grade(source, Assignment.from_course(course, assignment_id),
-                  GradingSettings.from_course(course), student="__reference__", workdir=workdir)
+            result = grade(source, Assignment.from_course(course, assignment_id),
+                           GradingSettings.from_course(course), student="__reference__",
+                           workdir=workdir)
         except Exception as exc:  # noqa: BLE001 - feedback goes on without the reference
             log.warning("grading the reference solution of %s failed: %s", assignment_id, exc)
             return {}
+        score = getattr(result, "score", None)
+        if score is not None and score < getattr(result, "max_score", score):
+            log.warning("the reference solution of %s scores %s of %s: check the checkers",
+                        assignment_id, score, result.max_score)
         stamp.write_text(digest, encoding="utf-8")
     return read_trainings(workdir / "artifacts")
 

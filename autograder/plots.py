@@ -68,35 +68,50 @@ class TrainingCurves:
         return None
 
 
-# Where a Keras capture may put a training run, relative to the artifacts folder. The first
-# existing file wins for each answer name. Adapt this table (and ``_parse_training``) to the
-# capture module's layout; nothing else in the feedback depends on it.
+# Where training runs are captured. ``autograder.course.keras_capture.capture_training`` writes
+# ``keras/<prefix>training.json`` (one per ``fit``; see ``_from_keras_capture``). The simpler
+# layouts below are also read (the first existing file wins for each answer name).
+KERAS_TRAINING_GLOB = "*training.json"
 TRAINING_FILES: dict[str, tuple[str, ...]] = {
-    "history": ("history.json", "history/history.json", "keras/history.json",
-                "training/history.json"),
+    "history": ("history.json", "keras/history.json"),
 }
-EARLY_STOPPING_FILES = ("early_stopping.json", "keras/early_stopping.json", "callbacks.json")
+EARLY_STOPPING_FILES = ("early_stopping.json",)
 
 
 def read_trainings(artifacts_dir: str | Path) -> dict[str, TrainingCurves]:
     """Every training run captured in ``artifacts_dir``, by answer name (``{}`` when none).
 
-    Accepted layout (JSON, plain data; other keys are ignored)::
+    1. ``keras/*training.json`` as written by ``keras_capture.capture_training``::
 
-        {"history": {"loss": [...], "val_loss": [...]},      # or these two keys at top level
-         "params": {"epochs": 500, "steps": 5},              # keras ``History.params``
-         "early_stopping": {"best_epoch": 41, "stopped_epoch": 61,   # Keras attributes,
-                            "monitor": "val_loss"}}                  # 0-based as Keras keeps them
+         {"history_name": "history",
+          "history": {"is_history": true, "history": {"loss": [...], "val_loss": [...]},
+                      "params": {"epochs": 500, "steps": 5}},
+          "callback": {"settings": {"monitor": "val_loss", ...},
+                       "state": {"best_epoch": 41, "stopped_epoch": 61,
+                                 "attached_to_model": true}},
+          "other_early_stopping": [...]}      # EarlyStoppings created inside fit(...)
 
-    ``early_stopping`` may instead live in its own file (``EARLY_STOPPING_FILES``), either as
-    that dict or under an ``"early_stopping"`` key. Keras keeps ``best_epoch`` and
-    ``stopped_epoch`` 0-based and ``stopped_epoch == 0`` means "never stopped early"; a capture
-    that already stores 1-based values says so with ``"one_based": true``. Unreadable or
-    malformed files are skipped: a broken capture must never break the feedback.
+       Non-finite losses are ``null``. The callback's state counts only when the callback was
+       attached to the trained model (else Keras's defaults, 0, would mark epoch 1).
+    2. ``history.json``: ``{"history": {"loss": [...], "val_loss": [...]}, "params": {...},
+       "early_stopping": {"best_epoch": ..., "stopped_epoch": ...}}`` or the two lists at top
+       level, the early-stopping state possibly in ``early_stopping.json``.
+
+    Keras keeps ``best_epoch`` and ``stopped_epoch`` 0-based and ``stopped_epoch == 0`` means
+    "never stopped early"; a capture storing 1-based values says ``"one_based": true``.
+    Unreadable or malformed files are skipped: a broken capture never breaks the feedback.
     """
     artifacts = Artifacts(artifacts_dir)
     runs: dict[str, TrainingCurves] = {}
+    keras_dir = artifacts.folder / "keras"
+    if keras_dir.is_dir() and not keras_dir.is_symlink():
+        for path in sorted(keras_dir.glob(KERAS_TRAINING_GLOB))[:20]:
+            curves = _from_keras_capture(_read_json(artifacts, f"keras/{path.name}"))
+            if curves is not None:
+                runs.setdefault(curves.name, curves)
     for name, candidates in TRAINING_FILES.items():
+        if name in runs:
+            continue
         for relative in candidates:
             data = _read_json(artifacts, relative)
             if data is None:
@@ -106,6 +121,25 @@ def read_trainings(artifacts_dir: str | Path) -> dict[str, TrainingCurves]:
                 runs[name] = curves
                 break
     return runs
+
+
+def _from_keras_capture(data: Any) -> TrainingCurves | None:
+    if not isinstance(data, dict):
+        return None
+    history = data.get("history")
+    if not isinstance(history, dict) or not history.get("is_history"):
+        return None
+    name = data.get("history_name")
+    name = name[:60] if isinstance(name, str) and name else "history"
+    early: dict = {}
+    for callback in [data.get("callback"), *(data.get("other_early_stopping") or [])[:5]]:
+        state = callback.get("state") if isinstance(callback, dict) else None
+        if isinstance(state, dict) and state.get("attached_to_model") is True:
+            settings = callback.get("settings") if isinstance(callback.get("settings"), dict) \
+                else {}
+            early = {**state, "monitor": settings.get("monitor")}
+            break
+    return _parse_training(name, history, early)
 
 
 def _read_json(artifacts: Artifacts, relative: str) -> Any:
@@ -135,7 +169,9 @@ def _floats(values: Any) -> list[float] | None:
     for v in values[:MAX_EPOCHS]:
         if isinstance(v, bool):
             return None
-        if isinstance(v, (int, float)):
+        if v is None:  # how the Keras capture writes a non-finite loss
+            out.append(float("nan"))
+        elif isinstance(v, (int, float)):
             out.append(float(v))
         elif isinstance(v, str) and v.strip().lower() in ("nan", "inf", "-inf", "infinity",
                                                            "-infinity"):
@@ -289,9 +325,12 @@ def _y_limits(curves: list[TrainingCurves]) -> tuple[float, float] | None:
     if not values:
         return None
     values.sort()
-    top = values[min(len(values) - 1, int(0.98 * len(values)))]  # one wild epoch must not
-    low = values[0]                                                # flatten the whole plot
-    pad = (top - low) * 0.08 or abs(top) * 0.1 or 1.0
+    low, top = values[0], values[-1]
+    typical = values[int(0.9 * (len(values) - 1))]
+    if top - low > 10 * max(typical - low, 1e-12):
+        # a few wild epochs (a diverging run) must not flatten the rest of the curve
+        top = values[int(0.98 * (len(values) - 1))]
+    pad = (top - low) * 0.06 or abs(top) * 0.1 or 1.0
     return low - pad, top + pad
 
 
@@ -322,8 +361,8 @@ def _draw_run(ax, curves: TrainingCurves, title: str, text: Callable[..., str],
     ax.grid(alpha=0.3)
     if ylim:
         ax.set_ylim(*ylim)
-    ax.set_xlim(0.5, max(curves.epochs, 2) + 0.5)
-    ax.legend(fontsize=8, loc="upper right")
+    ax.set_xlim(0, max(curves.epochs, 2) * 1.03 + 1)  # the stop line is not the frame
+    ax.legend(fontsize=8, loc="best", framealpha=0.85)
 
 
 def learning_curves_png(student: TrainingCurves, reference: TrainingCurves | None,
@@ -346,13 +385,12 @@ def score_histogram_png(scores: Sequence[float], max_score: float,
 
     top = max(max_score, max(scores, default=0.0), 1.0)
     width = 0.5 if top <= 20 else top / 40
-    edges = np.arange(0.0, top + width, width)
-    if edges[-1] < top + 1e-9:
-        edges = np.append(edges, edges[-1] + width)
+    centers = np.arange(0.0, top + width / 2, width)  # one bar per possible score, centred on it
+    edges = np.append(centers - width / 2, centers[-1] + width / 2)
     counts, _ = np.histogram(np.clip(scores, 0, top), bins=edges)
     fig = _figure(7.0, 3.0)
     ax = fig.subplots()
-    ax.bar(edges[:-1], counts, width=width * 0.9, align="edge", color="#4c72b0")
+    ax.bar(centers, counts, width=width * 0.85, align="center", color="#4c72b0")
     if len(scores):
         mean = float(np.mean(scores))
         ax.axvline(mean, color="#d62728", ls="--", lw=1.5,
@@ -360,7 +398,7 @@ def score_histogram_png(scores: Sequence[float], max_score: float,
         ax.legend(fontsize=8, loc="upper left")
     ax.set_xlabel(text("plot.score_axis", max=f"{max_score:g}"))
     ax.set_ylabel(text("plot.students_axis"))
-    ax.set_xlim(0, edges[-1])
+    ax.set_xlim(edges[0], edges[-1])
     ax.yaxis.get_major_locator().set_params(integer=True)
     ax.grid(axis="y", alpha=0.3)
     return png_data_uri(fig)

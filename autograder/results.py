@@ -62,6 +62,7 @@ class StudentResult:
     problems: list[str] = field(default_factory=list)  # notes on repaired notebooks etc.
     timing: dict[str, float] = field(default_factory=dict)
     lateness: dict[str, Any] = field(default_factory=dict)
+    submission_sha256: str | None = None
 
 
 @dataclass

@@ -1,0 +1,727 @@
+"""Hidden checkers of ``lesson4_early_stopping`` (lessons 4.2 to 4.7).
+
+They judge the plain data captured by ``autograder.course.keras_capture`` and never retrain a
+model: the split is matched row by row against the course's data, the callback and the model
+are read from their settings and configs, and the validation loss is re-computed with a numpy
+forward pass from the captured weights, both on the student's own validation data (to check
+that the history belongs to the model) and on the course's validation split (for the
+threshold). The expected values come from the lesson text (COURSE.md), never from the
+student's kernel.
+
+Points (15): split 2, early_stopping 2, model 3, history 4, best_epoch 1, fit_diagnosis 3.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from autograder.capture import ArtifactError
+from autograder.checkers import keras_model as km
+from autograder.checkers.support import Answers, Fail, NotAttempted, describe_found
+from autograder.course.keras_capture import match_rows
+
+# --- what the lesson asks for (public: it is in the notebook's text) ---------------------------
+N_FEATURES = 11
+TEST_SIZE = 0.2
+RANDOM_STATE = 3
+SPEC_LAYERS = [km.dense(512, "relu")] * 3 + [km.dense(1)]
+SPEC_TEXT = "3 × Dense(512, relu) + Dense(1)"
+ES_MONITOR = "val_loss"
+ES_MIN_DELTA = 0.001
+ES_PATIENCE = 20
+EPOCHS = 500
+BATCH_SIZE = 256
+OPTIMIZER = "adam"
+LOSS = "mae"
+# Seed values that a student may recognise in a message (4.3's example, not the exercise).
+SEED_43_MIN_DELTA = 0.01
+SEED_43_PATIENCE = 30
+
+# fit_diagnosis: seed lessons 4.6 and 4.7 (scenarios, the two schematic curves, remedies).
+UNDER, OVER = "underfitting", "overfitting"
+LABEL_ITEMS = {"una_raza": UNDER, "perros_marrones": OVER, "curva_A": OVER, "curva_B": UNDER}
+SET_ITEMS = {"remedios_underfitting": frozenset("abe"), "remedios_overfitting": frozenset("cd")}
+REMEDY_LETTERS = "abcde"
+LABEL_ALIASES = {
+    "underfitting": UNDER, "desajuste": UNDER, "subajuste": UNDER, "infraajuste": UNDER,
+    "under": UNDER, "overfitting": OVER, "sobreajuste": OVER, "over": OVER,
+}
+DIAGNOSIS_ITEMS = [*LABEL_ITEMS, *SET_ITEMS]
+
+DEFAULTS = {
+    "es_val_mae_max": 0.0875,
+    "es_val_mae_min": 0.06,
+    "es_history_atol": 1e-5,
+    "es_history_rtol": 1e-4,
+    "es_scale_atol": 1e-5,
+}
+SPLIT_NAMES = ("X_train", "X_valid", "y_train", "y_valid")
+
+
+# --- the submission, analysed once per grading ------------------------------------------------
+
+
+class _Memo:
+    """Runs each analysis once; a ``Fail`` it raises is raised again for every check using it."""
+
+    def __init__(self) -> None:
+        self._done: dict[str, tuple[bool, Any]] = {}
+
+    def get(self, key: str, compute: Callable[[], Any]) -> Any:
+        if key not in self._done:
+            try:
+                self._done[key] = (True, compute())
+            except Fail as exc:
+                self._done[key] = (False, exc)
+        ok, value = self._done[key]
+        if not ok:
+            raise Fail(value.message_id, **value.params)
+        return value
+
+
+class Submission:
+    def __init__(self, artifacts, thresholds: dict[str, Any]):
+        self.artifacts = artifacts
+        self.answers = Answers(artifacts)
+        self.t = {**DEFAULTS, **{k: v for k, v in (thresholds or {}).items() if k in DEFAULTS}}
+        self.memo = _Memo()
+
+    def json(self, relative: str, name: str) -> dict:
+        try:
+            data = self.artifacts.read_json(relative)
+        except FileNotFoundError:
+            raise Fail("artifact_invalid", name=name, reason=f"{relative} is missing") from None
+        except ArtifactError as exc:
+            raise Fail("artifact_invalid", name=name, reason=str(exc)) from None
+        if not isinstance(data, dict):
+            raise Fail("artifact_invalid", name=name, reason=f"{relative} is not an object")
+        return data
+
+    def npz(self, relative: str, name: str) -> dict[str, np.ndarray]:
+        try:
+            return self.artifacts.read_npz(relative)
+        except FileNotFoundError:
+            return {}
+        except ArtifactError as exc:
+            raise Fail("artifact_invalid", name=name, reason=str(exc)) from None
+
+
+@pytest.fixture(scope="module")
+def sub(request) -> Submission:
+    from autograder.check import CONTEXT_KEY
+
+    context = request.config.stash[CONTEXT_KEY]
+    return Submission(context.artifacts, context.thresholds)
+
+
+# --- split (lessons 4.2 and 4.5) --------------------------------------------------------------
+
+
+class Split:
+    """The student's four arrays, the data-set rows they hold and the course's data."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], train_rows: np.ndarray,
+                 valid_rows: np.ndarray, data: dict[str, np.ndarray], canon: np.ndarray):
+        self.arrays = arrays
+        self.train_rows = train_rows
+        self.valid_rows = valid_rows
+        self.data = data
+        self.canon = canon
+
+
+def _canonical_rows(raw: np.ndarray) -> np.ndarray:
+    """For each data row, the first row identical to it (the data has duplicated rows)."""
+    first: dict[tuple, int] = {}
+    return np.array([first.setdefault(row, i) for i, row in enumerate(map(tuple, raw.tolist()))])
+
+
+def _split(sub: Submission) -> Split:
+    sub.answers.get("split")  # not attempted / answer cell error / never executed
+    meta = sub.json("split/split.json", "split")
+    if "error" in meta and "parts" not in meta:
+        raise Fail("artifact_invalid", name="split", reason=str(meta["error"])[:200])
+    parts = meta.get("parts") or {}
+    missing = [n for n in SPLIT_NAMES if not (parts.get(n) or {}).get("present")]
+    if missing:
+        raise Fail("es_split.missing", names=", ".join(f"`{n}`" for n in missing))
+    arrays = sub.npz("split/arrays.npz", "split")
+    for name in SPLIT_NAMES:
+        if name not in arrays:
+            problem = (parts.get(name) or {}).get("problem") or "?"
+            raise Fail("es_split.wrong_type", name=name, found=str(parts[name].get("type")),
+                       problem=str(problem))
+    x_train, x_valid = arrays["X_train"], arrays["X_valid"]
+    ys = {n: arrays[n] for n in ("y_train", "y_valid")}
+    if any(x.ndim != 2 for x in (x_train, x_valid)) or any(
+            y.ndim == 2 and y.shape[1] == N_FEATURES for y in ys.values()):
+        raise Fail("es_split.unpack_order")
+    for name, x in (("X_train", x_train), ("X_valid", x_valid)):
+        if x.shape[1] != N_FEATURES:
+            raise Fail("es_split.columns", name=name, found=int(x.shape[1]))
+    for name, y in ys.items():
+        if y.ndim == 2 and y.shape[1] != 1:
+            raise Fail("es_split.columns_y", name=name, found=int(y.shape[1]))
+        ys[name] = y.reshape(len(y))
+    for x_name, y_name in (("X_train", "y_train"), ("X_valid", "y_valid")):
+        if len(arrays[x_name]) != len(ys[y_name]):
+            raise Fail("es_split.lengths", x=x_name, y=y_name, n_x=len(arrays[x_name]),
+                       n_y=len(ys[y_name]))
+    if not all(np.all(np.isfinite(a)) for a in (x_train, x_valid, *ys.values())):
+        raise Fail("es_split.not_finite")
+    data = km.wine_arrays()
+    train_rows, valid_rows = (np.asarray(r) for r in match_rows(x_train, x_valid, data["raw_X"]))
+    unknown = int((train_rows < 0).sum() + (valid_rows < 0).sum())
+    if unknown:
+        raise Fail("es_split.unknown_rows", count=unknown, total=len(train_rows) + len(valid_rows))
+    student = {"X_train": x_train, "X_valid": x_valid, **ys}
+    return Split(student, train_rows, valid_rows, data, _canonical_rows(data["raw_X"]))
+
+
+def _same_rows(split: Split, train_index: np.ndarray, valid_index: np.ndarray) -> bool:
+    canon = split.canon
+    return (len(split.train_rows) == len(train_index) and len(split.valid_rows) == len(valid_index)
+            and np.array_equal(np.sort(canon[split.train_rows]), np.sort(canon[train_index]))
+            and np.array_equal(np.sort(canon[split.valid_rows]), np.sort(canon[valid_index])))
+
+
+def _other_random_state(split: Split) -> int | None:
+    """The ``random_state`` that gives the student's rows, when it is a common one."""
+    from sklearn.model_selection import train_test_split
+
+    n = len(split.data["raw_X"])
+    for seed in [*range(0, 201), 314, 1234, 1337, 2020, 2021, 2022, 2023, 2024, 2025, 2026,
+                 12345, 31415, 54321, 99999]:
+        if seed == RANDOM_STATE:
+            continue
+        train, valid = train_test_split(np.arange(n), test_size=TEST_SIZE, random_state=seed)
+        if _same_rows(split, train, valid):
+            return seed
+    return None
+
+
+def _scalings(rows_raw: np.ndarray, train_raw: np.ndarray, all_raw: np.ndarray):
+    """Candidate transforms of ``rows_raw`` a student may have applied, in order of preference."""
+    def minmax(reference):
+        low, high = reference.min(axis=0), reference.max(axis=0)
+        return (rows_raw - low) / np.where(high > low, high - low, 1.0)
+
+    def standard(reference, ddof):
+        spread = reference.std(axis=0, ddof=ddof)
+        return (rows_raw - reference.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+
+    yield "train", minmax(train_raw)
+    yield "whole", minmax(all_raw)
+    yield "none", rows_raw
+    yield "own", minmax(rows_raw)
+    for ddof in (0, 1):
+        yield "standard", standard(train_raw, ddof)
+        yield "standard", standard(all_raw, ddof)
+
+
+def _classify(values: np.ndarray, rows_raw: np.ndarray, train_raw: np.ndarray,
+              all_raw: np.ndarray, atol: float) -> tuple[str, bool]:
+    """How ``values`` were scaled, and whether only the row order differs (misaligned)."""
+    for name, candidate in _scalings(rows_raw, train_raw, all_raw):
+        if candidate.shape == values.shape and np.allclose(values, candidate, rtol=1e-6, atol=atol):
+            return name, False
+    if values.ndim == 1:
+        for name, candidate in _scalings(rows_raw, train_raw, all_raw):
+            if np.allclose(np.sort(values), np.sort(candidate), rtol=1e-6, atol=atol):
+                return name, True
+    return "other", False
+
+
+@pytest.mark.grade_cell("test_split", points=1)
+def test_split_rows(sub, verdict):
+    split = sub.memo.get("split", lambda: _split(sub))
+    data = split.data
+    if _same_rows(split, data["train_index"], data["valid_index"]):
+        verdict.ok("es_split.rows_ok", n_train=len(split.train_rows),
+                   n_valid=len(split.valid_rows))
+        return
+    n_total = len(split.train_rows) + len(split.valid_rows)
+    if len(split.valid_rows) != math.ceil(TEST_SIZE * len(data["raw_X"])):
+        raise Fail("es_split.test_size", n_valid=len(split.valid_rows), n_total=n_total,
+                   share=round(100 * len(split.valid_rows) / max(n_total, 1), 1))
+    seed = _other_random_state(split)
+    if seed is not None:
+        raise Fail("es_split.random_state", found=seed)
+    raise Fail("es_split.rows_wrong")
+
+
+@pytest.mark.grade_cell("test_split", points=1)
+def test_split_scaling(sub, verdict):
+    try:
+        split = sub.memo.get("split", lambda: _split(sub))
+    except Fail as exc:
+        if exc.message_id in ("not_attempted", "answer_cell_error", "not_executed",
+                              "answer_cell_timeout", "artifact_invalid", "es_split.missing",
+                              "es_split.wrong_type"):
+            raise
+        raise Fail("es_split.scaling_unchecked") from None
+    data, atol = split.data, float(sub.t["es_scale_atol"])
+    raw_x, raw_y = data["raw_X"], data["raw_y"]
+    train_x = raw_x[split.train_rows]
+    kinds = {}
+    for name, rows in (("X_train", split.train_rows), ("X_valid", split.valid_rows)):
+        kinds[name], _ = _classify(split.arrays[name], raw_x[rows], train_x, raw_x, atol)
+    if kinds["X_train"] == "whole" or kinds["X_valid"] == "whole":
+        raise Fail("es_split.leakage", name="X_train" if kinds["X_train"] == "whole" else "X_valid")
+    if kinds["X_train"] == "none" and kinds["X_valid"] == "none":
+        raise Fail("es_split.not_scaled")
+    if kinds["X_train"] == "standard" or kinds["X_valid"] == "standard":
+        raise Fail("es_split.standardized")
+    if kinds["X_train"] == "train" and kinds["X_valid"] == "own":
+        raise Fail("es_split.valid_own_scale")
+    if kinds["X_train"] == "train" and kinds["X_valid"] == "none":
+        raise Fail("es_split.valid_not_scaled")
+    if kinds["X_train"] != "train" or kinds["X_valid"] != "train":
+        raise Fail("es_split.scaling_wrong", name="X_train" if kinds["X_train"] != "train"
+                   else "X_valid")
+    train_y = raw_y[split.train_rows]
+    for name, rows in (("y_train", split.train_rows), ("y_valid", split.valid_rows)):
+        kind, misaligned = _classify(split.arrays[name], raw_y[rows], train_y, raw_y, atol)
+        if misaligned:
+            raise Fail("es_split.misaligned", name=name)
+        if kind == "none":
+            raise Fail("es_split.target_not_scaled", name=name)
+        if kind == "whole":
+            raise Fail("es_split.leakage", name=name)
+        if kind != "train":
+            raise Fail("es_split.target_wrong", name=name)
+    verdict.ok("es_split.scaling_ok")
+
+
+# --- early_stopping (lessons 4.3 and 4.4) -----------------------------------------------------
+
+
+def _callback(sub: Submission) -> dict:
+    value = sub.answers.get("early_stopping")
+    payload = sub.json("keras/early_stopping.json", "early_stopping")
+    callback = payload.get("callback") or {}
+    if not callback.get("is_early_stopping"):
+        raise Fail("es_callback.wrong_type", found=describe_found(value))
+    settings = callback.get("settings") or {}
+    settings["swallowed"] = (_is_number(settings.get("min_delta")) and settings["min_delta"] > 0
+                             and settings.get("patience") == 0
+                             and settings.get("restore_best_weights") is False)
+    return settings
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@pytest.mark.grade_cell("test_early_stopping", points=0.5)
+def test_early_stopping_monitor(sub, verdict):
+    s = sub.memo.get("callback", lambda: _callback(sub))
+    monitor = s.get("monitor")
+    if monitor == "loss":
+        raise Fail("es_callback.monitor_loss")
+    if monitor != ES_MONITOR:
+        raise Fail("es_callback.monitor", found=describe_found(monitor))
+    if s.get("mode") not in ("auto", "min"):
+        raise Fail("es_callback.mode", found=describe_found(s.get("mode")))
+    verdict.ok("es_callback.monitor_ok")
+
+
+@pytest.mark.grade_cell("test_early_stopping", points=0.5)
+def test_early_stopping_min_delta(sub, verdict):
+    s = sub.memo.get("callback", lambda: _callback(sub))
+    found = s.get("min_delta")
+    if _is_number(found) and math.isclose(found, ES_MIN_DELTA, rel_tol=1e-6):
+        verdict.ok("es_callback.min_delta_ok")
+        return
+    if found == 0:
+        raise Fail("es_callback.min_delta_default")
+    if _is_number(found) and math.isclose(found, SEED_43_MIN_DELTA, rel_tol=1e-6):
+        raise Fail("es_callback.min_delta_seed", found=found)
+    raise Fail("es_callback.min_delta", found=describe_found(s.get("min_delta_raw", found)))
+
+
+@pytest.mark.grade_cell("test_early_stopping", points=0.5)
+def test_early_stopping_patience(sub, verdict):
+    s = sub.memo.get("callback", lambda: _callback(sub))
+    found = s.get("patience")
+    if _is_number(found) and found == ES_PATIENCE:
+        verdict.ok("es_callback.patience_ok")
+        return
+    if s["swallowed"]:
+        raise Fail("es_callback.swallowed", argument="patience")
+    if found == 0:
+        raise Fail("es_callback.patience_default")
+    if found == SEED_43_PATIENCE:
+        raise Fail("es_callback.patience_seed", found=found)
+    raise Fail("es_callback.patience", found=describe_found(found))
+
+
+@pytest.mark.grade_cell("test_early_stopping", points=0.5)
+def test_early_stopping_restore(sub, verdict):
+    s = sub.memo.get("callback", lambda: _callback(sub))
+    found = s.get("restore_best_weights")
+    if found is True or (found == 1 and not isinstance(found, float)):
+        verdict.ok("es_callback.restore_ok")
+        return
+    if s["swallowed"]:
+        raise Fail("es_callback.swallowed", argument="restore_best_weights")
+    raise Fail("es_callback.restore_false", found=describe_found(found))
+
+
+# --- model (lesson 4.5) -----------------------------------------------------------------------
+
+
+def _model(sub: Submission) -> dict:
+    value = sub.answers.get("model")
+    payload = sub.json("keras/model.json", "model")
+    model = payload.get("model") or {}
+    if not model.get("is_model"):
+        raise Fail("es_model.wrong_type", found=describe_found(value))
+    return model
+
+
+@pytest.mark.grade_cell("test_model", points=2)
+def test_model_architecture(sub, verdict):
+    model = sub.memo.get("model", lambda: _model(sub))
+    view = km.normalize(model)
+    if view.problem:
+        raise Fail("es_model.not_a_stack", found=view.problem)
+    mismatch = km.compare(view, SPEC_LAYERS, N_FEATURES)
+    if mismatch is None:
+        verdict.ok("es_model.architecture_ok", layers=view.describe())
+        return
+    params = {"position": mismatch.position, "expected": mismatch.expected,
+              "found": mismatch.found, "n_found": mismatch.n_found,
+              "n_expected": mismatch.n_expected, "layers": view.describe(), "spec": SPEC_TEXT}
+    if mismatch.kind == "input":
+        raise Fail("es_model.input", found=mismatch.found, expected=N_FEATURES)
+    if mismatch.kind == "count":
+        raise Fail("es_model.layer_count", **params)
+    if mismatch.kind == "output_activation":
+        raise Fail("es_model.output_activation", **params)
+    if mismatch.kind == "activation":
+        raise Fail("es_model.layer_activation", **params)
+    if mismatch.kind == "units":
+        raise Fail("es_model.layer_units", **params)
+    raise Fail("es_model.layer_type", **params)
+
+
+@pytest.mark.grade_cell("test_model", points=0.5)
+def test_model_optimizer(sub, verdict):
+    model = sub.memo.get("model", lambda: _model(sub))
+    compiled = model.get("compile") or {}
+    if not compiled.get("compiled"):
+        raise Fail("es_model.not_compiled")
+    name, found = km.normalize_optimizer(compiled)
+    if name != OPTIMIZER:
+        raise Fail("es_model.optimizer", found=found)
+    verdict.ok("es_model.optimizer_ok")
+
+
+@pytest.mark.grade_cell("test_model", points=0.5)
+def test_model_loss(sub, verdict):
+    model = sub.memo.get("model", lambda: _model(sub))
+    compiled = model.get("compile") or {}
+    if not compiled.get("compiled"):
+        raise Fail("es_model.not_compiled")
+    loss = km.normalize_loss(compiled)
+    if loss.name != LOSS:
+        raise Fail("es_model.loss", found=loss.found)
+    verdict.ok("es_model.loss_ok", found=loss.found)
+
+
+# --- history (lesson 4.5) ---------------------------------------------------------------------
+
+
+class Training:
+    """What ``fit`` left behind, plus the numpy re-evaluation of the trained weights."""
+
+    def __init__(self, sub: Submission, payload: dict):
+        self.sub = sub
+        self.payload = payload
+        self.history = payload["history"]
+        self.values: dict[str, list] = self.history.get("history") or {}
+        self.params: dict = self.history.get("params") if isinstance(
+            self.history.get("params"), dict) else {}
+        self.model = payload["model"]
+        self.callback = payload.get("callback") or {}
+        self.settings = self.callback.get("settings") or {}
+        self.state = self.callback.get("state") or {}
+        self.view = km.normalize(self.model)
+        self.loss = km.normalize_loss(self.model.get("compile") or {})
+
+    @property
+    def val_loss(self) -> list[float] | None:
+        values = self.values.get("val_loss")
+        if not values or any(v is None for v in values):
+            return None
+        return [float(v) for v in values]
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.values.get("loss") or [])
+
+    def weights(self) -> dict[int, dict[str, np.ndarray]]:
+        def load():
+            arrays = self.sub.npz("keras/weights.npz", "history")
+            return km.weights_by_layer(self.payload.get("weights") or [], arrays)
+        return self.sub.memo.get("weights", load)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        try:
+            return km.forward(self.view, self.weights(), x)
+        except km.Unsupported as exc:
+            raise Fail("es_history.forward_unsupported", what=str(exc)) from None
+
+    def student_split(self) -> dict[str, np.ndarray]:
+        try:
+            split = self.sub.memo.get("split", lambda: _split(self.sub))
+        except (Fail, NotAttempted):
+            split = None
+        if split is None:
+            raise Fail("es_history.no_split")
+        return split.arrays
+
+    def matches(self, value: float, series: list[float]) -> list[int]:
+        atol, rtol = float(self.sub.t["es_history_atol"]), float(self.sub.t["es_history_rtol"])
+        return [k for k, v in enumerate(series) if abs(v - value) <= atol + rtol * abs(v)]
+
+
+def _training(sub: Submission) -> Training:
+    sub.answers.get("history")
+    payload = sub.json("keras/training.json", "history")
+    if "error" in payload and "history" not in payload:
+        raise Fail("artifact_invalid", name="history", reason=str(payload["error"])[:200])
+    history = payload.get("history") or {}
+    if not history.get("is_history"):
+        value = sub.answers.get("history")
+        raise Fail("es_history.wrong_type", found=describe_found(value))
+    model = payload.get("model") or {}
+    if not payload.get("model_present") or not model.get("is_model"):
+        raise Fail("es_history.no_model")
+    if not (history.get("history") or {}).get("loss"):
+        raise Fail("es_history.empty")
+    if not history.get("model_is_model"):
+        raise Fail("es_history.other_model")
+    return Training(sub, payload)
+
+
+def _train(sub: Submission) -> Training:
+    return sub.memo.get("training", lambda: _training(sub))
+
+
+@pytest.mark.grade_cell("test_history", points=0.5)
+def test_history_fit(sub, verdict):
+    training = _train(sub)
+    if training.val_loss is None:
+        raise Fail("es_history.no_validation")
+    epochs = training.params.get("epochs")
+    if epochs != EPOCHS:
+        raise Fail("es_history.epochs", found=describe_found(epochs))
+    steps = training.params.get("steps")
+    try:
+        n_train = len(training.student_split()["X_train"])
+    except Fail:
+        n_train = len(km.wine_arrays()["X_train"])
+    if steps != math.ceil(n_train / BATCH_SIZE):
+        batch = math.ceil(n_train / steps) if _is_number(steps) and steps > 0 else "?"
+        raise Fail("es_history.batch_size", steps=describe_found(steps), batch=batch)
+    verdict.ok("es_history.fit_ok")
+
+
+@pytest.mark.grade_cell("test_history", points=0.5)
+def test_history_callback(sub, verdict):
+    training = _train(sub)
+    if not training.payload.get("callback_present"):
+        raise Fail("es_history.callback_missing")
+    if not training.callback.get("is_early_stopping"):
+        raise Fail("es_history.callback_wrong_type")
+    if training.state.get("attached_to_model"):
+        verdict.ok("es_history.callback_ok")
+        return
+    if training.state.get("attached"):
+        raise Fail("es_history.callback_other_model")
+    if training.payload.get("other_early_stopping"):
+        raise Fail("es_history.callback_other_instance")
+    raise Fail("es_history.callback_not_used")
+
+
+@pytest.mark.grade_cell("test_history", points=0.5)
+def test_history_stopped(sub, verdict):
+    training = _train(sub)
+    limit = training.params.get("epochs")
+    run = training.epochs_run
+    if _is_number(limit) and run < limit:
+        verdict.ok("es_history.stopped_ok", epochs=run, limit=limit)
+        return
+    if training.val_loss is None:
+        raise Fail("es_history.not_stopped_no_validation", epochs=run)
+    attached = training.state.get("attached_to_model") or training.payload.get(
+        "other_early_stopping")
+    if not attached:
+        raise Fail("es_history.not_stopped_no_callback", epochs=run)
+    raise Fail("es_history.not_stopped", epochs=run)
+
+
+def _integrity(sub: Submission) -> dict:
+    """Which epoch of the history the final weights belong to (on the student's own data)."""
+    training = _train(sub)
+    series = training.val_loss
+    if series is None:
+        raise Fail("es_history.no_validation")
+    if training.loss.name is None:
+        raise Fail("es_history.loss_unsupported", found=training.loss.found)
+    arrays = training.student_split()
+
+    def loss_on(x, y):
+        try:
+            return km.loss_value(training.loss, y, training.predict(x))
+        except km.Unsupported as exc:
+            raise Fail("es_history.loss_unsupported", found=str(exc)) from None
+
+    value = loss_on(arrays["X_valid"], arrays["y_valid"])
+    epochs = training.matches(value, series)
+    if epochs:
+        return {"value": value, "epochs": epochs, "series": series}
+    if training.matches(loss_on(arrays["X_train"], arrays["y_train"]), series):
+        raise Fail("es_history.validation_is_training")
+    n = len(arrays["X_train"])
+    for fraction in (0.1, 0.15, 0.2, 0.25, 0.3, 0.33):
+        start = int(math.ceil(n * (1.0 - fraction)))
+        if 0 < start < n and training.matches(
+                loss_on(arrays["X_train"][start:], arrays["y_train"][start:]), series):
+            raise Fail("es_history.validation_split", fraction=fraction)
+    raise Fail("es_history.forged", value=round(value, 5), best=round(min(series), 5))
+
+
+@pytest.mark.grade_cell("test_history", points=0.5)
+def test_history_integrity(sub, verdict):
+    found = sub.memo.get("integrity", lambda: _integrity(sub))
+    verdict.ok("es_history.integrity_ok", epoch=found["epochs"][0] + 1,
+               value=round(found["value"], 5))
+
+
+@pytest.mark.grade_cell("test_history", points=1)
+def test_history_restored(sub, verdict):
+    training = _train(sub)
+    try:
+        found = sub.memo.get("integrity", lambda: _integrity(sub))
+    except Fail as exc:
+        if exc.message_id == "es_history.no_validation":
+            raise
+        raise Fail("es_history.restored_unverified") from None
+    best = min(found["series"])
+    tolerance = ES_MIN_DELTA + float(sub.t["es_history_atol"])
+    if found["value"] <= best + tolerance:
+        verdict.ok("es_history.restored_ok", value=round(found["value"], 5),
+                   best=round(best, 5))
+        return
+    params = {"value": round(found["value"], 5), "best": round(best, 5),
+              "epoch": found["epochs"][-1] + 1}
+    attached = training.state.get("attached_to_model")
+    if not attached and not training.payload.get("other_early_stopping"):
+        raise Fail("es_history.not_restored_no_callback", **params)
+    callback = training.settings if attached else \
+        (training.payload["other_early_stopping"][0].get("settings") or {})
+    if callback.get("restore_best_weights") is not True:
+        raise Fail("es_history.not_restored", **params)
+    if callback.get("monitor") != ES_MONITOR:
+        raise Fail("es_history.restored_by_loss", monitor=describe_found(callback.get("monitor")),
+                   **params)
+    raise Fail("es_history.not_best", **params)
+
+
+@pytest.mark.grade_cell("test_history", points=1)
+def test_history_val_mae(sub, verdict):
+    training = _train(sub)
+    data = km.wine_arrays()
+    if training.view.input_dim not in (None, N_FEATURES):
+        raise Fail("es_history.forward_unsupported",
+                   what=f"the model takes {training.view.input_dim} inputs")
+    value = km.mae(data["y_valid"], training.predict(data["X_valid"]))
+    high, low = float(sub.t["es_val_mae_max"]), float(sub.t["es_val_mae_min"])
+    if not math.isfinite(value) or value > high:
+        raise Fail("es_history.val_mae_high", value=round(value, 4), threshold=high)
+    if value < low:
+        raise Fail("es_history.val_mae_implausible", value=round(value, 4), low=low)
+    verdict.ok("es_history.val_mae_ok", value=round(value, 4), threshold=high)
+
+
+# --- best_epoch (lesson 4.5) ------------------------------------------------------------------
+
+
+@pytest.mark.grade_cell("test_best_epoch", points=1)
+def test_best_epoch(sub, answers, verdict):
+    found = answers.integer("best_epoch")
+    try:
+        training = _train(sub)
+    except (Fail, NotAttempted):
+        training = None
+    series = training.val_loss if training is not None else None
+    if not series:
+        raise Fail("es_best_epoch.no_history")
+    lowest = min(series)
+    best = {k + 1 for k, v in enumerate(series) if v == lowest}
+    if found in best:
+        verdict.ok("es_best_epoch.correct")
+        return
+    if not 1 <= found <= len(series):
+        if found + 1 in best:
+            raise Fail("es_best_epoch.zero_based")
+        raise Fail("es_best_epoch.out_of_range", found=found, epochs=len(series))
+    if found + 1 in best:
+        raise Fail("es_best_epoch.zero_based")
+    restored = training.state.get("best_epoch")
+    if _is_number(restored) and found == restored + 1:
+        raise Fail("es_best_epoch.restored_epoch")
+    if found == len(series):
+        raise Fail("es_best_epoch.last_epoch")
+    raise Fail("es_best_epoch.wrong", found=found)
+
+
+# --- fit_diagnosis (lessons 4.6 and 4.7) ------------------------------------------------------
+
+
+def _letters(value: Any) -> frozenset[str] | None:
+    if isinstance(value, str):
+        items = [c for c in value.lower() if c.isalpha()]
+    elif isinstance(value, (frozenset, list, tuple)):
+        items = []
+        for item in value:
+            if not isinstance(item, str) or len(item.strip().rstrip(")")) != 1:
+                return None
+            items.append(item.strip().rstrip(")").lower())
+    else:
+        return None
+    if not items or any(c not in REMEDY_LETTERS for c in items):
+        return None
+    return frozenset(items)
+
+
+@pytest.mark.parametrize("item", DIAGNOSIS_ITEMS)
+@pytest.mark.grade_cell("test_fit_diagnosis", points=0.5)
+def test_fit_diagnosis(answers, verdict, item):
+    mapping = answers.mapping("fit_diagnosis")
+    keys = {str(k).strip(): v for k, v in mapping.items()}
+    if item not in keys:
+        raise Fail("es_diagnosis.missing", item=item)
+    value = keys[item]
+    if item in LABEL_ITEMS:
+        label = LABEL_ALIASES.get(value.strip().lower()) if isinstance(value, str) else None
+        if label is None:
+            raise Fail("es_diagnosis.unknown_label", item=item, found=describe_found(value))
+        if label != LABEL_ITEMS[item]:
+            raise Fail("es_diagnosis.wrong", item=item, found=label)
+        verdict.ok("es_diagnosis.correct", item=item)
+        return
+    letters = _letters(value)
+    if letters is None:
+        raise Fail("es_diagnosis.remedies_format", item=item, found=describe_found(value),
+                   letters=", ".join(REMEDY_LETTERS))
+    if letters != SET_ITEMS[item]:
+        raise Fail("es_diagnosis.remedies_wrong", item=item)
+    verdict.ok("es_diagnosis.remedies_correct", item=item)

@@ -1,0 +1,337 @@
+"""Who is who: a roster maps LMS identities to the course's student ids.
+
+A roster is a CSV with a ``student_id`` column (the nbgrader student id: a folder name under
+``submitted/``) and any of these columns (header spelling is forgiving, see ``ALIASES``):
+
+==================  ==========================================================================
+``name``            full name as people write it ("Ana García López")
+``sortable_name``   "García López, Ana" (Canvas's sortable name)
+``email``           e-mail address
+``canvas_id``       Canvas user id (the number in download file names and the gradebook ``ID``)
+``sis_user_id``     Canvas SIS user id
+``sis_login_id``    Canvas SIS login id
+``section``         Canvas section
+``moodle_id``       Moodle participant id of an assignment (``Participant 123`` -> ``123``)
+``lti_user_id``     the LTI 1.3 user id (``sub``) the platform knows the student by
+==================  ==========================================================================
+
+Two LMS files are rosters too, so instructors need not build one by hand:
+
+* a **Canvas gradebook export** (``Student``, ``ID``, ``SIS User ID``, ``SIS Login ID``,
+  ``Section``): the student id is the SIS login id, else the SIS user id, else the Canvas id;
+* a **Moodle grading worksheet** (``Identifier``, ``Full name``, ``Email address``): the student
+  id is the e-mail address, else the participant id.
+
+Matching never guesses: an LMS id matches the row holding that id; a name matches only a row
+with no id for that LMS, and only when exactly one row has that name.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import unicodedata
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from autograder.collect import STUDENT_ID
+from autograder.lms import LmsError
+
+ALIASES: dict[str, tuple[str, ...]] = {
+    "student_id": ("student_id", "student id", "studentid", "nbgrader_id", "id_estudiante",
+                   "estudiante"),
+    "name": ("name", "full name", "fullname", "full_name", "nombre", "nombre completo"),
+    "sortable_name": ("sortable_name", "sortable name"),
+    "email": ("email", "email address", "e-mail", "e-mail address", "mail", "correo",
+              "dirección de correo", "dirección email", "dirección de correo electrónico"),
+    "canvas_id": ("canvas_id", "canvas id", "canvas_user_id", "canvas user id"),
+    "sis_user_id": ("sis_user_id", "sis user id"),
+    "sis_login_id": ("sis_login_id", "sis login id"),
+    "section": ("section", "sección", "seccion"),
+    "moodle_id": ("moodle_id", "moodle participant id", "participant_id", "participant id"),
+    "lti_user_id": ("lti_user_id", "lti user id", "lti_id", "lms_user_id", "lti_sub"),
+}
+
+# Moodle's "Identifier" column ("Participant 123", localized), Canvas's "ID".
+MOODLE_IDENTIFIER = ("identifier", "identificador", "identificateur", "identificativo",
+                     "identificatie")
+MOODLE_FULLNAME = ("full name", "nombre completo", "nom complet", "nome completo")
+MOODLE_EMAIL = ("email address", "dirección de correo", "dirección email",
+                "dirección de correo electrónico", "adresse de courriel", "adresse courriel",
+                "indirizzo email", "endereço de email", "e-mail")
+
+
+@dataclass
+class Person:
+    student_id: str
+    name: str = ""
+    sortable_name: str = ""
+    email: str = ""
+    canvas_id: str = ""
+    sis_user_id: str = ""
+    sis_login_id: str = ""
+    section: str = ""
+    moodle_id: str = ""
+    lti_user_id: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def display_name(self) -> str:
+        return self.sortable_name or self.name or self.student_id
+
+
+def _header_key(text: str) -> str:
+    return " ".join(text.replace("\ufeff", "").strip().casefold().replace("_", " ").split())
+
+
+def normalize_name(text: str) -> str:
+    """Case-, accent- and spacing-insensitive form of a person's name."""
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return " ".join(text.casefold().replace("_", " ").split())
+
+
+def canvas_file_name(sortable_name: str) -> str:
+    """How Canvas writes a sortable name in download file names: lower case, only word
+    characters kept (``"García, Ana-María"`` -> ``"garcíaanamaría"``)."""
+    name = re.sub(r"_(\d+)_", r"\1", sortable_name)
+    return re.sub(r"[^\w]", "", name.lower())
+
+
+def parse_moodle_identifier(text: str) -> str | None:
+    """``"Participant 123"`` (any language) -> ``"123"``."""
+    match = re.search(r"(\d+)\s*$", text.strip())
+    return match.group(1) if match else None
+
+
+def read_csv_text(path: Path) -> str:
+    raw = path.read_bytes()
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return raw.decode("latin-1")
+
+
+def _sniff_rows(text: str) -> list[list[str]]:
+    sample = text[:4096]
+    delimiter = ","
+    first = sample.splitlines()[0] if sample else ""
+    if first.count(";") > first.count(",") and first.count(";") >= first.count("\t"):
+        delimiter = ";"
+    elif first.count("\t") > first.count(","):
+        delimiter = "\t"
+    return list(csv.reader(io.StringIO(text), delimiter=delimiter))
+
+
+class Roster:
+    """People of the course, indexed by every id an LMS may give."""
+
+    def __init__(self, people: list[Person], source: str = ""):
+        self.people = people
+        self.source = source
+        self._index: dict[str, dict[str, Person]] = {}
+        problems = []
+        seen_students: dict[str, Person] = {}
+        for person in people:
+            if not STUDENT_ID.match(person.student_id):
+                problems.append(f"student id {person.student_id!r} is not valid (letters, digits "
+                                "and . _ @ + - only; it becomes a folder name)")
+            if person.student_id in seen_students:
+                problems.append(f"student id {person.student_id!r} appears twice")
+            seen_students[person.student_id] = person
+            for key in ("canvas_id", "sis_user_id", "sis_login_id", "moodle_id", "lti_user_id",
+                        "email"):
+                value = getattr(person, key)
+                if not value:
+                    continue
+                value = value.casefold() if key == "email" else value
+                index = self._index.setdefault(key, {})
+                if value in index and index[value] is not person:
+                    problems.append(f"{key} {value!r} is given to both "
+                                    f"{index[value].student_id} and {person.student_id}")
+                index[value] = person
+        if problems:
+            raise LmsError(f"The roster {source} has problems; fix them and run again:\n  - "
+                           + "\n  - ".join(problems))
+        self.students = seen_students
+
+    def __len__(self) -> int:
+        return len(self.people)
+
+    def __bool__(self) -> bool:
+        return bool(self.people)
+
+    def get(self, student_id: str) -> Person | None:
+        return self.students.get(student_id)
+
+    def by(self, key: str, value: str) -> Person | None:
+        if not value:
+            return None
+        return self._index.get(key, {}).get(value.casefold() if key == "email" else value)
+
+    def merged(self, other: Roster | None) -> Roster:
+        """This roster, completed by ``other``: rows of the same student are merged field by
+        field (this roster wins), new students are added."""
+        if not other:
+            return self
+        people = {p.student_id: Person(**{f.name: getattr(p, f.name) for f in fields(Person)})
+                  for p in self.people}
+        for p in other.people:
+            mine = people.get(p.student_id)
+            if mine is None:
+                people[p.student_id] = p
+                continue
+            for f in fields(Person):
+                if f.name != "extra" and not getattr(mine, f.name) and getattr(p, f.name):
+                    setattr(mine, f.name, getattr(p, f.name))
+        return Roster(list(people.values()), f"{self.source} + {other.source}")
+
+    # --- matching LMS identities ------------------------------------------------------------
+
+    def match_name(self, name: str, id_field: str, canvas_style: bool = False
+                   ) -> tuple[Person | None, str | None]:
+        """The one person called ``name`` among rows without ``id_field``; else why not."""
+        if not name:
+            return None, "no name to match"
+        target = canvas_file_name(name) if canvas_style else normalize_name(name)
+        found = []
+        for person in self.people:
+            candidates = {person.name, person.sortable_name}
+            if person.name and " " in person.name.strip():
+                first, _, last = person.name.strip().rpartition(" ")
+                candidates.add(f"{last}, {first}")
+            keys = {canvas_file_name(c) if canvas_style else normalize_name(c)
+                    for c in candidates if c}
+            if target in keys:
+                found.append(person)
+        if not found:
+            return None, f"nobody called {name!r} in the roster"
+        if len(found) > 1:
+            return None, (f"{len(found)} students are called {name!r} in the roster "
+                          f"({', '.join(p.student_id for p in found)}): add their {id_field}")
+        if getattr(found[0], id_field):
+            return None, (f"the roster's {name!r} ({found[0].student_id}) has another "
+                          f"{id_field} ({getattr(found[0], id_field)})")
+        return found[0], None
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+
+def _column_map(header: list[str]) -> dict[str, int]:
+    keys = [_header_key(h) for h in header]
+    found: dict[str, int] = {}
+    for name, aliases in ALIASES.items():
+        for index, key in enumerate(keys):
+            if key in aliases and name not in found:
+                found[name] = index
+    return found
+
+
+def _cell(row: list[str], index: int | None) -> str:
+    if index is None or index >= len(row):
+        return ""
+    return row[index].strip()
+
+
+def _safe_id(text: str) -> str:
+    """A student id from an LMS value: characters outside the allowed set become ``-``."""
+    text = re.sub(r"[^A-Za-z0-9_.@+-]", "-", text.strip())
+    return text.lstrip("._-@+")[:100]
+
+
+def _canvas_gradebook(rows: list[list[str]], source: str) -> Roster:
+    header = rows[0]
+    keys = [_header_key(h) for h in header]
+    col = {k: keys.index(k) for k in ("student", "id", "sis user id", "sis login id", "section")
+           if k in keys}
+    people = []
+    for row in rows[1:]:
+        name = _cell(row, col.get("student"))
+        canvas_id = _cell(row, col.get("id"))
+        if not name or "points possible" in name.casefold() or not canvas_id.isdigit():
+            continue  # the Points Possible row, muted rows
+        if normalize_name(name) in ("student, test", "test student"):
+            continue  # Canvas's Test Student (Student View)
+        sis_login = _cell(row, col.get("sis login id"))
+        sis_user = _cell(row, col.get("sis user id"))
+        people.append(Person(student_id=_safe_id(sis_login or sis_user or canvas_id),
+                             sortable_name=name, canvas_id=canvas_id, sis_user_id=sis_user,
+                             sis_login_id=sis_login, section=_cell(row, col.get("section"))))
+    return Roster(people, source)
+
+
+def _moodle_worksheet(rows: list[list[str]], source: str) -> Roster:
+    keys = [_header_key(h) for h in rows[0]]
+    ident = next(i for i, k in enumerate(keys) if k in MOODLE_IDENTIFIER)
+    name = next((i for i, k in enumerate(keys) if k in MOODLE_FULLNAME), None)
+    email = next((i for i, k in enumerate(keys) if k in MOODLE_EMAIL), None)
+    people = []
+    for row in rows[1:]:
+        pid = parse_moodle_identifier(_cell(row, ident))
+        if not pid:
+            continue
+        mail = _cell(row, email)
+        people.append(Person(student_id=_safe_id(mail) if mail else pid, name=_cell(row, name),
+                             email=mail, moodle_id=pid))
+    return Roster(people, source)
+
+
+def load_roster(path: str | os.PathLike) -> Roster:
+    """A roster CSV, a Canvas gradebook export or a Moodle grading worksheet."""
+    path = Path(path)
+    if not path.is_file():
+        raise LmsError(f"Roster file {path} does not exist.")
+    rows = [r for r in _sniff_rows(read_csv_text(path)) if any(c.strip() for c in r)]
+    if not rows:
+        raise LmsError(f"Roster file {path} is empty.")
+    keys = [_header_key(h) for h in rows[0]]
+    columns = _column_map(rows[0])
+    if "student_id" not in columns:
+        if keys[:2] == ["student", "id"]:
+            return _canvas_gradebook(rows, str(path))
+        if any(k in MOODLE_IDENTIFIER for k in keys):
+            return _moodle_worksheet(rows, str(path))
+        raise LmsError(f"Roster file {path} has no student_id column (found: "
+                       f"{', '.join(rows[0])}). Add one, or use a Canvas gradebook export or a "
+                       "Moodle grading worksheet as the roster.")
+    known = set(columns.values())
+    people = []
+    for row in rows[1:]:
+        sid = _cell(row, columns["student_id"])
+        if not sid:
+            continue
+        values = {name: _cell(row, index) for name, index in columns.items()}
+        if values.get("moodle_id"):
+            values["moodle_id"] = parse_moodle_identifier(values["moodle_id"]) or values["moodle_id"]
+        extra = {rows[0][i]: _cell(row, i) for i in range(len(rows[0])) if i not in known}
+        people.append(Person(**values, extra=extra))
+    return Roster(people, str(path))
+
+
+def course_roster(course, extra: str | os.PathLike | None = None, lti: bool = False) -> Roster:
+    """The roster(s) named in ``c.Course.lms`` (``roster``: a path or a list of paths; with
+    ``lti``, also ``lti.user_ids``), completed by ``extra`` (``--roster``)."""
+    from autograder.lms import lms_section, lms_settings, resolve_path
+
+    paths: list[Path] = []
+    if extra:
+        paths.append(Path(extra))
+    configured = lms_settings(course).get("roster")
+    for value in (configured if isinstance(configured, list | tuple) else [configured]):
+        path = resolve_path(course, value)
+        if path is not None:
+            paths.append(path)
+    if lti:
+        path = resolve_path(course, lms_section(course, "lti").get("user_ids"))
+        if path is not None:
+            paths.append(path)
+    roster = Roster([], "")
+    for path in paths:  # earlier files win: --roster, then the configured ones
+        loaded = load_roster(path)
+        roster = roster.merged(loaded) if roster else loaded
+    return roster
