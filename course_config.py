@@ -28,6 +28,7 @@ c.Course.data_home = ""
 # Assignments graded by the package: id -> notebook file and points are read from source/.
 c.Course.assignments = {
     "lesson4_learning_rate": {"notebook": "learning_rate.ipynb", "timeout": 300},
+    "lesson4_early_stopping": {"notebook": "early_stopping.ipynb", "timeout": 600},
 }
 # Wall-clock limit for a whole notebook (seconds) when the assignment gives none.
 c.Course.notebook_timeout = 600
@@ -35,6 +36,15 @@ c.Course.notebook_timeout = 600
 c.Course.thresholds = {
     # relative tolerance for real-valued answers such as the step size
     "answer_rtol": 1e-6,
+    # lesson4_early_stopping (docs/calibration.md): validation MAE of the trained model,
+    # re-computed by the checker on the course's validation split, must lie in [min, max]
+    "es_val_mae_max": 0.0875,
+    "es_val_mae_min": 0.06,
+    # a history matches the model when the re-computed val_loss is within atol + rtol*|v|
+    "es_history_atol": 1e-5,
+    "es_history_rtol": 1e-4,
+    # scaled split values are compared with this absolute tolerance (float32 round-off)
+    "es_scale_atol": 1e-5,
 }
 # Parallel grading: worker processes (0 = one per core) and threads per student kernel. The
 # kernel threads are fixed whatever the number of workers, so a notebook trains identically

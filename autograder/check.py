@@ -21,8 +21,10 @@ from autograder.checkers.support import Fail, NotAttempted
 from autograder.results import CellResult, CheckResult
 
 CHECKERS_DIR = Path(__file__).parent / "checkers"
-CONTEXT_KEY = pytest.StashKey["CheckContext"]()
 VERDICT_KEY = pytest.StashKey[Any]()
+# Set only when a session checks a single submission (kept for module-scoped fixtures that
+# predate per-class sessions; new code should use the ``context`` fixture and ``context.cache``).
+CONTEXT_KEY = pytest.StashKey["CheckContext"]()
 
 
 class CheckerError(RuntimeError):
@@ -31,13 +33,18 @@ class CheckerError(RuntimeError):
 
 @dataclass
 class CheckContext:
+    """One submission as the checkers see it (the ``context`` fixture)."""
+
     artifacts: Artifacts
     thresholds: dict[str, Any] = field(default_factory=dict)
     language: str = "es"
+    student: str = "student"
+    cache: dict[str, Any] = field(default_factory=dict)  # per-submission memo for checkers
 
 
 @dataclass
 class _Raw:
+    student: str
     check_id: str
     cell: str
     points: float
@@ -47,16 +54,24 @@ class _Raw:
 
 
 class _Collector:
-    """pytest plugin: turns each checker item's report into a ``_Raw`` outcome."""
+    """pytest plugin: runs every check once per submission and turns each report into a
+    ``_Raw`` outcome. One pytest session serves a whole class (regrading is then cheap)."""
 
-    def __init__(self, context: CheckContext):
-        self.context = context
+    def __init__(self, contexts: list[CheckContext]):
+        self.contexts = contexts
         self.raw: list[_Raw] = []
         self.errors: list[str] = []
 
     def pytest_configure(self, config: pytest.Config) -> None:
-        config.stash[CONTEXT_KEY] = self.context
         config.addinivalue_line("markers", "grade_cell(grade_id, points): the graded cell checked")
+        if len(self.contexts) == 1:
+            config.stash[CONTEXT_KEY] = self.contexts[0]
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        # Direct parametrization overrides the ``context`` fixture: one item per submission.
+        if "context" in metafunc.fixturenames:
+            metafunc.parametrize("context", self.contexts,
+                                 ids=[f"s{i}" for i in range(len(self.contexts))])
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -75,22 +90,38 @@ class _Collector:
             raise CheckerError(f"{item.nodeid} has no @pytest.mark.grade_cell marker")
         cell = marker.args[0]
         points = float(marker.kwargs.get("points", 0))
-        check_id = item.name.removeprefix("test_")
+        params = dict(getattr(item, "callspec", None).params) if hasattr(item, "callspec") else {}
+        context = params.pop("context", None)
+        if context is None:
+            raise CheckerError(f"{item.nodeid} does not use the submission's fixtures")
+        check_id = item.originalname.removeprefix("test_")  # type: ignore[attr-defined]
+        if params:
+            check_id += "[" + "-".join(str(v) for v in params.values()) + "]"
+        student = context.student
         if report.passed:
             verdict = item.stash.get(VERDICT_KEY, None)
             message_id = verdict.message_id if verdict else "ok"
-            params = verdict.params if verdict else {}
-            return _Raw(check_id, cell, points, "passed", message_id, params)
+            args = verdict.params if verdict else {}
+            return _Raw(student, check_id, cell, points, "passed", message_id, args)
         exc = call.excinfo.value if call.excinfo else None
         if isinstance(exc, Fail):
-            return _Raw(check_id, cell, points, "failed", exc.message_id, exc.params)
+            return _Raw(student, check_id, cell, points, "failed", exc.message_id, exc.params)
         if isinstance(exc, NotAttempted):
-            return _Raw(check_id, cell, points, "not_attempted", "not_attempted", exc.params)
+            return _Raw(student, check_id, cell, points, "not_attempted", "not_attempted",
+                        exc.params)
         if isinstance(exc, AssertionError):
-            return _Raw(check_id, cell, points, "failed", "assertion", {"text": str(exc)[:500]})
+            return _Raw(student, check_id, cell, points, "failed", "assertion",
+                        {"text": str(exc)[:500]})
         error = f"{type(exc).__name__}: {exc}"[:300] if exc else str(report.longrepr)[:300]
         self.errors.append(f"{item.nodeid}: {error}")
-        return _Raw(check_id, cell, points, "error", "checker_error", {"error": error})
+        return _Raw(student, check_id, cell, points, "error", "checker_error", {"error": error})
+
+
+# pytest plugins the checkers never need; not loading them shortens every session.
+_UNUSED_PLUGINS = ("doctest", "junitxml", "pastebin", "legacypath", "nose", "unittest",
+                   "stepwise", "lfplugin", "nfplugin", "setuponly", "setupplan", "cacheprovider",
+                   "faulthandler", "logging", "warnings", "debugging", "tmpdir", "monkeypatch",
+                   "recwarn", "capture", "unraisableexception", "threadexception")
 
 
 def checker_path(assignment_id: str) -> Path:
@@ -112,15 +143,34 @@ def run_checks(
     ``cell_points`` maps every graded cell of the notebook to its points; the checks of a cell
     must add up to exactly those points (else ``CheckerError``: the assignment is inconsistent).
     """
-    context = CheckContext(Artifacts(artifacts_dir), dict(thresholds or {}), language)
-    collector = _Collector(context)
+    return run_checks_many(assignment_id, {"student": artifacts_dir}, cell_points, thresholds,
+                           language)["student"]
+
+
+def run_checks_many(
+    assignment_id: str,
+    artifacts: dict[str, str | Path],
+    cell_points: dict[str, float],
+    thresholds: dict[str, Any] | None = None,
+    language: str = "es",
+) -> dict[str, dict[str, CellResult]]:
+    """``run_checks`` for several submissions (``{student: artifacts dir}``) in one pytest
+    session: the session's start-up is paid once, which is what makes regrading cheap."""
+    if not artifacts:
+        return {}
+    contexts = [CheckContext(Artifacts(folder), dict(thresholds or {}), language, student)
+                for student, folder in artifacts.items()]
+    collector = _Collector(contexts)
     args = [
         str(checker_path(assignment_id)),
         "-c", str(CHECKERS_DIR / "pytest.ini"),
         "--rootdir", str(CHECKERS_DIR),
         "-p", "no:timeout",
+        "-p", "no:randomly",
         "--import-mode=importlib",
         "-q",
+        "--tb=no",  # failures are verdicts, not bugs: formatting their tracebacks is costly
+        *(arg for plugin in _UNUSED_PLUGINS for arg in ("-p", f"no:{plugin}")),
     ]
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         code = pytest.main(args, plugins=[collector])
@@ -128,7 +178,9 @@ def run_checks(
         code == pytest.ExitCode.INTERRUPTED
     ) or (collector.errors and not collector.raw):
         raise CheckerError(f"Checkers for {assignment_id} could not run: {collector.errors}")
-    return _aggregate(collector.raw, cell_points, language)
+    return {student: _aggregate([r for r in collector.raw if r.student == student], cell_points,
+                                language)
+            for student in artifacts}
 
 
 def _aggregate(raw: list[_Raw], cell_points: dict[str, float], language: str) -> dict[str, CellResult]:

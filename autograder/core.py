@@ -159,18 +159,6 @@ def submission_digest(path: str | Path) -> str | None:
         return None
 
 
-def regrade_artifacts(artifacts: str | Path, assignment: Assignment, settings: GradingSettings,
-                      student: str = "student") -> StudentResult:
-    """Re-run only the checks on stored artifacts (no kernel): for checker or threshold fixes."""
-    started = time.perf_counter()
-    record = json.loads((Path(artifacts) / EXECUTION_RECORD).read_text(encoding="utf-8"))
-    cells = check.run_checks(assignment.id, artifacts, assignment.cell_points,
-                             settings.thresholds, settings.language)
-    status = "graded" if record.get("status") == "completed" else "error"
-    return _student_result(student, assignment, status, record.get("reason"), cells, [],
-                           {"check": time.perf_counter() - started})
-
-
 def _write_execution_record(artifacts: Path, record: dict[str, Any]) -> None:
     # Written after the kernel is gone: whatever the student's code put at this path is replaced.
     target = artifacts / EXECUTION_RECORD

@@ -30,6 +30,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_
 
 ARTIFACTS_DIRNAME = "artifacts"
 MAX_NOTEBOOK_BYTES = 50_000_000
+MAX_CELL_OUTPUT_BYTES = 1_000_000  # outputs kept per cell; the rest is dropped, with a note
+MAX_NOTEBOOK_OUTPUT_BYTES = 5_000_000  # and per notebook (a print loop must not fill memory)
 
 
 class SubmissionError(Exception):
@@ -295,7 +297,7 @@ async def _execute(nb: NotebookNode, workdir: Path, env: dict[str, str], setting
     from nbclient.exceptions import DeadKernelError
 
     km = launcher.kernel_manager(workdir, env)
-    client = NotebookClient(
+    client = _bounded_client_class(NotebookClient)(
         nb,
         km=km,
         timeout=settings.cell_timeout,
@@ -333,6 +335,51 @@ async def _execute(nb: NotebookNode, workdir: Path, env: dict[str, str], setting
         finish = getattr(km, "finish", None)  # a sandbox kills its process tree and cleans up
         if finish is not None:
             finish()
+
+
+_OUTPUT_MESSAGES = {"stream", "display_data", "execute_result", "update_display_data", "error",
+                    "comm_open", "comm_msg"}
+
+
+def _content_size(content: Any) -> int:
+    if isinstance(content, str):
+        return len(content)
+    if isinstance(content, dict):
+        return sum(_content_size(v) for v in content.values())
+    if isinstance(content, list):
+        return sum(_content_size(v) for v in content)
+    return 8
+
+
+def _bounded_client_class(base):
+    """nbclient's client, keeping at most ``MAX_CELL_OUTPUT_BYTES`` of outputs per cell and
+    ``MAX_NOTEBOOK_OUTPUT_BYTES`` per notebook: a cell printing without end must fill neither
+    the grader's memory nor the executed notebook. Errors are always kept (shortened), since
+    they say how the cell ended."""
+
+    class BoundedClient(base):
+        def process_message(self, msg, cell, cell_index):
+            kind = msg.get("msg_type")
+            if kind in _OUTPUT_MESSAGES:
+                budget = self.__dict__.setdefault("_output_budget", {"total": 0, "cells": {}})
+                size = _content_size(msg.get("content"))
+                budget["total"] += size
+                budget["cells"][cell_index] = budget["cells"].get(cell_index, 0) + size
+                if kind == "error":
+                    content = msg["content"]
+                    content["evalue"] = str(content.get("evalue", ""))[:1000]
+                    content["traceback"] = [str(t)[:2000] for t in content.get("traceback", [])[-30:]]
+                elif (budget["cells"][cell_index] > MAX_CELL_OUTPUT_BYTES
+                      or budget["total"] > MAX_NOTEBOOK_OUTPUT_BYTES):
+                    if cell_index not in budget.setdefault("noted", set()) and "outputs" in cell:
+                        budget["noted"].add(cell_index)
+                        cell.outputs.append(nbformat.v4.new_output(
+                            "stream", name="stdout", text="\n[output truncated by the grader: "
+                            "too much output]\n"))
+                    return None
+            return super().process_message(msg, cell, cell_index)
+
+    return BoundedClient
 
 
 def _stop_reason(km) -> str | None:

@@ -92,6 +92,7 @@ class SandboxSettings:
     cpu_seconds: int | None = None  # CPU time per process; None: twice the notebook time limit
     open_files: int = 1024
     uid: int | None = None  # kernel uid when grading as root; None: one per grader process
+    max_message_mb: int = 16  # largest single message the grader accepts from a kernel
     poll_seconds: float = 0.2  # watchdog period (memory and disk)
     extra_ro_paths: tuple[str, ...] = ()  # more read-only paths visible to the kernel
     bwrap: str = "bwrap"
@@ -343,6 +344,7 @@ def make_kernel_manager(settings: SandboxSettings, workdir: Path, env: dict[str,
         def finish(self) -> None:
             self.sandbox.finish()
 
+    km_client = _bounded_kernel_client(settings.max_message_mb * MB)
     sandbox = _Sandbox(settings, workdir, env)
     spec = KernelSpec(argv=sandbox.argv, display_name="Python 3 (sandboxed)", language="python",
                       interrupt_mode="message", env={}, metadata={})
@@ -350,7 +352,22 @@ def make_kernel_manager(settings: SandboxSettings, workdir: Path, env: dict[str,
     km = SandboxKernelManager(transport="ipc", ip=str(sandbox.ipc_dir / "k"),
                               connection_file=str(sandbox.ipc_dir / "kernel.json"))
     km.sandbox = sandbox
+    km.client_factory = km_client
     return km
+
+
+def _bounded_kernel_client(max_bytes: int):
+    """The grader's kernel client, refusing any single message larger than ``max_bytes``
+    (ZeroMQ drops it before it is read into the grader's memory)."""
+    from jupyter_client.asynchronous import AsyncKernelClient
+
+    class BoundedKernelClient(AsyncKernelClient):
+        def _create_connected_socket(self, channel, identity=None):
+            sock = super()._create_connected_socket(channel, identity=identity)
+            sock.maxmsgsize = max_bytes
+            return sock
+
+    return BoundedKernelClient
 
 
 class _Sandbox:

@@ -7,16 +7,13 @@ import pytest
 from autograder.checkers.support import Answers, Verdict
 
 
-def _context(request):
-    from autograder.check import CONTEXT_KEY
-
-    return request.config.stash[CONTEXT_KEY]
-
-
 @pytest.fixture
-def context(request):
-    """The ``CheckContext``: artifacts folder, course configuration, language."""
-    return _context(request)
+def context():
+    """The ``CheckContext`` of the submission being checked (artifacts, thresholds, language).
+
+    ``autograder.check`` parametrizes this fixture with one context per submission; it is
+    only reachable through that runner."""
+    raise RuntimeError("checkers run through autograder.check.run_checks, not plain pytest")
 
 
 @pytest.fixture

@@ -246,6 +246,10 @@ class CollectReport:
         late = [p.student for p in self.placed if p.late]
         if late:
             lines.append(f"  late ({len(late)}): {', '.join(late)}")
+        anonymous = [p.student for p in self.placed if p.lms_id.startswith("anon_")]
+        if anonymous:
+            lines.append(f"  anonymous ({len(anonymous)}): graded under their anonymous ids; "
+                         "Canvas has no identity for them until anonymity is lifted")
         renamed = [p for p in self.placed if p.renamed_from]
         for p in renamed:
             lines.append(f"  {p.student}: {p.renamed_from} was taken as {self.notebook}")
