@@ -98,6 +98,12 @@ def grade_job(job: Job, assignment: Assignment, settings: GradingSettings,
     if job.timestamp:
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "timestamp.txt").write_text(job.timestamp, encoding="utf-8")
+    lms_note = Path(job.path).parent / "lms.json"  # lateness recorded by `autograder collect`
+    if lms_note.is_file():
+        try:
+            result.lateness = json.loads(lms_note.read_text(encoding="utf-8"))
+        except ValueError:
+            log.warning("ignoring unreadable %s", lms_note)
     return result
 
 

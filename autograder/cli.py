@@ -7,6 +7,9 @@
 ``autograder feedback``     ``autograder.feedback.write_feedback``
 ``autograder report``       ``autograder.report.write_report``
 ``autograder export``       ``autograder.export.export``
+``autograder collect``      ``autograder.lms.collect_archive``
+``autograder gradescope``   ``autograder.lms.gradescope.build_bundle``
+``autograder lti-key``      ``autograder.lms.lti.generate_key``
 ``autograder demo``         ``autograder.demo.run_demo``
 ==========================  ===============================================
 
@@ -96,8 +99,39 @@ def _report(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from autograder.export import export
 
-    path = export(_course(args), args.format, assignment_id=args.assignment, out=args.out)
+    options = {k: v for k, v in {"worksheet": args.worksheet, "roster": args.roster,
+                                 "dry_run": args.dry_run}.items() if v}
+    path = export(_course(args), args.format, assignment_id=args.assignment, out=args.out,
+                  **options)
     print(f"exported {args.format}: {path}")
+    return 0
+
+
+@command("collect")
+def _collect(args: argparse.Namespace) -> int:
+    from autograder.lms import collect_archive
+
+    report = collect_archive(_course(args), args.assignment, args.archive, args.lms,
+                             roster=args.roster, dry_run=args.dry_run)
+    print(report.summary())
+    return 0
+
+
+@command("gradescope")
+def _gradescope(args: argparse.Namespace) -> int:
+    from autograder.lms.gradescope import build_bundle
+
+    print(f"Gradescope autograder: {build_bundle(_course(args), args.assignment, args.out)}")
+    return 0
+
+
+@command("lti-key")
+def _lti_key(args: argparse.Namespace) -> int:
+    import json
+
+    from autograder.lms.lti import generate_key
+
+    print(json.dumps(generate_key(args.path, args.key_id), indent=1))
     return 0
 
 
@@ -141,10 +175,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="class report (HTML) for the instructor")
     p.add_argument("assignment")
 
-    p = sub.add_parser("export", help="export grades")
-    p.add_argument("--format", default="csv")
+    p = sub.add_parser("export", help="export grades (csv, canvas, moodle, lti)")
+    p.add_argument("--format", default="csv", choices=["csv", "canvas", "moodle", "lti"])
     p.add_argument("--assignment", help="one assignment (default: all)")
     p.add_argument("--out", help="output file")
+    p.add_argument("--worksheet", help="moodle: the grading worksheet downloaded from Moodle")
+    p.add_argument("--roster", help="roster CSV mapping LMS ids to student ids")
+    p.add_argument("--dry-run", action="store_true", help="lti: show what would be sent")
+
+    p = sub.add_parser("collect", help="lay an LMS submissions download out in submitted/")
+    p.add_argument("assignment")
+    p.add_argument("archive")
+    p.add_argument("--lms", choices=["canvas", "moodle"], required=True)
+    p.add_argument("--roster", help="roster CSV mapping LMS ids to student ids")
+    p.add_argument("--dry-run", action="store_true")
+
+    p = sub.add_parser("gradescope", help="build a Gradescope autograder zip")
+    p.add_argument("assignment")
+    p.add_argument("--out", help="zip file (default: exports/<assignment>_gradescope.zip)")
+
+    p = sub.add_parser("lti-key", help="generate the tool's LTI 1.3 signing key and print its JWK")
+    p.add_argument("path")
+    p.add_argument("--key-id")
 
     sub.add_parser("demo", help="release, grade the sample class, feedback and export")
     return parser

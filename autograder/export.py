@@ -33,8 +33,8 @@ def _assignments(course: Course, assignment_id: str | None) -> list[str]:
 
 
 @exporter("csv")
-def export_csv(course: Course, assignment_id: str | None = None, out: str | Path | None = None
-               ) -> Path:
+def export_csv(course: Course, assignment_id: str | None = None, out: str | Path | None = None,
+               **_options) -> Path:
     """One row per student and assignment: per-cell scores, total, max and status."""
     out = Path(out) if out else course.exports_dir / "grades.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -76,3 +76,6 @@ def export(course: Course, format: str = "csv", assignment_id: str | None = None
     except KeyError:
         raise ValueError(f"Unknown export format {format!r}; known: {sorted(EXPORTERS)}") from None
     return func(course, assignment_id=assignment_id, out=out, **options)
+
+
+from autograder.lms import canvas, lti, moodle  # noqa: E402,F401  (registers the LMS exporters)

@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -227,8 +228,9 @@ class BubblewrapLauncher:
         s = self.settings
         kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
         return (_limits(s) + _bwrap_outer(s.bwrap, uid) + self.mounts(workdir, ipc_dir, data_home)
-                + ["--chdir", str(workdir), "--unsetenv", "JPY_PARENT_PID", "--"]
-                + _bwrap_inner(s.bwrap, uid) + kernel)
+                + ([] if uid is not None else ["--chdir", str(workdir)])
+                + ["--unsetenv", "JPY_PARENT_PID", "--"]
+                + _bwrap_inner(s.bwrap, uid, workdir) + kernel)
 
     def mounts(self, workdir: Path, ipc_dir: Path, data_home: str | None) -> list[str]:
         """The file system inside: a read-only whitelist and one writable work folder."""
@@ -265,7 +267,8 @@ def _limits(s: SandboxSettings) -> list[str]:
     limits = ["prlimit", f"--as={s.address_space_mb * MB}", f"--nproc={s.processes}",
               f"--fsize={s.file_size_mb * MB}", f"--nofile={s.open_files}", "--core=0"]
     if s.cpu_seconds:
-        limits.append(f"--cpu={int(s.cpu_seconds)}")
+        # SIGXCPU at the soft limit (the reason can be told), SIGKILL 5 s later if ignored
+        limits.append(f"--cpu={int(s.cpu_seconds)}:{int(s.cpu_seconds) + 5}")
     return limits + ["--"]
 
 
@@ -282,14 +285,16 @@ def _bwrap_outer(bwrap: str, uid: int | None) -> list[str]:
             "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
 
 
-def _bwrap_inner(bwrap: str, uid: int | None) -> list[str]:
+def _bwrap_inner(bwrap: str, uid: int | None, workdir: Path | None = None) -> list[str]:
     """As root: drop to ``uid`` (all capabilities gone), then a second, unprivileged bwrap
-    whose user namespace forbids creating more (no private tmpfs, no nested sandboxes)."""
+    whose user namespace forbids creating more (no private tmpfs, no nested sandboxes). It
+    enters the work folder as ``uid``, its owner (root without capabilities may not)."""
     if uid is None:
         return []
+    chdir = ["--chdir", str(workdir)] if workdir else []
     return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--",
             shutil.which(bwrap) or bwrap, "--unshare-user", "--disable-userns",
-            "--die-with-parent", "--bind", "/", "/", "--"]
+            "--die-with-parent", "--dev-bind", "/", "/", *chdir, "--"]
 
 
 # --- the kernel manager -----------------------------------------------------------------------
@@ -386,7 +391,6 @@ class _Sandbox:
         self.argv = launcher.command(workdir, self.ipc_dir, env.get("COURSE_DATA_HOME"), self.uid)
         self.spec = None
         self.process: subprocess.Popen | None = None
-        self.init_pid: int | None = None  # host PID of the sandbox's PID 1
         self._reason: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -409,20 +413,24 @@ class _Sandbox:
     # watchdog ----------------------------------------------------------------------------
     def _watch(self) -> None:
         s = self.settings
+        folders = [self.workdir] + ([self.ipc_dir] if self.own_ipc_dir else [])
         while not self._stop.wait(s.poll_seconds):
             if self.process is None or self.process.poll() is not None:
                 return
-            if self.init_pid is None:
-                self.init_pid = _first_child(self.process.pid)
             try:
-                rss = sum(_rss(pid) for pid in _descendants(self.process.pid))
-                used, count = _disk_usage([self.workdir] + (
-                    [self.ipc_dir] if self.own_ipc_dir else []), s.max_files)
+                table = _process_table()
+                tree = _descendants(table, self.process.pid)
+                tasks = sum(table[pid][1] for pid in tree if pid in table)
+                memory = sum(_memory(pid) for pid in tree)
+                used, count = _disk_usage(folders, s.max_files)
             except Exception:  # noqa: BLE001 - a vanishing process or file: look again
                 continue
-            if rss > s.memory_mb * MB:
+            if memory > s.memory_mb * MB:
                 self._kill(f"the notebook used more than {s.memory_mb} MB of memory and was "
                            "stopped")
+            elif tasks >= s.processes:
+                self._kill(f"the notebook started more than {s.processes} processes or threads "
+                           "(a fork bomb?) and was stopped")
             elif used > s.disk_mb * MB:
                 self._kill(f"the notebook wrote more than {s.disk_mb} MB to disk and was stopped")
             elif count > s.max_files:
@@ -436,17 +444,21 @@ class _Sandbox:
         self.kill_tree()
 
     def kill_tree(self) -> None:
-        """SIGKILL the sandbox: its PID 1 (the kernel kills all of its PID namespace), the
-        bwrap monitor and, belt and braces, every descendant still visible."""
-        if self.process is None:
+        """SIGKILL the sandbox. Killing its PID 1 makes the kernel kill every process of the
+        PID namespace (whatever they did: setsid, double fork); bwrap then exits by itself.
+        Should it not, it is killed too, with every descendant still visible."""
+        process = self.process
+        if process is None or process.poll() is not None:
             return
-        pids = _descendants(self.process.pid)
-        init = self.init_pid or _first_child(self.process.pid)
-        for pid in ([init] if init else []) + [self.process.pid] + pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        table = _process_table()
+        for pid in _children(table, process.pid):  # the namespace's PID 1
+            _sigkill(pid)
+        deadline = time.monotonic() + 2
+        while process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if process.poll() is None:
+            for pid in [process.pid, *_descendants(_process_table(), process.pid)]:
+                _sigkill(pid)
 
     # results -----------------------------------------------------------------------------
     def stop_reason(self) -> str | None:
@@ -458,7 +470,7 @@ class _Sandbox:
             return None
         # bwrap exits with the kernel's status; a signal becomes 128 + its number
         sig = -code if code < 0 else (code - 128 if code > 128 else None)
-        if sig == signal.SIGXCPU or (sig == signal.SIGKILL and self._cpu_exhausted()):
+        if sig == signal.SIGXCPU:
             return (f"the notebook used more than {self.settings.cpu_seconds} s of CPU time "
                     "and was stopped")
         if sig == signal.SIGSEGV:
@@ -467,14 +479,15 @@ class _Sandbox:
             return (f"the notebook wrote a file larger than {self.settings.file_size_mb} MB "
                     "and was stopped")
         if sig:
-            return f"the Python kernel was killed (signal {signal.Signals(sig).name})"
-        tail = self._log_tail()
-        if code == 1 and tail.startswith("bwrap:"):
-            return f"the sandbox could not start the kernel ({tail[:200]})"
+            try:
+                name = signal.Signals(sig).name
+            except ValueError:
+                name = str(sig)
+            return f"the Python kernel was killed (signal {name})"
+        problems = [line for line in self._log_tail().splitlines() if line.startswith("bwrap:")]
+        if problems:
+            return f"the sandbox could not start the kernel ({problems[-1][:200]})"
         return f"the Python kernel exited (status {code}) before the notebook finished"
-
-    def _cpu_exhausted(self) -> bool:
-        return False  # SIGKILL at the hard CPU limit is reported as a plain kill
 
     def _log_tail(self) -> str:
         try:
@@ -499,17 +512,26 @@ class _Sandbox:
         if self._log_handle is not None:
             self._log_handle.close()
         if self._log_path:
-            tail = self._log_tail()
-            if tail.startswith("bwrap:"):
-                log.warning("sandbox: %s", tail[:500])
+            for line in self._log_tail().splitlines():
+                if line.startswith("bwrap:"):
+                    log.warning("sandbox: %s", line[:500])
             Path(self._log_path).unlink(missing_ok=True)
         shutil.rmtree(self.ipc_dir, ignore_errors=True)
         sanitize_workdir(self.workdir)
 
 
+PLACEHOLDER = (b"removed by the grader: this was a symbolic link or a special file, "
+               b"not plain data\n")
+
+
 def sanitize_workdir(workdir: Path) -> list[str]:
     """Remove what the grader must never follow or open: symbolic links, FIFOs, sockets and
-    device nodes the kernel left in its work folder. Returns the removed paths (relative)."""
+    device nodes the kernel left in its work folder. Inside ``artifacts/`` each is replaced by
+    a small plain file that the artifact reader rejects, so the student is told that what was
+    captured could not be read. Returns the removed paths (relative)."""
+    from autograder.execute import ARTIFACTS_DIRNAME
+
+    artifacts = os.path.join(workdir, ARTIFACTS_DIRNAME)
     removed = []
     for root, dirs, files in os.walk(workdir, followlinks=False):
         for name in dirs + files:
@@ -523,10 +545,15 @@ def sanitize_workdir(workdir: Path) -> list[str]:
             try:
                 os.unlink(path)
                 removed.append(os.path.relpath(path, workdir))
+                if root == artifacts or root.startswith(artifacts + os.sep):
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                                 0o644)
+                    with os.fdopen(fd, "wb") as handle:
+                        handle.write(PLACEHOLDER)
             except OSError:
                 log.warning("could not remove %s from the work folder", path)
-        dirs[:] = [d for d in dirs if os.path.isdir(os.path.join(root, d))
-                   and not os.path.islink(os.path.join(root, d))]
+        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(root, d))
+                   and os.path.isdir(os.path.join(root, d))]
     if removed:
         log.info("removed %d links or special files from %s", len(removed), workdir)
     return removed
@@ -535,37 +562,54 @@ def sanitize_workdir(workdir: Path) -> list[str]:
 # --- /proc helpers ----------------------------------------------------------------------------
 
 
-def _children_map() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
+def _process_table() -> dict[int, tuple[int, int]]:
+    """``{pid: (parent pid, number of threads)}`` of every process on the machine."""
+    table = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
             with open(f"/proc/{entry.name}/stat", "rb") as handle:
                 data = handle.read()
-        except OSError:
+            fields_ = data[data.rfind(b")") + 2:].split()
+            table[int(entry.name)] = (int(fields_[1]), int(fields_[17]))
+        except (OSError, ValueError, IndexError):
             continue
-        ppid = int(data[data.rfind(b")") + 2:].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    return children
+    return table
 
 
-def _descendants(pid: int) -> list[int]:
-    children = _children_map()
+def _children(table: dict[int, tuple[int, int]], pid: int) -> list[int]:
+    return [child for child, (parent, _) in table.items() if parent == pid]
+
+
+def _descendants(table: dict[int, tuple[int, int]], pid: int) -> list[int]:
+    kids: dict[int, list[int]] = {}
+    for child, (parent, _) in table.items():
+        kids.setdefault(parent, []).append(child)
     found, todo = [], [pid]
     while todo:
-        for child in children.get(todo.pop(), []):
+        for child in kids.get(todo.pop(), []):
             found.append(child)
             todo.append(child)
     return found
 
 
-def _first_child(pid: int) -> int | None:
-    kids = _children_map().get(pid, [])
-    return min(kids) if kids else None
+def _sigkill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
-def _rss(pid: int) -> int:
+def _memory(pid: int) -> int:
+    """Proportional set size (shared pages split between their users), else the RSS."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         with open(f"/proc/{pid}/statm", "rb") as handle:
             return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

@@ -3,6 +3,7 @@ grading worksheet filled in with every other byte unchanged."""
 
 from __future__ import annotations
 
+import atexit
 import csv
 import io
 import json
@@ -57,6 +58,7 @@ def graded_state(state_dir: Path, results: list[StudentResult] | None = None,
     assignment = Assignment.from_course(course, AID)
     if "db" not in _TEMPLATE:
         folder = Path(tempfile.mkdtemp(prefix="lms-gradebook-"))
+        atexit.register(shutil.rmtree, folder, True)
         sync_assignment(f"sqlite:///{folder / 'gradebook.db'}", assignment)
         _TEMPLATE["db"] = folder / "gradebook.db"
     course.state_dir.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,7 @@ def test_release_holds_no_solution_or_hidden_test(course):
         release = nbformat.read(course.release_dir / aid / spec.notebook, as_version=4)
         assert leaked_lines(source, release) == []
         text = (course.release_dir / aid / spec.notebook).read_text()
-        for marker in ("BEGIN SOLUTION", "HIDDEN TESTS", "capture."):
+        for marker in ("BEGIN SOLUTION", "HIDDEN TESTS", "capture.answers("):
             assert marker not in text
         assert sorted(p.name for p in (course.release_dir / aid).iterdir()) == [spec.notebook]
 

@@ -21,9 +21,11 @@ Normalization makes equivalent spellings compare equal:
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -189,7 +191,7 @@ def _input_dim(model: dict) -> int | None:
 
 def _layer_activation(layer: dict) -> str:
     config = layer.get("config") or {}
-    if "activation" in config and not isinstance(config.get("activation"), dict):
+    if isinstance(config.get("activation"), str):
         return canonical_activation(config.get("activation"))
     info = layer.get("activation") or {}
     if info.get("name"):
@@ -202,7 +204,8 @@ def normalize(model: dict) -> ModelView:
     view = ModelView(input_dim=_input_dim(model), layers=[])
     for position, layer in enumerate(model.get("layers", [])):
         kind = str(layer.get("class_name", "?"))
-        config = layer.get("config") or {}
+        # the layer's own config; its attributes when get_config() failed (a lambda inside)
+        config = layer.get("config") or dict(layer.get("attributes") or {})
         if layer.get("nested"):
             view.problem = f"nested model {kind}"
             view.layers.append(LayerView(kind, layer=position, config=config))
@@ -503,8 +506,31 @@ def _data_home() -> str | None:
         return None
 
 
+def import_unrewritten(*names: str) -> None:
+    """Import third-party modules with pytest's assertion-rewriting hook detached.
+
+    The checkers' pytest session rewrites every module it imports (its ``python_files`` is
+    ``*.py``); rewriting pandas, scikit-learn and scipy costs about 15 s on first import,
+    and these libraries need no rewriting. Already imported modules cost nothing.
+    """
+    missing = [name for name in names if name not in sys.modules]
+    if not missing:
+        return
+    hooks = [(i, hook) for i, hook in enumerate(sys.meta_path)
+             if type(hook).__name__ == "AssertionRewritingHook"]
+    for _, hook in reversed(hooks):
+        sys.meta_path.remove(hook)
+    try:
+        for name in missing:
+            importlib.import_module(name)
+    finally:
+        for i, hook in hooks:
+            sys.meta_path.insert(i, hook)
+
+
 @lru_cache(maxsize=2)
 def _wine_arrays(data_home: str | None) -> dict[str, np.ndarray]:
+    import_unrewritten("pandas", "sklearn.model_selection")
     from autograder.course.data import TARGET, lesson4_scaled_split, load_red_wine, split_indices
 
     frame = load_red_wine(data_home)

@@ -430,6 +430,14 @@ def describe_layer(layer: Any) -> dict:
     except Exception as exc:  # noqa: BLE001 - e.g. a lambda activation cannot be serialized
         info["config"] = None
         info["config_error"] = _error(exc)
+    attributes = {}
+    for name in ("units", "rate", "use_bias", "epsilon", "center", "scale", "axis"):
+        try:
+            if name in layer.__dict__:
+                attributes[name] = plain(layer.__dict__[name])
+        except Exception:  # noqa: BLE001
+            pass
+    info["attributes"] = attributes
     activation = getattr(layer, "activation", None)
     if activation is not None and callable(activation):
         info["activation"] = activation_info(activation)
@@ -791,8 +799,8 @@ def check_diagnosis(name: str, namespace: dict, label_keys, labels, set_keys, le
                   f"`{name}[{key!r}]` must be one of {list(labels)}; it is {item!r}.")
     for key in set_keys:
         item = value[key]
-        items = [item] if isinstance(item, str) else item
-        if not isinstance(items, (set, frozenset, list, tuple)) or not all(
+        items = [c for c in item if c.isalpha()] if isinstance(item, str) else item
+        if not isinstance(items, (set, frozenset, list, tuple)) or not items or not all(
                 isinstance(i, str) and i.strip().lower() in letters for i in items):
             _fail(f"`{name}[{key!r}]` debe ser un conjunto de letras como {{'a', 'c'}} "
                   f"(letras de {letters!r}); es {item!r}.",

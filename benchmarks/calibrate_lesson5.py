@@ -1,0 +1,248 @@
+"""Calibrate ``lesson5_dropout_batchnorm``: the validation-MAE band of the ``history`` checks and
+the facts behind the graded question ``regularization_effect``.
+
+What it trains, each run exactly as the notebook's kernel does (one TensorFlow thread,
+``keras.utils.set_random_seed(seed)``, op determinism, the course's scaled lesson-4 split):
+
+* ``reference``: the lesson's model, 3 x [Dense(1024, relu), Dropout(0.3), BatchNormalization()]
+  + Dense(1), adam + MAE, 100 epochs, batch 256, over ``--seeds`` seeds (default 12). For every
+  run the final weights go through the *checker's own* pipeline (``keras_capture`` ->
+  ``keras_model.normalize`` / ``forward``): the numpy validation MAE, its distance to the last
+  ``val_loss`` of the history, and the MAE on the training rows (inference mode).
+* ``twins``: the notebook's experiment, the same network reduced to 3 x 128 units, with and
+  without Dropout(0.3), 60 epochs, over the same seeds: does every seed show what the answer of
+  ``regularization_effect`` says (training loss far below validation loss without dropout, not
+  with it; higher training loss with dropout; lower validation loss with dropout)?
+* ``variants``: valid placements and catalogue mistakes on two seeds (context for the band).
+
+The threshold is derived as documented in docs/calibration_lesson5.md and printed with the
+figures; everything is written to benchmarks/results/calibrate_lesson5.json.
+
+Run (about 15 minutes on 2 cores; two worker processes with one thread each, so the numbers are
+the same as in a grading kernel)::
+
+    .venv/bin/python benchmarks/calibrate_lesson5.py [--seeds 12] [--workers 2] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+# One thread per process, exactly like GradingSettings.kernel_env() and the grader's kernels;
+# set before TensorFlow is imported anywhere (worker processes inherit the environment).
+THREADS = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "1",
+           "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
+           "TF_ENABLE_ONEDNN_OPTS": "0", "PYTHONHASHSEED": "0"}
+os.environ.update(THREADS)
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SHARED_DATA = ROOT.parent / "shared" / "data"
+if "COURSE_DATA_HOME" not in os.environ and SHARED_DATA.is_dir():
+    os.environ["COURSE_DATA_HOME"] = str(SHARED_DATA)
+
+from autograder.checkers.lesson5_support import (  # noqa: E402
+    BATCH_SIZE,
+    DROPOUT_RATE,
+    EPOCHS,
+    EXPERIMENT_EPOCHS,
+    EXPERIMENT_UNITS,
+    HIDDEN_UNITS,
+)
+
+RESULTS = ROOT / "benchmarks" / "results" / "calibrate_lesson5.json"
+VARIANTS = ("bn_before_dropout", "linear_bn_activation", "input_dropout", "rate_0",
+            "dropout_after_output", "bn_after_output", "no_dropout_no_bn")
+
+
+def build(variant: str, units: int, rate: float = DROPOUT_RATE):
+    import keras
+    from keras import layers
+
+    stack = [keras.Input(shape=(11,))]
+    if variant == "input_dropout":
+        stack.append(layers.Dropout(rate))
+    for _ in range(3):
+        if variant == "linear_bn_activation":  # seed 5.4, second placement
+            stack += [layers.Dense(units), layers.BatchNormalization(), layers.Activation("relu"),
+                      layers.Dropout(rate)]
+        elif variant == "bn_before_dropout":
+            stack += [layers.Dense(units, activation="relu"), layers.BatchNormalization(),
+                      layers.Dropout(rate)]
+        elif variant in ("no_dropout", "rate_0"):
+            stack += [layers.Dense(units, activation="relu")]
+            if variant == "rate_0":
+                stack.append(layers.Dropout(0.0))
+            stack.append(layers.BatchNormalization())
+        elif variant == "no_dropout_no_bn":
+            stack += [layers.Dense(units, activation="relu")]
+        else:
+            stack += [layers.Dense(units, activation="relu"), layers.Dropout(rate),
+                      layers.BatchNormalization()]
+    stack.append(layers.Dense(1))
+    if variant == "dropout_after_output":
+        stack.append(layers.Dropout(rate))
+    if variant == "bn_after_output":
+        stack.append(layers.BatchNormalization())
+    return keras.Sequential(stack)
+
+
+def train(job: dict) -> dict:
+    """One training run; returns its curves and the checker's numpy re-evaluation."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from autograder.checkers import keras_model as km
+    from autograder.course.keras_capture import describe_model, model_weights
+
+    data = km.wine_arrays()
+    keras.utils.set_random_seed(job["seed"])
+    tf.config.experimental.enable_op_determinism()
+    model = build(job["variant"], job["units"])
+    model.compile(optimizer="adam", loss="mae")
+    started = time.perf_counter()
+    history = model.fit(data["X_train"], data["y_train"],
+                        validation_data=(data["X_valid"], data["y_valid"]),
+                        batch_size=BATCH_SIZE, epochs=job["epochs"], verbose=0)
+    seconds = time.perf_counter() - started
+    view = km.normalize(describe_model(model))
+    index, arrays = model_weights(model)
+    weights = km.weights_by_layer(index, arrays)
+    val_mae = km.mae(data["y_valid"], km.forward(view, weights, data["X_valid"]))
+    train_mae = km.mae(data["y_train"], km.forward(view, weights, data["X_train"]))
+    loss = [float(v) for v in history.history["loss"]]
+    val = [float(v) for v in history.history["val_loss"]]
+    return {**job, "seconds": round(seconds, 2), "loss": loss, "val_loss": val,
+            "numpy_val_mae": val_mae, "numpy_train_mae": train_mae,
+            "numpy_minus_keras": val_mae - val[-1], "final_val_loss": val[-1],
+            "min_val_loss": min(val), "best_epoch": int(np.argmin(val)) + 1}
+
+
+def tail(values: list[float], n: int = 10) -> float:
+    return statistics.fmean(values[-n:])
+
+
+def summarize(runs: list[dict]) -> dict:
+    import numpy as np
+
+    from autograder.checkers import keras_model as km
+
+    data = km.wine_arrays()
+    y_train, y_valid = data["y_train"], data["y_valid"]
+    baselines = {
+        "predict_train_mean": float(np.mean(np.abs(y_valid - y_train.mean()))),
+        "predict_train_median": float(np.mean(np.abs(y_valid - np.median(y_train)))),
+    }
+    reference = [r for r in runs if r["kind"] == "reference"]
+    finals = [r["numpy_val_mae"] for r in reference]
+    in_sample = [r["numpy_train_mae"] for r in reference]
+    worst, spread = max(finals), statistics.pstdev(finals)
+    margin = max(3 * spread, 0.10 * worst)
+    threshold = math.ceil((worst + margin) * 1000) / 1000
+    floor = math.floor(0.75 * min(in_sample) * 1000) / 1000
+    twins = {}
+    for r in runs:
+        if r["kind"] == "twin":
+            twins.setdefault(r["seed"], {})[r["variant"]] = r
+    facts = []
+    for seed, pair in sorted(twins.items()):
+        without, with_ = pair["no_dropout"], pair["reference"]
+        facts.append({
+            "seed": seed,
+            "gap_without": tail(without["val_loss"]) - tail(without["loss"]),
+            "gap_with": tail(with_["val_loss"]) - tail(with_["loss"]),
+            "train_loss_without": tail(without["loss"]), "train_loss_with": tail(with_["loss"]),
+            "val_loss_without": tail(without["val_loss"]), "val_loss_with": tail(with_["val_loss"]),
+            "seconds": without["seconds"] + with_["seconds"],
+        })
+    holds = {
+        "train_far_below_val_without_dropout": all(f["gap_without"] > 0.02 for f in facts),
+        "train_not_below_val_with_dropout": all(f["gap_with"] < 0.0 for f in facts),
+        "train_loss_higher_with_dropout": all(f["train_loss_with"] > f["train_loss_without"]
+                                              for f in facts),
+        "val_loss_lower_with_dropout": all(f["val_loss_with"] < f["val_loss_without"]
+                                           for f in facts),
+    }
+    variants = {}
+    for r in runs:
+        if r["kind"] == "variant":
+            variants.setdefault(r["variant"], []).append(round(r["numpy_val_mae"], 4))
+    return {
+        "reference": {
+            "seeds": [r["seed"] for r in reference],
+            "final_val_mae": [round(v, 5) for v in finals],
+            "min": min(finals), "median": statistics.median(finals), "max": worst,
+            "std": spread,
+            "min_val_loss_over_epochs": [round(r["min_val_loss"], 5) for r in reference],
+            "in_sample_mae": [round(v, 5) for v in in_sample],
+            "max_abs_numpy_minus_keras": max(abs(r["numpy_minus_keras"]) for r in reference),
+            "fit_seconds": [r["seconds"] for r in reference],
+        },
+        "threshold": {"db_val_mae_max": threshold, "db_val_mae_min": floor,
+                      "margin": round(threshold - worst, 5),
+                      "rule": "max + max(3 std, 10% of max), rounded up to 0.001; floor = "
+                              "0.75 x the lowest in-sample (training rows) MAE, rounded down"},
+        "baselines": baselines,
+        "twins": {"units": EXPERIMENT_UNITS, "epochs": EXPERIMENT_EPOCHS, "per_seed": facts,
+                  "holds_for_every_seed": holds},
+        "variants_val_mae": variants,
+    }
+
+
+def jobs(seeds: int, quick: bool) -> list[dict]:
+    out = [{"kind": "reference", "variant": "reference", "seed": s, "units": HIDDEN_UNITS,
+            "epochs": EPOCHS} for s in range(seeds)]
+    for s in range(seeds):
+        for variant in ("no_dropout", "reference"):
+            out.append({"kind": "twin", "variant": variant, "seed": s, "units": EXPERIMENT_UNITS,
+                        "epochs": EXPERIMENT_EPOCHS})
+    if not quick:
+        out += [{"kind": "variant", "variant": v, "seed": s, "units": HIDDEN_UNITS,
+                 "epochs": EPOCHS} for v in VARIANTS for s in (0, 1)]
+    return out
+
+
+def main() -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=12)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="skip the variants")
+    args = parser.parse_args()
+    todo = jobs(args.seeds, args.quick)
+    started = time.perf_counter()
+    runs = []
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        for run in pool.map(train, todo):
+            runs.append(run)
+            print(f"{run['kind']:9} {run['variant']:22} seed {run['seed']:2}  "
+                  f"val MAE {run['numpy_val_mae']:.4f} (keras {run['final_val_loss']:.4f}, "
+                  f"min {run['min_val_loss']:.4f})  train {run['numpy_train_mae']:.4f}  "
+                  f"{run['seconds']:.1f} s", flush=True)
+    summary = summarize(runs)
+    summary["workers"] = args.workers
+    summary["wall_seconds"] = round(time.perf_counter() - started, 1)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({"summary": summary, "runs": runs}, indent=1))
+    ref, thr = summary["reference"], summary["threshold"]
+    print(f"\nreference final validation MAE over {len(ref['seeds'])} seeds: min {ref['min']:.4f}"
+          f" median {ref['median']:.4f} max {ref['max']:.4f} std {ref['std']:.4f}")
+    print(f"numpy vs keras (last val_loss): max |diff| {ref['max_abs_numpy_minus_keras']:.2e}")
+    print(f"threshold db_val_mae_max {thr['db_val_mae_max']} (margin {thr['margin']}), "
+          f"floor db_val_mae_min {thr['db_val_mae_min']}; baselines {summary['baselines']}")
+    print(f"experiment facts for every seed: {summary['twins']['holds_for_every_seed']}")
+    print(f"variants (val MAE): {summary['variants_val_mae']}")
+    print(f"written to {RESULTS.relative_to(ROOT)}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
