@@ -29,6 +29,7 @@ c.Course.data_home = ""
 c.Course.assignments = {
     "lesson4_learning_rate": {"notebook": "learning_rate.ipynb", "timeout": 300},
     "lesson4_early_stopping": {"notebook": "early_stopping.ipynb", "timeout": 600},
+    "lesson5_dropout_batchnorm": {"notebook": "dropout_batchnorm.ipynb", "timeout": 600},
 }
 # Wall-clock limit for a whole notebook (seconds) when the assignment gives none.
 c.Course.notebook_timeout = 600
@@ -46,6 +47,14 @@ c.Course.thresholds = {
     "es_history_rtol": 1e-5,
     # scaled split values are compared with this absolute tolerance (float32 round-off)
     "es_scale_atol": 1e-5,
+    # lesson5_dropout_batchnorm (docs/calibration_lesson5.md): validation MAE of the trained
+    # model, re-computed by the checker in inference mode on the course's validation split,
+    # must lie in [min, max]
+    "db_val_mae_max": 0.13,
+    "db_val_mae_min": 0.05,
+    # the last val_loss of history matches the re-computed loss within atol + rtol*|v|
+    "db_history_atol": 1e-5,
+    "db_history_rtol": 1e-4,
 }
 # Parallel grading: worker processes (0 = one per core) and threads per student kernel. The
 # kernel threads are fixed whatever the number of workers, so a notebook trains identically

@@ -164,6 +164,7 @@ def run_checks_many(
     args = [
         str(checker_path(assignment_id)),
         "-c", str(CHECKERS_DIR / "pytest.ini"),
+        "-o", f"python_files={assignment_id}.py",
         "--rootdir", str(CHECKERS_DIR),
         "-p", "no:timeout",
         "-p", "no:randomly",

@@ -31,7 +31,12 @@ def _grade_once(path: Path, assignment, settings, launcher, workdir: Path) -> tu
 
     started = time.perf_counter()
     result = grade(path, assignment, settings, workdir=workdir, launcher=launcher)
-    return time.perf_counter() - started, f"{result.status}:{result.score:g}"
+    seconds = time.perf_counter() - started
+    if seconds > 20:  # an outlier: say where the time went
+        record = workdir / "artifacts" / "execution.json"
+        print(f"slow: {workdir.name} {seconds:.1f} s {result.status} {result.error} "
+              f"{record.read_text()[:1500] if record.is_file() else ''}", file=sys.stderr)
+    return seconds, f"{result.status}:{result.score:g}"
 
 
 def _trivial_kernel(launcher, workdir: Path, data_home: str) -> float:
@@ -71,6 +76,7 @@ def main(argv: list[str] | None = None) -> dict:
     grading: dict[str, list[float]] = {name: [] for name in launchers}
     startup: dict[str, list[float]] = {name: [] for name in launchers}
     outcomes: dict[str, dict[str, str]] = {name: {} for name in launchers}
+    runs: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="bench-sbx-") as tmp:
         course = load_course(ROOT / "course_config.py", state_dir=Path(tmp) / "state")
         spec = course.assignment(AID)
@@ -96,7 +102,11 @@ def main(argv: list[str] | None = None) -> dict:
                     seconds, outcome = _grade_once(path, assignment, settings, launchers[name],
                                                    work)
                     grading[name].append(seconds)
-                    outcomes[name][student] = outcome
+                    runs.append({"mode": name, "round": round_, "student": student,
+                                 "seconds": round(seconds, 3), "outcome": outcome})
+                    outcomes[name].setdefault(student, outcome)
+                    if outcomes[name][student] != outcome:
+                        outcomes[name][student] += f" / {outcome}"
             for name in order:
                 startup[name].append(_trivial_kernel(launchers[name], Path(tmp) /
                                                      f"trivial-{name}-{round_}", settings.data_home))
@@ -111,11 +121,15 @@ def main(argv: list[str] | None = None) -> dict:
         "trivial_kernel_seconds": kernels,
         "overhead_seconds_per_notebook": round(overhead, 3),
         "overhead_percent": round(100 * overhead / per_nb["unsandboxed"]["mean"], 1),
+        # same notebook, same round, the two modes back to back: robust to machine drift
+        "paired_median_overhead_seconds": round(statistics.median(
+            s - u for s, u in zip(grading["sandboxed"], grading["unsandboxed"], strict=True)), 3),
         "trivial_kernel_overhead_seconds": round(
             kernels["sandboxed"]["mean"] - kernels["unsandboxed"]["mean"], 3),
         "same_grades": same,
+        "runs": runs,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
+                    "platform": platform.platform(), "load_average": os.getloadavg()},
     }
     out = ROOT / "benchmarks" / "results" / "bench_sandbox.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -124,6 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"grading one notebook (mean of {u['n']}): unsandboxed {u['mean']:.2f} s, "
           f"sandboxed {s['mean']:.2f} s -> overhead {overhead:+.2f} s "
           f"({figures['overhead_percent']:+.1f}%)")
+    print(f"paired median overhead: {figures['paired_median_overhead_seconds']:+.3f} s")
     print(f"trivial kernel start+run+stop: unsandboxed {kernels['unsandboxed']['mean']:.2f} s, "
           f"sandboxed {kernels['sandboxed']['mean']:.2f} s")
     print(f"same grades in both modes: {same}")

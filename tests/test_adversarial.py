@@ -66,17 +66,37 @@ def _digest(paths: list[Path], base: Path) -> dict[str, str]:
 
 
 def _outside_the_work_folders(course, ctx: Context) -> dict[str, str]:
+    """What the corpus attacks outside the work folders: this assignment's source, release and
+    checkers, the package the kernels import, the configuration, the other
+    students' submissions, an instructor file, the environment and a few system files. (Only
+    these: other engineers may be editing the rest of the tree while the suite runs.)"""
     root, state = course.root, course.state_dir
-    venv = Path(sys.prefix)
-    tree = _digest([root / "source", root / "release", root / "autograder" / "checkers",
-                    root / "autograder" / "course", root / "autograder" / "__init__.py",
-                    root / "course_config.py"], root)
+    tree = _digest([root / "source" / AID, root / "release" / AID, root / "autograder" / "course",
+                    root / "autograder" / "__init__.py", root / "course_config.py",
+                    root / "autograder" / "checkers" / f"{AID}.py"], root)
     state_files = _digest([state / "submitted", ctx.honeypot], state)
-    site = sorted(venv.glob("lib/python*/site-packages/*"))
+    site = sorted(Path(sys.prefix).glob("lib/python*/site-packages/*"))
     listing = {f"venv:{p.name}": str(p.stat().st_size) for p in site}
     tops = {f"state-entry:{p.name}": "" for p in state.iterdir()
             if p.name not in ("autograded", "results", "gradebook.db", "feedback")}
-    return {**tree, **{f"state:{k}": v for k, v in state_files.items()}, **listing, **tops}
+    system = {f"system:{p}": (hashlib.sha256(Path(p).read_bytes()).hexdigest()
+                              if Path(p).is_file() else "absent")
+              for p in ("/etc/profile", "/usr/lib/evil", "/tmp/fake.json")}
+    return {**tree, **{f"state:{k}": v for k, v in state_files.items()}, **listing, **tops,
+            **system}
+
+
+def _written_by_a_sandbox(folders: list[Path]) -> list[str]:
+    """Files under ``folders`` owned by anyone but the grader: kernels run as their own uid,
+    so anything they managed to create or take over outside a work folder shows up here.
+    (``autograded/`` holds the work folders; the virtualenv is checked by its listing.)"""
+    me, found = os.getuid(), []
+    for folder in folders:
+        for root, dirs, files in os.walk(folder):
+            dirs[:] = [d for d in dirs if d not in (".git", ".venv", "autograded")]
+            found += [os.path.join(root, n) for n in dirs + files
+                      if os.lstat(os.path.join(root, n)).st_uid != me]
+    return found
 
 
 @dataclasses.dataclass
@@ -204,11 +224,13 @@ def test_nothing_outside_the_work_folders_changed(adversarial):
     before, after = adversarial.before, adversarial.after
     changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
     assert not changed, changed
+    course = adversarial.course
+    assert not _written_by_a_sandbox([course.root, course.state_dir])
     assert adversarial.ctx.honeypot.read_text().startswith("grading notes")
     assert not adversarial.ctx.pwned.exists(), "a pickle payload ran"
     autograded = {p.name for p in (adversarial.course.state_dir / "autograded").iterdir()}
     assert autograded <= set(adversarial.results.students), autograded
-    for stray in ("/tmp/fake.json", "/tmp/fill", "/dev/shm/fill"):
+    for stray in ("/tmp/fill", "/dev/shm/fill"):
         path = Path(stray)
         assert not path.exists() or path.stat().st_mtime < adversarial.started, stray
 

@@ -21,11 +21,9 @@ Normalization makes equivalent spellings compare equal:
 
 from __future__ import annotations
 
-import importlib
 import math
 import os
 import re
-import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -170,30 +168,33 @@ def _input_dim(model: dict) -> int | None:
     shape = model.get("input_shape")
     if isinstance(shape, list) and shape and isinstance(shape[-1], int):
         return int(shape[-1])
-    for entry in (model.get("config") or {}).get("layers", []) or []:
+    config = model.get("config") if isinstance(model.get("config"), dict) else {}
+    for entry in config.get("layers") if isinstance(config.get("layers"), list) else []:
         if isinstance(entry, dict) and entry.get("class_name") == "InputLayer":
             batch = (entry.get("config") or {}).get("batch_shape") or \
                 (entry.get("config") or {}).get("batch_input_shape")
             if isinstance(batch, list) and batch and isinstance(batch[-1], int):
                 return int(batch[-1])
     for layer in model.get("layers", []):
-        config = layer.get("config") or {}
+        config = layer.get("config") if isinstance(layer.get("config"), dict) else {}
         batch = config.get("batch_shape") or config.get("batch_input_shape")
         if isinstance(batch, list) and batch and isinstance(batch[-1], int):
             return int(batch[-1])
-        for weight in layer.get("weights", []):
-            if weight.get("name") == "kernel" and len(weight.get("shape", [])) == 2:
-                return int(weight["shape"][0])
+        for weight in layer.get("weights") if isinstance(layer.get("weights"), list) else []:
+            shape = weight.get("shape") if isinstance(weight, dict) else None
+            if weight.get("name") == "kernel" and isinstance(shape, list) and len(shape) == 2 \
+                    and isinstance(shape[0], int):
+                return shape[0]
         if layer.get("class_name") not in ("InputLayer", "Flatten"):
             break
     return None
 
 
 def _layer_activation(layer: dict) -> str:
-    config = layer.get("config") or {}
+    config = layer.get("config") if isinstance(layer.get("config"), dict) else {}
     if isinstance(config.get("activation"), str):
         return canonical_activation(config.get("activation"))
-    info = layer.get("activation") or {}
+    info = layer.get("activation") if isinstance(layer.get("activation"), dict) else {}
     if info.get("name"):
         return canonical_activation(info["name"])
     return canonical_activation(config.get("activation"))
@@ -201,11 +202,14 @@ def _layer_activation(layer: dict) -> str:
 
 def normalize(model: dict) -> ModelView:
     """The normalized view of a model captured by ``keras_capture.describe_model``."""
-    view = ModelView(input_dim=_input_dim(model), layers=[])
-    for position, layer in enumerate(model.get("layers", [])):
+    layers = model.get("layers") if isinstance(model.get("layers"), list) else []
+    layers = [layer if isinstance(layer, dict) else {"class_name": "?"} for layer in layers]
+    view = ModelView(input_dim=_input_dim({**model, "layers": layers}), layers=[])
+    for position, layer in enumerate(layers):
         kind = str(layer.get("class_name", "?"))
         # the layer's own config; its attributes when get_config() failed (a lambda inside)
-        config = layer.get("config") or dict(layer.get("attributes") or {})
+        config = layer.get("config") if isinstance(layer.get("config"), dict) else None
+        config = config or (layer["attributes"] if isinstance(layer.get("attributes"), dict) else {})
         if layer.get("nested"):
             view.problem = f"nested model {kind}"
             view.layers.append(LayerView(kind, layer=position, config=config))
@@ -343,7 +347,9 @@ class Unsupported(Exception):  # noqa: N818 - reads as a verdict
 def weights_by_layer(index: list[dict], arrays: dict[str, np.ndarray]) -> dict[int, dict[str, np.ndarray]]:
     """``{captured layer position: {weight name: array}}`` from the capture's weights index."""
     out: dict[int, dict[str, np.ndarray]] = {}
-    for entry in index:
+    for entry in index if isinstance(index, list) else []:
+        if not isinstance(entry, dict):
+            continue
         key = entry.get("key")
         if key not in arrays or not isinstance(entry.get("layer"), int):
             continue
@@ -355,12 +361,20 @@ def weights_by_layer(index: list[dict], arrays: dict[str, np.ndarray]) -> dict[i
 def _activate(name: str | None, x: np.ndarray) -> np.ndarray:
     function = ACTIVATIONS.get(name or "linear")
     if function is None:
-        raise Unsupported(f"activation {name}")
+        raise Unsupported(str(name))
     return function(x)
 
 
 def forward(view: ModelView, weights: dict[int, dict[str, np.ndarray]], x: np.ndarray) -> np.ndarray:
     """The model's predictions for ``x`` in inference mode (Dropout off, BatchNorm moving stats)."""
+    try:
+        with np.errstate(all="ignore"):
+            return _forward(view, weights, x)
+    except (ValueError, TypeError, KeyError, IndexError) as exc:  # weights of the wrong shape
+        raise Unsupported(f"weights ({type(exc).__name__})") from None
+
+
+def _forward(view: ModelView, weights: dict[int, dict[str, np.ndarray]], x: np.ndarray) -> np.ndarray:
     if view.problem:
         raise Unsupported(view.problem)
     out = np.asarray(x, dtype=np.float64)
@@ -368,11 +382,11 @@ def forward(view: ModelView, weights: dict[int, dict[str, np.ndarray]], x: np.nd
         w = weights.get(layer.layer, {}) if layer.layer is not None else {}
         if layer.kind == "Dense":
             if "kernel" not in w:
-                raise Unsupported(f"{layer.describe()} has no weights (was the model trained?)")
+                raise Unsupported(f"{layer.describe()}: kernel = ?")
             kernel = w["kernel"]
             if kernel.ndim != 2 or kernel.shape[0] != out.shape[-1]:
-                raise Unsupported(f"{layer.describe()} expects {kernel.shape[0]} inputs, "
-                                  f"got {out.shape[-1]}")
+                raise Unsupported(f"{layer.describe()}: kernel {tuple(kernel.shape)} · "
+                                  f"input {out.shape[-1]}")
             out = out @ kernel
             if layer.params.get("use_bias", True) and "bias" in w:
                 out = out + w["bias"]
@@ -383,10 +397,10 @@ def forward(view: ModelView, weights: dict[int, dict[str, np.ndarray]], x: np.nd
             continue
         elif layer.kind == "BatchNormalization":
             if "moving_mean" not in w or "moving_variance" not in w:
-                raise Unsupported("BatchNormalization without moving statistics")
+                raise Unsupported("BatchNormalization: moving_mean = ?")
             axis = layer.config.get("axis", -1)
             if axis not in (-1, [-1], 1, [1]) or out.ndim != 2:
-                raise Unsupported(f"BatchNormalization on axis {axis}")
+                raise Unsupported(f"BatchNormalization(axis={axis})")
             eps = layer.params.get("epsilon") or 1e-3
             out = (out - w["moving_mean"]) / np.sqrt(w["moving_variance"] + eps)
             if layer.params.get("scale", True) and "gamma" in w:
@@ -396,7 +410,7 @@ def forward(view: ModelView, weights: dict[int, dict[str, np.ndarray]], x: np.nd
         elif layer.kind == "Flatten":
             out = out.reshape(len(out), -1)
         else:
-            raise Unsupported(f"layer {layer.kind}")
+            raise Unsupported(f"{layer.kind}()")
     return out
 
 
@@ -425,10 +439,12 @@ class LossView:
 
 def normalize_loss(compile_info: dict) -> LossView:
     """The canonical loss of a captured ``compile`` (names, functions and Loss objects)."""
-    described = (compile_info or {}).get("loss") or {}
+    described = (compile_info or {}).get("loss")
+    described = described if isinstance(described, dict) else {}
     kind = described.get("kind")
-    if kind == "list" and len(described.get("items", [])) == 1:
-        described, kind = described["items"][0], described["items"][0].get("kind")
+    items = described.get("items")
+    if kind == "list" and isinstance(items, list) and len(items) == 1 and isinstance(items[0], dict):
+        described, kind = items[0], items[0].get("kind")
     if kind == "str":
         found = described.get("name", "")
         return LossView(_LOSS_ALIASES.get(_key(found)), repr(found))
@@ -472,7 +488,7 @@ def loss_value(loss: LossView, y: np.ndarray, pred: np.ndarray) -> float:
         first = np.log(np.maximum(pred, 1e-7) + 1.0)
         second = np.log(np.maximum(y, 1e-7) + 1.0)
         return float(np.mean((first - second) ** 2))
-    raise Unsupported(f"loss {loss.found}")
+    raise Unsupported(loss.found)
 
 
 def mae(y: np.ndarray, pred: np.ndarray) -> float:
@@ -481,9 +497,10 @@ def mae(y: np.ndarray, pred: np.ndarray) -> float:
 
 def normalize_optimizer(compile_info: dict) -> tuple[str | None, str]:
     """``("adam", "Adam")`` from a captured compile; ``(None, ...)`` when not compiled."""
-    optimizer = (compile_info or {}).get("optimizer") or {}
+    optimizer = (compile_info or {}).get("optimizer")
+    optimizer = optimizer if isinstance(optimizer, dict) else {}
     kind = optimizer.get("kind")
-    if kind == "str":
+    if kind == "str" and isinstance(optimizer.get("name"), str):
         return optimizer["name"].strip().lower(), repr(optimizer["name"])
     if kind == "object":
         name = str(optimizer.get("class_name", ""))
@@ -506,31 +523,8 @@ def _data_home() -> str | None:
         return None
 
 
-def import_unrewritten(*names: str) -> None:
-    """Import third-party modules with pytest's assertion-rewriting hook detached.
-
-    The checkers' pytest session rewrites every module it imports (its ``python_files`` is
-    ``*.py``); rewriting pandas, scikit-learn and scipy costs about 15 s on first import,
-    and these libraries need no rewriting. Already imported modules cost nothing.
-    """
-    missing = [name for name in names if name not in sys.modules]
-    if not missing:
-        return
-    hooks = [(i, hook) for i, hook in enumerate(sys.meta_path)
-             if type(hook).__name__ == "AssertionRewritingHook"]
-    for _, hook in reversed(hooks):
-        sys.meta_path.remove(hook)
-    try:
-        for name in missing:
-            importlib.import_module(name)
-    finally:
-        for i, hook in hooks:
-            sys.meta_path.insert(i, hook)
-
-
 @lru_cache(maxsize=2)
 def _wine_arrays(data_home: str | None) -> dict[str, np.ndarray]:
-    import_unrewritten("pandas", "sklearn.model_selection")
     from autograder.course.data import TARGET, lesson4_scaled_split, load_red_wine, split_indices
 
     frame = load_red_wine(data_home)

@@ -67,8 +67,19 @@ SPLIT_NAMES = ("X_train", "X_valid", "y_train", "y_valid")
 # --- the submission, analysed once per grading ------------------------------------------------
 
 
+_ANSWER_OF = {"split": "split", "callback": "early_stopping", "model": "model",
+              "training": "history", "weights": "history", "integrity": "history"}
+
+
+def _d(value: Any) -> dict:
+    """A captured field that must be a dict (artifacts are untrusted: anything else is {})."""
+    return value if isinstance(value, dict) else {}
+
+
 class _Memo:
-    """Runs each analysis once; a ``Fail`` it raises is raised again for every check using it."""
+    """Runs each analysis once; a ``Fail`` it raises is raised again for every check using it.
+    A capture file with the right JSON syntax but the wrong shape (written by something other
+    than the capture) is reported as unreadable, not as a grader error."""
 
     def __init__(self) -> None:
         self._done: dict[str, tuple[bool, Any]] = {}
@@ -79,6 +90,10 @@ class _Memo:
                 self._done[key] = (True, compute())
             except Fail as exc:
                 self._done[key] = (False, exc)
+            except (AttributeError, TypeError, KeyError, ValueError, IndexError) as exc:
+                self._done[key] = (False, Fail(
+                    "artifact_invalid", name=_ANSWER_OF.get(key, key),
+                    reason=f"malformed capture ({type(exc).__name__})"))
         ok, value = self._done[key]
         if not ok:
             raise Fail(value.message_id, **value.params)
@@ -146,16 +161,15 @@ def _split(sub: Submission) -> Split:
     meta = sub.json("split/split.json", "split")
     if "error" in meta and "parts" not in meta:
         raise Fail("artifact_invalid", name="split", reason=str(meta["error"])[:200])
-    parts = meta.get("parts") or {}
-    missing = [n for n in SPLIT_NAMES if not (parts.get(n) or {}).get("present")]
+    parts = {n: _d(p) for n, p in _d(meta.get("parts")).items()}
+    missing = [n for n in SPLIT_NAMES if not parts.get(n, {}).get("present")]
     if missing:
         raise Fail("es_split.missing", names=", ".join(f"`{n}`" for n in missing))
     arrays = sub.npz("split/arrays.npz", "split")
     for name in SPLIT_NAMES:
         if name not in arrays:
-            problem = (parts.get(name) or {}).get("problem") or "?"
-            raise Fail("es_split.wrong_type", name=name, found=str(parts[name].get("type")),
-                       problem=str(problem))
+            found = str(parts[name].get("type") or "?").rsplit(".", 1)[-1]
+            raise Fail("es_split.wrong_type", name=name, found=found)
     x_train, x_valid = arrays["X_train"], arrays["X_valid"]
     ys = {n: arrays[n] for n in ("y_train", "y_valid")}
     if any(x.ndim != 2 for x in (x_train, x_valid)) or any(
@@ -206,7 +220,6 @@ def _same_rows(split: Split, train_index: np.ndarray, valid_index: np.ndarray) -
 
 def _other_random_state(split: Split) -> int | None:
     """The ``random_state`` that gives the student's rows, when it is a common one."""
-    km.import_unrewritten("sklearn.model_selection")
     from sklearn.model_selection import train_test_split
 
     n = len(split.data["raw_X"])
@@ -319,14 +332,21 @@ def test_split_scaling(sub, verdict):
 def _callback(sub: Submission) -> dict:
     value = sub.answers.get("early_stopping")
     payload = sub.json("keras/early_stopping.json", "early_stopping")
-    callback = payload.get("callback") or {}
-    if not callback.get("is_early_stopping"):
+    callback = _d(payload.get("callback"))
+    if callback.get("is_early_stopping") is not True:
         raise Fail("es_callback.wrong_type", found=describe_found(value))
-    settings = callback.get("settings") or {}
+    settings = dict(_d(callback.get("settings")))
     settings["swallowed"] = (_is_number(settings.get("min_delta")) and settings["min_delta"] > 0
                              and settings.get("patience") == 0
                              and settings.get("restore_best_weights") is False)
     return settings
+
+
+def _show(value: Any) -> str:
+    """A value the student typed, as they would write it (``'loss'``, ``0.1``, ``False``)."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return repr(value)
+    return describe_found(value)
 
 
 def _is_number(value: Any) -> bool:
@@ -340,9 +360,9 @@ def test_early_stopping_monitor(sub, verdict):
     if monitor == "loss":
         raise Fail("es_callback.monitor_loss")
     if monitor != ES_MONITOR:
-        raise Fail("es_callback.monitor", found=describe_found(monitor))
+        raise Fail("es_callback.monitor", found=_show(monitor))
     if s.get("mode") not in ("auto", "min"):
-        raise Fail("es_callback.mode", found=describe_found(s.get("mode")))
+        raise Fail("es_callback.mode", found=_show(s.get("mode")))
     verdict.ok("es_callback.monitor_ok")
 
 
@@ -357,7 +377,7 @@ def test_early_stopping_min_delta(sub, verdict):
         raise Fail("es_callback.min_delta_default")
     if _is_number(found) and math.isclose(found, SEED_43_MIN_DELTA, rel_tol=1e-6):
         raise Fail("es_callback.min_delta_seed", found=found)
-    raise Fail("es_callback.min_delta", found=describe_found(s.get("min_delta_raw", found)))
+    raise Fail("es_callback.min_delta", found=_show(s.get("min_delta_raw", found)))
 
 
 @pytest.mark.grade_cell("test_early_stopping", points=0.5)
@@ -373,7 +393,7 @@ def test_early_stopping_patience(sub, verdict):
         raise Fail("es_callback.patience_default")
     if found == SEED_43_PATIENCE:
         raise Fail("es_callback.patience_seed", found=found)
-    raise Fail("es_callback.patience", found=describe_found(found))
+    raise Fail("es_callback.patience", found=_show(found))
 
 
 @pytest.mark.grade_cell("test_early_stopping", points=0.5)
@@ -385,7 +405,7 @@ def test_early_stopping_restore(sub, verdict):
         return
     if s["swallowed"]:
         raise Fail("es_callback.swallowed", argument="restore_best_weights")
-    raise Fail("es_callback.restore_false", found=describe_found(found))
+    raise Fail("es_callback.restore_false", found=_show(found))
 
 
 # --- model (lesson 4.5) -----------------------------------------------------------------------
@@ -394,8 +414,8 @@ def test_early_stopping_restore(sub, verdict):
 def _model(sub: Submission) -> dict:
     value = sub.answers.get("model")
     payload = sub.json("keras/model.json", "model")
-    model = payload.get("model") or {}
-    if not model.get("is_model"):
+    model = _d(payload.get("model"))
+    if model.get("is_model") is not True:
         raise Fail("es_model.wrong_type", found=describe_found(value))
     return model
 
@@ -405,7 +425,7 @@ def test_model_architecture(sub, verdict):
     model = sub.memo.get("model", lambda: _model(sub))
     view = km.normalize(model)
     if view.problem:
-        raise Fail("es_model.not_a_stack", found=view.problem)
+        raise Fail("es_model.not_a_stack", found=view.problem.removeprefix("nested model "))
     mismatch = km.compare(view, SPEC_LAYERS, N_FEATURES)
     if mismatch is None:
         verdict.ok("es_model.architecture_ok", layers=view.describe())
@@ -429,7 +449,7 @@ def test_model_architecture(sub, verdict):
 @pytest.mark.grade_cell("test_model", points=0.5)
 def test_model_optimizer(sub, verdict):
     model = sub.memo.get("model", lambda: _model(sub))
-    compiled = model.get("compile") or {}
+    compiled = _d(model.get("compile"))
     if not compiled.get("compiled"):
         raise Fail("es_model.not_compiled")
     name, found = km.normalize_optimizer(compiled)
@@ -441,7 +461,7 @@ def test_model_optimizer(sub, verdict):
 @pytest.mark.grade_cell("test_model", points=0.5)
 def test_model_loss(sub, verdict):
     model = sub.memo.get("model", lambda: _model(sub))
-    compiled = model.get("compile") or {}
+    compiled = _d(model.get("compile"))
     if not compiled.get("compiled"):
         raise Fail("es_model.not_compiled")
     loss = km.normalize_loss(compiled)
@@ -459,21 +479,25 @@ class Training:
     def __init__(self, sub: Submission, payload: dict):
         self.sub = sub
         self.payload = payload
-        self.history = payload["history"]
-        self.values: dict[str, list] = self.history.get("history") or {}
-        self.params: dict = self.history.get("params") if isinstance(
-            self.history.get("params"), dict) else {}
-        self.model = payload["model"]
-        self.callback = payload.get("callback") or {}
-        self.settings = self.callback.get("settings") or {}
-        self.state = self.callback.get("state") or {}
+        self.history = _d(payload["history"])
+        self.values: dict[str, list] = {k: v for k, v in _d(self.history.get("history")).items()
+                                        if isinstance(v, list)}
+        self.params: dict = _d(self.history.get("params"))
+        self.model = _d(payload["model"])
+        self.callback = _d(payload.get("callback"))
+        self.settings = _d(self.callback.get("settings"))
+        self.state = _d(self.callback.get("state"))
+        others = payload.get("other_early_stopping")
+        payload["other_early_stopping"] = [o for o in others if isinstance(o, dict)] \
+            if isinstance(others, list) else []
         self.view = km.normalize(self.model)
-        self.loss = km.normalize_loss(self.model.get("compile") or {})
+        self.loss = km.normalize_loss(_d(self.model.get("compile")))
+        self._predictions: dict[str, np.ndarray] = {}
 
     @property
     def val_loss(self) -> list[float] | None:
         values = self.values.get("val_loss")
-        if not values or any(v is None for v in values):
+        if not values or not all(_is_number(v) for v in values):
             return None
         return [float(v) for v in values]
 
@@ -488,10 +512,14 @@ class Training:
         return self.sub.memo.get("weights", load)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        try:
-            return km.forward(self.view, self.weights(), x)
-        except km.Unsupported as exc:
-            raise Fail("es_history.forward_unsupported", what=str(exc)) from None
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        key = hashlib.sha256(x.tobytes() + str(x.shape).encode()).hexdigest()
+        if key not in self._predictions:  # the student's validation set is often the course's
+            try:
+                self._predictions[key] = km.forward(self.view, self.weights(), x)
+            except km.Unsupported as exc:
+                raise Fail("es_history.forward_unsupported", what=str(exc)) from None
+        return self._predictions[key]
 
     def student_split(self) -> dict[str, np.ndarray]:
         try:
@@ -512,14 +540,14 @@ def _training(sub: Submission) -> Training:
     payload = sub.json("keras/training.json", "history")
     if "error" in payload and "history" not in payload:
         raise Fail("artifact_invalid", name="history", reason=str(payload["error"])[:200])
-    history = payload.get("history") or {}
-    if not history.get("is_history"):
+    history = _d(payload.get("history"))
+    if history.get("is_history") is not True:
         value = sub.answers.get("history")
         raise Fail("es_history.wrong_type", found=describe_found(value))
-    model = payload.get("model") or {}
-    if not payload.get("model_present") or not model.get("is_model"):
+    model = _d(payload.get("model"))
+    if not payload.get("model_present") or model.get("is_model") is not True:
         raise Fail("es_history.no_model")
-    if not (history.get("history") or {}).get("loss"):
+    if not _d(history.get("history")).get("loss"):
         raise Fail("es_history.empty")
     if not history.get("model_is_model"):
         raise Fail("es_history.other_model")
@@ -537,7 +565,7 @@ def test_history_fit(sub, verdict):
         raise Fail("es_history.no_validation")
     epochs = training.params.get("epochs")
     if epochs != EPOCHS:
-        raise Fail("es_history.epochs", found=describe_found(epochs))
+        raise Fail("es_history.epochs", found=_show(epochs))
     steps = training.params.get("steps")
     try:
         n_train = len(training.student_split()["X_train"])
@@ -545,7 +573,7 @@ def test_history_fit(sub, verdict):
         n_train = len(km.wine_arrays()["X_train"])
     if steps != math.ceil(n_train / BATCH_SIZE):
         batch = math.ceil(n_train / steps) if _is_number(steps) and steps > 0 else "?"
-        raise Fail("es_history.batch_size", steps=describe_found(steps), batch=batch)
+        raise Fail("es_history.batch_size", steps=_show(steps), batch=batch)
     verdict.ok("es_history.fit_ok")
 
 
@@ -611,8 +639,8 @@ def _integrity(sub: Submission) -> dict:
     def matches(x, y) -> tuple[float, list[int]]:
         try:
             value = km.loss_value(training.loss, y, training.predict(x))
-        except km.Unsupported as exc:
-            raise Fail("es_history.loss_unsupported", found=str(exc)) from None
+        except km.Unsupported:
+            raise Fail("es_history.loss_unsupported", found=training.loss.found) from None
         return value, [k for k in training.matches(value, series) if k in candidates]
 
     value, epochs = matches(arrays["X_valid"], arrays["y_valid"])
@@ -660,7 +688,7 @@ def test_history_restored(sub, verdict):
     if callback.get("restore_best_weights") is not True:
         raise Fail("es_history.not_restored", **params)
     if callback.get("monitor") != ES_MONITOR:
-        raise Fail("es_history.restored_by_loss", monitor=describe_found(callback.get("monitor")),
+        raise Fail("es_history.restored_by_loss", monitor=_show(callback.get("monitor")),
                    **params)
     raise Fail("es_history.not_best", **params)
 
@@ -671,7 +699,7 @@ def test_history_val_mae(sub, verdict):
     data = km.wine_arrays()
     if training.view.input_dim not in (None, N_FEATURES):
         raise Fail("es_history.forward_unsupported",
-                   what=f"the model takes {training.view.input_dim} inputs")
+                   what=f"keras.Input(shape=({training.view.input_dim},))")
     value = km.mae(data["y_valid"], training.predict(data["X_valid"]))
     high, low = float(sub.t["es_val_mae_max"]), float(sub.t["es_val_mae_min"])
     if not math.isfinite(value) or value > high:

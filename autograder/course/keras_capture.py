@@ -738,6 +738,10 @@ def check_callback(namespace: dict, name: str = "early_stopping") -> None:
         "valores que querías (¡un comentario `#` se traga el resto de la línea!).",
         f"`{name}` is an EarlyStopping. Keras received: {settings}. Check that these are the "
         "values you meant (a `#` comment swallows the rest of the line!).")
+    if s["patience"] == 0 and s["restore_best_weights"] is False:
+        print("⚠ patience=0 y restore_best_weights=False son los valores por defecto: ¿los "
+              "escribiste detrás de un `#`?\n  (EN: patience=0 and restore_best_weights=False are "
+              "the defaults: did you write them after a `#`?)")
 
 
 def check_model(namespace: dict, name: str = "model") -> None:

@@ -211,15 +211,19 @@ def blank(nb):
 
 def swallowed(nb):
     """Copies the seed's callback verbatim: the comment swallows patience and restore."""
-    return _fill(nb, {"ans_early_stopping": """\
+    return _fill(nb, {"ans_early_stopping": SWALLOWED})
+
+
+SWALLOWED = """\
 early_stopping = callbacks.EarlyStopping(
     min_delta=0.001, # minimium amount of change to count as an improvement patience=20, # how many epochs to wait before stopping restore_best_weights=True,
 )
-"""})
+"""
 
 
-def leaky_no_restore(nb):
-    """Scales with the whole data set before splitting; forgets restore_best_weights."""
+def leaky_keras_doc(nb):
+    """Scales with the whole data set before splitting; copies the callback of Keras'
+    documentation, EarlyStopping(monitor='loss', patience=3), so restore_best_weights is off."""
     return _fill(nb, {
         "ans_split": """\
 X_scaled = (X - X.min()) / (X.max() - X.min())
@@ -227,9 +231,7 @@ y_scaled = (y - y.min()) / (y.max() - y.min())
 X_train, X_valid, y_train, y_valid = train_test_split(X_scaled, y_scaled, test_size=0.2,
                                                       random_state=3)
 """,
-        "ans_early_stopping": """\
-early_stopping = callbacks.EarlyStopping(min_delta=0.001, patience=20)
-""",
+        "ans_early_stopping": "early_stopping = keras.callbacks.EarlyStopping(monitor='loss', patience=3)\n",
     })
 
 
@@ -241,44 +243,19 @@ def seed42_tanh(nb):
     })
 
 
-def keras_doc_callback(nb):
-    """Copies the example of Keras' documentation: EarlyStopping(monitor='loss', patience=3)."""
-    return _fill(nb, {"ans_early_stopping": """\
-early_stopping = keras.callbacks.EarlyStopping(monitor='loss', patience=3)
-"""})
-
-
 def no_callback(nb):
-    """Copies the fit call of an earlier exercise: no callbacks, epochs=50."""
-    return _fill(nb, {"ans_history": """\
+    """Copies the fit call of an earlier exercise (no callbacks, epochs=30); counts the best
+    epoch from 0; swaps the two schematic curves and adds a remedy."""
+    return _fill(nb, {
+        "ans_history": """\
 history = model.fit(
     X_train, y_train,
     validation_data=(X_valid, y_valid),
     batch_size=256,
-    epochs=50,
+    epochs=30,
     verbose=0,
 )
-"""})
-
-
-def no_validation(nb):
-    """Forgets validation_data (and, tired of waiting, lowers epochs to 60)."""
-    return _fill(nb, {"ans_history": """\
-history = model.fit(
-    X_train, y_train,
-    batch_size=256,
-    epochs=60,
-    callbacks=[early_stopping],
-    verbose=0,
-)
-"""})
-
-
-def sigmoid_output(nb):
-    """A sigmoid on the output (targets are in [0, 1], after all); best epoch from 0;
-    the two schematic curves swapped and an extra remedy."""
-    return _fill(nb, {
-        "ans_model": _model(RELU_512 * 3, 'layers.Dense(1, activation="sigmoid")'),
+""",
         "ans_best_epoch": 'best_epoch = int(np.argmin(history.history["val_loss"]))\n',
         "ans_fit_diagnosis": """\
 fit_diagnosis = {
@@ -293,8 +270,26 @@ fit_diagnosis = {
     })
 
 
-def mse_own_scaler(nb):
-    """Mean squared error; fit_transform on the validation set (its own min and max)."""
+def no_validation_sigmoid(nb):
+    """A sigmoid on the output (the targets are in [0, 1], after all); forgets
+    validation_data and, tired of waiting, lowers epochs to 40."""
+    return _fill(nb, {
+        "ans_model": _model(RELU_512 * 3, 'layers.Dense(1, activation="sigmoid")'),
+        "ans_history": """\
+history = model.fit(
+    X_train, y_train,
+    batch_size=256,
+    epochs=40,
+    callbacks=[early_stopping],
+    verbose=0,
+)
+""",
+    })
+
+
+def mse_two_layers(nb):
+    """fit_transform on the validation set (its own min and max); two hidden layers and the
+    mean squared error; answers the epoch early stopping restored."""
     return _fill(nb, {
         "ans_split": """\
 from sklearn.preprocessing import MinMaxScaler
@@ -306,25 +301,20 @@ X_valid = scaler.fit_transform(X_valid)
 y_low, y_high = y_train.min(), y_train.max()
 y_train, y_valid = (y_train - y_low) / (y_high - y_low), (y_valid - y_low) / (y_high - y_low)
 """,
-        "ans_model": _model(RELU_512 * 3, loss='"mse"'),
+        "ans_model": _model(RELU_512 * 2, loss='"mse"'),
+        "ans_best_epoch": "best_epoch = early_stopping.best_epoch + 1\n",
     })
 
 
 def forged(nb):
-    """Dense(128) instead of 512; then 'improves' the validation curve by hand."""
+    """Dense(256) and the seed's swallowed callback stop training early with a poor model;
+    the student then 'improves' the validation curve by hand."""
     return _fill(nb, {
-        "ans_model": _model('    layers.Dense(128, activation="relu"),\n' * 3),
+        "ans_early_stopping": SWALLOWED,
+        "ans_model": _model('    layers.Dense(256, activation="relu"),\n' * 3),
         "ans_history": SOLUTIONS["ans_history"] + """\
 history.history["val_loss"] = [0.9 * v for v in history.history["val_loss"]]
 """,
-    })
-
-
-def two_layers_restored_epoch(nb):
-    """Two hidden layers instead of three; answers the epoch early stopping restored."""
-    return _fill(nb, {
-        "ans_model": _model(RELU_512 * 2),
-        "ans_best_epoch": "best_epoch = early_stopping.best_epoch + 1\n",
     })
 
 
@@ -356,15 +346,12 @@ RECIPES = {
     "style_add": style_add,
     "blank": blank,
     "swallowed": swallowed,
-    "leaky_no_restore": leaky_no_restore,
+    "leaky_keras_doc": leaky_keras_doc,
     "seed42_tanh": seed42_tanh,
-    "keras_doc_callback": keras_doc_callback,
     "no_callback": no_callback,
-    "no_validation": no_validation,
-    "sigmoid_output": sigmoid_output,
-    "mse_own_scaler": mse_own_scaler,
+    "no_validation_sigmoid": no_validation_sigmoid,
+    "mse_two_layers": mse_two_layers,
     "forged": forged,
-    "two_layers_restored_epoch": two_layers_restored_epoch,
     "wrong_types": wrong_types,
 }
 
@@ -381,4 +368,74 @@ EXPECTED: dict[str, dict] = {
     "style_add": {"status": "graded", "cells": _FULL},
     "blank": {"status": "graded", "cells": _ZERO,
               "messages": dict.fromkeys(CELLS, ["not_attempted"])},
+    # patience=0 stops after 7 epochs, on the last epoch's weights (within min_delta of the
+    # best, so "restored" holds), with a poor model
+    "swallowed": {
+        "status": "graded",
+        "cells": {**_FULL, "test_early_stopping": 1, "test_history": 3},
+        "messages": {"test_early_stopping": ["es_callback.swallowed"],
+                     "test_history": ["es_history.val_mae_high"]},
+    },
+    "leaky_keras_doc": {
+        "status": "graded",
+        "cells": {**_FULL, "test_split": 1, "test_early_stopping": 0, "test_history": 2},
+        "messages": {"test_split": ["es_split.leakage"],
+                     "test_early_stopping": ["es_callback.monitor_loss",
+                                             "es_callback.min_delta_default",
+                                             "es_callback.patience", "es_callback.restore_false"],
+                     "test_history": ["es_history.not_restored", "es_history.val_mae_high"]},
+    },
+    "seed42_tanh": {
+        "status": "graded",
+        "cells": {**_FULL, "test_split": 1, "test_model": 1, "test_history": 3},
+        "messages": {"test_split": ["es_split.random_state"],
+                     "test_model": ["es_model.layer_activation"],
+                     "test_history": ["es_history.val_mae_high"]},
+    },
+    "no_callback": {
+        "status": "graded",
+        "cells": {**_FULL, "test_history": 0.5, "test_best_epoch": 0, "test_fit_diagnosis": 1.5},
+        "messages": {"test_history": ["es_history.callback_not_used", "es_history.epochs",
+                                      "es_history.not_stopped_no_callback",
+                                      "es_history.not_restored_no_callback",
+                                      "es_history.val_mae_high"],
+                     "test_best_epoch": ["es_best_epoch.zero_based"],
+                     "test_fit_diagnosis": ["es_diagnosis.wrong", "es_diagnosis.remedies_wrong"]},
+    },
+    # no val_loss: fit, stopping, integrity and restoring cannot hold; the weights themselves
+    # are re-evaluated on the course's validation split and pass
+    "no_validation_sigmoid": {
+        "status": "graded",
+        "cells": {**_FULL, "test_model": 1, "test_history": 1.5, "test_best_epoch": 0},
+        "messages": {"test_model": ["es_model.output_activation"],
+                     "test_history": ["es_history.no_validation",
+                                      "es_history.not_stopped_no_validation"],
+                     "test_best_epoch": ["answer_cell_error"]},
+    },
+    "mse_two_layers": {
+        "status": "graded",
+        "cells": {**_FULL, "test_split": 1, "test_model": 0.5, "test_history": 3,
+                  "test_best_epoch": 0},
+        "messages": {"test_split": ["es_split.valid_own_scale"],
+                     "test_model": ["es_model.layer_count", "es_model.loss"],
+                     "test_history": ["es_history.val_mae_high"],
+                     "test_best_epoch": ["es_best_epoch.restored_epoch"]},
+    },
+    "forged": {
+        "status": "graded",
+        "cells": {**_FULL, "test_early_stopping": 1, "test_model": 1, "test_history": 1.5},
+        "messages": {"test_early_stopping": ["es_callback.swallowed"],
+                     "test_model": ["es_model.layer_units"],
+                     "test_history": ["es_history.forged", "es_history.restored_unverified",
+                                      "es_history.val_mae_high"]},
+    },
+    "wrong_types": {
+        "status": "graded",
+        "cells": {**_FULL, "test_early_stopping": 0, "test_model": 2, "test_history": 0,
+                  "test_best_epoch": 0, "test_fit_diagnosis": 0},
+        "messages": {"test_early_stopping": ["es_callback.wrong_type"],
+                     "test_model": ["es_model.not_compiled"],
+                     "test_history": ["answer_cell_error"],
+                     "test_best_epoch": ["wrong_type"], "test_fit_diagnosis": ["wrong_type"]},
+    },
 }
