@@ -61,5 +61,18 @@ c.Course.thresholds = {
 # serially, in parallel or on Dask (same scores); workers x kernel_threads <= cores.
 c.Course.workers = 0
 c.Course.kernel_threads = 1
+# Sandbox around every student kernel (bubblewrap; see docs/sandbox.md). Without bubblewrap,
+# grading refuses to run unless allow_unsandboxed is True (or --allow-unsandboxed is given).
+c.Course.sandbox = {
+    "allow_unsandboxed": False,
+    "memory_mb": 3072,  # resident memory of the kernel and all its children
+    "address_space_mb": 8192,  # virtual memory per process (TensorFlow maps ~3 GB)
+    "processes": 256,  # processes + threads of the kernel's user
+    "file_size_mb": 64,  # largest file a notebook may write
+    "disk_mb": 256,  # everything a notebook writes in its work folder
+    "max_files": 2000,
+    "tmp_mb": 64,  # private /tmp and /dev/shm
+    "cpu_seconds": None,  # CPU s per process; None: 2 x the longest notebook limit + 30
+}
 # Gradebook: nbgrader's SQLite file in the course directory unless a db_url is given.
 c.Course.db_url = ""

@@ -108,9 +108,11 @@ def grade_job(job: Job, assignment: Assignment, settings: GradingSettings,
 
 
 def grade_remote(notebook: bytes | None, job: Job, assignment: Assignment,
-                 settings: GradingSettings) -> tuple[StudentResult, bytes]:
+                 settings: GradingSettings, launcher: KernelLauncher | None = None
+                 ) -> tuple[StudentResult, bytes]:
     """What a Dask worker runs: no shared file system, the notebook travels as bytes and the
-    executed notebook and artifacts come back as a tar archive."""
+    executed notebook and artifacts come back as a tar archive. The launcher (the sandbox)
+    is plain data too: it starts the kernel with the worker's own bubblewrap."""
     from autograder.course.data import get_data_home
 
     if settings.data_home and not Path(settings.data_home).is_dir():
@@ -125,7 +127,7 @@ def grade_remote(notebook: bytes | None, job: Job, assignment: Assignment,
             path.write_bytes(notebook)
         local = Job(job.student, str(path) if path else None, job.problem, job.timestamp,
                     str(Path(tmp) / "work"))
-        result = grade_job(local, assignment, settings)
+        result = grade_job(local, assignment, settings, launcher)
         buffer = io.BytesIO()
         work = Path(local.workdir)
         with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
@@ -153,7 +155,7 @@ def run_pool(jobs: list[Job], assignment: Assignment, settings: GradingSettings,
 
 
 def run_dask(jobs: list[Job], assignment: Assignment, settings: GradingSettings,
-             scheduler: str) -> Iterator[StudentResult]:
+             launcher: KernelLauncher | None, scheduler: str) -> Iterator[StudentResult]:
     from distributed import Client
     from distributed import as_completed as dask_completed
 
@@ -161,7 +163,8 @@ def run_dask(jobs: list[Job], assignment: Assignment, settings: GradingSettings,
         futures = {}
         for job in jobs:
             payload = Path(job.path).read_bytes() if job.path else None
-            future = client.submit(grade_remote, payload, job, assignment, settings, pure=False,
+            future = client.submit(grade_remote, payload, job, assignment, settings, launcher,
+                                   pure=False,
                                    key=f"grade-{assignment.id}-{job.student}-{time.time_ns()}")
             futures[future] = job
         for future in dask_completed(list(futures)):
@@ -204,13 +207,20 @@ def grade_class(
     workers: int | None = 1,
     scheduler: str | None = None,
     force: bool = False,
+    allow_unsandboxed: bool = False,
 ) -> AssignmentResult:
     """Grade every submission of ``assignment_id`` and record the scores in the gradebook.
 
     ``workers``: processes on this machine (``None``: the course's default); ``scheduler``: a
     Dask scheduler address (``tcp://host:8786``) to grade on a cluster instead. Students whose
-    submission was already graded (same file) are skipped unless ``force``.
+    submission was already graded (same file) are skipped unless ``force``. Kernels run in the
+    bubblewrap sandbox; without it grading is refused unless ``allow_unsandboxed`` (or the
+    course setting) says otherwise (``autograder.sandbox.choose_launcher``).
     """
+    if launcher is None:
+        from autograder.sandbox import choose_launcher
+
+        launcher = choose_launcher(course, allow_unsandboxed)
     assignment = Assignment.from_course(course, assignment_id)
     settings = GradingSettings.from_course(course)
     submissions = find_submissions(submitted_dir or course.submitted_dir, assignment_id,
@@ -223,7 +233,8 @@ def grade_class(
                 str(course.autograded_dir / s.student / assignment_id)) for s in todo]
     workers = default_workers(course) if workers is None else max(1, workers)
     if scheduler:
-        stream: Iterable[StudentResult] = run_dask(jobs, assignment, settings, scheduler)
+        stream: Iterable[StudentResult] = run_dask(jobs, assignment, settings, launcher,
+                                                   scheduler)
     elif workers > 1 and len(jobs) > 1:
         stream = run_pool(jobs, assignment, settings, launcher, min(workers, len(jobs)))
     else:

@@ -24,6 +24,7 @@ import sys
 from collections.abc import Callable
 
 from autograder.config import ConfigError, load_course
+from autograder.sandbox import SandboxUnavailable
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -56,7 +57,8 @@ def _grade(args: argparse.Namespace) -> int:
     course = _course(args)
     results = grade_class(course, args.assignment, submitted_dir=args.submitted,
                           json_path=args.json, progress=not args.quiet, workers=args.workers,
-                          scheduler=args.scheduler, force=args.force)
+                          scheduler=args.scheduler, force=args.force,
+                          allow_unsandboxed=args.allow_unsandboxed)
     print(format_table(results))
     print(f"\nresults: {args.json or results_path(course, args.assignment)}")
     print(f"gradebook: {course.db_url}")
@@ -164,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", help="grade on a Dask cluster, e.g. tcp://host:8786")
     p.add_argument("--force", action="store_true",
                    help="regrade students already graded (default: only new or changed files)")
+    p.add_argument("--allow-unsandboxed", action="store_true",
+                   help="grade even when the bubblewrap sandbox is unavailable (trusted code only)")
 
     p = sub.add_parser("regrade", help="re-run the checkers on stored artifacts (no kernels)")
     p.add_argument("assignment")
@@ -210,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except ConfigError as exc:
         print(f"autograder: configuration error: {exc}", file=sys.stderr)
+        return 1
+    except SandboxUnavailable as exc:
+        print(f"autograder: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # noqa: BLE001 - the grader itself failed: say so, exit 1
         logging.getLogger("autograder").debug("failure", exc_info=True)

@@ -22,6 +22,7 @@ def run_demo(state_dir: str | Path | None = None, config: str | Path | None = No
     from autograder.feedback import write_feedback
     from autograder.release import release
     from autograder.report import write_report
+    from autograder.sandbox import choose_launcher
 
     course = load_course(config)
     state = Path(state_dir) if state_dir else course.root / "demo"
@@ -31,6 +32,9 @@ def run_demo(state_dir: str | Path | None = None, config: str | Path | None = No
     sys.path.insert(0, str(course.root))  # the sample classes live in tests/
     from tests.sample_class import build_sample_class
 
+    # the demo grades our own sample notebooks: sandboxed when bubblewrap is there, else with a
+    # visible warning (real classes are refused without the sandbox)
+    launcher = choose_launcher(course, allow_unsandboxed=True)
     ids = assignments or sorted(course.assignments)
     outcome: dict[str, object] = {}
     for report in release(course):
@@ -39,7 +43,7 @@ def run_demo(state_dir: str | Path | None = None, config: str | Path | None = No
         spec = course.assignment(aid)
         students = build_sample_class(course.release_dir, course.submitted_dir, aid, spec.notebook)
         print(f"\n== {aid}: grading the sample class ({len(students)} submissions) ==")
-        results = grade_class(course, aid, progress=progress)
+        results = grade_class(course, aid, progress=progress, launcher=launcher)
         print(format_table(results))
         feedback = write_feedback(course, aid)
         report_path = write_report(course, aid)

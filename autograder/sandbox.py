@@ -1,10 +1,11 @@
 """A bubblewrap sandbox around every student kernel.
 
 ``BubblewrapLauncher`` implements the ``KernelLauncher`` seam of ``autograder.execute``. The
-kernel command is ``prlimit ... [setpriv ...] bwrap ... python -m ipykernel_launcher -f {cf}``:
+kernel command is ``prlimit ... bwrap ... python -m ipykernel_launcher -f {connection_file}``
+(as root: ``prlimit ... bwrap ... setpriv --reuid U ... bwrap --unshare-user ... python ...``):
 
-* **namespaces** (``bwrap --unshare-all``): no network (its own empty loopback), its own PIDs,
-  IPC, hostname and user namespace; no further user namespaces inside (``--disable-userns``).
+* **namespaces**: no network (its own empty loopback), its own PIDs, IPC and hostname, a user
+  namespace in which no further user namespace can be created (``--disable-userns``).
 * **file system, whitelisted**: the root is an empty tmpfs, read-only once built. Bound into
   it, read-only: the system (``/usr``, ``/etc``, the ``/bin``/``/lib`` links), the Python
   installation and the virtualenv, ``autograder/__init__.py`` and the ``autograder/course/``
@@ -12,9 +13,10 @@ kernel command is ``prlimit ... [setpriv ...] bwrap ... python -m ipykernel_laun
   folder, nothing else. ``/tmp`` and ``/dev/shm`` are small private tmpfs. So the course tree
   (``source/``, the checkers), the gradebook, other students' folders and the grader's home
   simply do not exist inside.
-* **a user of its own**: when the grader runs as root the kernel runs as an unprivileged uid
+* **a user of its own**: when the grader runs as root, bwrap builds the sandbox with root's
+  rights (it must read the bind sources), then the kernel runs as an unprivileged uid
   (``setpriv``), so it holds no capability, cannot read root-only files, and ``RLIMIT_NPROC``
-  counts only its own processes.
+  (which never applies to root) counts only its own processes.
 * **limits** (``prlimit``, inherited by every process inside): address space, processes, file
   size, CPU seconds, open files, no core dumps. A watchdog thread in the grader adds what
   rlimits cannot do: the total resident memory of the whole sandbox and the disk used in the

@@ -168,22 +168,22 @@ def rate_30(nb):
 
 
 def rate_0(nb):
-    """Dropout(0): the layer is there and does nothing; trains 20 epochs only."""
+    """Dropout(0): the layer is there and does nothing; trains 2 epochs only."""
     return _fill(nb, {"ans_model": _blocks(BLOCK.replace("Dropout(0.3)", "Dropout(0)")),
-                      "ans_history": _epochs(20)})
+                      "ans_history": _epochs(2)})
 
 
 def dropout_after_output(nb):
-    """One more Dropout after Dense(1); trains 20 epochs only; thinks dropout speeds training."""
+    """One more Dropout after Dense(1); trains 2 epochs only; thinks dropout speeds training."""
     return _fill(nb, {"ans_model": _blocks(BLOCK, tail="    layers.Dropout(0.3),\n"),
-                      "ans_history": _epochs(20),
+                      "ans_history": _epochs(2),
                       "ans_regularization_effect": 'regularization_effect = "a"\n'})
 
 
 def batchnorm_after_output(nb):
-    """One more BatchNormalization after Dense(1); trains 20 epochs only."""
+    """One more BatchNormalization after Dense(1); trains 2 epochs only."""
     return _fill(nb, {"ans_model": _blocks(BLOCK, tail="    layers.BatchNormalization(),\n"),
-                      "ans_history": _epochs(20)})
+                      "ans_history": _epochs(2)})
 
 
 def not_retrained(nb):
@@ -226,7 +226,7 @@ CELLS = {"test_dropout": 3, "test_batchnorm": 2, "test_history": 4,
          "test_regularization_effect": 1}
 _FULL = dict(CELLS)
 _ZERO = dict.fromkeys(CELLS, 0)
-# A short training run (20 of 100 epochs) loses the epochs check (0.5) and the validation
+# A 2-epoch training run (of 100) loses the epochs check (0.5) and the validation
 # threshold (1): the history still belongs to the model and matches its weights.
 SHORT = {"test_history": 2.5}
 SHORT_MESSAGES = ["db_history.epochs", "db_history.val_mae_high"]
