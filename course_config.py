@@ -50,7 +50,7 @@ c.Course.thresholds = {
     # lesson5_dropout_batchnorm (docs/calibration_lesson5.md): validation MAE of the trained
     # model, re-computed by the checker in inference mode on the course's validation split,
     # must lie in [min, max]
-    "db_val_mae_max": 0.13,
+    "db_val_mae_max": 0.145,
     "db_val_mae_min": 0.05,
     # the last val_loss of history matches the re-computed loss within atol + rtol*|v|
     "db_history_atol": 1e-5,

@@ -47,3 +47,10 @@ def test_widget_builds_without_a_frontend():
 def test_learning_curves_are_deterministic():
     assert learning_curves() == learning_curves()
     assert set(learning_curves()) == {"A", "B", "C", "D"}
+
+
+def test_show_draws_a_static_plot_while_grading(monkeypatch, capsys):
+    """Under the grader there is no one to click: no widget traffic, the plot and the status."""
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    Playground().show()
+    assert "Paso 0" in capsys.readouterr().out
