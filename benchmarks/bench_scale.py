@@ -155,8 +155,11 @@ def main() -> dict:
         grade_class(serial_course, args.assignment, workers=1, progress=False)
         serial = time.perf_counter() - started
         figures["autograder_serial_s"] = round(serial, 2)
-        bare_env = {**env, **{k: "1" for k in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
-                                                "OMP_NUM_THREADS")}}
+        # the same kernel settings as grading: one thread, and NBGRADER_EXECUTION (which nbgrader
+        # sets too) so the playground draws no widget
+        bare_env = {**env, "NBGRADER_EXECUTION": "autograde",
+                    **{k: "1" for k in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
+                                        "OMP_NUM_THREADS")}}
         bare = bare_nbclient(paths, bare_env)
         figures["bare_nbclient_s"] = round(bare, 2)
         figures["ratio_serial_grade_over_bare"] = round(serial / bare, 3)

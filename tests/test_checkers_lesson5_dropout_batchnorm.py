@@ -429,6 +429,19 @@ def _(d):
                                   input_layer=False)), old.history)
 
 
+@case("diverged", {"test_history": {"db_history.not_finite"}})
+def _(d):
+    student = trained(d)
+    student.history.history["val_loss"][-5:] = [float("nan")] * 5
+    return student
+
+
+@case("hidden_dense_10_is_not_the_seed_bug", {"test_dropout": {"db_model.units"}})
+def _(d):
+    """Ten units everywhere is a (wrong) design, not the seed's Dense(10.3)."""
+    return trained(d, stack([layer for _ in range(3) for layer in relu_block(units=10)]))
+
+
 @case("no_validation_data", {"test_history": {"db_history.no_validation"}})
 def _(d):
     student = trained(d)

@@ -310,8 +310,10 @@ def _history(sub: l5.Submission) -> dict:
 
 def _val_loss(history: dict) -> list[float] | None:
     values = (history.get("history") or {}).get("val_loss")
-    if not values or any(not _is_number(v) for v in values):
+    if not values:
         return None
+    if any(not _is_number(v) for v in values):  # NaN and infinity are captured as None
+        raise Fail("db_history.not_finite")
     return [float(v) for v in values]
 
 

@@ -232,12 +232,14 @@ def position(layer: km.LayerView) -> int:
 
 def misplaced_dense(found: Structure) -> km.LayerView | None:
     """A ``Dense`` that stands where a ``Dropout`` was meant: ``Dense(10.3)`` (Keras 2 turned
-    it into ``Dense(10)``; Keras 3 refuses it, see ``model_cell_error``)."""
-    for block in found.blocks[1:]:
+    it into a linear ``Dense(10)`` right after a wide hidden layer without dropout; Keras 3
+    refuses it, see ``model_cell_error``)."""
+    for previous, block in zip(found.blocks, found.blocks[1:], strict=False):
         units = block.dense.config.get("units")
         if isinstance(units, float) and units != int(units):
             return block.dense
-        if block.dense.units == 10:
+        if (block.dense.units == 10 and block.dense.activation in (None, "linear")
+                and (previous.dense.units or 0) > 10 and not previous.kinds(DROPOUT)):
             return block.dense
     return None
 

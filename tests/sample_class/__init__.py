@@ -8,13 +8,12 @@ says what a careful teacher would give each of them, cell by cell.
 from __future__ import annotations
 
 import copy
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_code_cell
-
-import importlib
 
 TIMESTAMP = "2026-11-20 10:00:00.000000 UTC"
 
