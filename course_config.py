@@ -53,8 +53,9 @@ c.Course.thresholds = {
     "db_val_mae_max": 0.145,
     "db_val_mae_min": 0.05,
     # the last val_loss of history matches the re-computed loss within atol + rtol*|v|
-    "db_history_atol": 1e-5,
-    "db_history_rtol": 1e-4,
+    # (measured gap: below 2.1e-8 on 24 seeds)
+    "db_history_atol": 1e-6,
+    "db_history_rtol": 1e-5,
 }
 # Parallel grading: worker processes (0 = one per core) and threads per student kernel. The
 # kernel threads are fixed whatever the number of workers, so a notebook trains identically

@@ -64,8 +64,8 @@ KNOWN_KINDS = {"Dense", DROPOUT, BATCH_NORM, "Activation"}
 DEFAULTS = {
     "db_val_mae_max": 0.145,
     "db_val_mae_min": 0.05,
-    "db_history_atol": 1e-5,
-    "db_history_rtol": 1e-4,
+    "db_history_atol": 1e-6,
+    "db_history_rtol": 1e-5,
 }
 
 
@@ -98,10 +98,14 @@ class Submission:
         self.answers = Answers(artifacts)
         self.t = {**DEFAULTS, **{k: v for k, v in (thresholds or {}).items() if k in DEFAULTS}}
         self.memo = Memo()
+        try:
+            self.execution = artifacts.execution()
+        except ArtifactError:
+            self.execution = {}
 
     def cell(self, grade_id: str) -> dict[str, Any]:
         """How a cell ran (``status``, ``error``...), from the grader's execution record."""
-        cells = self.answers._execution.get("cells", {})
+        cells = self.execution.get("cells", {}) if isinstance(self.execution, dict) else {}
         found = cells.get(grade_id) if isinstance(cells, dict) else None
         return found if isinstance(found, dict) else {}
 
