@@ -43,7 +43,7 @@ def run_demo(state_dir: str | Path | None = None, config: str | Path | None = No
         spec = course.assignment(aid)
         students = build_sample_class(course.release_dir, course.submitted_dir, aid, spec.notebook)
         print(f"\n== {aid}: grading the sample class ({len(students)} submissions) ==")
-        results = grade_class(course, aid, progress=progress, launcher=launcher)
+        results = grade_class(course, aid, progress=progress, launcher=launcher, workers=None)
         print(format_table(results))
         feedback = write_feedback(course, aid)
         report_path = write_report(course, aid)
