@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from autograder.checkers.support import Fail, describe_found
+from autograder.checkers.support import Fail, as_letter, describe_found
 from autograder.course.data import N_ROWS, n_train
 from autograder.course.playground import CURVE, CURVE_LABELS, PANELS
 
@@ -44,21 +44,10 @@ def test_steps_lr_01(answers, verdict):
     _check_steps(answers, verdict, "steps_lr_01", 0.1, exercise=2, other_lr=0.03)
 
 
-def _letter(value) -> str | None:
-    """``"c"``, ``"C"``, ``" c) "`` and ``{"c"}`` all spell the letter c."""
-    if isinstance(value, frozenset) and len(value) == 1:
-        (value,) = value
-    if isinstance(value, str):
-        letter = value.strip().lower().rstrip(")").strip()
-        if len(letter) == 1:
-            return letter
-    return None
-
-
 @pytest.mark.grade_cell("test_lr_1_outcome", points=1)
 def test_lr_1_outcome(answers, verdict):
     value = answers.get("lr_1_outcome")
-    letter = _letter(value)
+    letter = as_letter(value)
     if letter is None or letter not in LETTERS:
         raise Fail("lr_outcome.unknown_letter", found=describe_found(value))
     if letter != LR_1_OUTCOME:

@@ -29,7 +29,7 @@ import pytest
 from autograder.capture import ArtifactError
 from autograder.checkers import keras_model as km
 from autograder.checkers import lesson5_support as l5
-from autograder.checkers.support import Fail, describe_found
+from autograder.checkers.support import Fail, as_letter, describe_found
 
 ASSIGNMENT = "lesson5_dropout_batchnorm"
 EFFECT_LETTERS = "abcd"
@@ -433,21 +433,10 @@ def test_history_val_mae(sub, verdict):
 # --- regularization_effect (lessons 5.1 and 5.2, the notebook's experiment) --------------------
 
 
-def _letter(value) -> str | None:
-    """``"c"``, ``"C"``, ``" c) "`` and ``{"c"}`` all spell the letter c."""
-    if isinstance(value, frozenset) and len(value) == 1:
-        (value,) = value
-    if isinstance(value, str):
-        letter = value.strip().lower().rstrip(")").strip()
-        if len(letter) == 1:
-            return letter
-    return None
-
-
 @pytest.mark.grade_cell("test_regularization_effect", points=1)
 def test_regularization_effect(answers, verdict):
     value = answers.get("regularization_effect")
-    letter = _letter(value)
+    letter = as_letter(value)
     if letter is None or letter not in EFFECT_LETTERS:
         raise Fail("db_effect.unknown_letter", found=describe_found(value),
                    letters=", ".join(f'"{c}"' for c in EFFECT_LETTERS))

@@ -36,6 +36,17 @@ def describe_found(value: Any) -> str:
     return f"{text} ({type(value).__name__ if not isinstance(value, frozenset) else 'set'})"
 
 
+def as_letter(value: Any) -> str | None:
+    """The multiple-choice letter a value spells: ``"c"``, ``"C"``, ``" c) "``, ``{"c"}``."""
+    if isinstance(value, frozenset) and len(value) == 1:
+        (value,) = value
+    if isinstance(value, str):
+        letter = value.strip().lower().rstrip(")").strip()
+        if len(letter) == 1:
+            return letter
+    return None
+
+
 class Answers:
     """Typed access to the captured answers, turning every problem into a clear verdict."""
 
