@@ -15,15 +15,19 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 
-from autograder.capture import ArtifactError
 from autograder.checkers import keras_model as km
-from autograder.checkers.support import Answers, Fail, NotAttempted, describe_found
+from autograder.checkers.support import (
+    CapturedSubmission,
+    Fail,
+    Memo,
+    NotAttempted,
+    describe_found,
+)
 from autograder.course.keras_capture import match_rows
 
 # --- what the lesson asks for (public: it is in the notebook's text) ---------------------------
@@ -76,55 +80,9 @@ def _d(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-class _Memo:
-    """Runs each analysis once; a ``Fail`` it raises is raised again for every check using it.
-    A capture file with the right JSON syntax but the wrong shape (written by something other
-    than the capture) is reported as unreadable, not as a grader error."""
-
-    def __init__(self) -> None:
-        self._done: dict[str, tuple[bool, Any]] = {}
-
-    def get(self, key: str, compute: Callable[[], Any]) -> Any:
-        if key not in self._done:
-            try:
-                self._done[key] = (True, compute())
-            except Fail as exc:
-                self._done[key] = (False, exc)
-            except (AttributeError, TypeError, KeyError, ValueError, IndexError) as exc:
-                self._done[key] = (False, Fail(
-                    "artifact_invalid", name=_ANSWER_OF.get(key, key),
-                    reason=f"malformed capture ({type(exc).__name__})"))
-        ok, value = self._done[key]
-        if not ok:
-            raise Fail(value.message_id, **value.params)
-        return value
-
-
-class Submission:
+class Submission(CapturedSubmission):
     def __init__(self, artifacts, thresholds: dict[str, Any]):
-        self.artifacts = artifacts
-        self.answers = Answers(artifacts)
-        self.t = {**DEFAULTS, **{k: v for k, v in (thresholds or {}).items() if k in DEFAULTS}}
-        self.memo = _Memo()
-
-    def json(self, relative: str, name: str) -> dict:
-        try:
-            data = self.artifacts.read_json(relative)
-        except FileNotFoundError:
-            raise Fail("artifact_invalid", name=name, reason=f"{relative} is missing") from None
-        except ArtifactError as exc:
-            raise Fail("artifact_invalid", name=name, reason=str(exc)) from None
-        if not isinstance(data, dict):
-            raise Fail("artifact_invalid", name=name, reason=f"{relative} is not an object")
-        return data
-
-    def npz(self, relative: str, name: str) -> dict[str, np.ndarray]:
-        try:
-            return self.artifacts.read_npz(relative)
-        except FileNotFoundError:
-            return {}
-        except ArtifactError as exc:
-            raise Fail("artifact_invalid", name=name, reason=str(exc)) from None
+        super().__init__(artifacts, thresholds, DEFAULTS, Memo(malformed=_ANSWER_OF))
 
 
 @pytest.fixture

@@ -24,15 +24,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-from autograder.capture import ArtifactError
 from autograder.checkers import keras_model as km
-from autograder.checkers.support import Answers, Fail
+from autograder.checkers.support import CapturedSubmission, Fail
 
 # --- what the lesson asks for (public: it is in the notebook's text) ---------------------------
 N_FEATURES = 11
@@ -72,61 +68,11 @@ DEFAULTS = {
 # --- the submission, read once per grading ----------------------------------------------------
 
 
-class Memo:
-    """Runs each analysis once; a ``Fail`` it raised is raised again for every check using it."""
-
-    def __init__(self) -> None:
-        self._done: dict[str, tuple[bool, Any]] = {}
-
-    def get(self, key: str, compute: Callable[[], Any]) -> Any:
-        if key not in self._done:
-            try:
-                self._done[key] = (True, compute())
-            except Fail as exc:
-                self._done[key] = (False, exc)
-        ok, value = self._done[key]
-        if not ok:
-            raise Fail(value.message_id, **value.params)
-        return value
-
-
-class Submission:
+class Submission(CapturedSubmission):
     """One submission's artifacts, answers, thresholds and memo (kept in ``context.cache``)."""
 
     def __init__(self, artifacts, thresholds: dict[str, Any] | None):
-        self.artifacts = artifacts
-        self.answers = Answers(artifacts)
-        self.t = {**DEFAULTS, **{k: v for k, v in (thresholds or {}).items() if k in DEFAULTS}}
-        self.memo = Memo()
-        try:
-            self.execution = artifacts.execution()
-        except ArtifactError:
-            self.execution = {}
-
-    def cell(self, grade_id: str) -> dict[str, Any]:
-        """How a cell ran (``status``, ``error``...), from the grader's execution record."""
-        cells = self.execution.get("cells", {}) if isinstance(self.execution, dict) else {}
-        found = cells.get(grade_id) if isinstance(cells, dict) else None
-        return found if isinstance(found, dict) else {}
-
-    def json(self, relative: str, name: str) -> dict:
-        try:
-            data = self.artifacts.read_json(relative)
-        except FileNotFoundError:
-            raise Fail("artifact_invalid", name=name, reason=f"{relative} is missing") from None
-        except ArtifactError as exc:
-            raise Fail("artifact_invalid", name=name, reason=str(exc)) from None
-        if not isinstance(data, dict):
-            raise Fail("artifact_invalid", name=name, reason=f"{relative} is not an object")
-        return data
-
-    def npz(self, relative: str, name: str) -> dict[str, np.ndarray]:
-        try:
-            return self.artifacts.read_npz(relative)
-        except FileNotFoundError:
-            return {}
-        except ArtifactError as exc:
-            raise Fail("artifact_invalid", name=name, reason=str(exc)) from None
+        super().__init__(artifacts, thresholds, DEFAULTS)
 
 
 # --- errors of the answer cells that the lesson's own code provokes ---------------------------

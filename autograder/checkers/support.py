@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 from typing import Any
 
 from autograder.capture import Answer, ArtifactError, Artifacts, Opaque
@@ -123,3 +124,75 @@ class Verdict:
     def ok(self, message_id: str, **params: Any) -> None:
         self.message_id = message_id
         self.params = params
+
+
+class Memo:
+    """Runs each analysis of a submission once; a ``Fail`` it raised is raised again for every
+    check that uses it. With ``malformed``, a capture file of the right JSON syntax but the
+    wrong shape (written by something other than the capture) is reported as unreadable
+    (``artifact_invalid`` for the answer ``malformed[key]``), not as a grader error."""
+
+    _SHAPE_ERRORS = (AttributeError, TypeError, KeyError, ValueError, IndexError)
+
+    def __init__(self, malformed: dict[str, str] | None = None) -> None:
+        self._done: dict[str, tuple[bool, Any]] = {}
+        self._malformed = malformed
+
+    def get(self, key: str, compute: Callable[[], Any]) -> Any:
+        if key not in self._done:
+            try:
+                self._done[key] = (True, compute())
+            except Fail as exc:
+                self._done[key] = (False, exc)
+            except self._SHAPE_ERRORS as exc:
+                if self._malformed is None:
+                    raise
+                self._done[key] = (False, Fail(
+                    "artifact_invalid", name=self._malformed.get(key, key),
+                    reason=f"malformed capture ({type(exc).__name__})"))
+        ok, value = self._done[key]
+        if not ok:
+            raise Fail(value.message_id, **value.params)
+        return value
+
+
+class CapturedSubmission:
+    """One submission as the Keras checkers read it: answers, thresholds (the assignment's
+    ``defaults`` overridden by course_config.py), a memo, the execution record and the
+    captured JSON/.npz files, every read problem turned into ``artifact_invalid``."""
+
+    def __init__(self, artifacts: Artifacts, thresholds: dict[str, Any] | None,
+                 defaults: dict[str, Any], memo: Memo | None = None):
+        self.artifacts = artifacts
+        self.answers = Answers(artifacts)
+        self.t = {**defaults, **{k: v for k, v in (thresholds or {}).items() if k in defaults}}
+        self.memo = memo or Memo()
+        try:
+            self.execution = artifacts.execution()
+        except ArtifactError:
+            self.execution = {}
+
+    def cell(self, grade_id: str) -> dict[str, Any]:
+        """How a cell ran (``status``, ``error``...), from the grader's execution record."""
+        cells = self.execution.get("cells", {}) if isinstance(self.execution, dict) else {}
+        found = cells.get(grade_id) if isinstance(cells, dict) else None
+        return found if isinstance(found, dict) else {}
+
+    def json(self, relative: str, name: str) -> dict:
+        try:
+            data = self.artifacts.read_json(relative)
+        except FileNotFoundError:
+            raise Fail("artifact_invalid", name=name, reason=f"{relative} is missing") from None
+        except ArtifactError as exc:
+            raise Fail("artifact_invalid", name=name, reason=str(exc)) from None
+        if not isinstance(data, dict):
+            raise Fail("artifact_invalid", name=name, reason=f"{relative} is not an object")
+        return data
+
+    def npz(self, relative: str, name: str) -> dict[str, Any]:
+        try:
+            return self.artifacts.read_npz(relative)
+        except FileNotFoundError:
+            return {}
+        except ArtifactError as exc:
+            raise Fail("artifact_invalid", name=name, reason=str(exc)) from None
