@@ -399,18 +399,24 @@ def describe_callback(callback: Any, model: Any = None) -> dict:
     return info
 
 
-def capture_callback(namespace: dict, name: str = "early_stopping") -> None:
-    """Save the settings of the callback ``name`` (before training) as ``keras/<name>.json``."""
+def _capture_described(namespace: dict, name: str, key: str, describe) -> None:
+    """Save ``describe(namespace[name])`` under ``key`` as ``keras/<name>.json`` (and the
+    plain answer); a failing description is saved as an error, never raised."""
     if _capture.artifacts_dir() is None:
         return
     _answer(namespace, name)
     try:
         payload = {"name": name, "present": not _missing(namespace, name)}
         if payload["present"]:
-            payload["callback"] = describe_callback(namespace[name])
-    except Exception as exc:  # noqa: BLE001
+            payload[key] = describe(namespace[name])
+    except Exception as exc:  # noqa: BLE001 - the test cell must never raise
         payload = {"name": name, "present": True, "error": _error(exc)}
     _write_json(f"keras/{name}.json", payload)
+
+
+def capture_callback(namespace: dict, name: str = "early_stopping") -> None:
+    """Save the settings of the callback ``name`` (before training) as ``keras/<name>.json``."""
+    _capture_described(namespace, name, "callback", describe_callback)
 
 
 def activation_info(function: Any) -> dict:
@@ -608,16 +614,7 @@ def _other_early_stoppings(model: Any, known: Any) -> list[dict]:
 
 def capture_model(namespace: dict, name: str = "model") -> None:
     """Save the model ``name`` (layers, configs, compile settings) as ``keras/<name>.json``."""
-    if _capture.artifacts_dir() is None:
-        return
-    _answer(namespace, name)
-    try:
-        payload = {"name": name, "present": not _missing(namespace, name)}
-        if payload["present"]:
-            payload["model"] = describe_model(namespace[name])
-    except Exception as exc:  # noqa: BLE001
-        payload = {"name": name, "present": True, "error": _error(exc)}
-    _write_json(f"keras/{name}.json", payload)
+    _capture_described(namespace, name, "model", describe_model)
 
 
 def capture_training(namespace: dict, model: str = "model", history: str = "history",
