@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from autograder.course import capture as _capture
-from autograder.course.sanity import SanityCheckFailed
+from autograder.course.sanity import _fail, _get
 
 SPLIT_NAMES = ("X_train", "X_valid", "y_train", "y_valid")
 MAX_ROWS = 100_000
@@ -656,25 +656,8 @@ def capture_training(namespace: dict, model: str = "model", history: str = "hist
 # --- visible form checks (run by the student; the hidden checkers decide the grade) -----------
 
 
-def _fail(es: str, en: str) -> None:
-    __tracebackhide__ = True
-    raise SanityCheckFailed(f"✗ {es}\n  (EN: {en})")
-
-
 def _ok(es: str, en: str) -> None:
     print(f"✓ {es}\n  (EN: {en})")
-
-
-def _defined(namespace: dict, name: str):
-    __tracebackhide__ = True
-    if name not in namespace:
-        _fail(f"Aún no has definido `{name}`: escribe tu respuesta en la celda de arriba y ejecútala.",
-              f"`{name}` is not defined yet: write your answer in the cell above and run it.")
-    value = namespace[name]
-    if value is Ellipsis:
-        _fail(f"`{name}` todavía es `...`: sustitúyelo por tu respuesta.",
-              f"`{name}` is still `...`: replace it with your answer.")
-    return value
 
 
 def check_split(namespace: dict) -> None:
@@ -682,7 +665,7 @@ def check_split(namespace: dict) -> None:
     __tracebackhide__ = True
     arrays = {}
     for name in SPLIT_NAMES:
-        array, problem = to_array(_defined(namespace, name))
+        array, problem = to_array(_get(name, namespace))
         if problem:
             _fail(f"`{name}` debe ser una tabla de números (DataFrame, Series o array); {problem}.",
                   f"`{name}` must be a table of numbers (DataFrame, Series or array); {problem}.")
@@ -724,7 +707,7 @@ def check_split(namespace: dict) -> None:
 def check_callback(namespace: dict, name: str = "early_stopping") -> None:
     """``name`` is an EarlyStopping; print the settings Keras actually received."""
     __tracebackhide__ = True
-    value = _defined(namespace, name)
+    value = _get(name, namespace)
     if not is_early_stopping(value):
         _fail(f"`{name}` debe ser un objeto `callbacks.EarlyStopping(...)`, no {_type_name(value)}.",
               f"`{name}` must be a `callbacks.EarlyStopping(...)` object, not {_type_name(value)}.")
@@ -744,7 +727,7 @@ def check_callback(namespace: dict, name: str = "early_stopping") -> None:
 def check_model(namespace: dict, name: str = "model") -> None:
     """``name`` is a compiled Keras model; print its layers as Keras sees them."""
     __tracebackhide__ = True
-    value = _defined(namespace, name)
+    value = _get(name, namespace)
     if not is_model(value):
         _fail(f"`{name}` debe ser un modelo de Keras (`keras.Sequential([...])`), no "
               f"{_type_name(value)}.",
@@ -762,7 +745,7 @@ def check_model(namespace: dict, name: str = "model") -> None:
 def check_history(namespace: dict, name: str = "history") -> None:
     """``name`` is what ``fit`` returns, with training and validation losses."""
     __tracebackhide__ = True
-    value = _defined(namespace, name)
+    value = _get(name, namespace)
     if not is_history(value):
         _fail(f"`{name}` debe ser lo que devuelve `model.fit(...)` (un objeto History), no "
               f"{_type_name(value)}.",
@@ -786,7 +769,7 @@ def check_history(namespace: dict, name: str = "history") -> None:
 def check_diagnosis(name: str, namespace: dict, label_keys, labels, set_keys, letters: str) -> None:
     """A dict: each of ``label_keys`` maps to one of ``labels``, each of ``set_keys`` to letters."""
     __tracebackhide__ = True
-    value = _defined(namespace, name)
+    value = _get(name, namespace)
     if not isinstance(value, dict):
         _fail(f"`{name}` debe ser un diccionario como el del enunciado.",
               f"`{name}` must be a dict like the one in the instructions.")
