@@ -53,7 +53,7 @@ def student_result(course: Course, student: str, scores: dict[str, float] | None
 def graded_state(state_dir: Path, results: list[StudentResult] | None = None,
                  course: Course | None = None) -> Course:
     """A course whose gradebook and results file hold ``results`` (the gradebook schema is
-    created once per session and copied: creating it runs alembic, which takes seconds)."""
+    created once per session and copied)."""
     course = course or make_course(state_dir)
     assignment = Assignment.from_course(course, AID)
     if "db" not in _TEMPLATE:

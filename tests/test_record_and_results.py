@@ -52,3 +52,26 @@ def test_result_json_contract(course, tmp_path):
                 assert isinstance(check["message"], str)
     assert data["students"]["bad"]["error"] == "the file is empty"
     assert AssignmentResult.read_json(path).to_dict() == data
+
+
+def test_new_gradebook_is_stamped_with_the_revision_nbgrader_migrates_from(tmp_path):
+    """The gradebook's schema revision is read in-process (not via the ``alembic`` command);
+    it must be the head of nbgrader's migrations, as the ``alembic`` command itself reports."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from nbgrader.dbutil import _temp_alembic_ini
+    from sqlalchemy import create_engine, text
+
+    db = tmp_path / "gradebook.db"
+    with open_gradebook(f"sqlite:///{db}"):
+        pass
+    with create_engine(f"sqlite:///{db}").connect() as conn:
+        stamped = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+    alembic = Path(sys.executable).parent / "alembic"
+    with _temp_alembic_ini(f"sqlite:///{db}") as ini:
+        current = subprocess.run([str(alembic), "-c", ini, "current"], capture_output=True,
+                                 text=True, check=True).stdout
+    # alembic itself reads the stamp and agrees it is the head: nothing to migrate
+    assert current.split() == [stamped, "(head)"]
