@@ -75,25 +75,34 @@ class Job:
     workdir: str
 
 
-def grade_job(job: Job, assignment: Assignment, settings: GradingSettings,
-              launcher: KernelLauncher | None = None) -> StudentResult:
+def grade_job(
+    job: Job,
+    assignment: Assignment,
+    settings: GradingSettings,
+    launcher: KernelLauncher | None = None,
+) -> StudentResult:
     """Grade one job into ``job.workdir`` (the core, plus the class-level error handling)."""
     if job.path is None:
-        return error_result(job.student, assignment, job.problem or "no notebook",
-                            settings.language)
+        return error_result(
+            job.student, assignment, job.problem or "no notebook", settings.language
+        )
     workdir = Path(job.workdir)
     if workdir.exists():
         shutil.rmtree(workdir)
     try:
-        result = grade(job.path, assignment, settings, student=job.student, workdir=workdir,
-                       launcher=launcher)
+        result = grade(
+            job.path, assignment, settings, student=job.student, workdir=workdir, launcher=launcher
+        )
     except CheckerError:
         raise  # the grader is broken for everyone: stop and say so
     except Exception as exc:  # noqa: BLE001 - one student's failure must not stop the class
         log.exception("grading %s failed", job.student)
-        result = error_result(job.student, assignment,
-                              f"internal grader error ({type(exc).__name__}: {exc})"[:300],
-                              settings.language)
+        result = error_result(
+            job.student,
+            assignment,
+            f"internal grader error ({type(exc).__name__}: {exc})"[:300],
+            settings.language,
+        )
         result.submission_sha256 = submission_digest(job.path)
     if job.timestamp:
         workdir.mkdir(parents=True, exist_ok=True)
@@ -107,9 +116,13 @@ def grade_job(job: Job, assignment: Assignment, settings: GradingSettings,
     return result
 
 
-def grade_remote(notebook: bytes | None, job: Job, assignment: Assignment,
-                 settings: GradingSettings, launcher: KernelLauncher | None = None
-                 ) -> tuple[StudentResult, bytes]:
+def grade_remote(
+    notebook: bytes | None,
+    job: Job,
+    assignment: Assignment,
+    settings: GradingSettings,
+    launcher: KernelLauncher | None = None,
+) -> tuple[StudentResult, bytes]:
     """What a Dask worker runs: no shared file system, the notebook travels as bytes and the
     executed notebook and artifacts come back as a tar archive. The launcher (the sandbox)
     is plain data too: it starts the kernel with the worker's own bubblewrap."""
@@ -125,8 +138,13 @@ def grade_remote(notebook: bytes | None, job: Job, assignment: Assignment,
         if notebook is not None:
             path = Path(tmp) / "submission.ipynb"
             path.write_bytes(notebook)
-        local = Job(job.student, str(path) if path else None, job.problem, job.timestamp,
-                    str(Path(tmp) / "work"))
+        local = Job(
+            job.student,
+            str(path) if path else None,
+            job.problem,
+            job.timestamp,
+            str(Path(tmp) / "work"),
+        )
         result = grade_job(local, assignment, settings, launcher)
         buffer = io.BytesIO()
         work = Path(local.workdir)
@@ -139,14 +157,23 @@ def grade_remote(notebook: bytes | None, job: Job, assignment: Assignment,
 # --- runners ----------------------------------------------------------------------------------
 
 
-def run_serial(jobs: list[Job], assignment: Assignment, settings: GradingSettings,
-               launcher: KernelLauncher | None) -> Iterator[StudentResult]:
+def run_serial(
+    jobs: list[Job],
+    assignment: Assignment,
+    settings: GradingSettings,
+    launcher: KernelLauncher | None,
+) -> Iterator[StudentResult]:
     for job in jobs:
         yield grade_job(job, assignment, settings, launcher)
 
 
-def run_pool(jobs: list[Job], assignment: Assignment, settings: GradingSettings,
-             launcher: KernelLauncher | None, workers: int) -> Iterator[StudentResult]:
+def run_pool(
+    jobs: list[Job],
+    assignment: Assignment,
+    settings: GradingSettings,
+    launcher: KernelLauncher | None,
+    workers: int,
+) -> Iterator[StudentResult]:
     # "spawn": workers start clean (no inherited threads, sockets or gradebook connection)
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
         futures = [pool.submit(grade_job, job, assignment, settings, launcher) for job in jobs]
@@ -154,8 +181,13 @@ def run_pool(jobs: list[Job], assignment: Assignment, settings: GradingSettings,
             yield future.result()
 
 
-def run_dask(jobs: list[Job], assignment: Assignment, settings: GradingSettings,
-             launcher: KernelLauncher | None, scheduler: str) -> Iterator[StudentResult]:
+def run_dask(
+    jobs: list[Job],
+    assignment: Assignment,
+    settings: GradingSettings,
+    launcher: KernelLauncher | None,
+    scheduler: str,
+) -> Iterator[StudentResult]:
     from distributed import Client
     from distributed import as_completed as dask_completed
 
@@ -163,9 +195,16 @@ def run_dask(jobs: list[Job], assignment: Assignment, settings: GradingSettings,
         futures = {}
         for job in jobs:
             payload = Path(job.path).read_bytes() if job.path else None
-            future = client.submit(grade_remote, payload, job, assignment, settings, launcher,
-                                   pure=False,
-                                   key=f"grade-{assignment.id}-{job.student}-{time.time_ns()}")
+            future = client.submit(
+                grade_remote,
+                payload,
+                job,
+                assignment,
+                settings,
+                launcher,
+                pure=False,
+                key=f"grade-{assignment.id}-{job.student}-{time.time_ns()}",
+            )
             futures[future] = job
         for future in dask_completed(list(futures)):
             job = futures[future]
@@ -185,15 +224,17 @@ def _unpack(archive: bytes, workdir: Path) -> None:
 # --- the class --------------------------------------------------------------------------------
 
 
-def _already_graded(results: AssignmentResult, submission: Submission, course: Course,
-                    assignment_id: str) -> bool:
+def _already_graded(
+    results: AssignmentResult, submission: Submission, course: Course, assignment_id: str
+) -> bool:
     """Finished in an earlier run, and the submitted file has not changed since."""
     done = results.students.get(submission.student)
     if done is None or done.submission_sha256 is None or submission.path is None:
         return False
     workdir = course.autograded_dir / submission.student / assignment_id
-    return (done.submission_sha256 == submission_digest(submission.path)
-            and (done.status == "error" or (workdir / ARTIFACTS_DIRNAME).is_dir()))
+    return done.submission_sha256 == submission_digest(submission.path) and (
+        done.status == "error" or (workdir / ARTIFACTS_DIRNAME).is_dir()
+    )
 
 
 def grade_class(
@@ -223,25 +264,39 @@ def grade_class(
         launcher = choose_launcher(course, allow_unsandboxed)
     assignment = Assignment.from_course(course, assignment_id)
     settings = GradingSettings.from_course(course)
-    submissions = find_submissions(submitted_dir or course.submitted_dir, assignment_id,
-                                   assignment.notebook, students)
+    submissions = find_submissions(
+        submitted_dir or course.submitted_dir, assignment_id, assignment.notebook, students
+    )
     sync_assignment(course.db_url, assignment)
     results = load_results(course, assignment_id)
-    todo = [s for s in submissions
-            if force or not _already_graded(results, s, course, assignment_id)]
-    jobs = [Job(s.student, str(s.path) if s.path else None, s.problem, s.timestamp,
-                str(course.autograded_dir / s.student / assignment_id)) for s in todo]
+    todo = [
+        s for s in submissions if force or not _already_graded(results, s, course, assignment_id)
+    ]
+    jobs = [
+        Job(
+            s.student,
+            str(s.path) if s.path else None,
+            s.problem,
+            s.timestamp,
+            str(course.autograded_dir / s.student / assignment_id),
+        )
+        for s in todo
+    ]
     workers = default_workers(course) if workers is None else max(1, workers)
     if scheduler:
-        stream: Iterable[StudentResult] = run_dask(jobs, assignment, settings, launcher,
-                                                   scheduler)
+        stream: Iterable[StudentResult] = run_dask(jobs, assignment, settings, launcher, scheduler)
     elif workers > 1 and len(jobs) > 1:
         stream = run_pool(jobs, assignment, settings, launcher, min(workers, len(jobs)))
     else:
         stream = run_serial(jobs, assignment, settings, launcher)
     timestamps = {s.student: s.timestamp for s in todo}
-    bar = tqdm(total=len(jobs), desc=f"grading {assignment_id}", unit="nb",
-               disable=not progress, file=sys.stderr)
+    bar = tqdm(
+        total=len(jobs),
+        desc=f"grading {assignment_id}",
+        unit="nb",
+        disable=not progress,
+        file=sys.stderr,
+    )
     with open_gradebook(course.db_url) as gb, bar:  # the one writer
         for result in stream:
             record_result(gb, assignment, result, timestamps.get(result.student))
@@ -262,8 +317,12 @@ class Change:
     cells: dict[str, tuple[float, float]]
 
 
-def regrade_class(course: Course, assignment_id: str, students: list[str] | None = None,
-                  json_path: str | Path | None = None) -> tuple[AssignmentResult, list[Change]]:
+def regrade_class(
+    course: Course,
+    assignment_id: str,
+    students: list[str] | None = None,
+    json_path: str | Path | None = None,
+) -> tuple[AssignmentResult, list[Change]]:
     """Re-run only the checkers on the stored artifacts (no kernels), e.g. after a checker or
     threshold change in course_config.py; returns the new results and what changed.
 
@@ -281,20 +340,28 @@ def regrade_class(course: Course, assignment_id: str, students: list[str] | None
     # never executed (an unreadable file): nothing to re-check, the old result stands
     folders = {s: f for s, f in folders.items() if (f / EXECUTION_RECORD).is_file()}
     started = time.perf_counter()
-    checked = run_checks_many(assignment.id, folders, assignment.cell_points,
-                              settings.thresholds, settings.language)
+    checked = run_checks_many(
+        assignment.id, folders, assignment.cell_points, settings.thresholds, settings.language
+    )
     per_student = (time.perf_counter() - started) / max(1, len(checked))
     changes: list[Change] = []
     for student, cells in checked.items():
         old = results.students[student]
         record = json.loads((folders[student] / EXECUTION_RECORD).read_text(encoding="utf-8"))
-        new = replace(old, cells=cells, score=round(sum(c.score for c in cells.values()), 6),
-                      max_score=assignment.max_score,
-                      status="graded" if record.get("status") == "completed" else "error",
-                      error=record.get("reason"),
-                      timing={**old.timing, "regrade_check": round(per_student, 4)})
-        diff = {g: (old.cells[g].score if g in old.cells else 0.0, c.score)
-                for g, c in cells.items() if g not in old.cells or old.cells[g].score != c.score}
+        new = replace(
+            old,
+            cells=cells,
+            score=round(sum(c.score for c in cells.values()), 6),
+            max_score=assignment.max_score,
+            status="graded" if record.get("status") == "completed" else "error",
+            error=record.get("reason"),
+            timing={**old.timing, "regrade_check": round(per_student, 4)},
+        )
+        diff = {
+            g: (old.cells[g].score if g in old.cells else 0.0, c.score)
+            for g, c in cells.items()
+            if g not in old.cells or old.cells[g].score != c.score
+        }
         if diff or new.status != old.status:
             changes.append(Change(student, old.score, new.score, diff))
         results.students[student] = new
@@ -320,9 +387,14 @@ def format_table(results: AssignmentResult, student_ids: list[str] | None = None
     rows = []
     for sid in ids:
         r = results.students[sid]
-        rows.append([sid, *(f"{r.cells[c].score:g}" if c in r.cells else "-" for c in cells),
-                     f"{r.score:g}/{r.max_score:g}",
-                     r.status if not r.error else f"{r.status}: {r.error[:60]}"])
+        rows.append(
+            [
+                sid,
+                *(f"{r.cells[c].score:g}" if c in r.cells else "-" for c in cells),
+                f"{r.score:g}/{r.max_score:g}",
+                r.status if not r.error else f"{r.status}: {r.error[:60]}",
+            ]
+        )
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
 
     def line(row: list[str]) -> str:

@@ -70,8 +70,9 @@ class _Collector:
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         # Direct parametrization overrides the ``context`` fixture: one item per submission.
         if "context" in metafunc.fixturenames:
-            metafunc.parametrize("context", self.contexts,
-                                 ids=[f"s{i}" for i in range(len(self.contexts))])
+            metafunc.parametrize(
+                "context", self.contexts, ids=[f"s{i}" for i in range(len(self.contexts))]
+            )
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -107,21 +108,43 @@ class _Collector:
         if isinstance(exc, Fail):
             return _Raw(student, check_id, cell, points, "failed", exc.message_id, exc.params)
         if isinstance(exc, NotAttempted):
-            return _Raw(student, check_id, cell, points, "not_attempted", "not_attempted",
-                        exc.params)
+            return _Raw(
+                student, check_id, cell, points, "not_attempted", "not_attempted", exc.params
+            )
         if isinstance(exc, AssertionError):
-            return _Raw(student, check_id, cell, points, "failed", "assertion",
-                        {"text": str(exc)[:500]})
+            return _Raw(
+                student, check_id, cell, points, "failed", "assertion", {"text": str(exc)[:500]}
+            )
         error = f"{type(exc).__name__}: {exc}"[:300] if exc else str(report.longrepr)[:300]
         self.errors.append(f"{item.nodeid}: {error}")
         return _Raw(student, check_id, cell, points, "error", "checker_error", {"error": error})
 
 
 # pytest plugins the checkers never need; not loading them shortens every session.
-_UNUSED_PLUGINS = ("doctest", "junitxml", "pastebin", "legacypath", "nose", "unittest",
-                   "stepwise", "lfplugin", "nfplugin", "setuponly", "setupplan", "cacheprovider",
-                   "faulthandler", "logging", "warnings", "debugging", "tmpdir", "monkeypatch",
-                   "recwarn", "capture", "unraisableexception", "threadexception")
+_UNUSED_PLUGINS = (
+    "doctest",
+    "junitxml",
+    "pastebin",
+    "legacypath",
+    "nose",
+    "unittest",
+    "stepwise",
+    "lfplugin",
+    "nfplugin",
+    "setuponly",
+    "setupplan",
+    "cacheprovider",
+    "faulthandler",
+    "logging",
+    "warnings",
+    "debugging",
+    "tmpdir",
+    "monkeypatch",
+    "recwarn",
+    "capture",
+    "unraisableexception",
+    "threadexception",
+)
 
 
 def checker_path(assignment_id: str) -> Path:
@@ -143,8 +166,9 @@ def run_checks(
     ``cell_points`` maps every graded cell of the notebook to its points; the checks of a cell
     must add up to exactly those points (else ``CheckerError``: the assignment is inconsistent).
     """
-    return run_checks_many(assignment_id, {"student": artifacts_dir}, cell_points, thresholds,
-                           language)["student"]
+    return run_checks_many(
+        assignment_id, {"student": artifacts_dir}, cell_points, thresholds, language
+    )["student"]
 
 
 def run_checks_many(
@@ -158,14 +182,19 @@ def run_checks_many(
     session: the session's start-up is paid once, which is what makes regrading cheap."""
     if not artifacts:
         return {}
-    contexts = [CheckContext(Artifacts(folder), dict(thresholds or {}), language, student)
-                for student, folder in artifacts.items()]
+    contexts = [
+        CheckContext(Artifacts(folder), dict(thresholds or {}), language, student)
+        for student, folder in artifacts.items()
+    ]
     collector = _Collector(contexts)
     args = [
         str(checker_path(assignment_id)),
-        "-c", str(CHECKERS_DIR / "pytest.ini"),
-        "-o", f"python_files={assignment_id}.py",
-        "--rootdir", str(CHECKERS_DIR),
+        "-c",
+        str(CHECKERS_DIR / "pytest.ini"),
+        "-o",
+        f"python_files={assignment_id}.py",
+        "--rootdir",
+        str(CHECKERS_DIR),
         # third-party plugins (anyio, timeout, ...) are the test suite's, not the checkers';
         # loading their entry points cost 0.5 s on the first session of every process
         "--disable-plugin-autoload",
@@ -176,16 +205,23 @@ def run_checks_many(
     ]
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         code = pytest.main(args, plugins=[collector])
-    if code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR) or (
-        code == pytest.ExitCode.INTERRUPTED
-    ) or (collector.errors and not collector.raw):
+    if (
+        code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR)
+        or (code == pytest.ExitCode.INTERRUPTED)
+        or (collector.errors and not collector.raw)
+    ):
         raise CheckerError(f"Checkers for {assignment_id} could not run: {collector.errors}")
-    return {student: _aggregate([r for r in collector.raw if r.student == student], cell_points,
-                                language)
-            for student in artifacts}
+    return {
+        student: _aggregate(
+            [r for r in collector.raw if r.student == student], cell_points, language
+        )
+        for student in artifacts
+    }
 
 
-def _aggregate(raw: list[_Raw], cell_points: dict[str, float], language: str) -> dict[str, CellResult]:
+def _aggregate(
+    raw: list[_Raw], cell_points: dict[str, float], language: str
+) -> dict[str, CellResult]:
     cells: dict[str, CellResult] = {}
     for gid, points in cell_points.items():
         checks = [_to_result(r, language) for r in raw if r.cell == gid]
@@ -229,14 +265,28 @@ def _plain(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def failed_cells(cell_points: dict[str, float], message_id: str, params: dict[str, Any],
-                 language: str = "es") -> dict[str, CellResult]:
+def failed_cells(
+    cell_points: dict[str, float], message_id: str, params: dict[str, Any], language: str = "es"
+) -> dict[str, CellResult]:
     """Every cell at zero with one explanatory check (a submission that could not be graded)."""
     texts = messages.render_all(message_id, params)
     return {
-        gid: CellResult(score=0.0, max_score=float(points), checks=[CheckResult(
-            id="submission", passed=False, message=texts[language], message_id=message_id,
-            params=_plain(params), messages=texts, outcome="error", points=0.0,
-            max_points=float(points))])
+        gid: CellResult(
+            score=0.0,
+            max_score=float(points),
+            checks=[
+                CheckResult(
+                    id="submission",
+                    passed=False,
+                    message=texts[language],
+                    message_id=message_id,
+                    params=_plain(params),
+                    messages=texts,
+                    outcome="error",
+                    points=0.0,
+                    max_points=float(points),
+                )
+            ],
+        )
         for gid, points in cell_points.items()
     }

@@ -46,7 +46,9 @@ def _release(args: argparse.Namespace) -> int:
     from autograder.release import release
 
     for report in release(_course(args), args.assignment):
-        print(f"released {report.assignment}: {report.notebook} (no solution or hidden test leaked)")
+        print(
+            f"released {report.assignment}: {report.notebook} (no solution or hidden test leaked)"
+        )
     return 0
 
 
@@ -55,10 +57,17 @@ def _grade(args: argparse.Namespace) -> int:
     from autograder.batch import format_table, grade_class, results_path
 
     course = _course(args)
-    results = grade_class(course, args.assignment, submitted_dir=args.submitted,
-                          json_path=args.json, progress=not args.quiet, workers=args.workers,
-                          scheduler=args.scheduler, force=args.force,
-                          allow_unsandboxed=args.allow_unsandboxed)
+    results = grade_class(
+        course,
+        args.assignment,
+        submitted_dir=args.submitted,
+        json_path=args.json,
+        progress=not args.quiet,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        force=args.force,
+        allow_unsandboxed=args.allow_unsandboxed,
+    )
     print(format_table(results))
     print(f"\nresults: {args.json or results_path(course, args.assignment)}")
     print(f"gradebook: {course.db_url}")
@@ -101,10 +110,18 @@ def _report(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from autograder.export import export
 
-    options = {k: v for k, v in {"worksheet": args.worksheet, "roster": args.roster,
-                                 "dry_run": args.dry_run}.items() if v}
-    path = export(_course(args), args.format, assignment_id=args.assignment, out=args.out,
-                  **options)
+    options = {
+        k: v
+        for k, v in {
+            "worksheet": args.worksheet,
+            "roster": args.roster,
+            "dry_run": args.dry_run,
+        }.items()
+        if v
+    }
+    path = export(
+        _course(args), args.format, assignment_id=args.assignment, out=args.out, **options
+    )
     print(f"exported {args.format}: {path}")
     return 0
 
@@ -113,8 +130,14 @@ def _export(args: argparse.Namespace) -> int:
 def _collect(args: argparse.Namespace) -> int:
     from autograder.lms import collect_archive
 
-    report = collect_archive(_course(args), args.assignment, args.archive, args.lms,
-                             roster=args.roster, dry_run=args.dry_run)
+    report = collect_archive(
+        _course(args),
+        args.assignment,
+        args.archive,
+        args.lms,
+        roster=args.roster,
+        dry_run=args.dry_run,
+    )
     print(report.summary())
     return 0
 
@@ -148,8 +171,11 @@ def _demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autograder", description=__doc__.split("\n")[0])
     parser.add_argument("--config", help="path to course_config.py (default: nearest one)")
-    parser.add_argument("--state-dir", help="where submitted/, autograded/, feedback/, the "
-                        "gradebook and exports live (default: the course directory)")
+    parser.add_argument(
+        "--state-dir",
+        help="where submitted/, autograded/, feedback/, the "
+        "gradebook and exports live (default: the course directory)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -161,13 +187,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--submitted", help="nbgrader submitted/ folder (default: the course's)")
     p.add_argument("--json", help="also write the results JSON here")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--workers", type=int, default=None,
-                   help="parallel worker processes (default: course_config.py, else one per core)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="parallel worker processes (default: course_config.py, else one per core)",
+    )
     p.add_argument("--scheduler", help="grade on a Dask cluster, e.g. tcp://host:8786")
-    p.add_argument("--force", action="store_true",
-                   help="regrade students already graded (default: only new or changed files)")
-    p.add_argument("--allow-unsandboxed", action="store_true",
-                   help="grade even when the bubblewrap sandbox is unavailable (trusted code only)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="regrade students already graded (default: only new or changed files)",
+    )
+    p.add_argument(
+        "--allow-unsandboxed",
+        action="store_true",
+        help="grade even when the bubblewrap sandbox is unavailable (trusted code only)",
+    )
 
     p = sub.add_parser("regrade", help="re-run the checkers on stored artifacts (no kernels)")
     p.add_argument("assignment")
@@ -208,8 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:

@@ -22,8 +22,9 @@ class Submission:
     timestamp: str | None = None
 
 
-def find_submissions(submitted_dir: str | Path, assignment_id: str, notebook: str,
-                     students: list[str] | None = None) -> list[Submission]:
+def find_submissions(
+    submitted_dir: str | Path, assignment_id: str, notebook: str, students: list[str] | None = None
+) -> list[Submission]:
     """Every student folder holding ``assignment_id``, sorted by student id."""
     root = Path(submitted_dir)
     if not root.is_dir():
@@ -37,18 +38,23 @@ def find_submissions(submitted_dir: str | Path, assignment_id: str, notebook: st
         if not adir.is_dir():
             continue
         if not STUDENT_ID.match(student):
-            found.append(Submission(student, None, f"the folder name {student!r} is not a valid "
-                                    "student id"))
+            found.append(
+                Submission(student, None, f"the folder name {student!r} is not a valid student id")
+            )
             continue
         stamp = adir / "timestamp.txt"
-        timestamp = stamp.read_text(encoding="utf-8", errors="replace").strip()[:64] \
-            if stamp.is_file() else None
+        timestamp = (
+            stamp.read_text(encoding="utf-8", errors="replace").strip()[:64]
+            if stamp.is_file()
+            else None
+        )
         path = adir / notebook
         if path.is_file() and not path.is_symlink():
             found.append(Submission(student, path, None, timestamp))
             continue
         others = sorted(p.name for p in adir.glob("*.ipynb"))
-        reason = (f"no notebook named {notebook} was submitted"
-                  + (f" (found {', '.join(others)}: was it renamed?)" if others else ""))
+        reason = f"no notebook named {notebook} was submitted" + (
+            f" (found {', '.join(others)}: was it renamed?)" if others else ""
+        )
         found.append(Submission(student, None, reason, timestamp))
     return found

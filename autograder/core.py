@@ -84,14 +84,24 @@ class GradingSettings:
         from autograder.course.data import get_data_home
 
         data_home = str(get_data_home(course.data_home or None).resolve())
-        return cls(course.language, course.cell_timeout, None, data_home, dict(course.thresholds),
-                   course.kernel_threads)
+        return cls(
+            course.language,
+            course.cell_timeout,
+            None,
+            data_home,
+            dict(course.thresholds),
+            course.kernel_threads,
+        )
 
     def kernel_env(self) -> dict[str, str]:
         threads = str(max(1, int(self.kernel_threads)))
-        return {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads,
-                "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads,
-                "MKL_NUM_THREADS": threads}
+        return {
+            "TF_NUM_INTRAOP_THREADS": threads,
+            "TF_NUM_INTEROP_THREADS": threads,
+            "OMP_NUM_THREADS": threads,
+            "OPENBLAS_NUM_THREADS": threads,
+            "MKL_NUM_THREADS": threads,
+        }
 
 
 def grade(
@@ -111,8 +121,9 @@ def grade(
     settings = settings or GradingSettings()
     if workdir is None:
         with tempfile.TemporaryDirectory(prefix="autograder-") as tmp:
-            return grade(submission, assignment, settings, student=student, workdir=tmp,
-                         launcher=launcher)
+            return grade(
+                submission, assignment, settings, student=student, workdir=tmp, launcher=launcher
+            )
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -120,13 +131,21 @@ def grade(
     try:
         nb = read_submission(submission)
     except SubmissionError as exc:
-        result = error_result(student, assignment, str(exc), settings.language,
-                              {"total": time.perf_counter() - started})
+        result = error_result(
+            student,
+            assignment,
+            str(exc),
+            settings.language,
+            {"total": time.perf_counter() - started},
+        )
         result.submission_sha256 = digest
         return result
 
-    rebuilt = rebuild(nb, nbformat.reads(assignment.source_json, as_version=4),
-                      nbformat.reads(assignment.release_json, as_version=4))
+    rebuilt = rebuild(
+        nb,
+        nbformat.reads(assignment.source_json, as_version=4),
+        nbformat.reads(assignment.release_json, as_version=4),
+    )
     run = RunSettings(
         cell_timeout=settings.cell_timeout,
         notebook_timeout=settings.notebook_timeout or assignment.timeout,
@@ -139,10 +158,14 @@ def grade(
     nbformat.write(rebuilt.notebook, workdir / assignment.notebook)
 
     checked = time.perf_counter()
-    cells = check.run_checks(assignment.id, artifacts, assignment.cell_points,
-                             settings.thresholds, settings.language)
-    timing = {"execute": record.seconds, "check": time.perf_counter() - checked,
-              "total": time.perf_counter() - started}
+    cells = check.run_checks(
+        assignment.id, artifacts, assignment.cell_points, settings.thresholds, settings.language
+    )
+    timing = {
+        "execute": record.seconds,
+        "check": time.perf_counter() - checked,
+        "total": time.perf_counter() - started,
+    }
     status, error = "graded", None
     if record.status != "completed":
         status, error = "error", record.reason
@@ -167,9 +190,15 @@ def _write_execution_record(artifacts: Path, record: dict[str, Any]) -> None:
     target.write_text(json.dumps(record), encoding="utf-8")
 
 
-def _student_result(student: str, assignment: Assignment, status: str, error: str | None,
-                    cells: dict[str, CellResult], problems: list[str],
-                    timing: dict[str, float]) -> StudentResult:
+def _student_result(
+    student: str,
+    assignment: Assignment,
+    status: str,
+    error: str | None,
+    cells: dict[str, CellResult],
+    problems: list[str],
+    timing: dict[str, float],
+) -> StudentResult:
     return StudentResult(
         student=student,
         assignment=assignment.id,
@@ -184,9 +213,15 @@ def _student_result(student: str, assignment: Assignment, status: str, error: st
     )
 
 
-def error_result(student: str, assignment: Assignment, reason: str, language: str = "es",
-                 timing: dict[str, float] | None = None) -> StudentResult:
+def error_result(
+    student: str,
+    assignment: Assignment,
+    reason: str,
+    language: str = "es",
+    timing: dict[str, float] | None = None,
+) -> StudentResult:
     """A submission that could not be graded at all: every cell at zero, with the reason."""
-    cells = check.failed_cells(assignment.cell_points, "submission_error", {"reason": reason},
-                               language)
+    cells = check.failed_cells(
+        assignment.cell_points, "submission_error", {"reason": reason}, language
+    )
     return _student_result(student, assignment, "error", reason, cells, [], timing or {})

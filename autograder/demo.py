@@ -14,8 +14,12 @@ from pathlib import Path
 from autograder.config import load_course
 
 
-def run_demo(state_dir: str | Path | None = None, config: str | Path | None = None,
-             assignments: list[str] | None = None, progress: bool = True) -> dict[str, object]:
+def run_demo(
+    state_dir: str | Path | None = None,
+    config: str | Path | None = None,
+    assignments: list[str] | None = None,
+    progress: bool = True,
+) -> dict[str, object]:
     """Run the whole pipeline on the sample classes; returns the results per assignment."""
     from autograder.batch import format_table, grade_class
     from autograder.export import export

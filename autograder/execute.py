@@ -58,8 +58,10 @@ def is_answer_cell(cell: NotebookNode) -> bool:
 def is_trusted_cell(cell: NotebookNode) -> bool:
     """Locked or graded-but-not-answer cells: restored from the instructor's version."""
     meta = nbgrader_meta(cell)
-    return bool(grade_id(cell)) and not meta.get("solution") and (
-        meta.get("locked") or meta.get("grade")
+    return (
+        bool(grade_id(cell))
+        and not meta.get("solution")
+        and (meta.get("locked") or meta.get("grade"))
     )
 
 
@@ -79,18 +81,25 @@ def read_submission(path: str | os.PathLike) -> NotebookNode:
     except UnicodeDecodeError:
         raise SubmissionError("the file is not a notebook (it is not UTF-8 text)") from None
     except nbformat.reader.NotJSONError:
-        raise SubmissionError("the file is not a valid Jupyter notebook: it is not JSON (it may "
-                              "be truncated or corrupted; download it again and resubmit)") from None
+        raise SubmissionError(
+            "the file is not a valid Jupyter notebook: it is not JSON (it may "
+            "be truncated or corrupted; download it again and resubmit)"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds for bad input
-        raise SubmissionError(f"the file is not a valid Jupyter notebook ({type(exc).__name__}: "
-                              f"{str(exc)[:120]})") from None
+        raise SubmissionError(
+            f"the file is not a valid Jupyter notebook ({type(exc).__name__}: {str(exc)[:120]})"
+        ) from None
     if not isinstance(nb.get("cells"), list):
         raise SubmissionError("the file is not a valid Jupyter notebook (no list of cells)")
     return nb
 
 
-def _clean_cell(cell: NotebookNode, cell_type: str | None = None, nbgrader: dict | None = None,
-                cell_id: str | None = None) -> NotebookNode:
+def _clean_cell(
+    cell: NotebookNode,
+    cell_type: str | None = None,
+    nbgrader: dict | None = None,
+    cell_id: str | None = None,
+) -> NotebookNode:
     """A fresh cell with only the source kept: no outputs, tags or other metadata."""
     source = cell.get("source", "")
     if isinstance(source, list):
@@ -134,9 +143,13 @@ def rebuild(submission: NotebookNode, source: NotebookNode, release: NotebookNod
             continue
         gid = grade_id(cell)
         if gid in source_ids:
-            if is_trusted_cell(source_ids[gid]) and gid not in seen and (
-                _text(cell) != _text(release_ids.get(gid, source_ids[gid]))
-                or cell.get("metadata", {}).get("tags")
+            if (
+                is_trusted_cell(source_ids[gid])
+                and gid not in seen
+                and (
+                    _text(cell) != _text(release_ids.get(gid, source_ids[gid]))
+                    or cell.get("metadata", {}).get("tags")
+                )
             ):
                 problems.append(f"locked cell {gid} was modified; the original was restored")
             if gid in seen:
@@ -150,13 +163,18 @@ def rebuild(submission: NotebookNode, source: NotebookNode, release: NotebookNod
                 answers[gid] = cell
             continue
         if gid:
-            problems.append(f"cell {index + 1} claims an unknown grade id {gid!r}; kept as an "
-                            "ordinary cell")
+            problems.append(
+                f"cell {index + 1} claims an unknown grade id {gid!r}; kept as an ordinary cell"
+            )
         extras.setdefault(anchor, []).append(_clean_cell(cell))
 
     cells = list(extras[None])
-    position = {gid: i for i, gid in enumerate(g for g in (grade_id(c) for c in submission.cells
-                                                            if isinstance(c, dict)) if g)}
+    position = {
+        gid: i
+        for i, gid in enumerate(
+            g for g in (grade_id(c) for c in submission.cells if isinstance(c, dict)) if g
+        )
+    }
     order = [grade_id(c) for c in source.cells if grade_id(c)]
     student_order = sorted((g for g in order if g in position), key=position.get)
     if student_order != [g for g in order if g in position]:
@@ -170,8 +188,10 @@ def rebuild(submission: NotebookNode, source: NotebookNode, release: NotebookNod
             if gid in answers:
                 student = answers[gid]
                 if student.get("cell_type") != src.cell_type:
-                    problems.append(f"answer cell {gid} was changed to {student.get('cell_type')}; "
-                                    f"it runs as {src.cell_type}")
+                    problems.append(
+                        f"answer cell {gid} was changed to {student.get('cell_type')}; "
+                        f"it runs as {src.cell_type}"
+                    )
                 cells.append(_clean_cell(student, src.cell_type, meta, src.get("id")))
             else:
                 problems.append(f"answer cell {gid} was deleted; it counts as not attempted")
@@ -196,8 +216,7 @@ class KernelLauncher(Protocol):
     def kernel_manager(self, workdir: Path, env: dict[str, str]):  # -> AsyncKernelManager
         ...
 
-    def kernel_env(self, workdir: Path, base: dict[str, str]) -> dict[str, str]:
-        ...
+    def kernel_env(self, workdir: Path, base: dict[str, str]) -> dict[str, str]: ...
 
 
 class LocalLauncher:
@@ -233,8 +252,12 @@ class ExecutionRecord:
     cells: dict[str, dict[str, Any]]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "reason": self.reason, "seconds": self.seconds,
-                "cells": self.cells}
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "seconds": self.seconds,
+            "cells": self.cells,
+        }
 
 
 def kernel_environment(workdir: Path, artifacts: Path, settings: RunSettings) -> dict[str, str]:
@@ -268,8 +291,10 @@ def _cell_status(cell: NotebookNode) -> dict[str, Any]:
         return {"status": "not_run"}
     for output in cell.get("outputs", []):
         if output.get("output_type") == "error":
-            error = {"ename": str(output.get("ename", ""))[:100],
-                     "evalue": str(output.get("evalue", ""))[:300]}
+            error = {
+                "ename": str(output.get("ename", ""))[:100],
+                "evalue": str(output.get("evalue", ""))[:300],
+            }
             if error["ename"] == "KeyboardInterrupt":
                 return {"status": "timeout", "error": error}
             return {"status": "error", "error": error}
@@ -291,8 +316,13 @@ def summarize_cells(nb: NotebookNode, cell_timeout: float, reason: str | None) -
     return cells
 
 
-async def _execute(nb: NotebookNode, workdir: Path, env: dict[str, str], settings: RunSettings,
-                   launcher: KernelLauncher) -> tuple[str, str | None]:
+async def _execute(
+    nb: NotebookNode,
+    workdir: Path,
+    env: dict[str, str],
+    settings: RunSettings,
+    launcher: KernelLauncher,
+) -> tuple[str, str | None]:
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
 
@@ -310,11 +340,14 @@ async def _execute(nb: NotebookNode, workdir: Path, env: dict[str, str], setting
     )
     loop = asyncio.get_running_loop()
     deadline = loop.time() + settings.notebook_timeout
-    timed_out = ("timeout", f"the notebook exceeded its {settings.notebook_timeout:.0f} s time "
-                 "limit and was stopped")
+    timed_out = (
+        "timeout",
+        f"the notebook exceeded its {settings.notebook_timeout:.0f} s time limit and was stopped",
+    )
     try:
-        await asyncio.wait_for(client.async_execute(env=env, cwd=str(workdir)),
-                               timeout=settings.notebook_timeout)
+        await asyncio.wait_for(
+            client.async_execute(env=env, cwd=str(workdir)), timeout=settings.notebook_timeout
+        )
         return "completed", None
     except TimeoutError:
         return timed_out
@@ -322,10 +355,12 @@ async def _execute(nb: NotebookNode, workdir: Path, env: dict[str, str], setting
         if loop.time() >= deadline:  # nbclient turns wait_for's cancellation into this error
             return timed_out
         return "kernel_died", _stop_reason(km) or (
-            "the Python kernel died (the notebook crashed or used too much memory)")
+            "the Python kernel died (the notebook crashed or used too much memory)"
+        )
     except Exception as exc:  # noqa: BLE001 - any kernel failure is this student's alone
         return "failed", _stop_reason(km) or (
-            f"the notebook could not be executed ({type(exc).__name__}: {exc})"[:300])
+            f"the notebook could not be executed ({type(exc).__name__}: {exc})"[:300]
+        )
     finally:
         try:
             if km.has_kernel:
@@ -337,8 +372,15 @@ async def _execute(nb: NotebookNode, workdir: Path, env: dict[str, str], setting
             finish()
 
 
-_OUTPUT_MESSAGES = {"stream", "display_data", "execute_result", "update_display_data", "error",
-                    "comm_open", "comm_msg"}
+_OUTPUT_MESSAGES = {
+    "stream",
+    "display_data",
+    "execute_result",
+    "update_display_data",
+    "error",
+    "comm_open",
+    "comm_msg",
+}
 
 
 def _content_size(content: Any) -> int:
@@ -368,14 +410,22 @@ def _bounded_client_class(base):
                 if kind == "error":
                     content = msg["content"]
                     content["evalue"] = str(content.get("evalue", ""))[:1000]
-                    content["traceback"] = [str(t)[:2000] for t in content.get("traceback", [])[-30:]]
-                elif (budget["cells"][cell_index] > MAX_CELL_OUTPUT_BYTES
-                      or budget["total"] > MAX_NOTEBOOK_OUTPUT_BYTES):
+                    content["traceback"] = [
+                        str(t)[:2000] for t in content.get("traceback", [])[-30:]
+                    ]
+                elif (
+                    budget["cells"][cell_index] > MAX_CELL_OUTPUT_BYTES
+                    or budget["total"] > MAX_NOTEBOOK_OUTPUT_BYTES
+                ):
                     if cell_index not in budget.setdefault("noted", set()) and "outputs" in cell:
                         budget["noted"].add(cell_index)
-                        cell.outputs.append(nbformat.v4.new_output(
-                            "stream", name="stdout", text="\n[output truncated by the grader: "
-                            "too much output]\n"))
+                        cell.outputs.append(
+                            nbformat.v4.new_output(
+                                "stream",
+                                name="stdout",
+                                text="\n[output truncated by the grader: too much output]\n",
+                            )
+                        )
                     return None
             return super().process_message(msg, cell, cell_index)
 
@@ -387,8 +437,9 @@ def _stop_reason(km) -> str | None:
     return getattr(km, "stop_reason", None)
 
 
-def run_notebook(nb: NotebookNode, workdir: Path, settings: RunSettings,
-                 launcher: KernelLauncher | None = None) -> ExecutionRecord:
+def run_notebook(
+    nb: NotebookNode, workdir: Path, settings: RunSettings, launcher: KernelLauncher | None = None
+) -> ExecutionRecord:
     """Execute ``nb`` in ``workdir`` (modified in place); capture goes to ``workdir/artifacts``."""
     launcher = launcher or LocalLauncher()
     workdir = Path(workdir)
@@ -401,6 +452,6 @@ def run_notebook(nb: NotebookNode, workdir: Path, settings: RunSettings,
     started = time.perf_counter()
     status, reason = asyncio.run(_execute(nb, workdir, env, settings, launcher))
     seconds = time.perf_counter() - started
-    return ExecutionRecord(status, reason, round(seconds, 3),
-                           summarize_cells(nb, settings.cell_timeout, reason))
-
+    return ExecutionRecord(
+        status, reason, round(seconds, 3), summarize_cells(nb, settings.cell_timeout, reason)
+    )

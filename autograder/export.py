@@ -33,8 +33,9 @@ def _assignments(course: Course, assignment_id: str | None) -> list[str]:
 
 
 @exporter("csv")
-def export_csv(course: Course, assignment_id: str | None = None, out: str | Path | None = None,
-               **_options) -> Path:
+def export_csv(
+    course: Course, assignment_id: str | None = None, out: str | Path | None = None, **_options
+) -> Path:
     """One row per student and assignment: per-cell scores, total, max and status."""
     out = Path(out) if out else course.exports_dir / "grades.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -46,18 +47,25 @@ def export_csv(course: Course, assignment_id: str | None = None, out: str | Path
         assignment = Assignment.from_course(course, aid)
         scores = gradebook_scores(course.db_url, assignment)
         results_file = course.results_dir / f"{aid}.json"
-        results = (AssignmentResult.read_json(results_file) if results_file.is_file()
-                   else AssignmentResult(aid))
+        results = (
+            AssignmentResult.read_json(results_file)
+            if results_file.is_file()
+            else AssignmentResult(aid)
+        )
         for cell in assignment.cell_points:
             column = f"{aid}:{cell}"
             if column not in cell_columns:
                 cell_columns.append(column)
         for student, cells in sorted(scores.items()):
             result = results.students.get(student)
-            row = {"student_id": student, "assignment": aid,
-                   "score": round(sum(cells.values()), 6), "max_score": assignment.max_score,
-                   "status": result.status if result else "",
-                   "error": (result.error or "") if result else ""}
+            row = {
+                "student_id": student,
+                "assignment": aid,
+                "score": round(sum(cells.values()), 6),
+                "max_score": assignment.max_score,
+                "status": result.status if result else "",
+                "error": (result.error or "") if result else "",
+            }
             row.update({f"{aid}:{cell}": score for cell, score in cells.items()})
             rows.append(row)
     fields = ["student_id", "assignment", *cell_columns, "score", "max_score", "status", "error"]
@@ -68,8 +76,13 @@ def export_csv(course: Course, assignment_id: str | None = None, out: str | Path
     return out
 
 
-def export(course: Course, format: str = "csv", assignment_id: str | None = None,
-           out: str | Path | None = None, **options) -> Path:
+def export(
+    course: Course,
+    format: str = "csv",
+    assignment_id: str | None = None,
+    out: str | Path | None = None,
+    **options,
+) -> Path:
     """Export grades in ``format`` (see ``EXPORTERS``); returns the file written."""
     try:
         func = EXPORTERS[format]

@@ -56,8 +56,11 @@ def ui_strings() -> dict[str, dict[str, str]]:
 
     def walk(table: dict, prefix: str) -> None:
         for key, value in table.items():
-            if isinstance(value, dict) and set(value) >= set(LANGUAGES) and all(
-                    isinstance(value[lang], str) for lang in LANGUAGES):
+            if (
+                isinstance(value, dict)
+                and set(value) >= set(LANGUAGES)
+                and all(isinstance(value[lang], str) for lang in LANGUAGES)
+            ):
                 flat[prefix + key] = value
             elif isinstance(value, dict):
                 walk(value, f"{prefix}{key}.")
@@ -124,8 +127,9 @@ def environment() -> jinja2.Environment:
 
 def write_text_atomic(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp",
-                                     encoding="utf-8") as tmp:
+    with tempfile.NamedTemporaryFile(
+        "w", dir=path.parent, delete=False, suffix=".tmp", encoding="utf-8"
+    ) as tmp:
         tmp.write(text)
     Path(tmp.name).replace(path)
     return path
@@ -216,11 +220,18 @@ class CheckView:
 def check_views(checks: list[CheckResult], text: Text) -> list[CheckView]:
     views: list[CheckView] = []
     for c in checks:
-        view = CheckView(c.outcome, text(f"outcome.{c.outcome}"),
-                         localized_message(c, text.language), localized_hint(c, text.language))
+        view = CheckView(
+            c.outcome,
+            text(f"outcome.{c.outcome}"),
+            localized_message(c, text.language),
+            localized_hint(c, text.language),
+        )
         last = views[-1] if views else None
-        if last and (last.outcome, last.message, last.hint) == (view.outcome, view.message,
-                                                                 view.hint):
+        if last and (last.outcome, last.message, last.hint) == (
+            view.outcome,
+            view.message,
+            view.hint,
+        ):
             last.count += 1
         else:
             views.append(view)
@@ -259,34 +270,54 @@ class QuestionView:
 # The pipeline writes why a submission could not be graded and what it repaired in English
 # plain text. Known texts are shown in the course language (``reason.*`` and ``note.*`` in
 # strings.toml); anything unknown is shown as written, never hidden.
-REASON_PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p, re.S), key) for p, key in [
-    (r"the file is empty", "reason.empty"),
-    (r"the file cannot be read \((?P<detail>.*)\)", "reason.unreadable"),
-    (r"the file is larger than (?P<mb>\d+) MB", "reason.too_large"),
-    (r"the file is not a notebook \(it is not UTF-8 text\)", "reason.not_text"),
-    (r"the file is not a valid Jupyter notebook: it is not JSON.*", "reason.not_json"),
-    (r"the file is not a valid Jupyter notebook \((?P<detail>.*)\)", "reason.invalid"),
-    (r"no notebook named (?P<notebook>\S+) was submitted(?: \(found (?P<names>.*): was it "
-     r"renamed\?\))?", "reason.no_notebook"),
-    (r"the notebook exceeded its (?P<seconds>[\d.]+) s time limit and was stopped",
-     "reason.timeout"),
-    (r"the Python kernel died.*", "reason.kernel_died"),
-    (r"the notebook could not be executed \((?P<detail>.*)\)", "reason.not_executed"),
-    (r"internal grader error \((?P<detail>.*)\)", "reason.internal"),
-]]
-NOTE_PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p, re.S), key) for p, key in [
-    (r"locked cell (?P<cell>\S+) was modified; the original was restored", "note.locked_modified"),
-    (r"locked cell (?P<cell>\S+) was missing and has been restored", "note.locked_missing"),
-    (r"graded cell (?P<cell>\S+) appears more than once; only the first counts",
-     "note.duplicate"),
-    (r"cell (?P<n>\d+) claims an unknown grade id (?P<gid>.+); kept as an ordinary cell",
-     "note.unknown_id"),
-    (r"graded cells were reordered; they run in the assignment's order", "note.reordered"),
-    (r"answer cell (?P<cell>\S+) was changed to (?P<found>\S+); it runs as (?P<kind>\S+)",
-     "note.retyped"),
-    (r"answer cell (?P<cell>\S+) was deleted; it counts as not attempted", "note.deleted"),
-    (r"cell (?P<n>\d+) is not a cell and was ignored", "note.not_a_cell"),
-]]
+REASON_PATTERNS: list[tuple[re.Pattern, str]] = [
+    (re.compile(p, re.S), key)
+    for p, key in [
+        (r"the file is empty", "reason.empty"),
+        (r"the file cannot be read \((?P<detail>.*)\)", "reason.unreadable"),
+        (r"the file is larger than (?P<mb>\d+) MB", "reason.too_large"),
+        (r"the file is not a notebook \(it is not UTF-8 text\)", "reason.not_text"),
+        (r"the file is not a valid Jupyter notebook: it is not JSON.*", "reason.not_json"),
+        (r"the file is not a valid Jupyter notebook \((?P<detail>.*)\)", "reason.invalid"),
+        (
+            r"no notebook named (?P<notebook>\S+) was submitted(?: \(found (?P<names>.*): was it "
+            r"renamed\?\))?",
+            "reason.no_notebook",
+        ),
+        (
+            r"the notebook exceeded its (?P<seconds>[\d.]+) s time limit and was stopped",
+            "reason.timeout",
+        ),
+        (r"the Python kernel died.*", "reason.kernel_died"),
+        (r"the notebook could not be executed \((?P<detail>.*)\)", "reason.not_executed"),
+        (r"internal grader error \((?P<detail>.*)\)", "reason.internal"),
+    ]
+]
+NOTE_PATTERNS: list[tuple[re.Pattern, str]] = [
+    (re.compile(p, re.S), key)
+    for p, key in [
+        (
+            r"locked cell (?P<cell>\S+) was modified; the original was restored",
+            "note.locked_modified",
+        ),
+        (r"locked cell (?P<cell>\S+) was missing and has been restored", "note.locked_missing"),
+        (
+            r"graded cell (?P<cell>\S+) appears more than once; only the first counts",
+            "note.duplicate",
+        ),
+        (
+            r"cell (?P<n>\d+) claims an unknown grade id (?P<gid>.+); kept as an ordinary cell",
+            "note.unknown_id",
+        ),
+        (r"graded cells were reordered; they run in the assignment's order", "note.reordered"),
+        (
+            r"answer cell (?P<cell>\S+) was changed to (?P<found>\S+); it runs as (?P<kind>\S+)",
+            "note.retyped",
+        ),
+        (r"answer cell (?P<cell>\S+) was deleted; it counts as not attempted", "note.deleted"),
+        (r"cell (?P<n>\d+) is not a cell and was ignored", "note.not_a_cell"),
+    ]
+]
 
 
 def localize(raw: str | None, text: Text, patterns=REASON_PATTERNS) -> str:
@@ -318,8 +349,9 @@ def localized_message(check: CheckResult, language: str) -> str:
         inline = localize_inline(reason, Text(language))
         if inline != reason:
             try:
-                return catalogue.render(check.message_id, {**check.params, "reason": inline},
-                                        language)
+                return catalogue.render(
+                    check.message_id, {**check.params, "reason": inline}, language
+                )
             except Exception:  # noqa: BLE001 - fall back to the stored text
                 pass
     if check.messages.get(language):
@@ -377,9 +409,10 @@ def _curve_labels_figure(cell: CellResult, artifacts: Artifacts, text: Text) -> 
     if isinstance(value, dict):
         for key, label in value.items():
             given[str(key).strip().upper()] = str(label).strip()[:20]
-    labels = {p: (given.get(p, "—"),
-                  {"passed": True, "failed": False}.get(verdicts.get(p, ""), None))
-              for p in PANELS}
+    labels = {
+        p: (given.get(p, "—"), {"passed": True, "failed": False}.get(verdicts.get(p, ""), None))
+        for p in PANELS
+    }
     return FigureView(
         title=text("feedback.labels_title"),
         caption=text("feedback.labels_caption"),
@@ -398,8 +431,14 @@ def training_figure(curves, reference, text: Text) -> FigureView:
 
     best = curves.marked_best_epoch
     lowest = min((v for v in (curves.val_loss or []) if v == v), default=None)
-    facts = [text("feedback.training_facts", epochs=curves.epochs, best=best or "–",
-                  val=f"{lowest:.4g}" if lowest is not None else "–")]
+    facts = [
+        text(
+            "feedback.training_facts",
+            epochs=curves.epochs,
+            best=best or "–",
+            val=f"{lowest:.4g}" if lowest is not None else "–",
+        )
+    ]
     stop = curves.marked_stop_epoch
     if stop is not None:
         facts.append(text("feedback.training_facts_stop", stop=stop))
@@ -408,8 +447,9 @@ def training_figure(curves, reference, text: Text) -> FigureView:
     found = diagnose(curves, reference)
     return FigureView(
         title=text("feedback.training_title"),
-        caption=text("feedback.training_caption" if reference else
-                     "feedback.training_caption_alone"),
+        caption=text(
+            "feedback.training_caption" if reference else "feedback.training_caption_alone"
+        ),
         uri=learning_curves_png(curves, reference, text),
         alt=text("feedback.training_title"),
         facts=facts,
@@ -460,36 +500,49 @@ def render_feedback(
                 if figure is not None:
                     figures.append(figure)
             if question.name in trainings:
-                figures.append(training_figure(trainings.pop(question.name),
-                                               reference.get(question.name), text))
-        views.append(QuestionView(
-            question=question, score=cell.score, max_score=cell.max_score, status=status,
-            status_label=text("outcome.error") if status == "error" else text(f"cell.{status}"),
-            answer=None if (artifacts is None or nothing_ran)
-            else answer_text(artifacts, question.name),
-            checks=checks, figures=figures,
-        ))
+                figures.append(
+                    training_figure(
+                        trainings.pop(question.name), reference.get(question.name), text
+                    )
+                )
+        views.append(
+            QuestionView(
+                question=question,
+                score=cell.score,
+                max_score=cell.max_score,
+                status=status,
+                status_label=text("outcome.error") if status == "error" else text(f"cell.{status}"),
+                answer=None
+                if (artifacts is None or nothing_ran)
+                else answer_text(artifacts, question.name),
+                checks=checks,
+                figures=figures,
+            )
+        )
     # training runs that belong to no graded cell still get shown
-    extra_figures = [training_figure(c, reference.get(name), text)
-                     for name, c in trainings.items()]
+    extra_figures = [training_figure(c, reference.get(name), text) for name, c in trainings.items()]
 
     generated = generated or datetime.now(UTC)
-    return environment().get_template("feedback.html.j2").render(
-        t=text,
-        lang=language,
-        result=result,
-        course_id=course_id,
-        notebook=notebook or result.notebook or "",
-        timestamp=timestamp,
-        generated=generated.strftime("%Y-%m-%d %H:%M UTC"),
-        percent=fmt_percent(result.score, result.max_score),
-        fraction=(result.score / result.max_score) if result.max_score else 0.0,
-        questions=views,
-        extra_figures=extra_figures,
-        nothing_ran=nothing_ran,
-        show_error=result.status == "error",
-        error_text=localize(result.error, text),
-        notes=[localize(p, text, NOTE_PATTERNS) for p in result.problems],
+    return (
+        environment()
+        .get_template("feedback.html.j2")
+        .render(
+            t=text,
+            lang=language,
+            result=result,
+            course_id=course_id,
+            notebook=notebook or result.notebook or "",
+            timestamp=timestamp,
+            generated=generated.strftime("%Y-%m-%d %H:%M UTC"),
+            percent=fmt_percent(result.score, result.max_score),
+            fraction=(result.score / result.max_score) if result.max_score else 0.0,
+            questions=views,
+            extra_figures=extra_figures,
+            nothing_ran=nothing_ran,
+            show_error=result.status == "error",
+            error_text=localize(result.error, text),
+            notes=[localize(p, text, NOTE_PATTERNS) for p in result.problems],
+        )
     )
 
 
@@ -523,16 +576,24 @@ def reference_trainings(course: Course, assignment_id: str) -> dict:
 
         log.info("grading the reference solution of %s for its learning curves", assignment_id)
         try:
-            result = grade(source, Assignment.from_course(course, assignment_id),
-                           GradingSettings.from_course(course), student="__reference__",
-                           workdir=workdir)
+            result = grade(
+                source,
+                Assignment.from_course(course, assignment_id),
+                GradingSettings.from_course(course),
+                student="__reference__",
+                workdir=workdir,
+            )
         except Exception as exc:  # noqa: BLE001 - feedback goes on without the reference
             log.warning("grading the reference solution of %s failed: %s", assignment_id, exc)
             return {}
         score = getattr(result, "score", None)
         if score is not None and score < getattr(result, "max_score", score):
-            log.warning("the reference solution of %s scores %s of %s: check the checkers",
-                        assignment_id, score, result.max_score)
+            log.warning(
+                "the reference solution of %s scores %s of %s: check the checkers",
+                assignment_id,
+                score,
+                result.max_score,
+            )
         stamp.write_text(digest, encoding="utf-8")
     return read_trainings(workdir / "artifacts")
 
@@ -575,8 +636,10 @@ def write_feedback(
 
     results = load_results(course, assignment_id)
     if not results.students:
-        raise FileNotFoundError(f"No results for {assignment_id} at "
-                                f"{results_path(course, assignment_id)}: grade it first.")
+        raise FileNotFoundError(
+            f"No results for {assignment_id} at "
+            f"{results_path(course, assignment_id)}: grade it first."
+        )
     spec = course.assignment(assignment_id)
     language = language or course.language
     out_dir = Path(feedback_dir) if feedback_dir else course.feedback_dir
@@ -593,8 +656,13 @@ def write_feedback(
         if reference and references is None and _has_training(artifacts):
             references = reference_trainings(course, assignment_id)
         html = render_feedback(
-            result, language=language, questions=questions, artifacts_dir=artifacts,
-            reference=references or {}, course_id=course.course_id, notebook=spec.notebook,
+            result,
+            language=language,
+            questions=questions,
+            artifacts_dir=artifacts,
+            reference=references or {},
+            course_id=course.course_id,
+            notebook=spec.notebook,
             timestamp=_timestamp(course, sid, assignment_id),
         )
         path = feedback_path(out_dir, sid, assignment_id, spec.notebook)

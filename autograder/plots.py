@@ -135,8 +135,9 @@ def _from_keras_capture(data: Any) -> TrainingCurves | None:
     for callback in [data.get("callback"), *(data.get("other_early_stopping") or [])[:5]]:
         state = callback.get("state") if isinstance(callback, dict) else None
         if isinstance(state, dict) and state.get("attached_to_model") is True:
-            settings = callback.get("settings") if isinstance(callback.get("settings"), dict) \
-                else {}
+            settings = (
+                callback.get("settings") if isinstance(callback.get("settings"), dict) else {}
+            )
             early = {**state, "monitor": settings.get("monitor")}
             break
     return _parse_training(name, history, early)
@@ -150,8 +151,10 @@ def _read_json(artifacts: Artifacts, relative: str) -> Any:
 
 
 def _early_stopping(artifacts: Artifacts, data: dict) -> dict:
-    for source in (data if isinstance(data, dict) else {},
-                   *(_read_json(artifacts, f) for f in EARLY_STOPPING_FILES)):
+    for source in (
+        data if isinstance(data, dict) else {},
+        *(_read_json(artifacts, f) for f in EARLY_STOPPING_FILES),
+    ):
         if not isinstance(source, dict):
             continue
         for key in ("early_stopping", "callback"):
@@ -173,8 +176,13 @@ def _floats(values: Any) -> list[float] | None:
             out.append(float("nan"))
         elif isinstance(v, (int, float)):
             out.append(float(v))
-        elif isinstance(v, str) and v.strip().lower() in ("nan", "inf", "-inf", "infinity",
-                                                           "-infinity"):
+        elif isinstance(v, str) and v.strip().lower() in (
+            "nan",
+            "inf",
+            "-inf",
+            "infinity",
+            "-infinity",
+        ):
             out.append(float(v))
         else:
             return None
@@ -256,10 +264,13 @@ def diagnose(curves: TrainingCurves, reference: TrainingCurves | None = None) ->
         return [Diagnosis("diverged", {"epoch": first_bad})]
 
     found: list[Diagnosis] = []
-    half = loss[len(loss) // 2:]
+    half = loss[len(loss) // 2 :]
     level = _median(half)
-    roughness = _median([abs(b - a) for a, b in zip(half, half[1:], strict=False)]) / level \
-        if level > 0 and len(half) > 2 else 0.0
+    roughness = (
+        _median([abs(b - a) for a, b in zip(half, half[1:], strict=False)]) / level
+        if level > 0 and len(half) > 2
+        else 0.0
+    )
     lowest = min(loss)
     climbed = lowest > 0 and loss[-1] > lowest * (1 + CLIMB_TOO_HIGH)
     if roughness > ROUGHNESS_TOO_HIGH or climbed:
@@ -272,8 +283,11 @@ def diagnose(curves: TrainingCurves, reference: TrainingCurves | None = None) ->
         tail = _finite(val[-3:]) or [val_min]
         rise = (sum(tail) / len(tail) - val_min) / val_min if val_min > 0 else 0.0
         train_kept_falling = loss[-1] < loss[best - 1]
-        if (rise > OVERFIT_RISE and curves.epochs - best >= OVERFIT_MIN_EPOCHS
-                and train_kept_falling):
+        if (
+            rise > OVERFIT_RISE
+            and curves.epochs - best >= OVERFIT_MIN_EPOCHS
+            and train_kept_falling
+        ):
             found.append(Diagnosis("overfitting", {"epoch": best, "percent": round(100 * rise)}))
 
     if not any(d.id == "lr_too_high" for d in found):
@@ -282,18 +296,28 @@ def diagnose(curves: TrainingCurves, reference: TrainingCurves | None = None) ->
             fall = (loss[-k - 1] - loss[-1]) / loss[-1] if loss[-1] > 0 else 0.0
             val_fell = not val or (best is not None and best >= len(val) - k)
             if fall > STILL_FALLING and val_fell:
-                found.append(Diagnosis("underfitting_still_falling",
-                                       {"percent": round(100 * fall), "epochs": k}))
+                found.append(
+                    Diagnosis(
+                        "underfitting_still_falling", {"percent": round(100 * fall), "epochs": k}
+                    )
+                )
         if reference is not None and not any(d.id.startswith("underfitting") for d in found):
             mine = min(_finite(val) if val else finite)
-            ref_values = _finite(reference.val_loss) if reference.val_loss and val \
+            ref_values = (
+                _finite(reference.val_loss)
+                if reference.val_loss and val
                 else _finite(reference.loss)
+            )
             if ref_values and min(ref_values) > 0:
                 ref_best = min(ref_values)
                 ref_train = min(_finite(reference.loss) or [ref_best])
                 if mine > REFERENCE_FACTOR * ref_best and lowest > REFERENCE_FACTOR * ref_train:
-                    found.append(Diagnosis("underfitting_reference",
-                                           {"mine": f"{mine:.4g}", "reference": f"{ref_best:.4g}"}))
+                    found.append(
+                        Diagnosis(
+                            "underfitting_reference",
+                            {"mine": f"{mine:.4g}", "reference": f"{ref_best:.4g}"},
+                        )
+                    )
     return found
 
 
@@ -334,27 +358,51 @@ def _y_limits(curves: list[TrainingCurves]) -> tuple[float, float] | None:
     return low - pad, top + pad
 
 
-def _draw_run(ax, curves: TrainingCurves, title: str, text: Callable[..., str],
-              ylim: tuple[float, float] | None) -> None:
+def _draw_run(
+    ax,
+    curves: TrainingCurves,
+    title: str,
+    text: Callable[..., str],
+    ylim: tuple[float, float] | None,
+) -> None:
     epochs = list(range(1, curves.epochs + 1))
     nan = float("nan")
-    ax.plot(epochs, [v if math.isfinite(v) else nan for v in curves.loss],
-            color=COLORS["loss"], lw=1.6, label=text("plot.loss"))
+    ax.plot(
+        epochs,
+        [v if math.isfinite(v) else nan for v in curves.loss],
+        color=COLORS["loss"],
+        lw=1.6,
+        label=text("plot.loss"),
+    )
     if curves.val_loss:
-        ax.plot(epochs, [v if math.isfinite(v) else nan for v in curves.val_loss],
-                color=COLORS["val_loss"], lw=1.6, label=text("plot.val_loss"))
+        ax.plot(
+            epochs,
+            [v if math.isfinite(v) else nan for v in curves.val_loss],
+            color=COLORS["val_loss"],
+            lw=1.6,
+            label=text("plot.val_loss"),
+        )
     best = curves.marked_best_epoch
     if best is not None:
-        ax.axvline(best, color=COLORS["best"], ls=":", lw=1.5,
-                   label=text("plot.best_epoch", epoch=best))
+        ax.axvline(
+            best, color=COLORS["best"], ls=":", lw=1.5, label=text("plot.best_epoch", epoch=best)
+        )
         series = curves.val_loss or curves.loss
         if math.isfinite(series[best - 1]):
-            ax.plot([best], [series[best - 1]], marker="*", ms=13, color=COLORS["best"],
-                    markeredgecolor="white", zorder=5)
+            ax.plot(
+                [best],
+                [series[best - 1]],
+                marker="*",
+                ms=13,
+                color=COLORS["best"],
+                markeredgecolor="white",
+                zorder=5,
+            )
     stop = curves.marked_stop_epoch
     if stop is not None:
-        ax.axvline(stop, color=COLORS["stop"], ls="--", lw=1.5,
-                   label=text("plot.stopped", epoch=stop))
+        ax.axvline(
+            stop, color=COLORS["stop"], ls="--", lw=1.5, label=text("plot.stopped", epoch=stop)
+        )
     ax.set_title(title, fontsize=11)
     ax.set_xlabel(text("plot.epoch"))
     ax.set_ylabel(text("plot.loss_axis"))
@@ -365,8 +413,9 @@ def _draw_run(ax, curves: TrainingCurves, title: str, text: Callable[..., str],
     ax.legend(fontsize=8, loc="best", framealpha=0.85)
 
 
-def learning_curves_png(student: TrainingCurves, reference: TrainingCurves | None,
-                        text: Callable[..., str]) -> str:
+def learning_curves_png(
+    student: TrainingCurves, reference: TrainingCurves | None, text: Callable[..., str]
+) -> str:
     """The student's loss and val_loss beside the reference solution's, same y scale."""
     runs = [student] + ([reference] if reference else [])
     fig = _figure(10.5 if reference else 6.2, 3.9)
@@ -378,8 +427,7 @@ def learning_curves_png(student: TrainingCurves, reference: TrainingCurves | Non
     return png_data_uri(fig)
 
 
-def score_histogram_png(scores: Sequence[float], max_score: float,
-                        text: Callable[..., str]) -> str:
+def score_histogram_png(scores: Sequence[float], max_score: float, text: Callable[..., str]) -> str:
     """How many students got each score (bins of half a point up to 20 points)."""
     import numpy as np
 
@@ -393,8 +441,9 @@ def score_histogram_png(scores: Sequence[float], max_score: float,
     ax.bar(centers, counts, width=width * 0.85, align="center", color="#4c72b0")
     if len(scores):
         mean = float(np.mean(scores))
-        ax.axvline(mean, color="#d62728", ls="--", lw=1.5,
-                   label=text("plot.mean", value=f"{mean:.2f}"))
+        ax.axvline(
+            mean, color="#d62728", ls="--", lw=1.5, label=text("plot.mean", value=f"{mean:.2f}")
+        )
         ax.legend(fontsize=8, loc="upper left")
     ax.set_xlabel(text("plot.score_axis", max=f"{max_score:g}"))
     ax.set_ylabel(text("plot.students_axis"))
@@ -404,9 +453,11 @@ def score_histogram_png(scores: Sequence[float], max_score: float,
     return png_data_uri(fig)
 
 
-def labelled_panels_png(curves: dict[str, tuple[list[float], list[float]]],
-                        labels: dict[str, tuple[str, bool | None]],
-                        text: Callable[..., str]) -> str:
+def labelled_panels_png(
+    curves: dict[str, tuple[list[float], list[float]]],
+    labels: dict[str, tuple[str, bool | None]],
+    text: Callable[..., str],
+) -> str:
     """The lesson's published learning curves, each titled with the student's label and
     whether it was right (never the expected label)."""
     panels = list(curves)
@@ -415,13 +466,15 @@ def labelled_panels_png(curves: dict[str, tuple[list[float], list[float]]],
     for ax, panel in zip(axes.flat, panels, strict=False):
         train, valid = curves[panel]
         ax.plot(range(1, len(train) + 1), train, color=COLORS["loss"], label=text("plot.loss"))
-        ax.plot(range(1, len(valid) + 1), valid, color=COLORS["val_loss"],
-                label=text("plot.val_loss"))
+        ax.plot(
+            range(1, len(valid) + 1), valid, color=COLORS["val_loss"], label=text("plot.val_loss")
+        )
         label, right = labels.get(panel, ("—", None))
         mark = {True: "✓", False: "✗", None: ""}[right]
         color = {True: "#1a7f37", False: "#cf222e", None: "#57606a"}[right]
-        ax.set_title(text("plot.panel", panel=panel, label=label) + f"  {mark}", fontsize=10,
-                     color=color)
+        ax.set_title(
+            text("plot.panel", panel=panel, label=label) + f"  {mark}", fontsize=10, color=color
+        )
         ax.grid(alpha=0.3)
     for ax in axes[-1]:
         ax.set_xlabel(text("plot.epoch"))

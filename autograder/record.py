@@ -85,13 +85,19 @@ def sync_assignment(db_url: str, assignment: Assignment) -> None:
     if has_submissions and known == set(assignment.cell_points):
         return  # structure already recorded; SaveCells refuses to touch graded notebooks
     nb = nbformat.reads(assignment.source_json, as_version=4)
-    resources = {"nbgrader": {"db_url": db_url, "assignment": assignment.id,
-                              "notebook": assignment.notebook.removesuffix(".ipynb")}}
+    resources = {
+        "nbgrader": {
+            "db_url": db_url,
+            "assignment": assignment.id,
+            "notebook": assignment.notebook.removesuffix(".ipynb"),
+        }
+    }
     SaveCells().preprocess(nb, resources)
 
 
-def record_result(gb: Gradebook, assignment: Assignment, result: StudentResult,
-                  timestamp: str | None = None) -> None:
+def record_result(
+    gb: Gradebook, assignment: Assignment, result: StudentResult, timestamp: str | None = None
+) -> None:
     """Store one student's scores in an open gradebook (one transaction)."""
     notebook_id = assignment.notebook.removesuffix(".ipynb")
     try:

@@ -50,8 +50,10 @@ def generate_release(course: Course, assignment_id: str, root: Path | None = Non
         api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
         outcome = api.generate_assignment(assignment_id, force=True, create=True)
     if not outcome.get("success"):
-        raise ReleaseError(f"nbgrader generate_assignment failed for {assignment_id}:\n"
-                           f"{outcome.get('error') or ''}\n{outcome.get('log') or ''}")
+        raise ReleaseError(
+            f"nbgrader generate_assignment failed for {assignment_id}:\n"
+            f"{outcome.get('error') or ''}\n{outcome.get('log') or ''}"
+        )
     return root / "release" / assignment_id
 
 

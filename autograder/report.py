@@ -71,8 +71,10 @@ class CheckStat:
         return self.counts["passed"] / self.total if self.total else 0.0
 
     def top_messages(self) -> list[MessageStat]:
-        return [MessageStat(mid, n, self.examples[mid], outcome)
-                for (outcome, mid), n in self.messages.most_common(MAX_MESSAGES_PER_CHECK)]
+        return [
+            MessageStat(mid, n, self.examples[mid], outcome)
+            for (outcome, mid), n in self.messages.most_common(MAX_MESSAGES_PER_CHECK)
+        ]
 
 
 def check_stats(results: AssignmentResult, language: str) -> list[CheckStat]:
@@ -95,7 +97,9 @@ def check_stats(results: AssignmentResult, language: str) -> list[CheckStat]:
                         stat.examples[check.message_id] = text
     order = {key: i for i, key in enumerate(stats)}
     mistakes = lambda s: s.total - s.counts["passed"]  # noqa: E731
-    return sorted(stats.values(), key=lambda s: (s.pass_rate, -mistakes(s), order[(s.cell, s.check)]))
+    return sorted(
+        stats.values(), key=lambda s: (s.pass_rate, -mistakes(s), order[(s.cell, s.check)])
+    )
 
 
 @dataclass
@@ -118,12 +122,17 @@ def question_stats(results: AssignmentResult, release_notebook: Path | None) -> 
         cells = [r.cells[q.grade_id] for r in gradable if q.grade_id in r.cells]
         n = len(cells) or 1
         max_score = first.cells[q.grade_id].max_score
-        out.append(QuestionStat(
-            q.grade_id, q.name, q.title, max_score,
-            mean=sum(c.score for c in cells) / n,
-            full=sum(1 for c in cells if c.score >= c.max_score - 1e-9) / n,
-            not_attempted=sum(1 for c in cells if c.not_attempted) / n,
-        ))
+        out.append(
+            QuestionStat(
+                q.grade_id,
+                q.name,
+                q.title,
+                max_score,
+                mean=sum(c.score for c in cells) / n,
+                full=sum(1 for c in cells if c.score >= c.max_score - 1e-9) / n,
+                not_attempted=sum(1 for c in cells if c.not_attempted) / n,
+            )
+        )
     return out
 
 
@@ -170,16 +179,20 @@ def incidents(course: Course, results: AssignmentResult, language: str) -> list[
                 status = run.execution().get("status", "")
             except Exception:  # noqa: BLE001 - an unreadable record is still an error
                 status = ""
-            add(RUN_INCIDENTS.get(status, "report.kind_notebook"),
-                localize(result.error or status, text))
+            add(
+                RUN_INCIDENTS.get(status, "report.kind_notebook"),
+                localize(result.error or status, text),
+            )
         for gid, cell in result.cells.items():
             for check in cell.checks:
                 kind = CHECK_INCIDENTS.get(check.message_id)
                 if kind:
                     add(kind, f"{gid}: {localized_message(check, language)}")
         if result.problems:
-            add("report.kind_repaired",
-                " ".join(localize(p, text, NOTE_PATTERNS) for p in result.problems))
+            add(
+                "report.kind_repaired",
+                " ".join(localize(p, text, NOTE_PATTERNS) for p in result.problems),
+            )
     return out
 
 
@@ -229,42 +242,59 @@ def render_report(
         link = None
         if target.is_file():
             link = quote(Path(os.path.relpath(target, report_file.parent)).as_posix())
-        rows.append(StudentRow(r.student, r, link, fmt_percent(r.score, r.max_score),
-                               _seconds(r, "wall", "total"), _seconds(r, "execute"),
-                               _seconds(r, "check")))
+        rows.append(
+            StudentRow(
+                r.student,
+                r,
+                link,
+                fmt_percent(r.score, r.max_score),
+                _seconds(r, "wall", "total"),
+                _seconds(r, "execute"),
+                _seconds(r, "check"),
+            )
+        )
     timed = [row for row in rows if row.wall is not None]
     slowest = max(timed, key=lambda row: row.wall) if timed else None
-    timing_summary = text(
-        "report.timing_summary",
-        total=f"{sum(row.wall for row in timed):.1f}",
-        mean=f"{statistics.fmean(row.wall for row in timed):.2f}",
-        max=f"{slowest.wall:.2f}", student=slowest.student,
-    ) if slowest else None
+    timing_summary = (
+        text(
+            "report.timing_summary",
+            total=f"{sum(row.wall for row in timed):.1f}",
+            mean=f"{statistics.fmean(row.wall for row in timed):.2f}",
+            max=f"{slowest.wall:.2f}",
+            student=slowest.student,
+        )
+        if slowest
+        else None
+    )
 
     cells = list(students[0].cells) if students else []
     generated = generated or datetime.now(UTC)
-    return environment().get_template("report.html.j2").render(
-        t=text,
-        lang=language,
-        course_id=course.course_id,
-        assignment=results.assignment,
-        notebook=notebook,
-        generated=generated.strftime("%Y-%m-%d %H:%M UTC"),
-        n_students=len(students),
-        n_graded=sum(1 for r in students if r.status == "graded"),
-        n_errors=sum(1 for r in students if r.status == "error"),
-        mean=statistics.fmean(scores) if scores else 0.0,
-        median=statistics.median(scores) if scores else 0.0,
-        n_full=sum(1 for r in students if r.max_score and r.score >= r.max_score - 1e-9),
-        max_score=max_score,
-        histogram=score_histogram_png(scores, max_score, text) if students else None,
-        questions=question_stats(results, release) if students else [],
-        checks=check_stats(results, language),
-        cells=cells,
-        rows=rows,
-        incidents=incidents(course, results, language),
-        timing_summary=timing_summary,
-        fmt_percent=fmt_percent,
+    return (
+        environment()
+        .get_template("report.html.j2")
+        .render(
+            t=text,
+            lang=language,
+            course_id=course.course_id,
+            assignment=results.assignment,
+            notebook=notebook,
+            generated=generated.strftime("%Y-%m-%d %H:%M UTC"),
+            n_students=len(students),
+            n_graded=sum(1 for r in students if r.status == "graded"),
+            n_errors=sum(1 for r in students if r.status == "error"),
+            mean=statistics.fmean(scores) if scores else 0.0,
+            median=statistics.median(scores) if scores else 0.0,
+            n_full=sum(1 for r in students if r.max_score and r.score >= r.max_score - 1e-9),
+            max_score=max_score,
+            histogram=score_histogram_png(scores, max_score, text) if students else None,
+            questions=question_stats(results, release) if students else [],
+            checks=check_stats(results, language),
+            cells=cells,
+            rows=rows,
+            incidents=incidents(course, results, language),
+            timing_summary=timing_summary,
+            fmt_percent=fmt_percent,
+        )
     )
 
 
@@ -285,12 +315,17 @@ def write_report(
 
     results = load_results(course, assignment_id)
     if not results.students:
-        raise FileNotFoundError(f"No results for {assignment_id} at "
-                                f"{results_path(course, assignment_id)}: grade it first.")
+        raise FileNotFoundError(
+            f"No results for {assignment_id} at "
+            f"{results_path(course, assignment_id)}: grade it first."
+        )
     spec = course.assignment(assignment_id)
     target = Path(path) if path else report_path(course, assignment_id)
     html = render_report(
-        course, results, language=language or course.language, report_file=target.resolve(),
+        course,
+        results,
+        language=language or course.language,
+        report_file=target.resolve(),
         feedback_dir=(Path(feedback_dir) if feedback_dir else course.feedback_dir).resolve(),
         notebook=spec.notebook,
     )

@@ -66,7 +66,7 @@ INSTALL_HINT = (
     "`sudo dnf install bubblewrap`; Arch: `sudo pacman -S bubblewrap`) and make sure "
     "unprivileged user namespaces are enabled (`sysctl kernel.unprivileged_userns_clone=1` on "
     "older Debian kernels). To grade WITHOUT a sandbox anyway (only for notebooks you trust), "
-    "pass --allow-unsandboxed or set c.Course.sandbox = {\"allow_unsandboxed\": True} in "
+    'pass --allow-unsandboxed or set c.Course.sandbox = {"allow_unsandboxed": True} in '
     "course_config.py."
 )
 
@@ -101,14 +101,17 @@ class SandboxSettings:
     bwrap: str = "bwrap"
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any] | None, *, default_cpu: int | None = None
-                     ) -> SandboxSettings:
+    def from_mapping(
+        cls, values: Mapping[str, Any] | None, *, default_cpu: int | None = None
+    ) -> SandboxSettings:
         values = dict(values or {})
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"Unknown c.Course.sandbox setting(s): {', '.join(unknown)}. "
-                             f"Known: {', '.join(sorted(known))}.")
+            raise ValueError(
+                f"Unknown c.Course.sandbox setting(s): {', '.join(unknown)}. "
+                f"Known: {', '.join(sorted(known))}."
+            )
         if "extra_ro_paths" in values:
             values["extra_ro_paths"] = tuple(str(p) for p in values["extra_ro_paths"])
         settings = cls(**values)
@@ -157,12 +160,19 @@ def bubblewrap_problem(settings: SandboxSettings | None = None) -> str | None:
     key = (bwrap, _is_root())
     if key not in _PROBES:
         uid = _sandbox_uid(settings)
-        probe = (_bwrap_outer(bwrap, uid) + ["--ro-bind", "/", "/", "--proc", "/proc", "--"]
-                 + _bwrap_inner(bwrap, uid) + ["true"])
+        probe = (
+            _bwrap_outer(bwrap, uid)
+            + ["--ro-bind", "/", "/", "--proc", "/proc", "--"]
+            + _bwrap_inner(bwrap, uid)
+            + ["true"]
+        )
         try:
             done = subprocess.run(probe, capture_output=True, text=True, timeout=30)
-            _PROBES[key] = None if done.returncode == 0 else (
-                f"bubblewrap cannot create a sandbox here: {done.stderr.strip()[:300]}")
+            _PROBES[key] = (
+                None
+                if done.returncode == 0
+                else (f"bubblewrap cannot create a sandbox here: {done.stderr.strip()[:300]}")
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             _PROBES[key] = f"bubblewrap cannot create a sandbox here: {exc}"
     return _PROBES[key]
@@ -175,17 +185,23 @@ def choose_launcher(course, allow_unsandboxed: bool = False) -> KernelLauncher:
     used and neither ``allow_unsandboxed`` nor ``c.Course.sandbox["allow_unsandboxed"]`` is set.
     """
     settings = SandboxSettings.from_course(course)
-    problem = bubblewrap_problem(settings) if settings.enabled else (
-        'the sandbox is disabled in course_config.py (c.Course.sandbox["enabled"] = False)')
+    problem = (
+        bubblewrap_problem(settings)
+        if settings.enabled
+        else ('the sandbox is disabled in course_config.py (c.Course.sandbox["enabled"] = False)')
+    )
     if problem is None:
         return BubblewrapLauncher(settings)
     if not (allow_unsandboxed or settings.allow_unsandboxed):
         raise SandboxUnavailable(
             f"Refusing to grade: {problem}. Student notebooks are untrusted code; without the "
-            f"sandbox they run as you, with your files, network and secrets. {INSTALL_HINT}")
-    message = (f"WARNING: grading WITHOUT a sandbox ({problem}). Student code runs as you, "
-               "with access to your files, the gradebook, the checkers and the network. "
-               "Do this only with notebooks you trust.")
+            f"sandbox they run as you, with your files, network and secrets. {INSTALL_HINT}"
+        )
+    message = (
+        f"WARNING: grading WITHOUT a sandbox ({problem}). Student code runs as you, "
+        "with access to your files, the gradebook, the checkers and the network. "
+        "Do this only with notebooks you trust."
+    )
     warnings.warn(message, UnsandboxedWarning, stacklevel=2)
     log.warning(message)
     print(f"\n{'!' * 78}\n{message}\n{'!' * 78}\n", file=sys.stderr)
@@ -224,15 +240,21 @@ class BubblewrapLauncher:
     def kernel_manager(self, workdir: Path, env: dict[str, str]):
         return make_kernel_manager(self.settings, Path(workdir).resolve(), env)
 
-    def command(self, workdir: Path, ipc_dir: Path, data_home: str | None,
-                uid: int | None) -> list[str]:
+    def command(
+        self, workdir: Path, ipc_dir: Path, data_home: str | None, uid: int | None
+    ) -> list[str]:
         """The kernel's argv (``{connection_file}`` is filled in by jupyter_client)."""
         s = self.settings
         kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-        return (_limits(s) + _bwrap_outer(s.bwrap, uid) + self.mounts(workdir, ipc_dir, data_home)
-                + ([] if uid is not None else ["--chdir", str(workdir)])
-                + ["--unsetenv", "JPY_PARENT_PID", "--"]
-                + _bwrap_inner(s.bwrap, uid, workdir) + kernel)
+        return (
+            _limits(s)
+            + _bwrap_outer(s.bwrap, uid)
+            + self.mounts(workdir, ipc_dir, data_home)
+            + ([] if uid is not None else ["--chdir", str(workdir)])
+            + ["--unsetenv", "JPY_PARENT_PID", "--"]
+            + _bwrap_inner(s.bwrap, uid, workdir)
+            + kernel
+        )
 
     def mounts(self, workdir: Path, ipc_dir: Path, data_home: str | None) -> list[str]:
         """The file system inside: a read-only whitelist and one writable work folder."""
@@ -251,9 +273,24 @@ class BubblewrapLauncher:
                 readonly.append(str(Path(extra).resolve()))
         writable = [str(workdir)] + ([] if workdir in ipc_dir.parents else [str(ipc_dir)])
         tmp = str(s.tmp_mb * MB)
-        bw = system + ["--proc", "/proc", "--dev", "/dev",
-                       "--perms", "1777", "--size", tmp, "--tmpfs", "/tmp",
-                       "--perms", "1777", "--size", tmp, "--tmpfs", "/dev/shm"]
+        bw = system + [
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--perms",
+            "1777",
+            "--size",
+            tmp,
+            "--tmpfs",
+            "/tmp",
+            "--perms",
+            "1777",
+            "--size",
+            tmp,
+            "--tmpfs",
+            "/dev/shm",
+        ]
         made = {"/", "/tmp", "/dev", "/proc", *SYSTEM_DIRS}
         for flag, paths in (("--ro-bind", readonly), ("--bind", writable)):
             for path in paths:
@@ -266,8 +303,14 @@ class BubblewrapLauncher:
 
 
 def _limits(s: SandboxSettings) -> list[str]:
-    limits = ["prlimit", f"--as={s.address_space_mb * MB}", f"--nproc={s.processes}",
-              f"--fsize={s.file_size_mb * MB}", f"--nofile={s.open_files}", "--core=0"]
+    limits = [
+        "prlimit",
+        f"--as={s.address_space_mb * MB}",
+        f"--nproc={s.processes}",
+        f"--fsize={s.file_size_mb * MB}",
+        f"--nofile={s.open_files}",
+        "--core=0",
+    ]
     if s.cpu_seconds:
         # SIGXCPU at the soft limit (the reason can be told), SIGKILL 5 s later if ignored
         limits.append(f"--cpu={int(s.cpu_seconds)}:{int(s.cpu_seconds) + 5}")
@@ -282,9 +325,21 @@ def _bwrap_outer(bwrap: str, uid: int | None) -> list[str]:
     exe = shutil.which(bwrap) or bwrap
     if uid is None:
         return [exe, "--unshare-all", "--unshare-user", "--disable-userns", *common]
-    return [exe, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
-            "--unshare-cgroup-try", *common,
-            "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    return [
+        exe,
+        "--unshare-ipc",
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        *common,
+        "--cap-drop",
+        "ALL",
+        "--cap-add",
+        "CAP_SETUID",
+        "--cap-add",
+        "CAP_SETGID",
+    ]
 
 
 def _bwrap_inner(bwrap: str, uid: int | None, workdir: Path | None = None) -> list[str]:
@@ -294,9 +349,22 @@ def _bwrap_inner(bwrap: str, uid: int | None, workdir: Path | None = None) -> li
     if uid is None:
         return []
     chdir = ["--chdir", str(workdir)] if workdir else []
-    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--",
-            shutil.which(bwrap) or bwrap, "--unshare-user", "--disable-userns",
-            "--die-with-parent", "--dev-bind", "/", "/", *chdir, "--"]
+    return [
+        "setpriv",
+        f"--reuid={uid}",
+        f"--regid={uid}",
+        "--clear-groups",
+        "--",
+        shutil.which(bwrap) or bwrap,
+        "--unshare-user",
+        "--disable-userns",
+        "--die-with-parent",
+        "--dev-bind",
+        "/",
+        "/",
+        *chdir,
+        "--",
+    ]
 
 
 # --- the kernel manager -----------------------------------------------------------------------
@@ -353,11 +421,20 @@ def make_kernel_manager(settings: SandboxSettings, workdir: Path, env: dict[str,
 
     km_client = _bounded_kernel_client(settings.max_message_mb * MB)
     sandbox = _Sandbox(settings, workdir, env)
-    spec = KernelSpec(argv=sandbox.argv, display_name="Python 3 (sandboxed)", language="python",
-                      interrupt_mode="message", env={}, metadata={})
+    spec = KernelSpec(
+        argv=sandbox.argv,
+        display_name="Python 3 (sandboxed)",
+        language="python",
+        interrupt_mode="message",
+        env={},
+        metadata={},
+    )
     sandbox.spec = spec
-    km = SandboxKernelManager(transport="ipc", ip=str(sandbox.ipc_dir / "k"),
-                              connection_file=str(sandbox.ipc_dir / "kernel.json"))
+    km = SandboxKernelManager(
+        transport="ipc",
+        ip=str(sandbox.ipc_dir / "k"),
+        connection_file=str(sandbox.ipc_dir / "kernel.json"),
+    )
     km.sandbox = sandbox
     km.client_factory = km_client
     return km
@@ -428,11 +505,14 @@ class _Sandbox:
             except Exception:  # noqa: BLE001 - a vanishing process or file: look again
                 continue
             if memory > s.memory_mb * MB:
-                self._kill(f"the notebook used more than {s.memory_mb} MB of memory and was "
-                           "stopped")
+                self._kill(
+                    f"the notebook used more than {s.memory_mb} MB of memory and was stopped"
+                )
             elif tasks >= s.processes:
-                self._kill(f"the notebook started more than {s.processes} processes or threads "
-                           "(a fork bomb?) and was stopped")
+                self._kill(
+                    f"the notebook started more than {s.processes} processes or threads "
+                    "(a fork bomb?) and was stopped"
+                )
             elif used > s.disk_mb * MB:
                 self._kill(f"the notebook wrote more than {s.disk_mb} MB to disk and was stopped")
             elif count > s.max_files:
@@ -473,13 +553,17 @@ class _Sandbox:
         # bwrap exits with the kernel's status; a signal becomes 128 + its number
         sig = -code if code < 0 else (code - 128 if code > 128 else None)
         if sig == signal.SIGXCPU:
-            return (f"the notebook used more than {self.settings.cpu_seconds} s of CPU time "
-                    "and was stopped")
+            return (
+                f"the notebook used more than {self.settings.cpu_seconds} s of CPU time "
+                "and was stopped"
+            )
         if sig == signal.SIGSEGV:
             return "the Python kernel crashed (segmentation fault)"
         if sig == signal.SIGXFSZ:
-            return (f"the notebook wrote a file larger than {self.settings.file_size_mb} MB "
-                    "and was stopped")
+            return (
+                f"the notebook wrote a file larger than {self.settings.file_size_mb} MB "
+                "and was stopped"
+            )
         if sig:
             try:
                 name = signal.Signals(sig).name
@@ -522,8 +606,7 @@ class _Sandbox:
         sanitize_workdir(self.workdir)
 
 
-PLACEHOLDER = (b"removed by the grader: this was a symbolic link or a special file, "
-               b"not plain data\n")
+PLACEHOLDER = b"removed by the grader: this was a symbolic link or a special file, not plain data\n"
 
 
 def sanitize_workdir(workdir: Path) -> list[str]:
@@ -548,14 +631,16 @@ def sanitize_workdir(workdir: Path) -> list[str]:
                 os.unlink(path)
                 removed.append(os.path.relpath(path, workdir))
                 if root == artifacts or root.startswith(artifacts + os.sep):
-                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                                 0o644)
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
                     with os.fdopen(fd, "wb") as handle:
                         handle.write(PLACEHOLDER)
             except OSError:
                 log.warning("could not remove %s from the work folder", path)
-        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(root, d))
-                   and os.path.isdir(os.path.join(root, d))]
+        dirs[:] = [
+            d
+            for d in dirs
+            if not os.path.islink(os.path.join(root, d)) and os.path.isdir(os.path.join(root, d))
+        ]
     if removed:
         log.info("removed %d links or special files from %s", len(removed), workdir)
     return removed
@@ -573,7 +658,7 @@ def _process_table() -> dict[int, tuple[int, int]]:
         try:
             with open(f"/proc/{entry.name}/stat", "rb") as handle:
                 data = handle.read()
-            fields_ = data[data.rfind(b")") + 2:].split()
+            fields_ = data[data.rfind(b")") + 2 :].split()
             table[int(entry.name)] = (int(fields_[1]), int(fields_[17]))
         except (OSError, ValueError, IndexError):
             continue
@@ -642,5 +727,12 @@ def _disk_usage(folders: list[Path], max_entries: int) -> tuple[int, int]:
     return used, count
 
 
-__all__ = ["BubblewrapLauncher", "SandboxSettings", "SandboxUnavailable", "UnsandboxedWarning",
-           "bubblewrap_problem", "choose_launcher", "sanitize_workdir"]
+__all__ = [
+    "BubblewrapLauncher",
+    "SandboxSettings",
+    "SandboxUnavailable",
+    "UnsandboxedWarning",
+    "bubblewrap_problem",
+    "choose_launcher",
+    "sanitize_workdir",
+]

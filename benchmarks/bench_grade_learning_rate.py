@@ -29,8 +29,13 @@ def bare_execution(notebooks: list[Path], env: dict[str, str]) -> float:
             nb = nbformat.read(path, as_version=4)
         except Exception:  # noqa: BLE001 - the corrupt sample cannot be executed at all
             continue
-        client = NotebookClient(nb, timeout=120, allow_errors=True, kernel_name="python3",
-                                resources={"metadata": {"path": str(path.parent)}})
+        client = NotebookClient(
+            nb,
+            timeout=120,
+            allow_errors=True,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+        )
         client.execute(env=env)
     return time.perf_counter() - started
 

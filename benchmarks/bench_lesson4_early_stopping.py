@@ -57,14 +57,22 @@ def main() -> dict:
             result = grade(submission, assignment, settings, workdir=tmp / label)
             wall = time.perf_counter() - started
             assert result.score == result.max_score, (label, result.score)
-            runs[label] = {"total_s": round(wall, 3), "execute_s": result.timing["execute"],
-                           "check_s": result.timing["check"],
-                           "check_share_pct": round(100 * result.timing["check"] / wall, 3)}
+            runs[label] = {
+                "total_s": round(wall, 3),
+                "execute_s": result.timing["execute"],
+                "check_s": result.timing["check"],
+                "check_share_pct": round(100 * result.timing["check"] / wall, 3),
+            }
         regrades = []
         for _ in range(5):
             started = time.perf_counter()
-            cells = run_checks(AID, tmp / "next" / "artifacts", assignment.cell_points,
-                               settings.thresholds, settings.language)
+            cells = run_checks(
+                AID,
+                tmp / "next" / "artifacts",
+                assignment.cell_points,
+                settings.thresholds,
+                settings.language,
+            )
             regrades.append(time.perf_counter() - started)
             assert sum(c.score for c in cells.values()) == assignment.max_score
         regrade = statistics.median(regrades)
@@ -79,11 +87,15 @@ def main() -> dict:
     }
     for label in ("first", "next"):
         run = runs[label]
-        print(f"{label:5s} submission: total {run['total_s']:6.2f} s = execute "
-              f"{run['execute_s']:6.2f} s + checks {run['check_s']:5.3f} s "
-              f"({run['check_share_pct']:.2f} % in the checks)")
-    print(f"checks alone on stored artifacts (median of 5): {regrade:.4f} s = "
-          f"{figures['checks_share_of_next_submission_pct']:.2f} % of one submission's grading")
+        print(
+            f"{label:5s} submission: total {run['total_s']:6.2f} s = execute "
+            f"{run['execute_s']:6.2f} s + checks {run['check_s']:5.3f} s "
+            f"({run['check_share_pct']:.2f} % in the checks)"
+        )
+    print(
+        f"checks alone on stored artifacts (median of 5): {regrade:.4f} s = "
+        f"{figures['checks_share_of_next_submission_pct']:.2f} % of one submission's grading"
+    )
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(figures, indent=1))
     return figures

@@ -34,8 +34,11 @@ def _grade_once(path: Path, assignment, settings, launcher, workdir: Path) -> tu
     seconds = time.perf_counter() - started
     if seconds > 20:  # an outlier: say where the time went
         record = workdir / "artifacts" / "execution.json"
-        print(f"slow: {workdir.name} {seconds:.1f} s {result.status} {result.error} "
-              f"{record.read_text()[:1500] if record.is_file() else ''}", file=sys.stderr)
+        print(
+            f"slow: {workdir.name} {seconds:.1f} s {result.status} {result.error} "
+            f"{record.read_text()[:1500] if record.is_file() else ''}",
+            file=sys.stderr,
+        )
     return seconds, f"{result.status}:{result.score:g}"
 
 
@@ -52,8 +55,13 @@ def _trivial_kernel(launcher, workdir: Path, data_home: str) -> float:
 
 
 def _summary(values: list[float]) -> dict[str, float]:
-    return {"mean": round(statistics.mean(values), 3), "median": round(statistics.median(values), 3),
-            "min": round(min(values), 3), "max": round(max(values), 3), "n": len(values)}
+    return {
+        "mean": round(statistics.mean(values), 3),
+        "median": round(statistics.median(values), 3),
+        "min": round(min(values), 3),
+        "max": round(max(values), 3),
+        "n": len(values),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -99,17 +107,28 @@ def main(argv: list[str] | None = None) -> dict:
                 path = course.submitted_dir / student / AID / spec.notebook
                 for name in order:
                     work = Path(tmp) / f"{name}-{round_}-{student}"
-                    seconds, outcome = _grade_once(path, assignment, settings, launchers[name],
-                                                   work)
+                    seconds, outcome = _grade_once(
+                        path, assignment, settings, launchers[name], work
+                    )
                     grading[name].append(seconds)
-                    runs.append({"mode": name, "round": round_, "student": student,
-                                 "seconds": round(seconds, 3), "outcome": outcome})
+                    runs.append(
+                        {
+                            "mode": name,
+                            "round": round_,
+                            "student": student,
+                            "seconds": round(seconds, 3),
+                            "outcome": outcome,
+                        }
+                    )
                     outcomes[name].setdefault(student, outcome)
                     if outcomes[name][student] != outcome:
                         outcomes[name][student] += f" / {outcome}"
             for name in order:
-                startup[name].append(_trivial_kernel(launchers[name], Path(tmp) /
-                                                     f"trivial-{name}-{round_}", settings.data_home))
+                startup[name].append(
+                    _trivial_kernel(
+                        launchers[name], Path(tmp) / f"trivial-{name}-{round_}", settings.data_home
+                    )
+                )
     same = outcomes["sandboxed"] == outcomes["unsandboxed"]
     per_nb = {name: _summary(v) for name, v in grading.items()}
     kernels = {name: _summary(v) for name, v in startup.items()}
@@ -122,29 +141,44 @@ def main(argv: list[str] | None = None) -> dict:
         "overhead_seconds_per_notebook": round(overhead, 3),
         "overhead_percent": round(100 * overhead / per_nb["unsandboxed"]["mean"], 1),
         # same notebook, same round, the two modes back to back: robust to machine drift
-        "paired_median_overhead_seconds": round(statistics.median(
-            s - u for s, u in zip(grading["sandboxed"], grading["unsandboxed"], strict=True)), 3),
+        "paired_median_overhead_seconds": round(
+            statistics.median(
+                s - u for s, u in zip(grading["sandboxed"], grading["unsandboxed"], strict=True)
+            ),
+            3,
+        ),
         "trivial_kernel_overhead_seconds": round(
-            kernels["sandboxed"]["mean"] - kernels["unsandboxed"]["mean"], 3),
+            kernels["sandboxed"]["mean"] - kernels["unsandboxed"]["mean"], 3
+        ),
         "same_grades": same,
         # runs slower than 20 s: a reply that arrived only after nbclient's 120 s cell timeout
         # (seen in both modes on a loaded machine; not caused by the sandbox)
         "outliers_over_20s": [r for r in runs if r["seconds"] > 20],
         "runs": runs,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform(), "load_average": os.getloadavg()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "load_average": os.getloadavg(),
+        },
     }
     out = ROOT / "benchmarks" / "results" / "bench_sandbox.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     u, s = per_nb["unsandboxed"], per_nb["sandboxed"]
-    print(f"grading one notebook, median of {u['n']}: unsandboxed {u['median']:.2f} s, "
-          f"sandboxed {s['median']:.2f} s (means {u['mean']:.2f} / {s['mean']:.2f} s, "
-          f"{len(figures['outliers_over_20s'])} outlier(s) over 20 s)")
-    print(f"sandbox overhead per notebook (paired median): "
-          f"{figures['paired_median_overhead_seconds']:+.3f} s")
-    print(f"trivial kernel start+run+stop: unsandboxed {kernels['unsandboxed']['mean']:.2f} s, "
-          f"sandboxed {kernels['sandboxed']['mean']:.2f} s")
+    print(
+        f"grading one notebook, median of {u['n']}: unsandboxed {u['median']:.2f} s, "
+        f"sandboxed {s['median']:.2f} s (means {u['mean']:.2f} / {s['mean']:.2f} s, "
+        f"{len(figures['outliers_over_20s'])} outlier(s) over 20 s)"
+    )
+    print(
+        f"sandbox overhead per notebook (paired median): "
+        f"{figures['paired_median_overhead_seconds']:+.3f} s"
+    )
+    print(
+        f"trivial kernel start+run+stop: unsandboxed {kernels['unsandboxed']['mean']:.2f} s, "
+        f"sandboxed {kernels['sandboxed']['mean']:.2f} s"
+    )
     print(f"same grades in both modes: {same}")
     print(f"written: {out}")
     return figures

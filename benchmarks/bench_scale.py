@@ -84,8 +84,13 @@ def bare_nbclient(paths: list[Path], env: dict[str, str]) -> float:
     started = time.perf_counter()
     for path in paths:
         nb = nbformat.read(path, as_version=4)
-        NotebookClient(nb, timeout=600, allow_errors=True, kernel_name="python3",
-                       resources={"metadata": {"path": str(path.parent)}}).execute(env=env)
+        NotebookClient(
+            nb,
+            timeout=600,
+            allow_errors=True,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+        ).execute(env=env)
     return time.perf_counter() - started
 
 
@@ -99,12 +104,21 @@ def nbgrader_autograde(course, assignment_id: str, ids: list[str], env: dict[str
         for sid in ids:
             shutil.copytree(course.submitted_dir / sid, root / "submitted" / sid)
         nbgrader = [str(Path(sys.executable).parent / "nbgrader")]
-        subprocess.run([*nbgrader, "generate_assignment", assignment_id, "--force"], cwd=root,
-                       env=env, check=True, capture_output=True)
+        subprocess.run(
+            [*nbgrader, "generate_assignment", assignment_id, "--force"],
+            cwd=root,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         started = time.perf_counter()
-        subprocess.run([*nbgrader, "autograde", assignment_id, "--force",
-                        "--Execute.timeout=600"], cwd=root, env=env, check=True,
-                       capture_output=True)
+        subprocess.run(
+            [*nbgrader, "autograde", assignment_id, "--force", "--Execute.timeout=600"],
+            cwd=root,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         return time.perf_counter() - started
 
 
@@ -118,10 +132,17 @@ def main() -> dict:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args()
     os.environ.setdefault("COURSE_DATA_HOME", str(ROOT.parent / "shared" / "data"))
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    figures: dict = {"assignment": args.assignment, "size": args.size, "workers": args.workers,
-                     "cores": os.cpu_count()}
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    figures: dict = {
+        "assignment": args.assignment,
+        "size": args.size,
+        "workers": args.workers,
+        "cores": os.cpu_count(),
+    }
     with tempfile.TemporaryDirectory() as tmp:
         course = load_course(ROOT / "course_config.py", state_dir=Path(tmp) / "state")
         spec = course.assignment(args.assignment)
@@ -130,7 +151,8 @@ def main() -> dict:
 
         # (b) serial nbgrader vs our parallel grading, same submissions, same run
         figures["nbgrader_autograde_serial_s"] = round(
-            nbgrader_autograde(course, args.assignment, ids, env), 2)
+            nbgrader_autograde(course, args.assignment, ids, env), 2
+        )
         with PeakMemory() as memory:
             started = time.perf_counter()
             grade_class(course, args.assignment, workers=args.workers, progress=False)
@@ -157,9 +179,14 @@ def main() -> dict:
         figures["autograder_serial_s"] = round(serial, 2)
         # the same kernel settings as grading: one thread, and NBGRADER_EXECUTION (which nbgrader
         # sets too) so the playground draws no widget
-        bare_env = {**env, "NBGRADER_EXECUTION": "autograde",
-                    **{k: "1" for k in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
-                                        "OMP_NUM_THREADS")}}
+        bare_env = {
+            **env,
+            "NBGRADER_EXECUTION": "autograde",
+            **{
+                k: "1"
+                for k in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")
+            },
+        }
         bare = bare_nbclient(paths, bare_env)
         figures["bare_nbclient_s"] = round(bare, 2)
         figures["ratio_serial_grade_over_bare"] = round(serial / bare, 3)

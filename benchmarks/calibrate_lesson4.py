@@ -43,20 +43,29 @@ def run_seed(seed: int, data: dict) -> dict:
 
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-    early_stopping = callbacks.EarlyStopping(min_delta=0.001, patience=20,
-                                             restore_best_weights=True)
-    model = keras.Sequential([
-        keras.Input(shape=(11,)),
-        layers.Dense(512, activation="relu"),
-        layers.Dense(512, activation="relu"),
-        layers.Dense(512, activation="relu"),
-        layers.Dense(1),
-    ])
+    early_stopping = callbacks.EarlyStopping(
+        min_delta=0.001, patience=20, restore_best_weights=True
+    )
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(11,)),
+            layers.Dense(512, activation="relu"),
+            layers.Dense(512, activation="relu"),
+            layers.Dense(512, activation="relu"),
+            layers.Dense(1),
+        ]
+    )
     model.compile(optimizer="adam", loss="mae")
     started = time.perf_counter()
-    history = model.fit(data["X_train"], data["y_train"],
-                        validation_data=(data["X_valid"], data["y_valid"]), batch_size=256,
-                        epochs=500, callbacks=[early_stopping], verbose=0)
+    history = model.fit(
+        data["X_train"],
+        data["y_train"],
+        validation_data=(data["X_valid"], data["y_valid"]),
+        batch_size=256,
+        epochs=500,
+        callbacks=[early_stopping],
+        verbose=0,
+    )
     seconds = time.perf_counter() - started
     val = [float(v) for v in history.history["val_loss"]]
     # re-evaluate as the checker does: plain data -> numpy forward pass
@@ -88,8 +97,10 @@ def baselines(data: dict) -> dict:
     design = np.c_[data["X_train"], np.ones(len(data["X_train"]))]
     coef, *_ = np.linalg.lstsq(design, data["y_train"], rcond=None)
     linear = np.c_[data["X_valid"], np.ones(len(data["X_valid"]))] @ coef
-    return {"predict_training_mean": mean,
-            "linear_regression": float(np.mean(np.abs(data["y_valid"] - linear)))}
+    return {
+        "predict_training_mean": mean,
+        "linear_regression": float(np.mean(np.abs(data["y_valid"] - linear))),
+    }
 
 
 def summarize(runs: list[dict], thresholds: dict) -> dict:
@@ -99,14 +110,23 @@ def summarize(runs: list[dict], thresholds: dict) -> dict:
     low = float(thresholds.get("es_val_mae_min", float("nan")))
     return {
         "seeds": len(runs),
-        "recomputed_val_mae": {"median": statistics.median(values), "mean": statistics.mean(values),
-                               "std": spread, "min": min(values), "max": max(values)},
-        "epochs_run": {"min": min(r["epochs_run"] for r in runs),
-                       "median": statistics.median(r["epochs_run"] for r in runs),
-                       "max": max(r["epochs_run"] for r in runs)},
-        "fit_seconds": {"min": min(r["fit_seconds"] for r in runs),
-                        "median": statistics.median(r["fit_seconds"] for r in runs),
-                        "max": max(r["fit_seconds"] for r in runs)},
+        "recomputed_val_mae": {
+            "median": statistics.median(values),
+            "mean": statistics.mean(values),
+            "std": spread,
+            "min": min(values),
+            "max": max(values),
+        },
+        "epochs_run": {
+            "min": min(r["epochs_run"] for r in runs),
+            "median": statistics.median(r["epochs_run"] for r in runs),
+            "max": max(r["epochs_run"] for r in runs),
+        },
+        "fit_seconds": {
+            "min": min(r["fit_seconds"] for r in runs),
+            "median": statistics.median(r["fit_seconds"] for r in runs),
+            "max": max(r["fit_seconds"] for r in runs),
+        },
         "max_integrity_gap": max(r["integrity_gap"] for r in runs),
         "max_restore_gap": max(r["restore_gap"] for r in runs),
         "threshold_max": high,
@@ -128,25 +148,36 @@ def main(argv: list[str] | None = None) -> dict:
     data = km.wine_arrays()
     thresholds = load_course(ROOT / "course_config.py").thresholds
     runs = []
-    header = (f"{'seed':>4} {'epochs':>6} {'stop':>5} {'restored':>8} {'argmin':>6} "
-              f"{'min val':>8} {'re-eval MAE':>11} {'gap':>9} {'fit s':>6}")
+    header = (
+        f"{'seed':>4} {'epochs':>6} {'stop':>5} {'restored':>8} {'argmin':>6} "
+        f"{'min val':>8} {'re-eval MAE':>11} {'gap':>9} {'fit s':>6}"
+    )
     print(header)
     for seed in range(args.seeds):
         run = run_seed(seed, data)
         runs.append(run)
-        print(f"{seed:>4} {run['epochs_run']:>6} {run['stopped_epoch']:>5} "
-              f"{run['restored_epoch']:>8} {run['argmin_epoch']:>6} {run['min_val_loss']:>8.4f} "
-              f"{run['recomputed_val_mae']:>11.4f} {run['integrity_gap']:>9.1e} "
-              f"{run['fit_seconds']:>6.1f}", flush=True)
+        print(
+            f"{seed:>4} {run['epochs_run']:>6} {run['stopped_epoch']:>5} "
+            f"{run['restored_epoch']:>8} {run['argmin_epoch']:>6} {run['min_val_loss']:>8.4f} "
+            f"{run['recomputed_val_mae']:>11.4f} {run['integrity_gap']:>9.1e} "
+            f"{run['fit_seconds']:>6.1f}",
+            flush=True,
+        )
     summary = summarize(runs, thresholds)
     summary["baselines"] = baselines(data)
     mae = summary["recomputed_val_mae"]
-    print(f"\nre-evaluated val MAE over {len(runs)} seeds: median {mae['median']:.4f}, "
-          f"min {mae['min']:.4f}, max {mae['max']:.4f}, std {mae['std']:.4f}")
-    print(f"threshold es_val_mae_max = {summary['threshold_max']} -> margin "
-          f"{summary['margin_above_worst_seed']:.4f} above the worst seed")
-    print(f"plausibility floor es_val_mae_min = {summary['threshold_min']} -> margin "
-          f"{summary['margin_below_best_seed']:.4f} below the best seed")
+    print(
+        f"\nre-evaluated val MAE over {len(runs)} seeds: median {mae['median']:.4f}, "
+        f"min {mae['min']:.4f}, max {mae['max']:.4f}, std {mae['std']:.4f}"
+    )
+    print(
+        f"threshold es_val_mae_max = {summary['threshold_max']} -> margin "
+        f"{summary['margin_above_worst_seed']:.4f} above the worst seed"
+    )
+    print(
+        f"plausibility floor es_val_mae_min = {summary['threshold_min']} -> margin "
+        f"{summary['margin_below_best_seed']:.4f} below the best seed"
+    )
     print("baselines: " + ", ".join(f"{k} {v:.4f}" for k, v in summary["baselines"].items()))
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({"summary": summary, "runs": runs}, indent=1))

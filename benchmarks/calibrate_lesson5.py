@@ -50,9 +50,16 @@ from pathlib import Path
 
 # One thread per process, exactly like GradingSettings.kernel_env() and the grader's kernels;
 # set before TensorFlow is imported anywhere (worker processes inherit the environment).
-THREADS = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "1",
-           "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
-           "TF_ENABLE_ONEDNN_OPTS": "0", "PYTHONHASHSEED": "0"}
+THREADS = {
+    "TF_NUM_INTRAOP_THREADS": "1",
+    "TF_NUM_INTEROP_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    "TF_ENABLE_ONEDNN_OPTS": "0",
+    "PYTHONHASHSEED": "0",
+}
 os.environ.update(THREADS)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,8 +81,15 @@ from autograder.checkers.lesson5_support import (  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "calibrate_lesson5.json"
 TAIL = 20  # epochs at the end of each reference run that a final epoch could equally be
-VARIANTS = ("bn_before_dropout", "linear_bn_activation", "input_dropout", "rate_0",
-            "dropout_after_output", "bn_after_output", "no_dropout_no_bn")
+VARIANTS = (
+    "bn_before_dropout",
+    "linear_bn_activation",
+    "input_dropout",
+    "rate_0",
+    "dropout_after_output",
+    "bn_after_output",
+    "no_dropout_no_bn",
+)
 # Variants the checkers accept as correct: their noisy tails count for the threshold too.
 ACCEPTED = ("bn_before_dropout", "linear_bn_activation", "input_dropout")
 
@@ -89,11 +103,18 @@ def build(variant: str, units: int, rate: float = DROPOUT_RATE):
         stack.append(layers.Dropout(rate))
     for _ in range(3):
         if variant == "linear_bn_activation":  # seed 5.4, second placement
-            stack += [layers.Dense(units), layers.BatchNormalization(), layers.Activation("relu"),
-                      layers.Dropout(rate)]
+            stack += [
+                layers.Dense(units),
+                layers.BatchNormalization(),
+                layers.Activation("relu"),
+                layers.Dropout(rate),
+            ]
         elif variant == "bn_before_dropout":
-            stack += [layers.Dense(units, activation="relu"), layers.BatchNormalization(),
-                      layers.Dropout(rate)]
+            stack += [
+                layers.Dense(units, activation="relu"),
+                layers.BatchNormalization(),
+                layers.Dropout(rate),
+            ]
         elif variant in ("no_dropout", "rate_0"):
             stack += [layers.Dense(units, activation="relu")]
             if variant == "rate_0":
@@ -104,8 +125,11 @@ def build(variant: str, units: int, rate: float = DROPOUT_RATE):
         elif variant == "twin_dropout":
             stack += [layers.Dense(units, activation="relu"), layers.Dropout(rate)]
         else:
-            stack += [layers.Dense(units, activation="relu"), layers.Dropout(rate),
-                      layers.BatchNormalization()]
+            stack += [
+                layers.Dense(units, activation="relu"),
+                layers.Dropout(rate),
+                layers.BatchNormalization(),
+            ]
     stack.append(layers.Dense(1))
     if variant == "dropout_after_output":
         stack.append(layers.Dropout(rate))
@@ -131,8 +155,14 @@ def train(job: dict) -> dict:
     rows = job.get("rows") or len(data["X_train"])
     x_train, y_train = data["X_train"][:rows], data["y_train"][:rows]
     started = time.perf_counter()
-    history = model.fit(x_train, y_train, validation_data=(data["X_valid"], data["y_valid"]),
-                        batch_size=job.get("batch", BATCH_SIZE), epochs=job["epochs"], verbose=0)
+    history = model.fit(
+        x_train,
+        y_train,
+        validation_data=(data["X_valid"], data["y_valid"]),
+        batch_size=job.get("batch", BATCH_SIZE),
+        epochs=job["epochs"],
+        verbose=0,
+    )
     seconds = time.perf_counter() - started
     view = km.normalize(describe_model(model))
     index, arrays = model_weights(model)
@@ -141,10 +171,18 @@ def train(job: dict) -> dict:
     train_mae = km.mae(y_train, km.forward(view, weights, x_train))
     loss = [float(v) for v in history.history["loss"]]
     val = [float(v) for v in history.history["val_loss"]]
-    return {**job, "seconds": round(seconds, 2), "loss": loss, "val_loss": val,
-            "numpy_val_mae": val_mae, "numpy_train_mae": train_mae,
-            "numpy_minus_keras": val_mae - val[-1], "final_val_loss": val[-1],
-            "min_val_loss": min(val), "best_epoch": int(np.argmin(val)) + 1}
+    return {
+        **job,
+        "seconds": round(seconds, 2),
+        "loss": loss,
+        "val_loss": val,
+        "numpy_val_mae": val_mae,
+        "numpy_train_mae": train_mae,
+        "numpy_minus_keras": val_mae - val[-1],
+        "final_val_loss": val[-1],
+        "min_val_loss": min(val),
+        "best_epoch": int(np.argmin(val)) + 1,
+    }
 
 
 def tail(values: list[float], n: int = 10) -> float:
@@ -160,18 +198,20 @@ def twin_facts(runs: list[dict], kind: str, without: str, with_: str) -> list[di
     facts = []
     for seed, pair in sorted(pairs.items()):
         a, b = pair[without], pair[with_]
-        facts.append({
-            "seed": seed,
-            "gap_without": round(tail(a["val_loss"]) - tail(a["loss"]), 5),
-            "gap_with": round(tail(b["val_loss"]) - tail(b["loss"]), 5),
-            "train_loss_without": round(tail(a["loss"]), 5),
-            "train_loss_with": round(tail(b["loss"]), 5),
-            "val_loss_without": round(tail(a["val_loss"]), 5),
-            "val_loss_with": round(tail(b["val_loss"]), 5),
-            "train_inference_without": round(a["numpy_train_mae"], 5),
-            "train_inference_with": round(b["numpy_train_mae"], 5),
-            "seconds": round(a["seconds"] + b["seconds"], 1),
-        })
+        facts.append(
+            {
+                "seed": seed,
+                "gap_without": round(tail(a["val_loss"]) - tail(a["loss"]), 5),
+                "gap_with": round(tail(b["val_loss"]) - tail(b["loss"]), 5),
+                "train_loss_without": round(tail(a["loss"]), 5),
+                "train_loss_with": round(tail(b["loss"]), 5),
+                "val_loss_without": round(tail(a["val_loss"]), 5),
+                "val_loss_with": round(tail(b["val_loss"]), 5),
+                "train_inference_without": round(a["numpy_train_mae"], 5),
+                "train_inference_with": round(b["numpy_train_mae"], 5),
+                "seconds": round(a["seconds"] + b["seconds"], 1),
+            }
+        )
     return facts
 
 
@@ -187,8 +227,9 @@ def summarize(runs: list[dict]) -> dict:
     baselines = {
         "predict_train_mean": float(np.mean(np.abs(y_valid - y_train.mean()))),
         "predict_train_median": float(np.mean(np.abs(y_valid - np.median(y_train)))),
-        "linear_regression": float(np.mean(np.abs(
-            y_valid - np.c_[data["X_valid"], np.ones(len(y_valid))] @ coef))),
+        "linear_regression": float(
+            np.mean(np.abs(y_valid - np.c_[data["X_valid"], np.ones(len(y_valid))] @ coef))
+        ),
     }
     reference = sorted((r for r in runs if r["kind"] == "reference"), key=lambda r: r["seed"])
     finals = [r["numpy_val_mae"] for r in reference]
@@ -203,26 +244,34 @@ def summarize(runs: list[dict]) -> dict:
     threshold = math.ceil(max(worst + margin, max(pool)) * 200) / 200  # up to 0.005
     floor = math.floor(0.6 * min(finals) * 100) / 100
     exceed = {f"{t:.3f}": sum(v > t for v in pool) for t in (0.125, 0.13, 0.135, 0.14, threshold)}
-    facts = {kind: twin_facts(runs, kind, without, with_) for kind, without, with_ in (
-        ("twin", "twin_plain", "twin_dropout"), ("bn_twin", "no_dropout", "reference"))}
+    facts = {
+        kind: twin_facts(runs, kind, without, with_)
+        for kind, without, with_ in (
+            ("twin", "twin_plain", "twin_dropout"),
+            ("bn_twin", "no_dropout", "reference"),
+        )
+    }
     holds = {
         # option c (the answer): a wide gap without dropout, (almost) none with it
         "gap_without_dropout_over_0.015": all(f["gap_without"] > 0.015 for f in facts["twin"]),
         "gap_with_dropout_under_0.005": all(f["gap_with"] < 0.005 for f in facts["twin"]),
-        "gap_without_over_3x_gap_with": all(f["gap_without"] > 3 * max(f["gap_with"], 0.0)
-                                             for f in facts["twin"]),
-
+        "gap_without_over_3x_gap_with": all(
+            f["gap_without"] > 3 * max(f["gap_with"], 0.0) for f in facts["twin"]
+        ),
         # option a is wrong: the training loss is higher with dropout
-        "train_loss_higher_with_dropout": all(f["train_loss_with"] > f["train_loss_without"]
-                                              for f in facts["twin"]),
+        "train_loss_higher_with_dropout": all(
+            f["train_loss_with"] > f["train_loss_without"] for f in facts["twin"]
+        ),
         # option d is wrong: the validation loss is not higher with dropout
-        "val_loss_not_higher_with_dropout": all(f["val_loss_with"] <= f["val_loss_without"]
-                                                for f in facts["twin"]),
+        "val_loss_not_higher_with_dropout": all(
+            f["val_loss_with"] <= f["val_loss_without"] for f in facts["twin"]
+        ),
     }
     # the overfitting is memorization: the final network's inference-mode MAE on its own 200
     # training rows is well below its validation MAE (a count: the last-epoch snapshot is noisy)
-    memorizes = sum(f["train_inference_without"] < f["val_loss_without"] - 0.01
-                    for f in facts["twin"])
+    memorizes = sum(
+        f["train_inference_without"] < f["val_loss_without"] - 0.01 for f in facts["twin"]
+    )
     variants, variants_tail = {}, {}
     for r in runs:
         if r["kind"] == "variant":
@@ -232,30 +281,45 @@ def summarize(runs: list[dict]) -> dict:
         "reference": {
             "seeds": [r["seed"] for r in reference],
             "final_val_mae": [round(v, 5) for v in finals],
-            "min": min(finals), "median": statistics.median(finals), "max": worst,
+            "min": min(finals),
+            "median": statistics.median(finals),
+            "max": worst,
             "std": spread,
             "min_val_loss_over_epochs": [round(r["min_val_loss"], 5) for r in reference],
             "in_sample_mae": [round(v, 5) for v in in_sample],
             "max_abs_numpy_minus_keras": max(abs(r["numpy_minus_keras"]) for r in reference),
             "fit_seconds": [r["seconds"] for r in reference],
         },
-        "tail": {"epochs": TAIL, "draws": len(pool), "max": max(pool),
-                 "runs": f"{len(reference)} reference + {len(accepted)} accepted variants",
-                 "p99": float(np.percentile(pool, 99)), "p95": float(np.percentile(pool, 95)),
-                 "above": exceed},
-        "threshold": {"db_val_mae_max": threshold, "db_val_mae_min": floor,
-                      "margin": round(threshold - worst, 5),
-                      "final_rule": round(worst + margin, 5),
-                      "rule": f"the larger of max(final) + max(3 std, 10% of max) and the "
-                              f"largest val_loss of the last {TAIL} epochs of every seed, "
-                              "rounded up to 0.005; floor = 0.6 x the lowest final MAE, "
-                              "rounded down to 0.01 (checked below every honest variant, "
-                              "plain networks included)"},
+        "tail": {
+            "epochs": TAIL,
+            "draws": len(pool),
+            "max": max(pool),
+            "runs": f"{len(reference)} reference + {len(accepted)} accepted variants",
+            "p99": float(np.percentile(pool, 99)),
+            "p95": float(np.percentile(pool, 95)),
+            "above": exceed,
+        },
+        "threshold": {
+            "db_val_mae_max": threshold,
+            "db_val_mae_min": floor,
+            "margin": round(threshold - worst, 5),
+            "final_rule": round(worst + margin, 5),
+            "rule": f"the larger of max(final) + max(3 std, 10% of max) and the "
+            f"largest val_loss of the last {TAIL} epochs of every seed, "
+            "rounded up to 0.005; floor = 0.6 x the lowest final MAE, "
+            "rounded down to 0.01 (checked below every honest variant, "
+            "plain networks included)",
+        },
         "baselines": baselines,
-        "twins": {"units": EXPERIMENT_UNITS, "rows": EXPERIMENT_ROWS, "batch": EXPERIMENT_BATCH,
-                  "epochs": EXPERIMENT_EPOCHS, "per_seed": facts["twin"],
-                  "holds_for_every_seed": holds,
-                  "memorizes_without_dropout": f"{memorizes} of {len(facts['twin'])} seeds"},
+        "twins": {
+            "units": EXPERIMENT_UNITS,
+            "rows": EXPERIMENT_ROWS,
+            "batch": EXPERIMENT_BATCH,
+            "epochs": EXPERIMENT_EPOCHS,
+            "per_seed": facts["twin"],
+            "holds_for_every_seed": holds,
+            "memorizes_without_dropout": f"{memorizes} of {len(facts['twin'])} seeds",
+        },
         "bn_twins_not_kept": {"units": 128, "epochs": 60, "per_seed": facts["bn_twin"]},
         "variants_val_mae": variants,
         "variants_tail_max": variants_tail,
@@ -275,35 +339,61 @@ def time_notebook(times: int) -> list[float]:
         settings = GradingSettings.from_course(course)
         seconds = []
         for i in range(times):
-            result = grade(course.source_dir / assignment.id / assignment.notebook, assignment,
-                           settings, workdir=Path(tmp) / f"run{i}")
+            result = grade(
+                course.source_dir / assignment.id / assignment.notebook,
+                assignment,
+                settings,
+                workdir=Path(tmp) / f"run{i}",
+            )
             assert result.score == result.max_score, result.error
             seconds.append(round(result.timing["execute"], 1))
-            print(f"run {i}: {seconds[-1]} s, score {result.score}/{result.max_score}",
-                  flush=True)
+            print(f"run {i}: {seconds[-1]} s, score {result.score}/{result.max_score}", flush=True)
     return seconds
 
 
-def jobs(seeds: int, quick: bool, first: int = 0, variants: list[str] | None = None
-         ) -> list[dict]:
+def jobs(seeds: int, quick: bool, first: int = 0, variants: list[str] | None = None) -> list[dict]:
     chosen = range(first, first + seeds)
     if variants:  # only these variants, on the chosen seeds
-        return [{"kind": "variant", "variant": v, "seed": s, "units": HIDDEN_UNITS,
-                 "epochs": EPOCHS} for v in variants for s in chosen]
-    out = [{"kind": "reference", "variant": "reference", "seed": s, "units": HIDDEN_UNITS,
-            "epochs": EPOCHS} for s in chosen]
+        return [
+            {"kind": "variant", "variant": v, "seed": s, "units": HIDDEN_UNITS, "epochs": EPOCHS}
+            for v in variants
+            for s in chosen
+        ]
+    out = [
+        {
+            "kind": "reference",
+            "variant": "reference",
+            "seed": s,
+            "units": HIDDEN_UNITS,
+            "epochs": EPOCHS,
+        }
+        for s in chosen
+    ]
     for s in chosen:
         for variant in ("twin_plain", "twin_dropout"):
-            out.append({"kind": "twin", "variant": variant, "seed": s, "units": EXPERIMENT_UNITS,
-                        "epochs": EXPERIMENT_EPOCHS, "rows": EXPERIMENT_ROWS,
-                        "batch": EXPERIMENT_BATCH})
+            out.append(
+                {
+                    "kind": "twin",
+                    "variant": variant,
+                    "seed": s,
+                    "units": EXPERIMENT_UNITS,
+                    "epochs": EXPERIMENT_EPOCHS,
+                    "rows": EXPERIMENT_ROWS,
+                    "batch": EXPERIMENT_BATCH,
+                }
+            )
     for s in [s for s in chosen if s < 3]:
         for variant in ("no_dropout", "reference"):
-            out.append({"kind": "bn_twin", "variant": variant, "seed": s, "units": 128,
-                        "epochs": 60})
+            out.append(
+                {"kind": "bn_twin", "variant": variant, "seed": s, "units": 128, "epochs": 60}
+            )
     if not quick:
-        out += [{"kind": "variant", "variant": v, "seed": s, "units": HIDDEN_UNITS,
-                 "epochs": EPOCHS} for v in VARIANTS for s in (0, 1) if s in chosen]
+        out += [
+            {"kind": "variant", "variant": v, "seed": s, "units": HIDDEN_UNITS, "epochs": EPOCHS}
+            for v in VARIANTS
+            for s in (0, 1)
+            if s in chosen
+        ]
     return out
 
 
@@ -313,21 +403,34 @@ def main() -> dict:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="skip the variants")
     parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--merge", action="store_true",
-                        help="add these runs to the existing results file (other seeds)")
-    parser.add_argument("--variants", default="",
-                        help=f"comma-separated variants to train alone on the chosen seeds "
-                             f"(of {', '.join(VARIANTS)})")
-    parser.add_argument("--summarize-only", action="store_true",
-                        help="no training: recompute the summary of the results file")
-    parser.add_argument("--time-notebook", type=int, default=0, metavar="N",
-                        help="only execute the solution notebook N times through the grading "
-                             "core (one kernel thread, as in grading) and record its run time")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="add these runs to the existing results file (other seeds)",
+    )
+    parser.add_argument(
+        "--variants",
+        default="",
+        help=f"comma-separated variants to train alone on the chosen seeds "
+        f"(of {', '.join(VARIANTS)})",
+    )
+    parser.add_argument(
+        "--summarize-only",
+        action="store_true",
+        help="no training: recompute the summary of the results file",
+    )
+    parser.add_argument(
+        "--time-notebook",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only execute the solution notebook N times through the grading "
+        "core (one kernel thread, as in grading) and record its run time",
+    )
     args = parser.parse_args()
     if args.time_notebook:
         seconds = time_notebook(args.time_notebook)
-        data = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"summary": {},
-                                                                          "runs": []}
+        data = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"summary": {}, "runs": []}
         data["summary"]["notebook_seconds"] = seconds
         RESULTS.write_text(json.dumps(data, indent=1))
         print(f"notebook executed {len(seconds)} times: {seconds} s (1 kernel thread)")
@@ -338,8 +441,7 @@ def main() -> dict:
         RESULTS.write_text(json.dumps(data, indent=1))
         report(data["summary"])
         return data["summary"]
-    todo = jobs(args.seeds, args.quick, args.first_seed,
-                [v for v in args.variants.split(",") if v])
+    todo = jobs(args.seeds, args.quick, args.first_seed, [v for v in args.variants.split(",") if v])
     started = time.perf_counter()
     runs, kept = [], {}
     if args.merge and RESULTS.is_file():
@@ -350,10 +452,13 @@ def main() -> dict:
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         for run in pool.map(train, todo):
             runs.append(run)
-            print(f"{run['kind']:9} {run['variant']:22} seed {run['seed']:2}  "
-                  f"val MAE {run['numpy_val_mae']:.4f} (keras {run['final_val_loss']:.4f}, "
-                  f"min {run['min_val_loss']:.4f})  train {run['numpy_train_mae']:.4f}  "
-                  f"{run['seconds']:.1f} s", flush=True)
+            print(
+                f"{run['kind']:9} {run['variant']:22} seed {run['seed']:2}  "
+                f"val MAE {run['numpy_val_mae']:.4f} (keras {run['final_val_loss']:.4f}, "
+                f"min {run['min_val_loss']:.4f})  train {run['numpy_train_mae']:.4f}  "
+                f"{run['seconds']:.1f} s",
+                flush=True,
+            )
     summary = {**summarize(runs), **kept}
     summary["workers"] = args.workers
     summary["wall_seconds"] = round(time.perf_counter() - started, 1)
@@ -365,14 +470,20 @@ def main() -> dict:
 
 def report(summary: dict) -> None:
     ref, thr, tail_ = summary["reference"], summary["threshold"], summary["tail"]
-    print(f"\nreference final validation MAE over {len(ref['seeds'])} seeds: min {ref['min']:.4f}"
-          f" median {ref['median']:.4f} max {ref['max']:.4f} std {ref['std']:.4f}")
+    print(
+        f"\nreference final validation MAE over {len(ref['seeds'])} seeds: min {ref['min']:.4f}"
+        f" median {ref['median']:.4f} max {ref['max']:.4f} std {ref['std']:.4f}"
+    )
     print(f"numpy vs keras (last val_loss): max |diff| {ref['max_abs_numpy_minus_keras']:.2e}")
-    print(f"last {tail_['epochs']} epochs of every seed ({tail_['draws']} draws): max "
-          f"{tail_['max']:.4f}, p99 {tail_['p99']:.4f}; draws above: {tail_['above']}")
-    print(f"threshold db_val_mae_max {thr['db_val_mae_max']} (margin {thr['margin']} over the "
-          f"worst final), floor db_val_mae_min {thr['db_val_mae_min']}; "
-          f"baselines {summary['baselines']}")
+    print(
+        f"last {tail_['epochs']} epochs of every seed ({tail_['draws']} draws): max "
+        f"{tail_['max']:.4f}, p99 {tail_['p99']:.4f}; draws above: {tail_['above']}"
+    )
+    print(
+        f"threshold db_val_mae_max {thr['db_val_mae_max']} (margin {thr['margin']} over the "
+        f"worst final), floor db_val_mae_min {thr['db_val_mae_min']}; "
+        f"baselines {summary['baselines']}"
+    )
     print(f"experiment facts for every seed: {summary['twins']['holds_for_every_seed']}")
     print(f"variants (val MAE): {summary['variants_val_mae']}")
     print(f"written to {RESULTS.relative_to(ROOT)}")

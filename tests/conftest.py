@@ -23,8 +23,10 @@ def pytest_configure(config):
 def data_home() -> Path:
     home = os.environ.get("COURSE_DATA_HOME")
     if not home or not (Path(home) / "winequality-red.csv").is_file():
-        pytest.fail("COURSE_DATA_HOME must point at a folder holding winequality-red.csv "
-                    "(e.g. ../shared/data)")
+        pytest.fail(
+            "COURSE_DATA_HOME must point at a folder holding winequality-red.csv "
+            "(e.g. ../shared/data)"
+        )
     return Path(home)
 
 
@@ -54,8 +56,9 @@ def grade_sample_class(tmp_root: Path, assignment_id: str) -> GradedClass:
 
     course = make_course(tmp_root)
     spec = course.assignment(assignment_id)
-    students = build_sample_class(course.release_dir, course.submitted_dir, assignment_id,
-                                  spec.notebook)
+    students = build_sample_class(
+        course.release_dir, course.submitted_dir, assignment_id, spec.notebook
+    )
     results = grade_class(course, assignment_id, progress=False)
     return GradedClass(course, assignment_id, results, students)
 
@@ -68,7 +71,8 @@ def graded_class(tmp_path_factory, data_home):
     def get(assignment_id: str) -> GradedClass:
         if assignment_id not in cache:
             cache[assignment_id] = grade_sample_class(
-                tmp_path_factory.mktemp(f"class-{assignment_id}"), assignment_id)
+                tmp_path_factory.mktemp(f"class-{assignment_id}"), assignment_id
+            )
         return cache[assignment_id]
 
     return get

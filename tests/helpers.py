@@ -19,11 +19,14 @@ def write_answers(folder: Path, monkeypatch, **answers) -> Path:
 
 
 def write_execution(folder: Path, cells: dict[str, dict], status: str = "completed") -> None:
-    (folder / "execution.json").write_text(json.dumps(
-        {"status": status, "reason": None, "seconds": 1.0, "cells": cells}))
+    (folder / "execution.json").write_text(
+        json.dumps({"status": status, "reason": None, "seconds": 1.0, "cells": cells})
+    )
 
 
 def check_outcomes(cells) -> dict[str, list[tuple[str, str]]]:
     """``{grade id: [(check id, message id), ...]}`` of the failed checks."""
-    return {gid: [(c.id, c.message_id) for c in cell.checks if not c.passed]
-            for gid, cell in cells.items()}
+    return {
+        gid: [(c.id, c.message_id) for c in cell.checks if not c.passed]
+        for gid, cell in cells.items()
+    }

@@ -43,8 +43,16 @@ pytestmark = pytest.mark.slow
 
 CELL_TIMEOUT = 10
 NOTEBOOK_TIMEOUT = 20
-LIMITS = SandboxSettings(memory_mb=1024, address_space_mb=4096, processes=64, file_size_mb=32,
-                         disk_mb=128, max_files=500, tmp_mb=16, cpu_seconds=60)
+LIMITS = SandboxSettings(
+    memory_mb=1024,
+    address_space_mb=4096,
+    processes=64,
+    file_size_mb=32,
+    disk_mb=128,
+    max_files=500,
+    tmp_mb=16,
+    cpu_seconds=60,
+)
 SECRET = "hunter2-do-not-leak"
 
 
@@ -54,8 +62,11 @@ def _digest(paths: list[Path], base: Path) -> dict[str, str]:
     for top in paths:
         if not top.exists():
             continue
-        files = [top] if top.is_file() else sorted(p for p in top.rglob("*")
-                                                    if "__pycache__" not in p.parts)
+        files = (
+            [top]
+            if top.is_file()
+            else sorted(p for p in top.rglob("*") if "__pycache__" not in p.parts)
+        )
         for path in files:
             rel = str(path.relative_to(base))
             if path.is_symlink():
@@ -71,19 +82,38 @@ def _outside_the_work_folders(course, ctx: Context) -> dict[str, str]:
     students' submissions, an instructor file, the environment and a few system files. (Only
     these: other engineers may be editing the rest of the tree while the suite runs.)"""
     root, state = course.root, course.state_dir
-    tree = _digest([root / "source" / AID, root / "release" / AID, root / "autograder" / "course",
-                    root / "autograder" / "__init__.py", root / "course_config.py",
-                    root / "autograder" / "checkers" / f"{AID}.py"], root)
+    tree = _digest(
+        [
+            root / "source" / AID,
+            root / "release" / AID,
+            root / "autograder" / "course",
+            root / "autograder" / "__init__.py",
+            root / "course_config.py",
+            root / "autograder" / "checkers" / f"{AID}.py",
+        ],
+        root,
+    )
     state_files = _digest([state / "submitted", ctx.honeypot], state)
     site = sorted(Path(sys.prefix).glob("lib/python*/site-packages/*"))
     listing = {f"venv:{p.name}": str(p.stat().st_size) for p in site}
-    tops = {f"state-entry:{p.name}": "" for p in state.iterdir()
-            if p.name not in ("autograded", "results", "gradebook.db", "feedback")}
-    system = {f"system:{p}": (hashlib.sha256(Path(p).read_bytes()).hexdigest()
-                              if Path(p).is_file() else "absent")
-              for p in ("/etc/profile", "/usr/lib/evil", "/tmp/fake.json")}
-    return {**tree, **{f"state:{k}": v for k, v in state_files.items()}, **listing, **tops,
-            **system}
+    tops = {
+        f"state-entry:{p.name}": ""
+        for p in state.iterdir()
+        if p.name not in ("autograded", "results", "gradebook.db", "feedback")
+    }
+    system = {
+        f"system:{p}": (
+            hashlib.sha256(Path(p).read_bytes()).hexdigest() if Path(p).is_file() else "absent"
+        )
+        for p in ("/etc/profile", "/usr/lib/evil", "/tmp/fake.json")
+    }
+    return {
+        **tree,
+        **{f"state:{k}": v for k, v in state_files.items()},
+        **listing,
+        **tops,
+        **system,
+    }
 
 
 def _written_by_a_sandbox(folders: list[Path]) -> list[str]:
@@ -94,8 +124,11 @@ def _written_by_a_sandbox(folders: list[Path]) -> list[str]:
     for folder in folders:
         for root, dirs, files in os.walk(folder):
             dirs[:] = [d for d in dirs if d not in (".git", ".venv", "autograded")]
-            found += [os.path.join(root, n) for n in dirs + files
-                      if os.lstat(os.path.join(root, n)).st_uid != me]
+            found += [
+                os.path.join(root, n)
+                for n in dirs + files
+                if os.lstat(os.path.join(root, n)).st_uid != me
+            ]
     return found
 
 
@@ -114,18 +147,27 @@ class Graded:
 def adversarial(tmp_path_factory, data_home) -> Graded:
     problem = bubblewrap_problem(LIMITS)
     if problem:
-        pytest.skip(f"the adversarial corpus runs in the bubblewrap sandbox, unavailable here: "
-                    f"{problem} (install it: apt-get install bubblewrap; CI does)")
+        pytest.skip(
+            f"the adversarial corpus runs in the bubblewrap sandbox, unavailable here: "
+            f"{problem} (install it: apt-get install bubblewrap; CI does)"
+        )
     from autograder.batch import grade_class
 
     base = tmp_path_factory.mktemp("adversarial")
     course = make_course(base / "state")
     spec = course.assignment(AID)
-    course = dataclasses.replace(course, cell_timeout=CELL_TIMEOUT, assignments={
-        **course.assignments, AID: dataclasses.replace(spec, timeout=NOTEBOOK_TIMEOUT)})
+    course = dataclasses.replace(
+        course,
+        cell_timeout=CELL_TIMEOUT,
+        assignments={
+            **course.assignments,
+            AID: dataclasses.replace(spec, timeout=NOTEBOOK_TIMEOUT),
+        },
+    )
     course.state_dir.mkdir(parents=True, exist_ok=True)
-    ctx = Context(course.root, course.state_dir, course.state_dir / "instructor_notes.txt",
-                  base / "PWNED")
+    ctx = Context(
+        course.root, course.state_dir, course.state_dir / "instructor_notes.txt", base / "PWNED"
+    )
     ctx.honeypot.write_text("grading notes: nobody may change this file\n")
     build_honest(course.release_dir, course.submitted_dir)
     build_corpus(course.release_dir, course.submitted_dir, ctx)
@@ -133,14 +175,16 @@ def adversarial(tmp_path_factory, data_home) -> Graded:
     os.environ[SECRET_ENV] = SECRET
     started = time.time()
     try:
-        results = grade_class(course, AID, launcher=BubblewrapLauncher(LIMITS), progress=False,
-                              workers=1)
+        results = grade_class(
+            course, AID, launcher=BubblewrapLauncher(LIMITS), progress=False, workers=1
+        )
     finally:
         os.environ.pop(SECRET_ENV, None)
     seconds = time.time() - started
     print(f"\nadversarial class: {len(results.students)} notebooks graded in {seconds:.0f} s")
-    return Graded(course, ctx, results, before, _outside_the_work_folders(course, ctx), seconds,
-                  started)
+    return Graded(
+        course, ctx, results, before, _outside_the_work_folders(course, ctx), seconds, started
+    )
 
 
 def _said(result) -> str:
@@ -204,11 +248,17 @@ def test_honest_artifacts_were_not_touched(adversarial):
     assignment = Assignment.from_course(course, AID)
     settings = GradingSettings.from_course(course)
     for student in (*HONEST, LAST):
-        cells = run_checks(AID, adversarial.ctx.autograded(student) / "artifacts",
-                           assignment.cell_points, settings.thresholds, settings.language)
+        cells = run_checks(
+            AID,
+            adversarial.ctx.autograded(student) / "artifacts",
+            assignment.cell_points,
+            settings.thresholds,
+            settings.language,
+        )
         recorded = adversarial.results.students[student]
-        assert {g: c.score for g, c in cells.items()} == \
-            {g: c.score for g, c in recorded.cells.items()}, student
+        assert {g: c.score for g, c in cells.items()} == {
+            g: c.score for g, c in recorded.cells.items()
+        }, student
 
 
 def test_gradebook_holds_exactly_the_recorded_scores(adversarial):

@@ -31,14 +31,25 @@ from tests.conftest import ROOT
 from tests.helpers import write_execution
 
 AID = "lesson4_early_stopping"
-POINTS = {"test_split": 2, "test_early_stopping": 2, "test_model": 3, "test_history": 4,
-          "test_best_epoch": 1, "test_fit_diagnosis": 3}
+POINTS = {
+    "test_split": 2,
+    "test_early_stopping": 2,
+    "test_model": 3,
+    "test_history": 4,
+    "test_best_epoch": 1,
+    "test_fit_diagnosis": 3,
+}
 THRESHOLDS = load_course(ROOT / "course_config.py").thresholds
 MISSING = object()  # the variable is not defined in the kernel
 NOT_CAPTURED = object()  # the test cell never ran: nothing was written for this answer
-RIGHT_DIAGNOSIS = {"una_raza": "underfitting", "perros_marrones": "overfitting",
-                   "curva_A": "overfitting", "curva_B": "underfitting",
-                   "remedios_underfitting": {"a", "b", "e"}, "remedios_overfitting": {"c", "d"}}
+RIGHT_DIAGNOSIS = {
+    "una_raza": "underfitting",
+    "perros_marrones": "overfitting",
+    "curva_A": "overfitting",
+    "curva_B": "underfitting",
+    "remedios_underfitting": {"a", "b", "e"},
+    "remedios_overfitting": {"c", "d"},
+}
 
 
 class KerasObject:
@@ -89,14 +100,40 @@ def _fake_network(_, hidden, seed, shift, fit_on):
     solution = np.linalg.solve(features.T @ features + 1e-3 * np.eye(hidden + 1), features.T @ y)
     w2, b2 = solution[:-1, None], np.array([solution[-1] + shift])
     arrays = {"w000": w1, "w001": b1, "w002": w2, "w003": b2}
-    index = [{"key": "w000", "layer": 0, "layer_name": "dense", "name": "kernel",
-              "path": "dense/kernel", "shape": [11, hidden]},
-             {"key": "w001", "layer": 0, "layer_name": "dense", "name": "bias",
-              "path": "dense/bias", "shape": [hidden]},
-             {"key": "w002", "layer": 1, "layer_name": "dense_1", "name": "kernel",
-              "path": "dense_1/kernel", "shape": [hidden, 1]},
-             {"key": "w003", "layer": 1, "layer_name": "dense_1", "name": "bias",
-              "path": "dense_1/bias", "shape": [1]}]
+    index = [
+        {
+            "key": "w000",
+            "layer": 0,
+            "layer_name": "dense",
+            "name": "kernel",
+            "path": "dense/kernel",
+            "shape": [11, hidden],
+        },
+        {
+            "key": "w001",
+            "layer": 0,
+            "layer_name": "dense",
+            "name": "bias",
+            "path": "dense/bias",
+            "shape": [hidden],
+        },
+        {
+            "key": "w002",
+            "layer": 1,
+            "layer_name": "dense_1",
+            "name": "kernel",
+            "path": "dense_1/kernel",
+            "shape": [hidden, 1],
+        },
+        {
+            "key": "w003",
+            "layer": 1,
+            "layer_name": "dense_1",
+            "name": "bias",
+            "path": "dense_1/bias",
+            "shape": [1],
+        },
+    ]
     desc = model_desc([dense(hidden, "relu", 11), dense(1, "linear", hidden)])
     return desc, index, arrays
 
@@ -110,20 +147,33 @@ def predict(desc, index, arrays, x):
 
 
 def dense(units, activation="linear", n_in=None, act_name=None, act_module=None, name="dense"):
-    layer = {"class_name": "Dense", "module": "keras.src.layers.core.dense", "name": name,
-             "config": {"name": name, "units": units, "activation": activation, "use_bias": True},
-             "activation": {"name": act_name or activation,
-                            "module": act_module or "keras.src.activations.activations"},
-             "weights": []}
+    layer = {
+        "class_name": "Dense",
+        "module": "keras.src.layers.core.dense",
+        "name": name,
+        "config": {"name": name, "units": units, "activation": activation, "use_bias": True},
+        "activation": {
+            "name": act_name or activation,
+            "module": act_module or "keras.src.activations.activations",
+        },
+        "weights": [],
+    }
     if n_in:
-        layer["weights"] = [{"name": "kernel", "path": f"{name}/kernel", "shape": [n_in, units]},
-                            {"name": "bias", "path": f"{name}/bias", "shape": [units]}]
+        layer["weights"] = [
+            {"name": "kernel", "path": f"{name}/kernel", "shape": [n_in, units]},
+            {"name": "bias", "path": f"{name}/bias", "shape": [units]},
+        ]
     return layer
 
 
 def plain_layer(class_name, **config):
-    layer = {"class_name": class_name, "module": "keras.src.layers", "name": class_name.lower(),
-             "config": {"name": class_name.lower(), **config}, "weights": []}
+    layer = {
+        "class_name": class_name,
+        "module": "keras.src.layers",
+        "name": class_name.lower(),
+        "config": {"name": class_name.lower(), **config},
+        "weights": [],
+    }
     if class_name == "Activation":
         layer["activation"] = {"name": config["activation"], "module": "keras"}
     return layer
@@ -131,13 +181,18 @@ def plain_layer(class_name, **config):
 
 def model_desc(layers, input_shape=(None, 11), loss=None, optimizer=None, compiled=True):
     return {
-        "type": "keras.src.models.sequential.Sequential", "is_model": True,
-        "class_name": "Sequential", "built": input_shape is not None,
-        "input_shape": list(input_shape) if input_shape else None, "layers": layers,
-        "compile": {"compiled": compiled,
-                    "optimizer": optimizer or {"kind": "object", "class_name": "Adam",
-                                               "learning_rate": 0.001},
-                    "loss": loss or {"kind": "str", "name": "mae"}},
+        "type": "keras.src.models.sequential.Sequential",
+        "is_model": True,
+        "class_name": "Sequential",
+        "built": input_shape is not None,
+        "input_shape": list(input_shape) if input_shape else None,
+        "layers": layers,
+        "compile": {
+            "compiled": compiled,
+            "optimizer": optimizer
+            or {"kind": "object", "class_name": "Adam", "learning_rate": 0.001},
+            "loss": loss or {"kind": "str", "name": "mae"},
+        },
     }
 
 
@@ -147,21 +202,34 @@ def spec_model(**kw):
 
 
 def callback_settings(**changes):
-    settings = {"monitor": "val_loss", "min_delta": 0.001, "min_delta_raw": 0.001,
-                "patience": 20, "restore_best_weights": True, "mode": "auto", "baseline": None,
-                "start_from_epoch": 0, "verbose": 0}
+    settings = {
+        "monitor": "val_loss",
+        "min_delta": 0.001,
+        "min_delta_raw": 0.001,
+        "patience": 20,
+        "restore_best_weights": True,
+        "mode": "auto",
+        "baseline": None,
+        "start_from_epoch": 0,
+        "verbose": 0,
+    }
     settings.update(changes)
     if "min_delta" in changes:
         settings["min_delta_raw"] = changes["min_delta"]
-        settings["min_delta"] = abs(changes["min_delta"]) if isinstance(
-            changes["min_delta"], (int, float)) else None
+        settings["min_delta"] = (
+            abs(changes["min_delta"]) if isinstance(changes["min_delta"], (int, float)) else None
+        )
     return settings
 
 
 def callback_desc(settings=None, state=None):
-    return {"type": "keras.src.callbacks.early_stopping.EarlyStopping", "is_callback": True,
-            "is_early_stopping": True, "settings": settings or callback_settings(),
-            "state": state}
+    return {
+        "type": "keras.src.callbacks.early_stopping.EarlyStopping",
+        "is_callback": True,
+        "is_early_stopping": True,
+        "settings": settings or callback_settings(),
+        "state": state,
+    }
 
 
 # --- a crafted student --------------------------------------------------------------------------
@@ -189,19 +257,26 @@ class Student:
             shutil.copytree(split_from / "split", folder / "split")
             (folder / "answers").mkdir(parents=True, exist_ok=True)
             shutil.copy(split_from / "answers" / "split.json", folder / "answers" / "split.json")
-        values = {"early_stopping": KerasObject(), "model": KerasObject(),
-                  "history": KerasObject(), "best_epoch": self.best_epoch,
-                  "fit_diagnosis": self.fit_diagnosis, **self.values}
+        values = {
+            "early_stopping": KerasObject(),
+            "model": KerasObject(),
+            "history": KerasObject(),
+            "best_epoch": self.best_epoch,
+            "fit_diagnosis": self.fit_diagnosis,
+            **self.values,
+        }
         names = [k for k, v in values.items() if v is not NOT_CAPTURED]
         capture.answers({k: v for k, v in values.items() if v is not MISSING}, *names)
         keras = folder / "keras"
         keras.mkdir(parents=True, exist_ok=True)
         if self.callback is not None:
-            (keras / "early_stopping.json").write_text(json.dumps(
-                {"name": "early_stopping", "present": True, "callback": self.callback}))
+            (keras / "early_stopping.json").write_text(
+                json.dumps({"name": "early_stopping", "present": True, "callback": self.callback})
+            )
         if self.model is not None:
-            (keras / "model.json").write_text(json.dumps(
-                {"name": "model", "present": True, "model": self.model}))
+            (keras / "model.json").write_text(
+                json.dumps({"name": "model", "present": True, "model": self.model})
+            )
         if self.training is not None:
             (keras / "training.json").write_text(json.dumps(self.training))
             with open(keras / "weights.npz", "wb") as handle:
@@ -223,36 +298,60 @@ def base_student(data) -> Student:
     value = km.mae(data["y_valid"], predict(desc, index, arrays, data["X_valid"]))
     best = 29  # 0-based epoch of the minimum; training stops 20 epochs later
     n = best + 21
-    val = [value + 0.04 * (best - k) / best if k < best else value + 0.0002 * (k - best)
-           for k in range(n)]
+    val = [
+        value + 0.04 * (best - k) / best if k < best else value + 0.0002 * (k - best)
+        for k in range(n)
+    ]
     loss = [0.2 * math.exp(-k / 15) + 0.05 for k in range(n)]
     training = {
-        "model_name": "model", "history_name": "history", "callback_name": "early_stopping",
+        "model_name": "model",
+        "history_name": "history",
+        "callback_name": "early_stopping",
         "history_present": True,
-        "history": {"type": "keras.src.callbacks.history.History", "is_history": True,
-                    "history": {"loss": loss, "val_loss": val},
-                    "params": {"verbose": 0, "epochs": 500, "steps": 5},
-                    "epoch": list(range(n)), "model_is_model": True, "has_model": True,
-                    "model_history_is_history": True},
-        "model_present": True, "model": desc, "weights": index,
+        "history": {
+            "type": "keras.src.callbacks.history.History",
+            "is_history": True,
+            "history": {"loss": loss, "val_loss": val},
+            "params": {"verbose": 0, "epochs": 500, "steps": 5},
+            "epoch": list(range(n)),
+            "model_is_model": True,
+            "has_model": True,
+            "model_history_is_history": True,
+        },
+        "model_present": True,
+        "model": desc,
+        "weights": index,
         "callback_present": True,
-        "callback": callback_desc(state={"stopped_epoch": n - 1, "best_epoch": best, "wait": 20,
-                                         "best": value, "attached": True,
-                                         "attached_to_model": True,
-                                         "attached_type": "keras.src.models.Sequential"}),
+        "callback": callback_desc(
+            state={
+                "stopped_epoch": n - 1,
+                "best_epoch": best,
+                "wait": 20,
+                "best": value,
+                "attached": True,
+                "attached_to_model": True,
+                "attached_type": "keras.src.models.Sequential",
+            }
+        ),
         "other_early_stopping": [],
     }
     return Student(
         split={"X_train": X_train, "X_valid": X_valid, "y_train": y_train, "y_valid": y_valid},
-        callback=callback_desc(), model=spec_model(), training=training, weights=arrays,
-        best_epoch=best + 1, fit_diagnosis=copy.deepcopy(RIGHT_DIAGNOSIS))
+        callback=callback_desc(),
+        model=spec_model(),
+        training=training,
+        weights=arrays,
+        best_epoch=best + 1,
+        fit_diagnosis=copy.deepcopy(RIGHT_DIAGNOSIS),
+    )
 
 
 # --- mutations: one realistic mistake each ----------------------------------------------------
 
 
-def split_with(data, random_state=3, test_size=0.2, scale="train", target="train",
-               valid="same", as_numpy=False):
+def split_with(
+    data, random_state=3, test_size=0.2, scale="train", target="train", valid="same", as_numpy=False
+):
     X_train, X_valid, y_train, y_valid = _pandas_split(data, random_state, test_size)
     if scale == "train":
         X_train, X_valid2 = _minmax(X_train, X_valid)
@@ -302,11 +401,16 @@ def _series_with(value, at, n, above=0.0):
     """A val_loss curve whose minimum sits at ``at`` (value - above) and equals ``value`` at
     its last epoch when ``above`` > 0 (or at ``at`` otherwise)."""
     low = value - above
-    series = [low + 0.03 * (at - k) / max(at, 1) if k < at else low + (k - at) * above / max(
-        n - 1 - at, 1) for k in range(n)]
+    series = [
+        low + 0.03 * (at - k) / max(at, 1)
+        if k < at
+        else low + (k - at) * above / max(n - 1 - at, 1)
+        for k in range(n)
+    ]
     if not above:
-        series = [low + 0.03 * (at - k) / at if k < at else low + 0.0002 * (k - at)
-                  for k in range(n)]
+        series = [
+            low + 0.03 * (at - k) / at if k < at else low + 0.0002 * (k - at) for k in range(n)
+        ]
     return series
 
 
@@ -322,8 +426,11 @@ def _retrain_weights(student, data, **kw):
 def _not_restored(student, data, monitor="val_loss", restore=False, attached=True):
     value = _value(student, data)
     n = 50
-    with_history(student, val=_series_with(value, 29, n, above=0.004),
-                 loss=[0.2 * math.exp(-k / 15) for k in range(n)])
+    with_history(
+        student,
+        val=_series_with(value, 29, n, above=0.004),
+        loss=[0.2 * math.exp(-k / 15) for k in range(n)],
+    )
     student.training["callback"]["settings"].update(monitor=monitor, restore_best_weights=restore)
     if not attached:
         student.training["callback"]["state"].update(attached=False, attached_to_model=False)
@@ -355,8 +462,10 @@ def _history_on_own_split(student: Student) -> None:
 
 
 def _student_split(student):
-    return {k: (v.to_numpy() if hasattr(v, "to_numpy") else np.asarray(v))
-            for k, v in student.split.items()}
+    return {
+        k: (v.to_numpy() if hasattr(v, "to_numpy") else np.asarray(v))
+        for k, v in student.split.items()
+    }
 
 
 CASES: dict[str, tuple[Any, dict[str, set[str]]]] = {}
@@ -366,28 +475,36 @@ def case(name, expect):
     def register(function):
         CASES[name] = (function, expect)
         return function
+
     return register
 
 
 # split -------------------------------------------------------------------------------------
-case("split_numpy_minmaxscaler", {})(
-    lambda s, d: setattr(s, "split", split_with(d, as_numpy=True)))
+case("split_numpy_minmaxscaler", {})(lambda s, d: setattr(s, "split", split_with(d, as_numpy=True)))
 case("split_random_state_42", {"test_split": {"es_split.random_state"}})(
-    lambda s, d: setattr(s, "split", split_with(d, random_state=42)))
+    lambda s, d: setattr(s, "split", split_with(d, random_state=42))
+)
 case("split_test_size", {"test_split": {"es_split.test_size"}})(
-    lambda s, d: setattr(s, "split", split_with(d, test_size=0.25)))
+    lambda s, d: setattr(s, "split", split_with(d, test_size=0.25))
+)
 case("split_leakage", {"test_split": {"es_split.leakage"}})(
-    lambda s, d: setattr(s, "split", split_with(d, scale="whole")))
+    lambda s, d: setattr(s, "split", split_with(d, scale="whole"))
+)
 case("split_not_scaled", {"test_split": {"es_split.not_scaled"}})(
-    lambda s, d: setattr(s, "split", split_with(d, scale="none", target="none")))
+    lambda s, d: setattr(s, "split", split_with(d, scale="none", target="none"))
+)
 case("split_standardized", {"test_split": {"es_split.standardized"}})(
-    lambda s, d: setattr(s, "split", split_with(d, scale="standard")))
+    lambda s, d: setattr(s, "split", split_with(d, scale="standard"))
+)
 case("split_valid_own_scale", {"test_split": {"es_split.valid_own_scale"}})(
-    lambda s, d: setattr(s, "split", split_with(d, valid="own")))
+    lambda s, d: setattr(s, "split", split_with(d, valid="own"))
+)
 case("split_valid_not_scaled", {"test_split": {"es_split.valid_not_scaled"}})(
-    lambda s, d: setattr(s, "split", split_with(d, valid="raw")))
+    lambda s, d: setattr(s, "split", split_with(d, valid="raw"))
+)
 case("split_target_not_scaled", {"test_split": {"es_split.target_not_scaled"}})(
-    lambda s, d: setattr(s, "split", split_with(d, target="none")))
+    lambda s, d: setattr(s, "split", split_with(d, target="none"))
+)
 
 
 @case("split_misaligned", {"test_split": {"es_split.misaligned"}})
@@ -398,16 +515,27 @@ def _(s, d):
 NO_SPLIT = {"es_history.no_split", "es_history.restored_unverified"}
 
 
-@case("split_unpack_order", {"test_split": {"es_split.unpack_order", "es_split.scaling_unchecked"},
-                             "test_history": NO_SPLIT})
+@case(
+    "split_unpack_order",
+    {
+        "test_split": {"es_split.unpack_order", "es_split.scaling_unchecked"},
+        "test_history": NO_SPLIT,
+    },
+)
 def _(s, d):
     parts = s.split
-    s.split = {"X_train": parts["X_train"], "y_train": parts["X_valid"],
-               "X_valid": parts["y_train"], "y_valid": parts["y_valid"]}
+    s.split = {
+        "X_train": parts["X_train"],
+        "y_train": parts["X_valid"],
+        "X_valid": parts["y_train"],
+        "y_valid": parts["y_valid"],
+    }
 
 
-@case("split_quality_left_in_x", {"test_split": {"es_split.columns", "es_split.scaling_unchecked"},
-                                  "test_history": NO_SPLIT})
+@case(
+    "split_quality_left_in_x",
+    {"test_split": {"es_split.columns", "es_split.scaling_unchecked"}, "test_history": NO_SPLIT},
+)
 def _(s, d):
     s.split["X_train"] = np.c_[s.split["X_train"], s.split["y_train"]]
     s.split["X_valid"] = np.c_[s.split["X_valid"], s.split["y_valid"]]
@@ -423,11 +551,17 @@ def _(s, d):
     s.split["X_valid"] = "X_valid.csv"
 
 
-@case("split_unknown_rows", {"test_split": {"es_split.unknown_rows", "es_split.scaling_unchecked"},
-                             "test_history": NO_SPLIT})
+@case(
+    "split_unknown_rows",
+    {
+        "test_split": {"es_split.unknown_rows", "es_split.scaling_unchecked"},
+        "test_history": NO_SPLIT,
+    },
+)
 def _(s, d):
     s.split["X_train"] = s.split["X_train"] + np.random.default_rng(0).normal(
-        0, 0.01, s.split["X_train"].shape)
+        0, 0.01, s.split["X_train"].shape
+    )
 
 
 @case("split_rows_wrong", {"test_split": {"es_split.rows_wrong"}})
@@ -442,20 +576,26 @@ def _(s, d):
     s.split = {"X_train": X_train, "X_valid": X_valid, "y_train": y_train, "y_valid": y_valid}
 
 
-@case("split_y_two_columns", {"test_split": {"es_split.columns_y", "es_split.scaling_unchecked"},
-                              "test_history": NO_SPLIT})
+@case(
+    "split_y_two_columns",
+    {"test_split": {"es_split.columns_y", "es_split.scaling_unchecked"}, "test_history": NO_SPLIT},
+)
 def _(s, d):
     s.split["y_train"] = np.c_[s.split["y_train"], s.split["y_train"]]
 
 
-@case("split_lengths", {"test_split": {"es_split.lengths", "es_split.scaling_unchecked"},
-                        "test_history": NO_SPLIT})
+@case(
+    "split_lengths",
+    {"test_split": {"es_split.lengths", "es_split.scaling_unchecked"}, "test_history": NO_SPLIT},
+)
 def _(s, d):
     s.split["y_train"] = s.split["y_train"].iloc[:-1]
 
 
-@case("split_not_finite", {"test_split": {"es_split.not_finite", "es_split.scaling_unchecked"},
-                           "test_history": NO_SPLIT})
+@case(
+    "split_not_finite",
+    {"test_split": {"es_split.not_finite", "es_split.scaling_unchecked"}, "test_history": NO_SPLIT},
+)
 def _(s, d):
     s.split["X_valid"] = s.split["X_valid"].to_numpy().copy()
     s.split["X_valid"][0, 0] = np.nan
@@ -473,97 +613,212 @@ def _(s, d):
 
 # early_stopping ------------------------------------------------------------------------------
 case("es_swallowed_comment", {"test_early_stopping": {"es_callback.swallowed"}})(
-    lambda s, d: setattr(s, "callback", callback_desc(callback_settings(
-        patience=0, restore_best_weights=False))))
+    lambda s, d: setattr(
+        s, "callback", callback_desc(callback_settings(patience=0, restore_best_weights=False))
+    )
+)
 case("es_restore_false", {"test_early_stopping": {"es_callback.restore_false"}})(
-    lambda s, d: setattr(s, "callback", callback_desc(callback_settings(
-        restore_best_weights=False))))
+    lambda s, d: setattr(
+        s, "callback", callback_desc(callback_settings(restore_best_weights=False))
+    )
+)
 case("es_monitor_loss", {"test_early_stopping": {"es_callback.monitor_loss"}})(
-    lambda s, d: setattr(s, "callback", callback_desc(callback_settings(monitor="loss"))))
+    lambda s, d: setattr(s, "callback", callback_desc(callback_settings(monitor="loss")))
+)
 case("es_monitor_other", {"test_early_stopping": {"es_callback.monitor"}})(
-    lambda s, d: setattr(s, "callback", callback_desc(callback_settings(monitor="val_mae"))))
+    lambda s, d: setattr(s, "callback", callback_desc(callback_settings(monitor="val_mae")))
+)
 case("es_mode_max", {"test_early_stopping": {"es_callback.mode"}})(
-    lambda s, d: setattr(s, "callback", callback_desc(callback_settings(mode="max"))))
+    lambda s, d: setattr(s, "callback", callback_desc(callback_settings(mode="max")))
+)
 case("es_min_delta_default", {"test_early_stopping": {"es_callback.min_delta_default"}})(
-    lambda s, d: setattr(s, "callback", callback_desc(callback_settings(min_delta=0))))
+    lambda s, d: setattr(s, "callback", callback_desc(callback_settings(min_delta=0)))
+)
 case("es_min_delta_other", {"test_early_stopping": {"es_callback.min_delta"}})(
-    lambda s, d: setattr(s, "callback", callback_desc(callback_settings(min_delta=0.1))))
+    lambda s, d: setattr(s, "callback", callback_desc(callback_settings(min_delta=0.1)))
+)
 case("es_negative_min_delta_is_fine", {})(
-    lambda s, d: setattr(s, "callback", callback_desc(callback_settings(min_delta=-0.001))))
-case("es_seed_4_3_values", {"test_early_stopping": {"es_callback.min_delta_seed",
-                                                    "es_callback.patience_seed"}})(
-    lambda s, d: setattr(s, "callback", callback_desc(callback_settings(min_delta=0.01,
-                                                                        patience=30))))
+    lambda s, d: setattr(s, "callback", callback_desc(callback_settings(min_delta=-0.001)))
+)
+case(
+    "es_seed_4_3_values",
+    {"test_early_stopping": {"es_callback.min_delta_seed", "es_callback.patience_seed"}},
+)(
+    lambda s, d: setattr(
+        s, "callback", callback_desc(callback_settings(min_delta=0.01, patience=30))
+    )
+)
 case("es_patience_default", {"test_early_stopping": {"es_callback.patience_default"}})(
-    lambda s, d: setattr(s, "callback", callback_desc(callback_settings(patience=0))))
+    lambda s, d: setattr(s, "callback", callback_desc(callback_settings(patience=0)))
+)
 case("es_patience_other", {"test_early_stopping": {"es_callback.patience"}})(
-    lambda s, d: setattr(s, "callback", callback_desc(callback_settings(patience=5))))
+    lambda s, d: setattr(s, "callback", callback_desc(callback_settings(patience=5)))
+)
 
 
 @case("es_wrong_type", {"test_early_stopping": {"es_callback.wrong_type"}})
 def _(s, d):
     s.values["early_stopping"] = "EarlyStopping(patience=20)"
-    s.callback = {"type": "builtins.str", "is_callback": False, "is_early_stopping": False,
-                  "repr": "EarlyStopping(patience=20)"}
+    s.callback = {
+        "type": "builtins.str",
+        "is_callback": False,
+        "is_early_stopping": False,
+        "repr": "EarlyStopping(patience=20)",
+    }
 
 
 # model ---------------------------------------------------------------------------------------
 ACTIVATION = plain_layer("Activation", activation="relu")
 case("model_dense_plus_activation_and_input_shape", {})(
-    lambda s, d: setattr(s, "model", model_desc(
-        [dense(512, "linear", 11), ACTIVATION, dense(512, "linear", 512), plain_layer(
-            "ReLU", max_value=None, negative_slope=0.0, threshold=0.0),
-         dense(512, "relu", 512, act_name="relu", act_module="tensorflow.python.ops.gen_nn_ops"),
-         dense(1, "linear", 512), plain_layer("Activation", activation="linear")],
-        loss={"kind": "object", "class_name": "MeanAbsoluteError", "fn": "mean_absolute_error",
-              "config": {"name": "mean_absolute_error"}})))
+    lambda s, d: setattr(
+        s,
+        "model",
+        model_desc(
+            [
+                dense(512, "linear", 11),
+                ACTIVATION,
+                dense(512, "linear", 512),
+                plain_layer("ReLU", max_value=None, negative_slope=0.0, threshold=0.0),
+                dense(
+                    512, "relu", 512, act_name="relu", act_module="tensorflow.python.ops.gen_nn_ops"
+                ),
+                dense(1, "linear", 512),
+                plain_layer("Activation", activation="linear"),
+            ],
+            loss={
+                "kind": "object",
+                "class_name": "MeanAbsoluteError",
+                "fn": "mean_absolute_error",
+                "config": {"name": "mean_absolute_error"},
+            },
+        ),
+    )
+)
 case("model_without_input_and_loss_function", {})(
-    lambda s, d: setattr(s, "model", model_desc(
-        [dense(512, "relu"), dense(512, "relu"), dense(512, "relu"), dense(1)], input_shape=None,
-        loss={"kind": "function", "name": "mean_absolute_error", "module": "keras.src.losses"},
-        optimizer={"kind": "str", "name": "Adam"})))
+    lambda s, d: setattr(
+        s,
+        "model",
+        model_desc(
+            [dense(512, "relu"), dense(512, "relu"), dense(512, "relu"), dense(1)],
+            input_shape=None,
+            loss={"kind": "function", "name": "mean_absolute_error", "module": "keras.src.losses"},
+            optimizer={"kind": "str", "name": "Adam"},
+        ),
+    )
+)
 case("model_loss_long_name_in_a_list", {})(
-    lambda s, d: setattr(s, "model", spec_model(loss={"kind": "list", "items": [
-        {"kind": "str", "name": "mean_absolute_error"}]})))
+    lambda s, d: setattr(
+        s,
+        "model",
+        spec_model(
+            loss={"kind": "list", "items": [{"kind": "str", "name": "mean_absolute_error"}]}
+        ),
+    )
+)
 case("model_two_hidden_layers", {"test_model": {"es_model.layer_count"}})(
-    lambda s, d: setattr(s, "model", model_desc(
-        [dense(512, "relu", 11), dense(512, "relu", 512), dense(1, "linear", 512)])))
+    lambda s, d: setattr(
+        s,
+        "model",
+        model_desc([dense(512, "relu", 11), dense(512, "relu", 512), dense(1, "linear", 512)]),
+    )
+)
 case("model_units", {"test_model": {"es_model.layer_units"}})(
-    lambda s, d: setattr(s, "model", model_desc(
-        [dense(512, "relu", 11), dense(256, "relu", 512), dense(512, "relu", 256),
-         dense(1, "linear", 512)])))
+    lambda s, d: setattr(
+        s,
+        "model",
+        model_desc(
+            [
+                dense(512, "relu", 11),
+                dense(256, "relu", 512),
+                dense(512, "relu", 256),
+                dense(1, "linear", 512),
+            ]
+        ),
+    )
+)
 case("model_activation", {"test_model": {"es_model.layer_activation"}})(
-    lambda s, d: setattr(s, "model", model_desc(
-        [dense(512, "tanh", 11), dense(512, "relu", 512), dense(512, "relu", 512),
-         dense(1, "linear", 512)])))
+    lambda s, d: setattr(
+        s,
+        "model",
+        model_desc(
+            [
+                dense(512, "tanh", 11),
+                dense(512, "relu", 512),
+                dense(512, "relu", 512),
+                dense(1, "linear", 512),
+            ]
+        ),
+    )
+)
 case("model_sigmoid_output", {"test_model": {"es_model.output_activation"}})(
-    lambda s, d: setattr(s, "model", model_desc(
-        [dense(512, "relu", 11), dense(512, "relu", 512), dense(512, "relu", 512),
-         dense(1, "sigmoid", 512)])))
+    lambda s, d: setattr(
+        s,
+        "model",
+        model_desc(
+            [
+                dense(512, "relu", 11),
+                dense(512, "relu", 512),
+                dense(512, "relu", 512),
+                dense(1, "sigmoid", 512),
+            ]
+        ),
+    )
+)
 case("model_dropout_inside", {"test_model": {"es_model.layer_count"}})(
-    lambda s, d: setattr(s, "model", model_desc(
-        [dense(512, "relu", 11), plain_layer("Dropout", rate=0.3), dense(512, "relu", 512),
-         dense(512, "relu", 512), dense(1, "linear", 512)])))
+    lambda s, d: setattr(
+        s,
+        "model",
+        model_desc(
+            [
+                dense(512, "relu", 11),
+                plain_layer("Dropout", rate=0.3),
+                dense(512, "relu", 512),
+                dense(512, "relu", 512),
+                dense(1, "linear", 512),
+            ]
+        ),
+    )
+)
 case("model_layer_type", {"test_model": {"es_model.layer_type"}})(
-    lambda s, d: setattr(s, "model", model_desc(
-        [dense(512, "relu", 11), plain_layer("BatchNormalization"), dense(512, "relu", 512),
-         dense(1, "linear", 512)])))
+    lambda s, d: setattr(
+        s,
+        "model",
+        model_desc(
+            [
+                dense(512, "relu", 11),
+                plain_layer("BatchNormalization"),
+                dense(512, "relu", 512),
+                dense(1, "linear", 512),
+            ]
+        ),
+    )
+)
 case("model_input_12", {"test_model": {"es_model.input"}})(
-    lambda s, d: setattr(s, "model", spec_model(input_shape=(None, 12))))
+    lambda s, d: setattr(s, "model", spec_model(input_shape=(None, 12)))
+)
 case("model_loss_mse", {"test_model": {"es_model.loss"}})(
-    lambda s, d: setattr(s, "model", spec_model(loss={"kind": "str", "name": "mse"})))
+    lambda s, d: setattr(s, "model", spec_model(loss={"kind": "str", "name": "mse"}))
+)
 case("model_optimizer_sgd", {"test_model": {"es_model.optimizer"}})(
-    lambda s, d: setattr(s, "model", spec_model(optimizer={"kind": "object",
-                                                           "class_name": "SGD"})))
+    lambda s, d: setattr(s, "model", spec_model(optimizer={"kind": "object", "class_name": "SGD"}))
+)
 case("model_not_compiled", {"test_model": {"es_model.not_compiled"}})(
-    lambda s, d: setattr(s, "model", spec_model(compiled=False, optimizer={"kind": "none"},
-                                                loss={"kind": "none"})))
+    lambda s, d: setattr(
+        s, "model", spec_model(compiled=False, optimizer={"kind": "none"}, loss={"kind": "none"})
+    )
+)
 
 
 @case("model_nested", {"test_model": {"es_model.not_a_stack"}})
 def _(s, d):
-    inner = {"class_name": "Sequential", "module": "keras.src.models", "name": "inner",
-             "config": {}, "weights": [], "nested": True}
+    inner = {
+        "class_name": "Sequential",
+        "module": "keras.src.models",
+        "name": "inner",
+        "config": {},
+        "weights": [],
+        "nested": True,
+    }
     s.model = model_desc([inner, dense(1, "linear")])
 
 
@@ -574,37 +829,61 @@ def _(s, d):
 
 
 # history -------------------------------------------------------------------------------------
-case("history_no_validation", {"test_history": {
-    "es_history.no_validation", "es_history.not_stopped_no_validation"},
-    "test_best_epoch": {"es_best_epoch.no_history"}})(
-    lambda s, d: with_history(s, val=False, params={"epochs": 50}, loss=[0.1] * 50))
+case(
+    "history_no_validation",
+    {
+        "test_history": {"es_history.no_validation", "es_history.not_stopped_no_validation"},
+        "test_best_epoch": {"es_best_epoch.no_history"},
+    },
+)(lambda s, d: with_history(s, val=False, params={"epochs": 50}, loss=[0.1] * 50))
 case("history_epochs", {"test_history": {"es_history.epochs"}})(
-    lambda s, d: with_history(s, params={"epochs": 100}))
+    lambda s, d: with_history(s, params={"epochs": 100})
+)
 case("history_batch_size", {"test_history": {"es_history.batch_size"}})(
-    lambda s, d: with_history(s, params={"steps": 40}))
+    lambda s, d: with_history(s, params={"steps": 40})
+)
 
 
-@case("history_callback_not_used", {"test_history": {
-    "es_history.callback_not_used", "es_history.not_stopped_no_callback", "es_history.epochs"}})
+@case(
+    "history_callback_not_used",
+    {
+        "test_history": {
+            "es_history.callback_not_used",
+            "es_history.not_stopped_no_callback",
+            "es_history.epochs",
+        }
+    },
+)
 def _(s, d):
     # nothing restored: the final weights are the last epoch's (a little above the minimum)
-    with_history(s, val=_series_with(_value(s, d), 29, 50, above=0.0005), params={"epochs": 50},
-                 state={"attached": False, "attached_to_model": False, "stopped_epoch": 0,
-                        "best_epoch": None})
+    with_history(
+        s,
+        val=_series_with(_value(s, d), 29, 50, above=0.0005),
+        params={"epochs": 50},
+        state={
+            "attached": False,
+            "attached_to_model": False,
+            "stopped_epoch": 0,
+            "best_epoch": None,
+        },
+    )
 
 
 @case("history_callback_on_other_model", {"test_history": {"es_history.callback_other_model"}})
 def _(s, d):
-    with_history(s, val=_series_with(_value(s, d), 29, 50, above=0.0005),
-                 state={"attached": True, "attached_to_model": False})
+    with_history(
+        s,
+        val=_series_with(_value(s, d), 29, 50, above=0.0005),
+        state={"attached": True, "attached_to_model": False},
+    )
 
 
-@case("history_new_callback_inside_fit", {"test_history": {
-    "es_history.callback_other_instance"}})
+@case("history_new_callback_inside_fit", {"test_history": {"es_history.callback_other_instance"}})
 def _(s, d):
     with_history(s, state={"attached": False, "attached_to_model": False})
-    s.training["other_early_stopping"] = [callback_desc(state={
-        "attached_to_model": True, "best_epoch": 29, "stopped_epoch": 49})]
+    s.training["other_early_stopping"] = [
+        callback_desc(state={"attached_to_model": True, "best_epoch": 29, "stopped_epoch": 49})
+    ]
 
 
 @case("history_not_stopped", {"test_history": {"es_history.not_stopped", "es_history.epochs"}})
@@ -618,15 +897,19 @@ def _(s, d):
     h["val_loss"] = [0.9 * v for v in h["val_loss"]]
 
 
-@case("history_validation_is_training", {"test_history": {
-    "es_history.validation_is_training", "es_history.restored_unverified"}})
+@case(
+    "history_validation_is_training",
+    {"test_history": {"es_history.validation_is_training", "es_history.restored_unverified"}},
+)
 def _(s, d):
     arrays = _student_split(s)
     _validation_on(s, d, arrays["X_train"], arrays["y_train"])
 
 
-@case("history_validation_split", {"test_history": {
-    "es_history.validation_split", "es_history.restored_unverified"}})
+@case(
+    "history_validation_split",
+    {"test_history": {"es_history.validation_split", "es_history.restored_unverified"}},
+)
 def _(s, d):
     arrays = _student_split(s)
     start = math.ceil(len(arrays["X_train"]) * 0.8)
@@ -634,14 +917,20 @@ def _(s, d):
 
 
 case("history_not_restored", {"test_history": {"es_history.not_restored"}})(
-    lambda s, d: _not_restored(s, d))
+    lambda s, d: _not_restored(s, d)
+)
+
+
 @case("history_restored_by_training_loss", {"test_history": {"es_history.restored_by_loss"}})
 def _(s, d):
     _not_restored(s, d, monitor="loss", restore=True)
     s.training["callback"]["state"]["best_epoch"] = 49  # the lowest training loss
-case("history_not_restored_without_callback", {"test_history": {
-    "es_history.not_restored_no_callback", "es_history.callback_not_used"}})(
-    lambda s, d: _not_restored(s, d, attached=False))
+
+
+case(
+    "history_not_restored_without_callback",
+    {"test_history": {"es_history.not_restored_no_callback", "es_history.callback_not_used"}},
+)(lambda s, d: _not_restored(s, d, attached=False))
 
 
 @case("history_val_mae_high", {"test_history": {"es_history.val_mae_high"}})
@@ -654,53 +943,74 @@ def _(s, d):
     _retrain_weights(s, d, hidden=900, fit_on="valid")
 
 
-@case("history_dict", {"test_history": {"es_history.wrong_type"},
-                       "test_best_epoch": {"es_best_epoch.no_history"}})
+@case(
+    "history_dict",
+    {"test_history": {"es_history.wrong_type"}, "test_best_epoch": {"es_best_epoch.no_history"}},
+)
 def _(s, d):
     s.values["history"] = {"loss": [0.1], "val_loss": [0.1]}
-    s.training["history"] = {"type": "builtins.dict", "is_history": False,
-                             "dict_keys": ["loss", "val_loss"]}
+    s.training["history"] = {
+        "type": "builtins.dict",
+        "is_history": False,
+        "dict_keys": ["loss", "val_loss"],
+    }
 
 
-@case("history_from_other_model", {"test_history": {"es_history.other_model"},
-                                   "test_best_epoch": {"es_best_epoch.no_history"}})
+@case(
+    "history_from_other_model",
+    {"test_history": {"es_history.other_model"}, "test_best_epoch": {"es_best_epoch.no_history"}},
+)
 def _(s, d):
     s.training["history"]["model_is_model"] = False
 
 
-@case("history_loss_unsupported", {"test_history": {"es_history.loss_unsupported",
-                                                    "es_history.restored_unverified"}})
+@case(
+    "history_loss_unsupported",
+    {"test_history": {"es_history.loss_unsupported", "es_history.restored_unverified"}},
+)
 def _(s, d):
     s.training["model"]["compile"]["loss"] = {"kind": "str", "name": "binary_crossentropy"}
 
 
-@case("history_unknown_activation", {"test_history": {
-    "es_history.forward_unsupported", "es_history.restored_unverified"}})
+@case(
+    "history_unknown_activation",
+    {"test_history": {"es_history.forward_unsupported", "es_history.restored_unverified"}},
+)
 def _(s, d):
     layer = s.training["model"]["layers"][0]  # Dense(128, activation=lambda x: ...)
-    layer.update(config=None, config_error="OSError: could not get source code",
-                 attributes={"units": 128, "use_bias": True},
-                 activation={"name": "<lambda>", "module": "__main__"})
+    layer.update(
+        config=None,
+        config_error="OSError: could not get source code",
+        attributes={"units": 128, "use_bias": True},
+        activation={"name": "<lambda>", "module": "__main__"},
+    )
 
 
 @case("history_mse_is_checked_in_its_own_units", {})
 def _(s, d):
     s.training["model"]["compile"]["loss"] = {"kind": "str", "name": "mse"}
     t = s.training
-    value = km.loss_value(km.LossView("mse", "mse"), d["y_valid"],
-                          predict(t["model"], t["weights"], s.weights, d["X_valid"]))
+    value = km.loss_value(
+        km.LossView("mse", "mse"),
+        d["y_valid"],
+        predict(t["model"], t["weights"], s.weights, d["X_valid"]),
+    )
     with_history(s, val=_series_with(value, 29, 50))
 
 
-@case("history_without_model", {"test_history": {"es_history.no_model"},
-                                "test_best_epoch": {"es_best_epoch.no_history"}})
+@case(
+    "history_without_model",
+    {"test_history": {"es_history.no_model"}, "test_best_epoch": {"es_best_epoch.no_history"}},
+)
 def _(s, d):
     s.training["model_present"] = False
     s.training["model"] = None
 
 
-@case("history_empty", {"test_history": {"es_history.empty"},
-                        "test_best_epoch": {"es_best_epoch.no_history"}})
+@case(
+    "history_empty",
+    {"test_history": {"es_history.empty"}, "test_best_epoch": {"es_best_epoch.no_history"}},
+)
 def _(s, d):
     with_history(s, val=[], loss=[])
 
@@ -712,11 +1022,14 @@ def _(s, d):
     with_history(s, val=_series_with(_value(s, d), 29, 50, above=0.0005))
 
 
-@case("history_callback_not_early_stopping", {"test_history": {
-    "es_history.callback_wrong_type"}})
+@case("history_callback_not_early_stopping", {"test_history": {"es_history.callback_wrong_type"}})
 def _(s, d):
-    s.training["callback"] = {"type": "builtins.str", "is_callback": False,
-                              "is_early_stopping": False, "repr": "EarlyStopping(...)"}
+    s.training["callback"] = {
+        "type": "builtins.str",
+        "is_callback": False,
+        "is_early_stopping": False,
+        "repr": "EarlyStopping(...)",
+    }
     with_history(s, val=_series_with(_value(s, d), 29, 50, above=0.0005))
 
 
@@ -730,17 +1043,21 @@ def _(s, d):
 
 # best_epoch ----------------------------------------------------------------------------------
 case("best_epoch_zero_based", {"test_best_epoch": {"es_best_epoch.zero_based"}})(
-    lambda s, d: setattr(s, "best_epoch", 29))
+    lambda s, d: setattr(s, "best_epoch", 29)
+)
 case("best_epoch_last", {"test_best_epoch": {"es_best_epoch.last_epoch"}})(
-    lambda s, d: setattr(s, "best_epoch", 50))
+    lambda s, d: setattr(s, "best_epoch", 50)
+)
 case("best_epoch_wrong", {"test_best_epoch": {"es_best_epoch.wrong"}})(
-    lambda s, d: setattr(s, "best_epoch", 12))
+    lambda s, d: setattr(s, "best_epoch", 12)
+)
 case("best_epoch_out_of_range", {"test_best_epoch": {"es_best_epoch.out_of_range"}})(
-    lambda s, d: setattr(s, "best_epoch", 500))
+    lambda s, d: setattr(s, "best_epoch", 500)
+)
 case("best_epoch_string", {"test_best_epoch": {"wrong_type"}})(
-    lambda s, d: setattr(s, "best_epoch", "30"))
-case("best_epoch_numpy_float_is_fine", {})(
-    lambda s, d: setattr(s, "best_epoch", np.float64(30.0)))
+    lambda s, d: setattr(s, "best_epoch", "30")
+)
+case("best_epoch_numpy_float_is_fine", {})(lambda s, d: setattr(s, "best_epoch", np.float64(30.0)))
 
 
 @case("best_epoch_restored_epoch", {"test_best_epoch": {"es_best_epoch.restored_epoch"}})
@@ -756,22 +1073,38 @@ def _(s, d):
 
 
 # fit_diagnosis -------------------------------------------------------------------------------
-case("diagnosis_spellings", {})(lambda s, d: setattr(s, "fit_diagnosis", {
-    "una_raza": "Desajuste", "perros_marrones": " SOBREAJUSTE", "curva_A": "overfitting",
-    "curva_B": "underfitting", "remedios_underfitting": "a, b, e",
-    "remedios_overfitting": ["D", "c)"]}))
+case("diagnosis_spellings", {})(
+    lambda s, d: setattr(
+        s,
+        "fit_diagnosis",
+        {
+            "una_raza": "Desajuste",
+            "perros_marrones": " SOBREAJUSTE",
+            "curva_A": "overfitting",
+            "curva_B": "underfitting",
+            "remedios_underfitting": "a, b, e",
+            "remedios_overfitting": ["D", "c)"],
+        },
+    )
+)
 case("diagnosis_curves_swapped", {"test_fit_diagnosis": {"es_diagnosis.wrong"}})(
-    lambda s, d: s.fit_diagnosis.update(curva_A="underfitting", curva_B="overfitting"))
+    lambda s, d: s.fit_diagnosis.update(curva_A="underfitting", curva_B="overfitting")
+)
 case("diagnosis_unknown_label", {"test_fit_diagnosis": {"es_diagnosis.unknown_label"}})(
-    lambda s, d: s.fit_diagnosis.update(una_raza="varianza"))
+    lambda s, d: s.fit_diagnosis.update(una_raza="varianza")
+)
 case("diagnosis_missing_key", {"test_fit_diagnosis": {"es_diagnosis.missing"}})(
-    lambda s, d: s.fit_diagnosis.pop("curva_B"))
+    lambda s, d: s.fit_diagnosis.pop("curva_B")
+)
 case("diagnosis_remedies_wrong", {"test_fit_diagnosis": {"es_diagnosis.remedies_wrong"}})(
-    lambda s, d: s.fit_diagnosis.update(remedios_overfitting={"b", "c", "d"}))
+    lambda s, d: s.fit_diagnosis.update(remedios_overfitting={"b", "c", "d"})
+)
 case("diagnosis_remedies_format", {"test_fit_diagnosis": {"es_diagnosis.remedies_format"}})(
-    lambda s, d: s.fit_diagnosis.update(remedios_overfitting={"c", "dropout"}))
+    lambda s, d: s.fit_diagnosis.update(remedios_overfitting={"c", "dropout"})
+)
 case("diagnosis_list", {"test_fit_diagnosis": {"wrong_type"}})(
-    lambda s, d: setattr(s, "fit_diagnosis", ["underfitting", "overfitting"]))
+    lambda s, d: setattr(s, "fit_diagnosis", ["underfitting", "overfitting"])
+)
 
 
 # not attempted, errors -----------------------------------------------------------------------
@@ -784,13 +1117,20 @@ def _(s, d):
     s.best_epoch = s.fit_diagnosis = MISSING
 
 
-@case("history_cell_raised", {"test_history": {"answer_cell_error"},
-                              "test_best_epoch": {"es_best_epoch.no_history"}})
+@case(
+    "history_cell_raised",
+    {"test_history": {"answer_cell_error"}, "test_best_epoch": {"es_best_epoch.no_history"}},
+)
 def _(s, d):
     s.values["history"] = MISSING
     s.training = {"history_present": False, "model_present": True, "model": s.training["model"]}
-    s.cells["ans_history"] = {"status": "error", "error": {
-        "ename": "RuntimeError", "evalue": "You must call `compile()` before using the model."}}
+    s.cells["ans_history"] = {
+        "status": "error",
+        "error": {
+            "ename": "RuntimeError",
+            "evalue": "You must call `compile()` before using the model.",
+        },
+    }
 
 
 @case("model_test_cell_never_ran", {"test_model": {"not_executed"}})
@@ -804,17 +1144,22 @@ def _(s, d):
 TAMPERED = {
     "tampered_history": lambda s, d: s.training.update(history="forged"),
     "tampered_history_values": lambda s, d: s.training["history"].update(
-        history={"loss": "abc", "val_loss": [1, "x"]}, params=[500]),
-    "tampered_model": lambda s, d: setattr(s, "model", {"is_model": True, "layers": "abc",
-                                                        "compile": []}),
+        history={"loss": "abc", "val_loss": [1, "x"]}, params=[500]
+    ),
+    "tampered_model": lambda s, d: setattr(
+        s, "model", {"is_model": True, "layers": "abc", "compile": []}
+    ),
     "tampered_model_layers": lambda s, d: s.training["model"].update(
-        layers=[1, {"class_name": "Dense", "config": [], "weights": "x"}]),
-    "tampered_weights": lambda s, d: (s.training.update(weights=[
-        {"key": "w000", "layer": 0, "name": "kernel"}, "junk"]), s.weights.update(
-        w000=np.zeros((3, 3)))),
-    "tampered_callback": lambda s, d: (setattr(s, "callback", {"is_early_stopping": True,
-                                                               "settings": ["x"]}),
-                                       s.training.update(callback=[], other_early_stopping="x")),
+        layers=[1, {"class_name": "Dense", "config": [], "weights": "x"}]
+    ),
+    "tampered_weights": lambda s, d: (
+        s.training.update(weights=[{"key": "w000", "layer": 0, "name": "kernel"}, "junk"]),
+        s.weights.update(w000=np.zeros((3, 3))),
+    ),
+    "tampered_callback": lambda s, d: (
+        setattr(s, "callback", {"is_early_stopping": True, "settings": ["x"]}),
+        s.training.update(callback=[], other_early_stopping="x"),
+    ),
     "tampered_split_meta": lambda s, d: None,  # split.json rewritten below
 }
 
@@ -836,8 +1181,9 @@ def graded(tmp_path_factory, data):
                 _history_on_own_split(student)
             folder = tmp_path_factory.mktemp(name)
             own_split = name.startswith("split_") or name in ("right", "blank")
-            folders[name] = student.write(folder, monkeypatch,
-                                          None if own_split else folders["right"])
+            folders[name] = student.write(
+                folder, monkeypatch, None if own_split else folders["right"]
+            )
         split_json = folders["tampered_split_meta"] / "split" / "split.json"
         split_json.write_text(json.dumps({"parts": [1, 2], "rows": "x"}))
     results = run_checks_many(AID, folders, POINTS, THRESHOLDS, "es")
@@ -870,7 +1216,8 @@ def test_each_case_gets_exactly_its_messages(graded, name):
 def test_tampered_captures_never_become_grader_errors(graded, name):
     cells = graded[name]
     assert all(c.outcome != "error" for cell in cells.values() for c in cell.checks), [
-        (c.id, c.message) for cell in cells.values() for c in cell.checks if c.outcome == "error"]
+        (c.id, c.message) for cell in cells.values() for c in cell.checks if c.outcome == "error"
+    ]
     assert sum(cell.score for cell in cells.values()) < sum(POINTS.values())
 
 
@@ -898,11 +1245,17 @@ def test_split_message_names_the_random_state_found(graded):
 
 
 def test_history_messages_carry_the_recomputed_values(graded):
-    check = next(c for c in graded["history_forged"]["test_history"].checks
-                 if c.message_id == "es_history.forged")
+    check = next(
+        c
+        for c in graded["history_forged"]["test_history"].checks
+        if c.message_id == "es_history.forged"
+    )
     assert check.params["value"] > check.params["best"]
-    check = next(c for c in graded["history_val_mae_high"]["test_history"].checks
-                 if c.message_id == "es_history.val_mae_high")
+    check = next(
+        c
+        for c in graded["history_val_mae_high"]["test_history"].checks
+        if c.message_id == "es_history.val_mae_high"
+    )
     assert check.params["value"] > THRESHOLDS["es_val_mae_max"]
 
 
@@ -927,10 +1280,15 @@ def test_messages_never_reveal_hidden_answers(graded):
 def test_every_lesson4_message_is_produced_here_or_in_the_sample_class(graded):
     from tests.sample_class.lesson4_early_stopping import EXPECTED
 
-    produced = {c.message_id for cells in graded.values() for cell in cells.values()
-                for c in cell.checks}
-    produced |= {m for student in EXPECTED.values() for ids in student.get("messages", {})
-                 .values() for m in ids}
+    produced = {
+        c.message_id for cells in graded.values() for cell in cells.values() for c in cell.checks
+    }
+    produced |= {
+        m
+        for student in EXPECTED.values()
+        for ids in student.get("messages", {}).values()
+        for m in ids
+    }
     ours = {m for m in catalogue() if m.startswith("es_")}
     assert ours <= produced, sorted(ours - produced)
 
@@ -938,37 +1296,60 @@ def test_every_lesson4_message_is_produced_here_or_in_the_sample_class(graded):
 # --- the building blocks ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("relu", "relu"), ("ReLU", "relu"), (None, "linear"), ("linear", "linear"),
-    ("silu", "swish"), ("LeakyReLU", "leaky_relu"), ({"class_name": "function",
-                                                      "config": "relu"}, "relu"),
-    ("<lambda>", "<lambda>"),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("relu", "relu"),
+        ("ReLU", "relu"),
+        (None, "linear"),
+        ("linear", "linear"),
+        ("silu", "swish"),
+        ("LeakyReLU", "leaky_relu"),
+        ({"class_name": "function", "config": "relu"}, "relu"),
+        ("<lambda>", "<lambda>"),
+    ],
+)
 def test_activation_aliases(name, expected):
     assert km.canonical_activation(name) == expected
 
 
 def test_normalized_view_folds_activation_layers():
-    view = km.normalize(model_desc([
-        dense(512, "linear", 11), plain_layer("Activation", activation="relu"),
-        dense(8, "relu", 512), plain_layer("Activation", activation="relu"),
-        plain_layer("Dropout", rate=0.3), plain_layer("BatchNormalization"),
-        dense(1, "linear", 8), plain_layer("Activation", activation="sigmoid")]))
-    assert view.describe() == ("Dense(512, relu), Dense(8, relu), Dropout(0.3), "
-                               "BatchNormalization(), Dense(1, sigmoid)")
+    view = km.normalize(
+        model_desc(
+            [
+                dense(512, "linear", 11),
+                plain_layer("Activation", activation="relu"),
+                dense(8, "relu", 512),
+                plain_layer("Activation", activation="relu"),
+                plain_layer("Dropout", rate=0.3),
+                plain_layer("BatchNormalization"),
+                dense(1, "linear", 8),
+                plain_layer("Activation", activation="sigmoid"),
+            ]
+        )
+    )
+    assert view.describe() == (
+        "Dense(512, relu), Dense(8, relu), Dropout(0.3), BatchNormalization(), Dense(1, sigmoid)"
+    )
     assert view.input_dim == 11
 
 
-@pytest.mark.parametrize("loss, expected", [
-    ({"kind": "str", "name": "MAE"}, "mae"),
-    ({"kind": "str", "name": "mean_absolute_error"}, "mae"),
-    ({"kind": "object", "class_name": "MeanAbsoluteError"}, "mae"),
-    ({"kind": "object", "class_name": "LossFunctionWrapper", "fn": "mean_absolute_error"}, "mae"),
-    ({"kind": "function", "name": "mean_absolute_error"}, "mae"),
-    ({"kind": "object", "class_name": "Huber", "config": {"delta": 2.0}}, "huber"),
-    ({"kind": "str", "name": "mse"}, "mse"),
-    ({"kind": "function", "name": "<lambda>"}, None),
-])
+@pytest.mark.parametrize(
+    "loss, expected",
+    [
+        ({"kind": "str", "name": "MAE"}, "mae"),
+        ({"kind": "str", "name": "mean_absolute_error"}, "mae"),
+        ({"kind": "object", "class_name": "MeanAbsoluteError"}, "mae"),
+        (
+            {"kind": "object", "class_name": "LossFunctionWrapper", "fn": "mean_absolute_error"},
+            "mae",
+        ),
+        ({"kind": "function", "name": "mean_absolute_error"}, "mae"),
+        ({"kind": "object", "class_name": "Huber", "config": {"delta": 2.0}}, "huber"),
+        ({"kind": "str", "name": "mse"}, "mse"),
+        ({"kind": "function", "name": "<lambda>"}, None),
+    ],
+)
 def test_loss_aliases(loss, expected):
     assert km.normalize_loss({"loss": loss}).name == expected
 
@@ -976,17 +1357,33 @@ def test_loss_aliases(loss, expected):
 def test_forward_pass_handles_batch_normalization_and_dropout():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(5, 3))
-    w = {0: {"kernel": rng.normal(size=(3, 4)), "bias": rng.normal(size=4)},
-         1: {"gamma": rng.normal(size=4), "beta": rng.normal(size=4),
-             "moving_mean": rng.normal(size=4), "moving_variance": rng.uniform(0.5, 2, 4)},
-         3: {"kernel": rng.normal(size=(4, 1)), "bias": rng.normal(size=1)}}
-    view = km.normalize(model_desc([dense(4, "relu", 3), plain_layer(
-        "BatchNormalization", epsilon=0.001, axis=-1), plain_layer("Dropout", rate=0.5),
-        dense(1, "linear", 4)], input_shape=(None, 3)))
+    w = {
+        0: {"kernel": rng.normal(size=(3, 4)), "bias": rng.normal(size=4)},
+        1: {
+            "gamma": rng.normal(size=4),
+            "beta": rng.normal(size=4),
+            "moving_mean": rng.normal(size=4),
+            "moving_variance": rng.uniform(0.5, 2, 4),
+        },
+        3: {"kernel": rng.normal(size=(4, 1)), "bias": rng.normal(size=1)},
+    }
+    view = km.normalize(
+        model_desc(
+            [
+                dense(4, "relu", 3),
+                plain_layer("BatchNormalization", epsilon=0.001, axis=-1),
+                plain_layer("Dropout", rate=0.5),
+                dense(1, "linear", 4),
+            ],
+            input_shape=(None, 3),
+        )
+    )
     got = km.forward(view, w, x)
     hidden = np.maximum(x @ w[0]["kernel"] + w[0]["bias"], 0)
-    bn = w[1]["gamma"] * (hidden - w[1]["moving_mean"]) / np.sqrt(
-        w[1]["moving_variance"] + 0.001) + w[1]["beta"]
+    bn = (
+        w[1]["gamma"] * (hidden - w[1]["moving_mean"]) / np.sqrt(w[1]["moving_variance"] + 0.001)
+        + w[1]["beta"]
+    )
     assert np.allclose(got, bn @ w[3]["kernel"] + w[3]["bias"])
 
 
@@ -998,9 +1395,12 @@ def test_match_rows_sees_through_any_column_scaling(data):
     canon = {}
     first = [canon.setdefault(tuple(r), i) for i, r in enumerate(data["raw_X"].tolist())]
     scaler = StandardScaler().fit(X_train)
-    for train, valid in [(X_train, X_valid), _minmax(X_train, X_valid),
-                         (scaler.transform(X_train), scaler.transform(X_valid)),
-                         (_minmax(X_train)[0].astype("float32"), _minmax(X_valid)[0])]:
+    for train, valid in [
+        (X_train, X_valid),
+        _minmax(X_train, X_valid),
+        (scaler.transform(X_train), scaler.transform(X_valid)),
+        (_minmax(X_train)[0].astype("float32"), _minmax(X_valid)[0]),
+    ]:
         rows = keras_capture.match_rows(np.asarray(train), np.asarray(valid), data["raw_X"])
         for got, want in zip(rows, expected, strict=True):
             assert [first[i] for i in got] == [first[i] for i in want]

@@ -7,13 +7,24 @@ import pytest
 from autograder.check import CheckerError, run_checks
 from tests.helpers import MISSING, write_answers, write_execution
 
-POINTS = {"test_steps_lr_003": 1, "test_steps_lr_01": 1, "test_lr_1_outcome": 1,
-          "test_goldilocks_lr": 1, "test_step_size": 1, "test_steps_per_epoch": 1,
-          "test_curve_labels": 2}
-RIGHT = dict(steps_lr_003=45, steps_lr_01=12, lr_1_outcome="c", goldilocks_lr=1 / 3.4,
-             step_size=0.025, steps_per_epoch=5,
-             curve_labels={"A": "tasa_baja", "B": "sobreajuste", "C": "tasa_alta",
-                           "D": "tasa_correcta"})
+POINTS = {
+    "test_steps_lr_003": 1,
+    "test_steps_lr_01": 1,
+    "test_lr_1_outcome": 1,
+    "test_goldilocks_lr": 1,
+    "test_step_size": 1,
+    "test_steps_per_epoch": 1,
+    "test_curve_labels": 2,
+}
+RIGHT = dict(
+    steps_lr_003=45,
+    steps_lr_01=12,
+    lr_1_outcome="c",
+    goldilocks_lr=1 / 3.4,
+    step_size=0.025,
+    steps_per_epoch=5,
+    curve_labels={"A": "tasa_baja", "B": "sobreajuste", "C": "tasa_alta", "D": "tasa_correcta"},
+)
 
 
 def grade(tmp_path, monkeypatch, language="es", **changes):
@@ -31,48 +42,60 @@ def test_right_answers_get_full_marks(tmp_path, monkeypatch):
     assert all(c.passed for cell in cells.values() for c in cell.checks)
 
 
-@pytest.mark.parametrize("changes", [
-    dict(steps_lr_003=45.0, steps_lr_01=12.0),
-    dict(lr_1_outcome="C"),
-    dict(lr_1_outcome=" c) "),
-    dict(lr_1_outcome={"c"}),
-    dict(goldilocks_lr=0.294),
-    dict(step_size=2.5 * 0.01),
-    dict(steps_per_epoch=5.0),
-    dict(curve_labels={"a": "TASA_BAJA", "b": " sobreajuste", "C": "tasa_alta",
-                       "D": "tasa_correcta"}),
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        dict(steps_lr_003=45.0, steps_lr_01=12.0),
+        dict(lr_1_outcome="C"),
+        dict(lr_1_outcome=" c) "),
+        dict(lr_1_outcome={"c"}),
+        dict(goldilocks_lr=0.294),
+        dict(step_size=2.5 * 0.01),
+        dict(steps_per_epoch=5.0),
+        dict(
+            curve_labels={
+                "a": "TASA_BAJA",
+                "b": " sobreajuste",
+                "C": "tasa_alta",
+                "D": "tasa_correcta",
+            }
+        ),
+    ],
+)
 def test_valid_spellings_pass(tmp_path, monkeypatch, changes):
     cells = grade(tmp_path, monkeypatch, **changes)
     assert sum(c.score for c in cells.values()) == 8
 
 
-@pytest.mark.parametrize("name, value, gid, message_id", [
-    ("steps_lr_003", 44, "test_steps_lr_003", "steps.off_by_one"),
-    ("steps_lr_003", 46, "test_steps_lr_003", "steps.off_by_one"),
-    ("steps_lr_003", 12, "test_steps_lr_003", "steps.wrong_rate"),
-    ("steps_lr_01", 45, "test_steps_lr_01", "steps.wrong_rate"),
-    ("steps_lr_01", 30, "test_steps_lr_01", "steps.wrong"),
-    ("steps_lr_01", "12", "test_steps_lr_01", "wrong_type"),
-    ("steps_lr_01", 12.5, "test_steps_lr_01", "wrong_type"),
-    ("steps_lr_01", True, "test_steps_lr_01", "wrong_type"),
-    ("lr_1_outcome", "a", "test_lr_1_outcome", "lr_outcome.wrong"),
-    ("lr_1_outcome", "z", "test_lr_1_outcome", "lr_outcome.unknown_letter"),
-    ("lr_1_outcome", 3, "test_lr_1_outcome", "lr_outcome.unknown_letter"),
-    ("lr_1_outcome", {"a", "c"}, "test_lr_1_outcome", "lr_outcome.unknown_letter"),
-    ("goldilocks_lr", 1.0, "test_goldilocks_lr", "goldilocks.never"),
-    ("goldilocks_lr", -0.3, "test_goldilocks_lr", "goldilocks.never"),
-    ("goldilocks_lr", 0.25, "test_goldilocks_lr", "goldilocks.slower"),
-    ("goldilocks_lr", float("nan"), "test_goldilocks_lr", "wrong_type"),
-    ("step_size", 250.0, "test_step_size", "step_size.divided"),
-    ("step_size", -0.025, "test_step_size", "step_size.negative"),
-    ("step_size", 0.25, "test_step_size", "step_size.wrong"),
-    ("step_size", None, "test_step_size", "wrong_type"),
-    ("steps_per_epoch", 4, "test_steps_per_epoch", "steps_per_epoch.floor"),
-    ("steps_per_epoch", 7, "test_steps_per_epoch", "steps_per_epoch.whole_data"),
-    ("steps_per_epoch", 1279, "test_steps_per_epoch", "steps_per_epoch.wrong"),
-    ("curve_labels", ["tasa_baja"], "test_curve_labels", "wrong_type"),
-])
+@pytest.mark.parametrize(
+    "name, value, gid, message_id",
+    [
+        ("steps_lr_003", 44, "test_steps_lr_003", "steps.off_by_one"),
+        ("steps_lr_003", 46, "test_steps_lr_003", "steps.off_by_one"),
+        ("steps_lr_003", 12, "test_steps_lr_003", "steps.wrong_rate"),
+        ("steps_lr_01", 45, "test_steps_lr_01", "steps.wrong_rate"),
+        ("steps_lr_01", 30, "test_steps_lr_01", "steps.wrong"),
+        ("steps_lr_01", "12", "test_steps_lr_01", "wrong_type"),
+        ("steps_lr_01", 12.5, "test_steps_lr_01", "wrong_type"),
+        ("steps_lr_01", True, "test_steps_lr_01", "wrong_type"),
+        ("lr_1_outcome", "a", "test_lr_1_outcome", "lr_outcome.wrong"),
+        ("lr_1_outcome", "z", "test_lr_1_outcome", "lr_outcome.unknown_letter"),
+        ("lr_1_outcome", 3, "test_lr_1_outcome", "lr_outcome.unknown_letter"),
+        ("lr_1_outcome", {"a", "c"}, "test_lr_1_outcome", "lr_outcome.unknown_letter"),
+        ("goldilocks_lr", 1.0, "test_goldilocks_lr", "goldilocks.never"),
+        ("goldilocks_lr", -0.3, "test_goldilocks_lr", "goldilocks.never"),
+        ("goldilocks_lr", 0.25, "test_goldilocks_lr", "goldilocks.slower"),
+        ("goldilocks_lr", float("nan"), "test_goldilocks_lr", "wrong_type"),
+        ("step_size", 250.0, "test_step_size", "step_size.divided"),
+        ("step_size", -0.025, "test_step_size", "step_size.negative"),
+        ("step_size", 0.25, "test_step_size", "step_size.wrong"),
+        ("step_size", None, "test_step_size", "wrong_type"),
+        ("steps_per_epoch", 4, "test_steps_per_epoch", "steps_per_epoch.floor"),
+        ("steps_per_epoch", 7, "test_steps_per_epoch", "steps_per_epoch.whole_data"),
+        ("steps_per_epoch", 1279, "test_steps_per_epoch", "steps_per_epoch.wrong"),
+        ("curve_labels", ["tasa_baja"], "test_curve_labels", "wrong_type"),
+    ],
+)
 def test_each_mistake_gets_its_message(tmp_path, monkeypatch, name, value, gid, message_id):
     cells = grade(tmp_path, monkeypatch, **{name: value})
     assert set(failures(cells, gid)) == {message_id}
@@ -82,8 +105,11 @@ def test_each_mistake_gets_its_message(tmp_path, monkeypatch, name, value, gid, 
 
 
 def test_curve_labels_give_partial_credit(tmp_path, monkeypatch):
-    cells = grade(tmp_path, monkeypatch, curve_labels={"A": "tasa_baja", "B": "tasa_alta",
-                                                       "C": "nada", "D": "tasa_correcta"})
+    cells = grade(
+        tmp_path,
+        monkeypatch,
+        curve_labels={"A": "tasa_baja", "B": "tasa_alta", "C": "nada", "D": "tasa_correcta"},
+    )
     assert cells["test_curve_labels"].score == 1.0
     assert failures(cells, "test_curve_labels") == ["curve_label.wrong", "curve_label.unknown"]
     cells = grade(tmp_path, monkeypatch, curve_labels={"A": "tasa_baja"})
@@ -108,8 +134,15 @@ def test_not_attempted_is_distinct_from_wrong(tmp_path, monkeypatch):
 
 def test_answer_cell_error_is_reported(tmp_path, monkeypatch):
     folder = write_answers(tmp_path / "a", monkeypatch, **{**RIGHT, "steps_lr_01": MISSING})
-    write_execution(folder, {"ans_steps_lr_01": {"status": "error", "error": {
-        "ename": "ZeroDivisionError", "evalue": "division by zero"}}})
+    write_execution(
+        folder,
+        {
+            "ans_steps_lr_01": {
+                "status": "error",
+                "error": {"ename": "ZeroDivisionError", "evalue": "division by zero"},
+            }
+        },
+    )
     cells = run_checks("lesson4_learning_rate", folder, POINTS)
     check = cells["test_steps_lr_01"].checks[0]
     assert check.message_id == "answer_cell_error" and "ZeroDivisionError" in check.message
@@ -118,15 +151,19 @@ def test_answer_cell_error_is_reported(tmp_path, monkeypatch):
 def test_unexecuted_test_cell_is_not_graded(tmp_path, monkeypatch):
     folder = write_answers(tmp_path / "a", monkeypatch, **RIGHT)
     os.remove(folder / "answers" / "step_size.json")
-    write_execution(folder, {"test_step_size": {"status": "not_run",
-                                                "reason": "the kernel died"}}, "kernel_died")
+    write_execution(
+        folder,
+        {"test_step_size": {"status": "not_run", "reason": "the kernel died"}},
+        "kernel_died",
+    )
     cells = run_checks("lesson4_learning_rate", folder, POINTS)
     assert cells["test_step_size"].checks[0].message_id == "not_executed"
     assert "the kernel died" in cells["test_step_size"].checks[0].message
 
 
-@pytest.mark.parametrize("payload", [b"{not json", b'{"present": "yes"}', b"[1, 2]",
-                                     b'{"present": true, "value": NaN}'])
+@pytest.mark.parametrize(
+    "payload", [b"{not json", b'{"present": "yes"}', b"[1, 2]", b'{"present": true, "value": NaN}']
+)
 def test_forged_artifacts_are_rejected(tmp_path, monkeypatch, payload):
     folder = write_answers(tmp_path / "a", monkeypatch, **RIGHT)
     (folder / "answers" / "steps_lr_003.json").write_bytes(payload)

@@ -39,13 +39,19 @@ keras = pytest.importorskip("keras")
 layers = keras.layers
 
 AID = "lesson5_dropout_batchnorm"
-POINTS = {"test_dropout": 3, "test_batchnorm": 2, "test_history": 4,
-          "test_regularization_effect": 1}
+POINTS = {
+    "test_dropout": 3,
+    "test_batchnorm": 2,
+    "test_history": 4,
+    "test_regularization_effect": 1,
+}
 THRESHOLDS = load_course(ROOT / "course_config.py").thresholds
 MISSING = object()  # the variable is not defined in the kernel
 NOT_IMPLEMENTED = {"status": "error", "error": {"ename": "NotImplementedError", "evalue": ""}}
-NAME_ERROR_MODEL = {"status": "error", "error": {
-    "ename": "NameError", "evalue": "name 'model' is not defined"}}
+NAME_ERROR_MODEL = {
+    "status": "error",
+    "error": {"ename": "NameError", "evalue": "name 'model' is not defined"},
+}
 
 
 # --- models: real Keras layers, never fitted ----------------------------------------------------
@@ -53,19 +59,29 @@ NAME_ERROR_MODEL = {"status": "error", "error": {
 
 def relu_block(units=1024, rate=0.3):
     """Seed 5.5 (corrected): Dense(relu) -> Dropout -> BatchNormalization."""
-    return [layers.Dense(units, activation="relu"), layers.Dropout(rate),
-            layers.BatchNormalization()]
+    return [
+        layers.Dense(units, activation="relu"),
+        layers.Dropout(rate),
+        layers.BatchNormalization(),
+    ]
 
 
 def bn_first_block(units=1024, rate=0.3):
-    return [layers.Dense(units, activation="relu"), layers.BatchNormalization(),
-            layers.Dropout(rate)]
+    return [
+        layers.Dense(units, activation="relu"),
+        layers.BatchNormalization(),
+        layers.Dropout(rate),
+    ]
 
 
 def between_block(units=1024, rate=0.3):
     """Seed 5.4's second placement: linear Dense -> BatchNormalization -> Activation."""
-    return [layers.Dense(units), layers.BatchNormalization(), layers.Activation("relu"),
-            layers.Dropout(rate)]
+    return [
+        layers.Dense(units),
+        layers.BatchNormalization(),
+        layers.Activation("relu"),
+        layers.Dropout(rate),
+    ]
 
 
 def stack(blocks, head=(), tail=(), input_layer=True):
@@ -102,9 +118,17 @@ _CONSTRUCTED: dict[tuple, list[np.ndarray]] = {}
 
 
 def _signature(model) -> tuple:
-    return tuple((type(layer).__name__, str(sorted(
-        (k, str(v)) for k, v in layer.get_config().items() if k not in ("name", "seed"))))
-        for layer in model.layers)
+    return tuple(
+        (
+            type(layer).__name__,
+            str(
+                sorted(
+                    (k, str(v)) for k, v in layer.get_config().items() if k not in ("name", "seed")
+                )
+            ),
+        )
+        for layer in model.layers
+    )
 
 
 def construct(model, data, features="identity", fit_on="train", shift=0.0, seed=0):
@@ -119,8 +143,14 @@ def construct(model, data, features="identity", fit_on="train", shift=0.0, seed=
     for layer in model.layers:
         if isinstance(layer, layers.BatchNormalization):
             gamma, beta, _, var = layer.get_weights()
-            layer.set_weights([np.ones_like(gamma), np.zeros_like(beta), np.zeros_like(var),
-                               np.full_like(var, 1.0 - layer.epsilon)])
+            layer.set_weights(
+                [
+                    np.ones_like(gamma),
+                    np.zeros_like(beta),
+                    np.zeros_like(var),
+                    np.full_like(var, 1.0 - layer.epsilon),
+                ]
+            )
     dense = [layer for layer in model.layers if isinstance(layer, layers.Dense)]
     for i, layer in enumerate(dense[:-1]):
         weights = layer.get_weights()
@@ -140,16 +170,21 @@ def construct(model, data, features="identity", fit_on="train", shift=0.0, seed=
     view, weights = _view_and_weights(model)
     out = max(i for i, layer in enumerate(view.layers) if layer.kind == "Dense")
     body = km.ModelView(view.input_dim, view.layers[:out])
-    x, y = (data["X_train"], data["y_train"]) if fit_on == "train" else (
-        data["X_valid"], data["y_valid"])
+    x, y = (
+        (data["X_train"], data["y_train"])
+        if fit_on == "train"
+        else (data["X_valid"], data["y_valid"])
+    )
     features_ = np.c_[km.forward(body, weights, x), np.ones(len(x))]
     if view.layers[out].activation == "sigmoid":  # fit the logit: the output squashes it back
         y = np.log(np.clip(y, 0.02, 0.98) / (1.0 - np.clip(y, 0.02, 0.98)))
-    solution = np.linalg.solve(features_.T @ features_ + 1e-6 * np.eye(features_.shape[1]),
-                               features_.T @ y)
+    solution = np.linalg.solve(
+        features_.T @ features_ + 1e-6 * np.eye(features_.shape[1]), features_.T @ y
+    )
     output = dense[-1]
-    output.set_weights([solution[:-1, None].astype("float32"),
-                        np.array([solution[-1] + shift], dtype="float32")])
+    output.set_weights(
+        [solution[:-1, None].astype("float32"), np.array([solution[-1] + shift], dtype="float32")]
+    )
     _CONSTRUCTED[key] = model.get_weights()
     return model
 
@@ -159,8 +194,15 @@ def loss_of(model, x, y, loss="mae") -> float:
     return km.loss_value(km.LossView(loss, loss), y, km.forward(view, weights, x))
 
 
-def history_for(model, last_val: float | None, epochs=100, steps=5, owner=None, n=None,
-                series: list[float] | None = None):
+def history_for(
+    model,
+    last_val: float | None,
+    epochs=100,
+    steps=5,
+    owner=None,
+    n=None,
+    series: list[float] | None = None,
+):
     """A real Keras History as ``fit`` leaves it, ending at ``last_val``."""
     history = keras.callbacks.History()
     history.set_model(owner if owner is not None else model)
@@ -168,8 +210,11 @@ def history_for(model, last_val: float | None, epochs=100, steps=5, owner=None, 
     loss = [0.3 - 0.18 * k / max(n - 1, 1) for k in range(n)]
     history.history = {"loss": loss}
     if last_val is not None:
-        history.history["val_loss"] = series if series is not None else [
-            last_val + 0.1 * (n - 1 - k) / max(n - 1, 1) for k in range(n)]
+        history.history["val_loss"] = (
+            series
+            if series is not None
+            else [last_val + 0.1 * (n - 1 - k) / max(n - 1, 1) for k in range(n)]
+        )
     history.params = {"verbose": 0, "epochs": epochs, "steps": steps}
     history.epoch = list(range(n))
     return history
@@ -189,26 +234,30 @@ class Student:
     def write(self, folder: Path, monkeypatch) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         monkeypatch.setenv(capture.ENV_ARTIFACTS, str(folder))
-        namespace = {"model": self.model, "history": self.history,
-                     "regularization_effect": self.effect}
+        namespace = {
+            "model": self.model,
+            "history": self.history,
+            "regularization_effect": self.effect,
+        }
         namespace = {k: v for k, v in namespace.items() if v is not MISSING}
         if "model" in self.captured:
             keras_capture.capture_model(namespace, "model")
         if "history" in self.captured:
-            keras_capture.capture_training(namespace, model="model", history="history",
-                                           callback=None)
+            keras_capture.capture_training(
+                namespace, model="model", history="history", callback=None
+            )
         if "effect" in self.captured:
             capture.answers(namespace, "regularization_effect")
         write_execution(folder, self.cells)
         return folder
 
 
-def trained(data, layer_list=None, loss="mae", optimizer="adam", epochs=100, steps=5,
-            **weights) -> Student:
+def trained(
+    data, layer_list=None, loss="mae", optimizer="adam", epochs=100, steps=5, **weights
+) -> Student:
     """A student whose ``model`` was "trained" (constructed weights) and whose ``history``
     is the one of that training."""
-    model = construct(model_of(layer_list or reference_layers(), loss, optimizer), data,
-                      **weights)
+    model = construct(model_of(layer_list or reference_layers(), loss, optimizer), data, **weights)
     value = loss_of(model, data["X_valid"], data["y_valid"], "mse" if loss == "mse" else "mae")
     return Student(model, history_for(model, value, epochs, steps))
 
@@ -223,26 +272,41 @@ def case(name: str, expect: dict[str, set[str]] | None = None):
     def register(function):
         CASES[name] = (function, expect or {})
         return function
+
     return register
 
 
 # correct solutions, in several styles ---------------------------------------------------------
 case("reference")(lambda d: trained(d))
 case("bn_before_dropout")(
-    lambda d: trained(d, stack([layer for _ in range(3) for layer in bn_first_block()])))
+    lambda d: trained(d, stack([layer for _ in range(3) for layer in bn_first_block()]))
+)
 case("linear_dense_bn_activation")(
-    lambda d: trained(d, stack([layer for _ in range(3) for layer in between_block()])))
+    lambda d: trained(d, stack([layer for _ in range(3) for layer in between_block()]))
+)
 
 
 @case("input_shape_relu_layer_loss_object")
 def _(d):
-    body = [layers.Dense(1024, input_shape=[11]), layers.BatchNormalization(), layers.ReLU(),
-            layers.Dropout(rate=0.3)]
+    body = [
+        layers.Dense(1024, input_shape=[11]),
+        layers.BatchNormalization(),
+        layers.ReLU(),
+        layers.Dropout(rate=0.3),
+    ]
     for _ in range(2):
-        body += [layers.Dense(1024), layers.BatchNormalization(), layers.ReLU(),
-                 layers.Dropout(rate=0.3)]
-    student = trained(d, stack(body, input_layer=False),
-                      loss=keras.losses.MeanAbsoluteError(), optimizer=keras.optimizers.Adam())
+        body += [
+            layers.Dense(1024),
+            layers.BatchNormalization(),
+            layers.ReLU(),
+            layers.Dropout(rate=0.3),
+        ]
+    student = trained(
+        d,
+        stack(body, input_layer=False),
+        loss=keras.losses.MeanAbsoluteError(),
+        optimizer=keras.optimizers.Adam(),
+    )
     student.effect = " C) "
     return student
 
@@ -251,60 +315,116 @@ def _(d):
 def _(d):
     body = []
     for _ in range(3):
-        body += [layers.Dense(1024, use_bias=False), layers.BatchNormalization(),
-                 layers.Dropout(0.3), layers.Activation("relu")]
+        body += [
+            layers.Dense(1024, use_bias=False),
+            layers.BatchNormalization(),
+            layers.Dropout(0.3),
+            layers.Activation("relu"),
+        ]
     student = trained(d, stack(body), loss="mean_absolute_error")
     student.effect = {"c"}
     return student
 
 
-case("dropout_on_inputs_too")(lambda d: trained(d, stack(
-    [layer for _ in range(3) for layer in relu_block()], head=[layers.Dropout(0.3)])))
-case("batchnorm_on_inputs_too")(lambda d: trained(d, stack(
-    [layer for _ in range(3) for layer in relu_block()], head=[layers.BatchNormalization()])))
+case("dropout_on_inputs_too")(
+    lambda d: trained(
+        d, stack([layer for _ in range(3) for layer in relu_block()], head=[layers.Dropout(0.3)])
+    )
+)
+case("batchnorm_on_inputs_too")(
+    lambda d: trained(
+        d,
+        stack(
+            [layer for _ in range(3) for layer in relu_block()], head=[layers.BatchNormalization()]
+        ),
+    )
+)
 
 # test_dropout -------------------------------------------------------------------------------
-DENSE_10_3 = {"status": "error", "error": {"ename": "ValueError", "evalue": (
-    "Received an invalid value for `units`, expected a positive integer. Received: units=10.3")}}
-RATE_30 = {"status": "error", "error": {"ename": "ValueError", "evalue": (
-    "Invalid value received for argument `rate`. Expected a float value between 0 and 1. "
-    "Received: rate=30")}}
+DENSE_10_3 = {
+    "status": "error",
+    "error": {
+        "ename": "ValueError",
+        "evalue": (
+            "Received an invalid value for `units`, expected a positive integer. Received: units=10.3"
+        ),
+    },
+}
+RATE_30 = {
+    "status": "error",
+    "error": {
+        "ename": "ValueError",
+        "evalue": (
+            "Invalid value received for argument `rate`. Expected a float value between 0 and 1. "
+            "Received: rate=30"
+        ),
+    },
+}
 MODEL_FAILED = {"test_history": {"db_history.no_model_built"}}
 
 
-@case("dense_10_3_keras3", {"test_dropout": {"db_dropout.dense_not_dropout"},
-                            "test_batchnorm": {"db_dropout.dense_not_dropout"}, **MODEL_FAILED})
+@case(
+    "dense_10_3_keras3",
+    {
+        "test_dropout": {"db_dropout.dense_not_dropout"},
+        "test_batchnorm": {"db_dropout.dense_not_dropout"},
+        **MODEL_FAILED,
+    },
+)
 def _(d):
-    return Student(MISSING, MISSING, cells={"ans_model": DENSE_10_3,
-                                            "ans_history": NAME_ERROR_MODEL})
+    return Student(
+        MISSING, MISSING, cells={"ans_model": DENSE_10_3, "ans_history": NAME_ERROR_MODEL}
+    )
 
 
-@case("rate_30_keras3", {"test_dropout": {"db_dropout.rate_percent"},
-                         "test_batchnorm": {"db_dropout.rate_percent"}, **MODEL_FAILED})
+@case(
+    "rate_30_keras3",
+    {
+        "test_dropout": {"db_dropout.rate_percent"},
+        "test_batchnorm": {"db_dropout.rate_percent"},
+        **MODEL_FAILED,
+    },
+)
 def _(d):
     return Student(MISSING, MISSING, cells={"ans_model": RATE_30, "ans_history": NAME_ERROR_MODEL})
 
 
-@case("seed_code_in_old_keras", {
-    "test_dropout": {"db_dropout.dense_not_dropout", "db_model.hidden_count"},
-    "test_batchnorm": {"db_batchnorm.missing"}})
+@case(
+    "seed_code_in_old_keras",
+    {
+        "test_dropout": {"db_dropout.dense_not_dropout", "db_model.hidden_count"},
+        "test_batchnorm": {"db_batchnorm.missing"},
+    },
+)
 def _(d):
     """Keras 2 turned Dense(10.3) into Dense(10): the seed's printed code, as it ran there."""
-    body = [layers.Dense(1024, activation="relu"), layers.Dropout(0.3),
-            layers.BatchNormalization(),
-            *[layers.Dense(1024, activation="relu") for _ in range(4)],
-            layers.Dense(10), layers.BatchNormalization()]
+    body = [
+        layers.Dense(1024, activation="relu"),
+        layers.Dropout(0.3),
+        layers.BatchNormalization(),
+        *[layers.Dense(1024, activation="relu") for _ in range(4)],
+        layers.Dense(10),
+        layers.BatchNormalization(),
+    ]
     return trained(d, stack(body))
 
 
-@case("seed_code_fixed_but_extra_layers", {
-    "test_dropout": {"db_dropout.missing", "db_model.hidden_count"},
-    "test_batchnorm": {"db_batchnorm.missing"}})
+@case(
+    "seed_code_fixed_but_extra_layers",
+    {
+        "test_dropout": {"db_dropout.missing", "db_model.hidden_count"},
+        "test_batchnorm": {"db_batchnorm.missing"},
+    },
+)
 def _(d):
-    body = [layers.Dense(1024, activation="relu"), layers.Dropout(0.3),
-            layers.BatchNormalization(),
-            *[layers.Dense(1024, activation="relu") for _ in range(4)],
-            layers.Dropout(0.3), layers.BatchNormalization()]
+    body = [
+        layers.Dense(1024, activation="relu"),
+        layers.Dropout(0.3),
+        layers.BatchNormalization(),
+        *[layers.Dense(1024, activation="relu") for _ in range(4)],
+        layers.Dropout(0.3),
+        layers.BatchNormalization(),
+    ]
     return trained(d, stack(body))
 
 
@@ -317,47 +437,107 @@ case("rate_0_7_kept_fraction", {"test_dropout": {"db_dropout.rate_keep"}})(_rate
 case("rate_0_5_seed_usual", {"test_dropout": {"db_dropout.rate_seed_50"}})(_rate_case(0.5))
 case("rate_0_2", {"test_dropout": {"db_dropout.rate_wrong"}})(_rate_case(0.2))
 case("dropout_after_output", {"test_dropout": {"db_dropout.after_output"}})(
-    lambda d: trained(d, stack([layer for _ in range(3) for layer in relu_block()],
-                               tail=[layers.Dropout(0.3)])))
-case("dropout_only_after_output", {
-    "test_dropout": {"db_dropout.missing", "db_dropout.after_output"}})(
-    lambda d: trained(d, stack([layer for _ in range(3) for layer in (
-        layers.Dense(1024, activation="relu"), layers.BatchNormalization())],
-        tail=[layers.Dropout(0.3)])))
+    lambda d: trained(
+        d, stack([layer for _ in range(3) for layer in relu_block()], tail=[layers.Dropout(0.3)])
+    )
+)
+case(
+    "dropout_only_after_output", {"test_dropout": {"db_dropout.missing", "db_dropout.after_output"}}
+)(
+    lambda d: trained(
+        d,
+        stack(
+            [
+                layer
+                for _ in range(3)
+                for layer in (layers.Dense(1024, activation="relu"), layers.BatchNormalization())
+            ],
+            tail=[layers.Dropout(0.3)],
+        ),
+    )
+)
 
 
 @case("dropout_before_each_dense", {"test_dropout": {"db_dropout.before_dense"}})
 def _(d):
     body = []
     for _ in range(3):
-        body += [layers.Dropout(0.3), layers.Dense(1024, activation="relu"),
-                 layers.BatchNormalization()]
+        body += [
+            layers.Dropout(0.3),
+            layers.Dense(1024, activation="relu"),
+            layers.BatchNormalization(),
+        ]
     return trained(d, stack(body))
 
 
 case("no_dropout", {"test_dropout": {"db_dropout.missing", "db_dropout.none"}})(
-    lambda d: trained(d, stack([layer for _ in range(3) for layer in (
-        layers.Dense(1024, activation="relu"), layers.BatchNormalization())])))
+    lambda d: trained(
+        d,
+        stack(
+            [
+                layer
+                for _ in range(3)
+                for layer in (layers.Dense(1024, activation="relu"), layers.BatchNormalization())
+            ]
+        ),
+    )
+)
 case("two_dropouts_in_a_block", {"test_dropout": {"db_dropout.twice"}})(
-    lambda d: trained(d, stack([*relu_block(), layers.Dropout(0.3), *relu_block(),
-                                *relu_block()])))
+    lambda d: trained(d, stack([*relu_block(), layers.Dropout(0.3), *relu_block(), *relu_block()]))
+)
 case("gaussian_dropout", {"test_dropout": {"db_dropout.other_kind", "db_dropout.none"}})(
-    lambda d: trained(d, stack([layer for _ in range(3) for layer in (
-        layers.Dense(1024, activation="relu"), layers.GaussianDropout(0.3),
-        layers.BatchNormalization())])))
+    lambda d: trained(
+        d,
+        stack(
+            [
+                layer
+                for _ in range(3)
+                for layer in (
+                    layers.Dense(1024, activation="relu"),
+                    layers.GaussianDropout(0.3),
+                    layers.BatchNormalization(),
+                )
+            ]
+        ),
+    )
+)
 case("units_512", {"test_dropout": {"db_model.units"}})(
-    lambda d: trained(d, stack([layer for _ in range(3) for layer in relu_block(units=512)])))
+    lambda d: trained(d, stack([layer for _ in range(3) for layer in relu_block(units=512)]))
+)
 case("tanh", {"test_dropout": {"db_model.activation"}})(
-    lambda d: trained(d, stack([layer for _ in range(3) for layer in (
-        layers.Dense(1024, activation="tanh"), layers.Dropout(0.3),
-        layers.BatchNormalization())])))
+    lambda d: trained(
+        d,
+        stack(
+            [
+                layer
+                for _ in range(3)
+                for layer in (
+                    layers.Dense(1024, activation="tanh"),
+                    layers.Dropout(0.3),
+                    layers.BatchNormalization(),
+                )
+            ]
+        ),
+    )
+)
 case("linear_hidden_layers", {"test_dropout": {"db_model.activation"}})(
-    lambda d: trained(d, stack([layer for _ in range(3) for layer in (
-        layers.Dense(1024), layers.Dropout(0.3), layers.BatchNormalization())])))
+    lambda d: trained(
+        d,
+        stack(
+            [
+                layer
+                for _ in range(3)
+                for layer in (layers.Dense(1024), layers.Dropout(0.3), layers.BatchNormalization())
+            ]
+        ),
+    )
+)
 case("two_hidden_blocks", {"test_dropout": {"db_model.hidden_count"}})(
-    lambda d: trained(d, stack([layer for _ in range(2) for layer in relu_block()])))
+    lambda d: trained(d, stack([layer for _ in range(2) for layer in relu_block()]))
+)
 case("flatten_in_a_block", {"test_dropout": {"db_model.other_layer"}})(
-    lambda d: trained(d, stack([*relu_block(), layers.Flatten(), *relu_block(), *relu_block()])))
+    lambda d: trained(d, stack([*relu_block(), layers.Flatten(), *relu_block(), *relu_block()]))
+)
 
 
 @case("sigmoid_output", {"test_dropout": {"db_model.output_activation"}})
@@ -367,49 +547,89 @@ def _(d):
     return trained(d, layer_list)
 
 
-@case("two_outputs", {"test_dropout": {"db_model.output_units"},
-                     "test_history": {"answer_cell_error"}})
+@case(
+    "two_outputs",
+    {"test_dropout": {"db_model.output_units"}, "test_history": {"answer_cell_error"}},
+)
 def _(d):
     layer_list = reference_layers()
     layer_list[-1] = layers.Dense(2)
     student = Student(model_of(layer_list), MISSING)  # fit failed: shapes do not match
-    student.cells = {"ans_history": {"status": "error", "error": {
-        "ename": "ValueError", "evalue": "Arguments `target` and `output` must have the same "
-        "shape"}}}
+    student.cells = {
+        "ans_history": {
+            "status": "error",
+            "error": {
+                "ename": "ValueError",
+                "evalue": "Arguments `target` and `output` must have the same shape",
+            },
+        }
+    }
     return student
 
 
-@case("input_12_features", {"test_dropout": {"db_model.input"},
-                           "test_history": {"answer_cell_error"}})
+@case(
+    "input_12_features", {"test_dropout": {"db_model.input"}, "test_history": {"answer_cell_error"}}
+)
 def _(d):
-    student = Student(model_of([keras.Input(shape=(12,)), *[
-        layer for _ in range(3) for layer in relu_block()], layers.Dense(1)]), MISSING)
-    student.cells = {"ans_history": {"status": "error", "error": {
-        "ename": "ValueError", "evalue": "Input 0 of layer dense is incompatible"}}}
+    student = Student(
+        model_of(
+            [
+                keras.Input(shape=(12,)),
+                *[layer for _ in range(3) for layer in relu_block()],
+                layers.Dense(1),
+            ]
+        ),
+        MISSING,
+    )
+    student.cells = {
+        "ans_history": {
+            "status": "error",
+            "error": {"ename": "ValueError", "evalue": "Input 0 of layer dense is incompatible"},
+        }
+    }
     return student
 
 
 # test_batchnorm -----------------------------------------------------------------------------
 case("batchnorm_after_output", {"test_batchnorm": {"db_batchnorm.after_output"}})(
-    lambda d: trained(d, stack([layer for _ in range(3) for layer in relu_block()],
-                               tail=[layers.BatchNormalization()])))
+    lambda d: trained(
+        d,
+        stack(
+            [layer for _ in range(3) for layer in relu_block()], tail=[layers.BatchNormalization()]
+        ),
+    )
+)
 
 
 @case("batchnorm_before_each_dense", {"test_batchnorm": {"db_batchnorm.before_dense"}})
 def _(d):
     body = []
     for _ in range(3):
-        body += [layers.BatchNormalization(), layers.Dense(1024, activation="relu"),
-                 layers.Dropout(0.3)]
+        body += [
+            layers.BatchNormalization(),
+            layers.Dense(1024, activation="relu"),
+            layers.Dropout(0.3),
+        ]
     return trained(d, stack(body))
 
 
 case("no_batchnorm", {"test_batchnorm": {"db_batchnorm.missing", "db_batchnorm.none"}})(
-    lambda d: trained(d, stack([layer for _ in range(3) for layer in (
-        layers.Dense(1024, activation="relu"), layers.Dropout(0.3))])))
+    lambda d: trained(
+        d,
+        stack(
+            [
+                layer
+                for _ in range(3)
+                for layer in (layers.Dense(1024, activation="relu"), layers.Dropout(0.3))
+            ]
+        ),
+    )
+)
 case("two_batchnorms_in_a_block", {"test_batchnorm": {"db_batchnorm.twice"}})(
-    lambda d: trained(d, stack([*relu_block(), layers.BatchNormalization(), *relu_block(),
-                                *relu_block()])))
+    lambda d: trained(
+        d, stack([*relu_block(), layers.BatchNormalization(), *relu_block(), *relu_block()])
+    )
+)
 
 # test_history -------------------------------------------------------------------------------
 
@@ -421,12 +641,15 @@ def _(d):
     return Student(model_of(reference_layers()), old.history)
 
 
-@case("not_retrained_unbuilt", {"test_history": {"db_history.not_retrained",
-                                                 "db_history.untrained"}})
+@case(
+    "not_retrained_unbuilt", {"test_history": {"db_history.not_retrained", "db_history.untrained"}}
+)
 def _(d):
     old = trained(d, stack([layers.Dense(1024, activation="relu") for _ in range(3)]))
-    return Student(model_of(stack([layer for _ in range(3) for layer in relu_block()],
-                                  input_layer=False)), old.history)
+    return Student(
+        model_of(stack([layer for _ in range(3) for layer in relu_block()], input_layer=False)),
+        old.history,
+    )
 
 
 @case("diverged", {"test_history": {"db_history.not_finite"}})
@@ -458,9 +681,19 @@ case("mse", {"test_history": {"db_history.loss"}})(lambda d: trained(d, loss="ms
 @case("not_compiled", {"test_history": {"answer_cell_error", "db_history.not_compiled"}})
 def _(d):
     """Forgot compile: fit raises, and the compile check says why."""
-    return Student(model_of(reference_layers(), compiled=False), MISSING, cells={
-        "ans_history": {"status": "error", "error": {
-            "ename": "ValueError", "evalue": "You must call `compile()` before using the model."}}})
+    return Student(
+        model_of(reference_layers(), compiled=False),
+        MISSING,
+        cells={
+            "ans_history": {
+                "status": "error",
+                "error": {
+                    "ename": "ValueError",
+                    "evalue": "You must call `compile()` before using the model.",
+                },
+            }
+        },
+    )
 
 
 @case("history_edited", {"test_history": {"db_history.mismatch"}})
@@ -473,8 +706,7 @@ def _(d):
 @case("validation_on_training_data", {"test_history": {"db_history.validation_is_training"}})
 def _(d):
     student = trained(d)
-    student.history = history_for(student.model, loss_of(student.model, d["X_train"],
-                                                         d["y_train"]))
+    student.history = history_for(student.model, loss_of(student.model, d["X_train"], d["y_train"]))
     return student
 
 
@@ -482,8 +714,9 @@ def _(d):
 def _(d):
     student = trained(d)
     start = math.ceil(len(d["X_train"]) * 0.8)
-    student.history = history_for(student.model, loss_of(
-        student.model, d["X_train"][start:], d["y_train"][start:]))
+    student.history = history_for(
+        student.model, loss_of(student.model, d["X_train"][start:], d["y_train"][start:])
+    )
     return student
 
 
@@ -491,17 +724,18 @@ def _(d):
 def _(d):
     student = trained(d)
     value = loss_of(student.model, d["X_valid"], d["y_valid"])
-    series = [value + 0.05 * (40 - k) / 40 if k < 40 else value + 0.0005 * (k - 39)
-              for k in range(100)]
+    series = [
+        value + 0.05 * (40 - k) / 40 if k < 40 else value + 0.0005 * (k - 39) for k in range(100)
+    ]
     series[40] = value
     student.history = history_for(student.model, value, series=series)
     return student
 
 
-case("val_mae_high", {"test_history": {"db_history.val_mae_high"}})(
-    lambda d: trained(d, shift=0.2))
+case("val_mae_high", {"test_history": {"db_history.val_mae_high"}})(lambda d: trained(d, shift=0.2))
 case("trained_on_validation", {"test_history": {"db_history.val_mae_implausible"}})(
-    lambda d: trained(d, features="random", fit_on="valid"))
+    lambda d: trained(d, features="random", fit_on="valid")
+)
 
 
 @case("history_is_a_dict", {"test_history": {"db_history.wrong_type"}})
@@ -523,8 +757,15 @@ def _(d):
 def _(d):
     student = trained(d)
     student.history = MISSING
-    student.cells = {"ans_history": {"status": "error", "error": {
-        "ename": "TypeError", "evalue": "fit() got an unexpected keyword argument 'epoch'"}}}
+    student.cells = {
+        "ans_history": {
+            "status": "error",
+            "error": {
+                "ename": "TypeError",
+                "evalue": "fit() got an unexpected keyword argument 'epoch'",
+            },
+        }
+    }
     return student
 
 
@@ -534,15 +775,18 @@ def _effect(value):
         student = trained(d)
         student.effect = value
         return student
+
     return make
 
 
 case("effect_faster", {"test_regularization_effect": {"db_effect.faster"}})(_effect("a"))
 case("effect_no_overfitting", {"test_regularization_effect": {"db_effect.no_overfitting"}})(
-    _effect("b"))
+    _effect("b")
+)
 case("effect_val_worse", {"test_regularization_effect": {"db_effect.val_worse"}})(_effect("d"))
 case("effect_unknown_letter", {"test_regularization_effect": {"db_effect.unknown_letter"}})(
-    _effect("e"))
+    _effect("e")
+)
 case("effect_number", {"test_regularization_effect": {"db_effect.unknown_letter"}})(_effect(3))
 case("effect_not_attempted", {"test_regularization_effect": {"not_attempted"}})(_effect(MISSING))
 
@@ -552,9 +796,16 @@ ALL_NOT_ATTEMPTED = {gid: {"not_attempted"} for gid in POINTS}
 
 @case("blank", ALL_NOT_ATTEMPTED)
 def _(d):
-    return Student(MISSING, MISSING, MISSING, cells={
-        "ans_model": NOT_IMPLEMENTED, "ans_history": NOT_IMPLEMENTED,
-        "ans_regularization_effect": NOT_IMPLEMENTED})
+    return Student(
+        MISSING,
+        MISSING,
+        MISSING,
+        cells={
+            "ans_model": NOT_IMPLEMENTED,
+            "ans_history": NOT_IMPLEMENTED,
+            "ans_regularization_effect": NOT_IMPLEMENTED,
+        },
+    )
 
 
 @case("kernel_died_before_the_tests", {gid: {"not_executed"} for gid in POINTS})
@@ -583,8 +834,11 @@ def graded(data, tmp_path_factory):
 
 
 def failed(cells) -> dict[str, set[str]]:
-    return {gid: {c.message_id for c in cell.checks if not c.passed}
-            for gid, cell in cells.items() if any(not c.passed for c in cell.checks)}
+    return {
+        gid: {c.message_id for c in cell.checks if not c.passed}
+        for gid, cell in cells.items()
+        if any(not c.passed for c in cell.checks)
+    }
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -601,9 +855,15 @@ def test_each_case_gets_its_messages_and_only_those(graded, name):
 
 
 def test_a_correct_model_earns_every_point(graded):
-    for name in ("reference", "bn_before_dropout", "linear_dense_bn_activation",
-                 "input_shape_relu_layer_loss_object", "dropout_before_activation_no_bias",
-                 "dropout_on_inputs_too", "batchnorm_on_inputs_too"):
+    for name in (
+        "reference",
+        "bn_before_dropout",
+        "linear_dense_bn_activation",
+        "input_shape_relu_layer_loss_object",
+        "dropout_before_activation_no_bias",
+        "dropout_on_inputs_too",
+        "batchnorm_on_inputs_too",
+    ):
         assert sum(c.score for c in graded[name].values()) == sum(POINTS.values()), name
 
 
@@ -620,17 +880,22 @@ def test_both_placements_of_seed_5_4_are_named_in_the_feedback(graded):
     def ok_message(name):
         check = next(c for c in graded[name]["test_batchnorm"].checks if c.id == "batchnorm_blocks")
         return check.messages["en"]
+
     assert "Lesson 5.4's first placement" in ok_message("reference")
     assert "Lesson 5.4's second placement" in ok_message("linear_dense_bn_activation")
     assert "normalize the inputs" in ok_message("batchnorm_on_inputs_too")
-    dropout = next(c for c in graded["dropout_on_inputs_too"]["test_dropout"].checks
-                   if c.id == "dropout_hidden")
+    dropout = next(
+        c
+        for c in graded["dropout_on_inputs_too"]["test_dropout"].checks
+        if c.id == "dropout_hidden"
+    )
     assert dropout.passed and "Lesson 5.1 allows it" in dropout.messages["en"]
 
 
 def test_messages_name_the_variable_what_was_found_and_the_lesson(graded):
     def message(name, gid, check_id):
         return next(c for c in graded[name][gid].checks if c.id == check_id).messages
+
     texts = message("dense_10_3_keras3", "test_dropout", "dropout_hidden")
     assert "Dense(10.3)" in texts["es"] and "Dropout(0.3)" in texts["es"]
     assert "Lección 5.5" in texts["es"] and "Lesson 5.5" in texts["en"]
@@ -657,8 +922,12 @@ def test_no_message_reveals_the_letter_of_regularization_effect(graded):
         for check in graded[name]["test_regularization_effect"].checks:
             for text in check.messages.values():
                 assert '"a", "b", "c", "d"' in text, text
-    for message_id in ("db_effect.wrong", "db_effect.faster", "db_effect.no_overfitting",
-                       "db_effect.val_worse"):
+    for message_id in (
+        "db_effect.wrong",
+        "db_effect.faster",
+        "db_effect.no_overfitting",
+        "db_effect.val_worse",
+    ):
         for text in render_all(message_id, {"found": "a"}).values():
             assert '"c"' not in text
 
@@ -673,21 +942,46 @@ def test_every_catalogue_message_renders_in_both_languages():
     used = {m for _, expect in CASES.values() for cells in expect.values() for m in cells}
     failing = {m for m in ids if not m.endswith(("_ok", ".correct"))}
     # every failure message of the catalogue is produced by at least one crafted case
-    untested = failing - used - {"db_dropout.rate_invalid", "db_model.wrong_type",
-                                 "db_model.not_a_stack", "db_model.no_dense",
-                                 "db_model.no_hidden", "db_history.no_model",
-                                 "db_history.empty", "db_history.forward_unsupported",
-                                 "db_history.loss_unsupported", "db_effect.wrong"}
+    untested = (
+        failing
+        - used
+        - {
+            "db_dropout.rate_invalid",
+            "db_model.wrong_type",
+            "db_model.not_a_stack",
+            "db_model.no_dense",
+            "db_model.no_hidden",
+            "db_history.no_model",
+            "db_history.empty",
+            "db_history.forward_unsupported",
+            "db_history.loss_unsupported",
+            "db_effect.wrong",
+        }
+    )
     assert not untested, sorted(untested)
 
 
-@pytest.mark.parametrize("value, message_id", [
-    ("12", "db_model.wrong_type"),
-    (None, "db_model.wrong_type"),
-])
+@pytest.mark.parametrize(
+    "value, message_id",
+    [
+        ("12", "db_model.wrong_type"),
+        (None, "db_model.wrong_type"),
+    ],
+)
 def test_model_of_the_wrong_type(tmp_path, monkeypatch, data, value, message_id):
-    student = Student(value, MISSING, cells={"ans_history": {"status": "error", "error": {
-        "ename": "AttributeError", "evalue": "'str' object has no attribute 'fit'"}}})
+    student = Student(
+        value,
+        MISSING,
+        cells={
+            "ans_history": {
+                "status": "error",
+                "error": {
+                    "ename": "AttributeError",
+                    "evalue": "'str' object has no attribute 'fit'",
+                },
+            }
+        },
+    )
     folder = student.write(tmp_path / "a", monkeypatch)
     cells = run_checks_many(AID, {"s": folder}, POINTS, THRESHOLDS)["s"]
     assert failed(cells)["test_dropout"] == {message_id}
@@ -697,29 +991,62 @@ def test_model_of_the_wrong_type(tmp_path, monkeypatch, data, value, message_id)
 def test_rare_model_shapes(tmp_path, monkeypatch, data):
     """A model with only the output layer, one with no Dense at all, a nested model, a rate
     that is not a number, and a history with no epoch."""
-    only_output = Student(model_of([keras.Input(shape=(11,)), layers.Dense(1)]), MISSING,
-                          cells={"ans_history": NOT_IMPLEMENTED})
-    no_dense = Student(model_of([keras.Input(shape=(11,)), layers.Dropout(0.3)]), MISSING,
-                       cells={"ans_history": NOT_IMPLEMENTED})
+    only_output = Student(
+        model_of([keras.Input(shape=(11,)), layers.Dense(1)]),
+        MISSING,
+        cells={"ans_history": NOT_IMPLEMENTED},
+    )
+    no_dense = Student(
+        model_of([keras.Input(shape=(11,)), layers.Dropout(0.3)]),
+        MISSING,
+        cells={"ans_history": NOT_IMPLEMENTED},
+    )
     inner = keras.Sequential([keras.Input(shape=(11,)), *relu_block()])
-    nested = Student(model_of([keras.Input(shape=(11,)), inner, layers.Dense(1)]), MISSING,
-                     cells={"ans_history": NOT_IMPLEMENTED})
+    nested = Student(
+        model_of([keras.Input(shape=(11,)), inner, layers.Dense(1)]),
+        MISSING,
+        cells={"ans_history": NOT_IMPLEMENTED},
+    )
     empty = trained(data)
     empty.history = history_for(empty.model, None, n=1)
     empty.history.history = {"loss": []}
-    rate_text = Student(MISSING, MISSING, cells={
-        "ans_model": {"status": "error", "error": {"ename": "ValueError", "evalue": (
-            "Invalid value received for argument `rate`. Expected a float value between 0 and "
-            "1. Received: rate=-0.3")}}, "ans_history": NAME_ERROR_MODEL})
-    folders = {name: student.write(tmp_path / name, monkeypatch) for name, student in {
-        "only_output": only_output, "no_dense": no_dense, "nested": nested, "empty": empty,
-        "rate_text": rate_text}.items()}
+    rate_text = Student(
+        MISSING,
+        MISSING,
+        cells={
+            "ans_model": {
+                "status": "error",
+                "error": {
+                    "ename": "ValueError",
+                    "evalue": (
+                        "Invalid value received for argument `rate`. Expected a float value between 0 and "
+                        "1. Received: rate=-0.3"
+                    ),
+                },
+            },
+            "ans_history": NAME_ERROR_MODEL,
+        },
+    )
+    folders = {
+        name: student.write(tmp_path / name, monkeypatch)
+        for name, student in {
+            "only_output": only_output,
+            "no_dense": no_dense,
+            "nested": nested,
+            "empty": empty,
+            "rate_text": rate_text,
+        }.items()
+    }
     graded = run_checks_many(AID, folders, POINTS, THRESHOLDS)
-    assert failed(graded["only_output"])["test_dropout"] == {"db_model.no_hidden",
-                                                              "db_dropout.none",
-                                                              "db_model.hidden_count"}
-    assert failed(graded["no_dense"])["test_batchnorm"] == {"db_model.no_hidden",
-                                                             "db_model.no_dense"}
+    assert failed(graded["only_output"])["test_dropout"] == {
+        "db_model.no_hidden",
+        "db_dropout.none",
+        "db_model.hidden_count",
+    }
+    assert failed(graded["no_dense"])["test_batchnorm"] == {
+        "db_model.no_hidden",
+        "db_model.no_dense",
+    }
     assert failed(graded["nested"])["test_dropout"] == {"db_model.not_a_stack"}
     assert failed(graded["empty"])["test_history"] == {"db_history.empty"}
     assert failed(graded["rate_text"])["test_dropout"] == {"db_dropout.rate_invalid"}

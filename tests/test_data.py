@@ -51,8 +51,10 @@ def test_download_is_verified_and_cached(tmp_path, monkeypatch, data_home):
             self.payload = payload
 
         def read(self, n=-1):
-            chunk, self.payload = self.payload[:n] if n > 0 else self.payload, (
-                self.payload[n:] if n > 0 else b"")
+            chunk, self.payload = (
+                self.payload[:n] if n > 0 else self.payload,
+                (self.payload[n:] if n > 0 else b""),
+            )
             return chunk
 
         def __enter__(self):
@@ -61,14 +63,14 @@ def test_download_is_verified_and_cached(tmp_path, monkeypatch, data_home):
         def __exit__(self, *exc):
             return False
 
-    monkeypatch.setattr(data.urllib.request, "urlopen",
-                        lambda url, timeout: Response(b"tampered"))
+    monkeypatch.setattr(data.urllib.request, "urlopen", lambda url, timeout: Response(b"tampered"))
     with pytest.raises(data.DataError, match="checksum mismatch"):
         data.fetch_file(data.RED_WINE, tmp_path)
     assert not (tmp_path / "winequality-red.csv").exists()
 
-    monkeypatch.setattr(data.urllib.request, "urlopen",
-                        lambda url, timeout: Response(source.read_bytes()))
+    monkeypatch.setattr(
+        data.urllib.request, "urlopen", lambda url, timeout: Response(source.read_bytes())
+    )
     path = data.fetch_file(data.RED_WINE, tmp_path)
     assert path.read_bytes() == source.read_bytes()
 

@@ -46,8 +46,11 @@ def test_correct_styles_train_the_same_model(graded):
     """Equivalent spellings build the same network from the same seed: same re-evaluated MAE."""
     values = set()
     for student in CORRECT:
-        check = next(c for c in graded.results.students[student].cells["test_history"].checks
-                     if c.id == "history_val_mae")
+        check = next(
+            c
+            for c in graded.results.students[student].cells["test_history"].checks
+            if c.id == "history_val_mae"
+        )
         values.add(check.params["value"])
     assert len(values) == 1, values
 
@@ -76,7 +79,9 @@ def test_capture_is_plain_data_and_checks_never_retrain(graded):
     split = artifacts.read_json("split/split.json")
     assert len(split["rows"]["X_valid"]) == 320 and min(split["rows"]["X_valid"]) >= 0
     assert np.load(folder / "split" / "arrays.npz", allow_pickle=False)["X_train"].shape == (
-        1279, 11)
+        1279,
+        11,
+    )
     # the checks are a tiny part of grading: no model is trained outside the kernel
     results = graded.results.students.values()
     checks = sum(r.timing.get("check", 0) for r in results)
@@ -88,11 +93,17 @@ def test_grading_twice_gives_identical_results(graded, tmp_path):
     course = graded.course
     assignment = Assignment.from_course(course, AID)
     submission = course.submitted_dir / "perfect" / AID / assignment.notebook
-    again = grade(submission, assignment, GradingSettings.from_course(course),
-                  student="perfect", workdir=tmp_path / "again")
+    again = grade(
+        submission,
+        assignment,
+        GradingSettings.from_course(course),
+        student="perfect",
+        workdir=tmp_path / "again",
+    )
     first = graded.results.students["perfect"]
-    assert {g: c.score for g, c in again.cells.items()} == {g: c.score for g, c in
-                                                            first.cells.items()}
+    assert {g: c.score for g, c in again.cells.items()} == {
+        g: c.score for g, c in first.cells.items()
+    }
     params = {c.id: c.params for cell in first.cells.values() for c in cell.checks}
     params_again = {c.id: c.params for cell in again.cells.values() for c in cell.checks}
     assert params_again == params  # same epochs, same re-evaluated losses, to the last digit
@@ -101,6 +112,10 @@ def test_grading_twice_gives_identical_results(graded, tmp_path):
 def test_solution_notebook_scores_full_marks(graded, tmp_path):
     course = graded.course
     assignment = Assignment.from_course(course, AID)
-    result = grade(course.source_dir / AID / assignment.notebook, assignment,
-                   GradingSettings.from_course(course), workdir=tmp_path / "solution")
+    result = grade(
+        course.source_dir / AID / assignment.notebook,
+        assignment,
+        GradingSettings.from_course(course),
+        workdir=tmp_path / "solution",
+    )
     assert result.status == "graded" and result.score == result.max_score == 15

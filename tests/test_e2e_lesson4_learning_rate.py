@@ -76,10 +76,26 @@ def test_results_file_and_autograded_layout(graded):
 def test_csv_export_from_the_command_line(graded, tmp_path):
     out = tmp_path / "grades.csv"
     proc = subprocess.run(
-        [sys.executable, "-m", "autograder", "--config", str(ROOT / "course_config.py"),
-         "--state-dir", str(graded.course.state_dir), "export", "--format", "csv",
-         "--assignment", AID, "--out", str(out)],
-        capture_output=True, text=True, check=False)
+        [
+            sys.executable,
+            "-m",
+            "autograder",
+            "--config",
+            str(ROOT / "course_config.py"),
+            "--state-dir",
+            str(graded.course.state_dir),
+            "export",
+            "--format",
+            "csv",
+            "--assignment",
+            AID,
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     rows = {r["student_id"]: r for r in csv.DictReader(out.open())}
     assert float(rows["perfect"]["score"]) == 8 and rows["corrupt"]["status"] == "error"
@@ -90,7 +106,9 @@ def test_grading_twice_gives_identical_scores(graded, tmp_path):
     course = make_course(tmp_path / "again")
     build_sample_class(course.release_dir, course.submitted_dir, AID, "learning_rate.ipynb")
     again = grade_class(course, AID, progress=False)
-    first = {s: {g: c.score for g, c in r.cells.items()} for s, r in graded.results.students.items()}
+    first = {
+        s: {g: c.score for g, c in r.cells.items()} for s, r in graded.results.students.items()
+    }
     second = {s: {g: c.score for g, c in r.cells.items()} for s, r in again.students.items()}
     assert first == second
 
@@ -98,6 +116,10 @@ def test_grading_twice_gives_identical_scores(graded, tmp_path):
 def test_solution_notebook_scores_full_marks(graded, tmp_path):
     course = graded.course
     assignment = Assignment.from_course(course, AID)
-    result = grade(course.source_dir / AID / assignment.notebook, assignment,
-                   GradingSettings.from_course(course), workdir=tmp_path / "solution")
+    result = grade(
+        course.source_dir / AID / assignment.notebook,
+        assignment,
+        GradingSettings.from_course(course),
+        workdir=tmp_path / "solution",
+    )
     assert result.status == "graded" and result.score == result.max_score == 8

@@ -47,6 +47,7 @@ def test_correct_styles_pass_with_both_batchnorm_placements(graded):
     def passed_message(student, check_id):
         cell = graded.results.students[student].cells["test_batchnorm"]
         return next(c for c in cell.checks if c.id == check_id).messages["en"]
+
     assert "first placement" in passed_message("perfect", "batchnorm_blocks")
     assert "second placement" in passed_message("style_seed", "batchnorm_blocks")
     dropout = graded.results.students["input_dropout"].cells["test_dropout"].checks[0]
@@ -78,12 +79,17 @@ def test_gradebook_holds_the_same_scores(graded):
 def test_solution_notebook_scores_full_marks_and_matches_perfect(graded, tmp_path):
     course = graded.course
     assignment = Assignment.from_course(course, AID)
-    result = grade(course.source_dir / AID / assignment.notebook, assignment,
-                   GradingSettings.from_course(course), workdir=tmp_path / "solution")
+    result = grade(
+        course.source_dir / AID / assignment.notebook,
+        assignment,
+        GradingSettings.from_course(course),
+        workdir=tmp_path / "solution",
+    )
     assert result.status == "graded" and result.score == result.max_score == 10
 
     def value(student_result):
         cell = student_result.cells["test_history"]
         return next(c for c in cell.checks if c.id == "history_val_mae").params["value"]
+
     # same seed, same model, one thread: the same weights as the perfect student, bit for bit
     assert value(result) == value(graded.results.students["perfect"])

@@ -58,8 +58,9 @@ def test_skip_execution_tags_and_edited_tests_are_undone(notebooks):
 def test_deleted_cells(notebooks):
     source, release = notebooks
     nb = answered(release)
-    nb.cells = [c for c in nb.cells if grade_id(c) not in ("ans_step_size", "test_step_size",
-                                                          "setup")]
+    nb.cells = [
+        c for c in nb.cells if grade_id(c) not in ("ans_step_size", "test_step_size", "setup")
+    ]
     out = rebuild(nb, source, release)
     assert graded_ids(out.notebook) == graded_ids(source)
     assert "NotImplementedError" in cell(out.notebook, "ans_step_size").source
@@ -109,19 +110,28 @@ def test_students_own_cells_stay_in_place(notebooks):
 def test_unknown_grade_ids_become_ordinary_cells(notebooks):
     source, release = notebooks
     nb = answered(release)
-    nb.cells.append(new_code_cell("x = 1", metadata={"nbgrader": {
-        "grade": True, "points": 100, "grade_id": "bonus", "locked": True}}))
+    nb.cells.append(
+        new_code_cell(
+            "x = 1",
+            metadata={
+                "nbgrader": {"grade": True, "points": 100, "grade_id": "bonus", "locked": True}
+            },
+        )
+    )
     out = rebuild(nb, source, release)
     assert "bonus" not in graded_ids(out.notebook)
     assert any("unknown grade id" in p for p in out.problems)
 
 
-@pytest.mark.parametrize("content, reason", [
-    (b"", "empty"),
-    (b"\x89PNG\r\n\x1a\n\x00\x00binary", "not"),
-    (b'{"cells": [', "not JSON"),
-    (b'{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": "nope"}', "not a valid"),
-])
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (b"", "empty"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00binary", "not"),
+        (b'{"cells": [', "not JSON"),
+        (b'{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": "nope"}', "not a valid"),
+    ],
+)
 def test_unreadable_submissions(tmp_path, content, reason):
     path = tmp_path / "learning_rate.ipynb"
     path.write_bytes(content)

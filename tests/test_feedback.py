@@ -36,14 +36,28 @@ from autograder.results import AssignmentResult, CellResult, CheckResult, Studen
 
 AID = "lesson4_learning_rate"
 NOTEBOOK = "learning_rate.ipynb"
-POINTS = {"test_steps_lr_003": 1.0, "test_steps_lr_01": 1.0, "test_lr_1_outcome": 1.0,
-          "test_goldilocks_lr": 1.0, "test_step_size": 1.0, "test_steps_per_epoch": 1.0,
-          "test_curve_labels": 2.0}
+POINTS = {
+    "test_steps_lr_003": 1.0,
+    "test_steps_lr_01": 1.0,
+    "test_lr_1_outcome": 1.0,
+    "test_goldilocks_lr": 1.0,
+    "test_step_size": 1.0,
+    "test_steps_per_epoch": 1.0,
+    "test_curve_labels": 2.0,
+}
 TEMPLATES = Path(__file__).resolve().parents[1] / "autograder" / "templates"
 
 # Text that exists only in the hidden test cells or the solutions: never in any feedback page.
-HIDDEN_MARKERS = ("BEGIN HIDDEN", "END HIDDEN", "HIDDEN TESTS", "capture.answers",
-                  "BEGIN SOLUTION", "CURVE.curvature", "n_train() / 256", "globals()")
+HIDDEN_MARKERS = (
+    "BEGIN HIDDEN",
+    "END HIDDEN",
+    "HIDDEN TESTS",
+    "capture.answers",
+    "BEGIN SOLUTION",
+    "CURVE.curvature",
+    "n_train() / 256",
+    "globals()",
+)
 
 
 # --- crafting a graded class -----------------------------------------------------------------
@@ -52,76 +66,151 @@ HIDDEN_MARKERS = ("BEGIN HIDDEN", "END HIDDEN", "HIDDEN TESTS", "capture.answers
 def check(cid: str, outcome: str, message_id: str, points: float, **params) -> CheckResult:
     texts = messages.render_all(message_id, params)
     passed = outcome == "passed"
-    return CheckResult(id=cid, passed=passed, message=texts["es"], message_id=message_id,
-                       params=params, messages=texts,
-                       hint=None if passed else messages.render_hint(message_id, params, "es"),
-                       outcome=outcome, points=points if passed else 0.0, max_points=points)
+    return CheckResult(
+        id=cid,
+        passed=passed,
+        message=texts["es"],
+        message_id=message_id,
+        params=params,
+        messages=texts,
+        hint=None if passed else messages.render_hint(message_id, params, "es"),
+        outcome=outcome,
+        points=points if passed else 0.0,
+        max_points=points,
+    )
 
 
 def cell(*checks: CheckResult) -> CellResult:
-    return CellResult(score=sum(c.points for c in checks),
-                      max_score=sum(c.max_points for c in checks), checks=list(checks))
+    return CellResult(
+        score=sum(c.points for c in checks),
+        max_score=sum(c.max_points for c in checks),
+        checks=list(checks),
+    )
 
 
 def student(sid: str, cells: dict[str, CellResult], **kw) -> StudentResult:
     kw.setdefault("timing", {"execute": 2.0, "check": 0.3, "total": 2.3, "wall": 2.3})
-    return StudentResult(student=sid, assignment=AID, status=kw.pop("status", "graded"),
-                         error=kw.pop("error", None),
-                         score=sum(c.score for c in cells.values()), max_score=8.0, cells=cells,
-                         notebook=NOTEBOOK, **kw)
+    return StudentResult(
+        student=sid,
+        assignment=AID,
+        status=kw.pop("status", "graded"),
+        error=kw.pop("error", None),
+        score=sum(c.score for c in cells.values()),
+        max_score=8.0,
+        cells=cells,
+        notebook=NOTEBOOK,
+        **kw,
+    )
 
 
 def labels(outcomes: dict[str, str], found: dict[str, str]) -> CellResult:
     out = []
     for panel in "ABCD":
         if outcomes[panel] == "passed":
-            out.append(check(f"curve_labels[{panel}]", "passed", "curve_label.correct", 0.5,
-                             panel=panel))
+            out.append(
+                check(f"curve_labels[{panel}]", "passed", "curve_label.correct", 0.5, panel=panel)
+            )
         elif outcomes[panel] == "not_attempted":
-            out.append(check(f"curve_labels[{panel}]", "not_attempted", "not_attempted", 0.5,
-                             name="curve_labels"))
+            out.append(
+                check(
+                    f"curve_labels[{panel}]",
+                    "not_attempted",
+                    "not_attempted",
+                    0.5,
+                    name="curve_labels",
+                )
+            )
         else:
-            out.append(check(f"curve_labels[{panel}]", "failed", "curve_label.wrong", 0.5,
-                             panel=panel, found=found[panel]))
+            out.append(
+                check(
+                    f"curve_labels[{panel}]",
+                    "failed",
+                    "curve_label.wrong",
+                    0.5,
+                    panel=panel,
+                    found=found[panel],
+                )
+            )
     return cell(*out)
 
 
 def ana() -> StudentResult:
     """Wrong in the classic ways (like the sample class's ``partial``)."""
-    return student("ana", {
-        "test_steps_lr_003": cell(check("steps_lr_003", "failed", "steps.off_by_one", 1,
-                                        name="steps_lr_003", lr=0.03, exercise=1)),
-        "test_steps_lr_01": cell(check("steps_lr_01", "failed", "steps.wrong", 1,
-                                       name="steps_lr_01", found=7, lr=0.1, exercise=2)),
-        "test_lr_1_outcome": cell(check("lr_1_outcome", "failed", "lr_outcome.wrong", 1,
-                                        found="b")),
-        "test_goldilocks_lr": cell(check("goldilocks_lr", "passed", "goldilocks.correct", 1)),
-        "test_step_size": cell(check("step_size", "failed", "step_size.divided", 1)),
-        "test_steps_per_epoch": cell(check("steps_per_epoch", "not_attempted", "not_attempted",
-                                           1, name="steps_per_epoch")),
-        "test_curve_labels": labels(
-            {"A": "failed", "B": "passed", "C": "passed", "D": "failed"},
-            {"A": "tasa_correcta", "D": "tasa_baja"}),
-    }, problems=["locked cell test_step_size was modified; the original was restored"])
+    return student(
+        "ana",
+        {
+            "test_steps_lr_003": cell(
+                check(
+                    "steps_lr_003",
+                    "failed",
+                    "steps.off_by_one",
+                    1,
+                    name="steps_lr_003",
+                    lr=0.03,
+                    exercise=1,
+                )
+            ),
+            "test_steps_lr_01": cell(
+                check(
+                    "steps_lr_01",
+                    "failed",
+                    "steps.wrong",
+                    1,
+                    name="steps_lr_01",
+                    found=7,
+                    lr=0.1,
+                    exercise=2,
+                )
+            ),
+            "test_lr_1_outcome": cell(
+                check("lr_1_outcome", "failed", "lr_outcome.wrong", 1, found="b")
+            ),
+            "test_goldilocks_lr": cell(check("goldilocks_lr", "passed", "goldilocks.correct", 1)),
+            "test_step_size": cell(check("step_size", "failed", "step_size.divided", 1)),
+            "test_steps_per_epoch": cell(
+                check(
+                    "steps_per_epoch", "not_attempted", "not_attempted", 1, name="steps_per_epoch"
+                )
+            ),
+            "test_curve_labels": labels(
+                {"A": "failed", "B": "passed", "C": "passed", "D": "failed"},
+                {"A": "tasa_correcta", "D": "tasa_baja"},
+            ),
+        },
+        problems=["locked cell test_step_size was modified; the original was restored"],
+    )
 
 
-ANA_ANSWERS = {"steps_lr_003": 46, "steps_lr_01": 7, "lr_1_outcome": "b",
-               "goldilocks_lr": 1 / 3.4, "step_size": 250.0, "steps_per_epoch": Ellipsis,
-               "curve_labels": {"A": "tasa_correcta", "B": "sobreajuste", "C": "tasa_alta",
-                                "D": "tasa_baja"}}
+ANA_ANSWERS = {
+    "steps_lr_003": 46,
+    "steps_lr_01": 7,
+    "lr_1_outcome": "b",
+    "goldilocks_lr": 1 / 3.4,
+    "step_size": 250.0,
+    "steps_per_epoch": Ellipsis,
+    "curve_labels": {"A": "tasa_correcta", "B": "sobreajuste", "C": "tasa_alta", "D": "tasa_baja"},
+}
 
 
 def bob() -> StudentResult:
     """A corrupt upload: nothing could be graded."""
     reason = "the file is not a valid Jupyter notebook: it is not JSON"
-    return student("bob", failed_cells(POINTS, "submission_error", {"reason": reason}),
-                   status="error", error=reason, timing={"total": 0.01, "wall": 0.01})
+    return student(
+        "bob",
+        failed_cells(POINTS, "submission_error", {"reason": reason}),
+        status="error",
+        error=reason,
+        timing={"total": 0.01, "wall": 0.01},
+    )
 
 
 def eve() -> StudentResult:
     """Everything right; her notebook also trained a model (a history was captured)."""
-    full = {gid: cell(check(gid.removeprefix("test_"), "passed", "ok", pts))
-            for gid, pts in POINTS.items() if gid != "test_curve_labels"}
+    full = {
+        gid: cell(check(gid.removeprefix("test_"), "passed", "ok", pts))
+        for gid, pts in POINTS.items()
+        if gid != "test_curve_labels"
+    }
     full["test_curve_labels"] = labels(dict.fromkeys("ABCD", "passed"), {})
     return student("eve", full, timing={"execute": 9.5, "check": 0.4, "total": 9.9, "wall": 9.9})
 
@@ -135,58 +224,97 @@ def tim() -> StudentResult:
         if gid in ("test_steps_lr_003", "test_steps_lr_01"):
             cells[gid] = cell(check(name, "passed", "ok", pts))
         elif gid == "test_step_size":
-            cells[gid] = cell(check(name, "failed", "answer_cell_timeout", pts, name=name,
-                                    seconds=120))
+            cells[gid] = cell(
+                check(name, "failed", "answer_cell_timeout", pts, name=name, seconds=120)
+            )
         elif gid == "test_curve_labels":
-            cells[gid] = cell(*[check(f"curve_labels[{p}]", "failed", "not_executed", 0.5,
-                                      cell=gid, reason=reason) for p in "ABCD"])
+            cells[gid] = cell(
+                *[
+                    check(
+                        f"curve_labels[{p}]", "failed", "not_executed", 0.5, cell=gid, reason=reason
+                    )
+                    for p in "ABCD"
+                ]
+            )
         else:
             cells[gid] = cell(check(name, "failed", "not_executed", pts, cell=gid, reason=reason))
-    return student("tim", cells, status="error", error=reason,
-                   timing={"execute": 300.2, "check": 0.3, "total": 300.6, "wall": 300.6})
+    return student(
+        "tim",
+        cells,
+        status="error",
+        error=reason,
+        timing={"execute": 300.2, "check": 0.3, "total": 300.6, "wall": 300.6},
+    )
 
 
 def overfit_history(epochs: int = 60, best: int = 38) -> dict:
     """Loss keeps falling; val_loss bottoms out at epoch ``best + 1`` and climbs afterwards."""
     loss = [0.30 * math.exp(-0.08 * e) + 0.05 for e in range(epochs)]
     val = [0.32 * math.exp(-0.08 * e) + 0.09 + 0.004 * max(0, e - best) for e in range(epochs)]
-    return {"history": {"loss": loss, "val_loss": val}, "params": {"epochs": 500, "steps": 5},
-            "early_stopping": {"best_epoch": best, "stopped_epoch": epochs - 1,
-                               "monitor": "val_loss"}}
+    return {
+        "history": {"loss": loss, "val_loss": val},
+        "params": {"epochs": 500, "steps": 5},
+        "early_stopping": {"best_epoch": best, "stopped_epoch": epochs - 1, "monitor": "val_loss"},
+    }
 
 
 def keras_capture(history: dict, attached: bool = True) -> dict:
     """``history`` in the layout of ``keras_capture.capture_training`` (keras/training.json)."""
-    state = {"stopped_epoch": history["early_stopping"]["stopped_epoch"],
-             "best_epoch": history["early_stopping"]["best_epoch"], "wait": 20, "best": 0.1,
-             "attached": attached, "attached_to_model": attached}
-    return {"model_name": "model", "history_name": "history", "callback_name": "early_stopping",
-            "history_present": True,
-            "history": {"type": "keras.src.callbacks.history.History", "is_history": True,
-                        "history": history["history"], "params": history["params"],
-                        "epoch": list(range(len(history["history"]["loss"]))),
-                        "model_is_model": True, "has_model": True},
-            "callback_present": True,
-            "callback": {"type": "keras.src.callbacks.early_stopping.EarlyStopping",
-                         "is_callback": True, "is_early_stopping": True,
-                         "settings": {"monitor": "val_loss", "min_delta": 0.001, "patience": 20,
-                                      "restore_best_weights": True},
-                         "state": state},
-            "other_early_stopping": []}
+    state = {
+        "stopped_epoch": history["early_stopping"]["stopped_epoch"],
+        "best_epoch": history["early_stopping"]["best_epoch"],
+        "wait": 20,
+        "best": 0.1,
+        "attached": attached,
+        "attached_to_model": attached,
+    }
+    return {
+        "model_name": "model",
+        "history_name": "history",
+        "callback_name": "early_stopping",
+        "history_present": True,
+        "history": {
+            "type": "keras.src.callbacks.history.History",
+            "is_history": True,
+            "history": history["history"],
+            "params": history["params"],
+            "epoch": list(range(len(history["history"]["loss"]))),
+            "model_is_model": True,
+            "has_model": True,
+        },
+        "callback_present": True,
+        "callback": {
+            "type": "keras.src.callbacks.early_stopping.EarlyStopping",
+            "is_callback": True,
+            "is_early_stopping": True,
+            "settings": {
+                "monitor": "val_loss",
+                "min_delta": 0.001,
+                "patience": 20,
+                "restore_best_weights": True,
+            },
+            "state": state,
+        },
+        "other_early_stopping": [],
+    }
 
 
 def reference_history(epochs: int = 70) -> dict:
     loss = [0.30 * math.exp(-0.09 * e) + 0.06 for e in range(epochs)]
     val = [0.31 * math.exp(-0.09 * e) + 0.092 + 0.0005 * max(0, e - 50) for e in range(epochs)]
-    return {"history": {"loss": loss, "val_loss": val}, "params": {"epochs": 500, "steps": 5},
-            "early_stopping": {"best_epoch": 49, "stopped_epoch": 69}}
+    return {
+        "history": {"loss": loss, "val_loss": val},
+        "params": {"epochs": 500, "steps": 5},
+        "early_stopping": {"best_epoch": 49, "stopped_epoch": 69},
+    }
 
 
 def write_answers(folder: Path, answers: dict) -> None:
     (folder / "answers").mkdir(parents=True, exist_ok=True)
     for name, value in answers.items():
         (folder / "answers" / f"{name}.json").write_text(
-            json.dumps({"name": name, "present": True, "value": describe(value)}))
+            json.dumps({"name": name, "present": True, "value": describe(value)})
+        )
 
 
 def build_class(course) -> AssignmentResult:
@@ -198,16 +326,38 @@ def build_class(course) -> AssignmentResult:
         (work / "artifacts").mkdir(parents=True)
         (work / "timestamp.txt").write_text("2026-11-20 10:00:00.000000 UTC")
         # what the executed notebook holds: the feedback must never read or show it
-        (work / NOTEBOOK).write_text(json.dumps({"cells": [{"source": (
-            "### BEGIN HIDDEN TESTS\ncapture.answers(globals(), 'steps_lr_003')\n"
-            "assert steps_lr_003 == 45\n### END HIDDEN TESTS")}]}))
+        (work / NOTEBOOK).write_text(
+            json.dumps(
+                {
+                    "cells": [
+                        {
+                            "source": (
+                                "### BEGIN HIDDEN TESTS\ncapture.answers(globals(), 'steps_lr_003')\n"
+                                "assert steps_lr_003 == 45\n### END HIDDEN TESTS"
+                            )
+                        }
+                    ]
+                }
+            )
+        )
     write_answers(course.autograded_dir / "ana" / AID / "artifacts", ANA_ANSWERS)
     eve_artifacts = course.autograded_dir / "eve" / AID / "artifacts"
-    write_answers(eve_artifacts, {"steps_lr_003": 45, "curve_labels": {
-        "A": "tasa_baja", "B": "sobreajuste", "C": "tasa_alta", "D": "tasa_correcta"}})
+    write_answers(
+        eve_artifacts,
+        {
+            "steps_lr_003": 45,
+            "curve_labels": {
+                "A": "tasa_baja",
+                "B": "sobreajuste",
+                "C": "tasa_alta",
+                "D": "tasa_correcta",
+            },
+        },
+    )
     (eve_artifacts / "keras").mkdir()
     (eve_artifacts / "keras" / "training.json").write_text(
-        json.dumps(keras_capture(overfit_history())))
+        json.dumps(keras_capture(overfit_history()))
+    )
     # the reference solution's capture, cached as if graded already (stamped with the source)
     ref = course.state_dir / "reference" / AID
     (ref / "artifacts").mkdir(parents=True)
@@ -235,8 +385,10 @@ def section(page: str, element_id: str) -> str:
 
 
 def images(page: str) -> list[bytes]:
-    return [base64.b64decode(data) for data in
-            re.findall(r'<img[^>]+src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)]
+    return [
+        base64.b64decode(data)
+        for data in re.findall(r'<img[^>]+src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    ]
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -251,13 +403,20 @@ class Rendered:
         self.course = course
         self.results = results
         self.dirs = {"es": course.feedback_dir, "en": course.state_dir / "feedback_en"}
-        self.paths = {"es": write_feedback(course, AID),
-                      "en": write_feedback(course, AID, language="en",
-                                           feedback_dir=self.dirs["en"])}
-        self.report = {"es": write_report(course, AID),
-                       "en": write_report(course, AID, language="en",
-                                          path=course.state_dir / "reports" / "report_en.html",
-                                          feedback_dir=self.dirs["en"])}
+        self.paths = {
+            "es": write_feedback(course, AID),
+            "en": write_feedback(course, AID, language="en", feedback_dir=self.dirs["en"]),
+        }
+        self.report = {
+            "es": write_report(course, AID),
+            "en": write_report(
+                course,
+                AID,
+                language="en",
+                path=course.state_dir / "reports" / "report_en.html",
+                feedback_dir=self.dirs["en"],
+            ),
+        }
 
     def page(self, sid: str, language: str = "es") -> str:
         return feedback_path(self.dirs[language], sid, AID, NOTEBOOK).read_text(encoding="utf-8")
@@ -283,7 +442,8 @@ def rendered(tmp_path_factory):
 def test_one_page_per_student_in_nbgraders_layout(rendered):
     course, results = rendered.course, rendered.results
     assert sorted(rendered.paths["es"]) == sorted(
-        course.feedback_dir / sid / AID / "learning_rate.html" for sid in results.students)
+        course.feedback_dir / sid / AID / "learning_rate.html" for sid in results.students
+    )
     assert all(p.is_file() for p in rendered.paths["es"])
 
 
@@ -342,8 +502,10 @@ def test_timeout_shows_the_reason_and_what_was_graded(rendered):
     assert "Se ha calificado lo que llegó a ejecutarse" in alert
     assert "superó el tiempo límite de 120 s" in section(page, "q-test_step_size")
     labels_section = section(page, "q-test_curve_labels")
-    assert ("no llegó a ejecutarse (el cuaderno superó su tiempo límite de 300 s y se detuvo)"
-            in labels_section)
+    assert (
+        "no llegó a ejecutarse (el cuaderno superó su tiempo límite de 300 s y se detuvo)"
+        in labels_section
+    )
     assert labels_section.count("no llegó a ejecutarse") == 1 and "×4" in labels_section
     assert re.search(r'id="score">\s*2 / 8\s*<', page)
 
@@ -376,9 +538,15 @@ def test_pages_are_self_contained_and_inert(rendered):
 
 def test_student_values_are_escaped(course):
     hostile = "<script>alert('x')</script>"
-    result = student("mallory", {gid: cell(check(gid.removeprefix("test_"), "failed",
-                                                 "step_size.wrong", pts, found=hostile))
-                                 for gid, pts in POINTS.items()})
+    result = student(
+        "mallory",
+        {
+            gid: cell(
+                check(gid.removeprefix("test_"), "failed", "step_size.wrong", pts, found=hostile)
+            )
+            for gid, pts in POINTS.items()
+        },
+    )
     AssignmentResult(AID, {"mallory": result}).write_json(results_path(course, AID))
     write_answers(course.autograded_dir / "mallory" / AID / "artifacts", {"step_size": hostile})
     report = write_report(course, AID).read_text(encoding="utf-8")
@@ -400,19 +568,23 @@ def test_pipeline_texts_are_localized_and_unknown_ones_kept():
     es, en = Text("es"), Text("en")
     assert localize("the file is empty", es) == "El archivo está vacío."
     assert localize("the file is empty", en) == "The file is empty."
-    assert localize("no notebook named learning_rate.ipynb was submitted (found lr.ipynb: "
-                    "was it renamed?)", es) == ("No se entregó ningún cuaderno llamado "
-                                                "`learning_rate.ipynb` (se encontró lr.ipynb: "
-                                                "¿le cambiaste el nombre?).")
+    assert localize(
+        "no notebook named learning_rate.ipynb was submitted (found lr.ipynb: was it renamed?)", es
+    ) == (
+        "No se entregó ningún cuaderno llamado "
+        "`learning_rate.ipynb` (se encontró lr.ipynb: "
+        "¿le cambiaste el nombre?)."
+    )
     assert localize("something new went wrong", es) == "Something new went wrong"
-    assert localize("answer cell ans_x was deleted; it counts as not attempted", es,
-                    NOTE_PATTERNS) == ("La celda de respuesta `ans_x` fue borrada; cuenta como "
-                                       "no intentada.")
+    assert localize(
+        "answer cell ans_x was deleted; it counts as not attempted", es, NOTE_PATTERNS
+    ) == ("La celda de respuesta `ans_x` fue borrada; cuenta como no intentada.")
 
 
 def test_md_renders_code_and_bold_only_after_escaping():
     assert md("use `pg.reset(1.0)` **now** <b>") == (
-        "use <code>pg.reset(1.0)</code> <strong>now</strong> &lt;b&gt;")
+        "use <code>pg.reset(1.0)</code> <strong>now</strong> &lt;b&gt;"
+    )
 
 
 def test_curve_labels_figure_shows_the_students_labels(rendered):
@@ -481,7 +653,8 @@ def test_read_trainings_reads_the_keras_capture_layout(tmp_path):
     assert math.isnan(curves.val_loss[5]) and curves.monitor == "val_loss"
     # a callback that was not attached to the trained model says nothing about this run
     (tmp_path / "keras" / "training.json").write_text(
-        json.dumps(keras_capture(overfit_history(), attached=False)))
+        json.dumps(keras_capture(overfit_history(), attached=False))
+    )
     curves = read_trainings(tmp_path)["history"]
     assert curves.best_epoch is None and curves.stopped_epoch is None
     assert curves.marked_best_epoch == 39 and curves.marked_stop_epoch == 60  # from the data
@@ -489,15 +662,15 @@ def test_read_trainings_reads_the_keras_capture_layout(tmp_path):
 
 def test_read_trainings_accepts_a_flat_history_and_a_separate_callback_file(tmp_path):
     (tmp_path / "history.json").write_text(json.dumps({"loss": [3, 2, 1], "val_loss": [3, 2, 2]}))
-    (tmp_path / "early_stopping.json").write_text(json.dumps({"best_epoch": 1,
-                                                              "stopped_epoch": 0}))
+    (tmp_path / "early_stopping.json").write_text(json.dumps({"best_epoch": 1, "stopped_epoch": 0}))
     curves = read_trainings(tmp_path)["history"]
     assert curves.best_epoch == 2 and curves.stopped_epoch is None  # 0: never stopped early
     assert curves.marked_stop_epoch is None
 
 
-@pytest.mark.parametrize("content", ['{"loss": "nope"}', "not json", '{"loss": [1, true]}',
-                                     "[1, 2, 3]"])
+@pytest.mark.parametrize(
+    "content", ['{"loss": "nope"}', "not json", '{"loss": [1, true]}', "[1, 2, 3]"]
+)
 def test_read_trainings_ignores_malformed_captures(tmp_path, content):
     (tmp_path / "history.json").write_text(content)
     assert read_trainings(tmp_path) == {}
@@ -609,17 +782,33 @@ def test_every_string_the_code_uses_is_defined():
     strings = ui_strings()
     root = TEMPLATES.parent
     used = set()
-    for path in [*TEMPLATES.glob("*.j2"), root / "feedback.py", root / "report.py",
-                 root / "plots.py"]:
+    for path in [
+        *TEMPLATES.glob("*.j2"),
+        root / "feedback.py",
+        root / "report.py",
+        root / "plots.py",
+    ]:
         used |= set(re.findall(r'\bt(?:ext)?\("([a-z_]+\.[a-z_.]+)"', path.read_text()))
     used |= {f"outcome.{o}" for o in ("passed", "failed", "not_attempted", "error")}
     used |= {f"cell.{s}" for s in ("full", "partial", "zero", "not_attempted")}
-    used |= {f"diagnosis.{d}" for d in ("diverged", "lr_too_high", "overfitting",
-                                         "underfitting_still_falling", "underfitting_reference")}
+    used |= {
+        f"diagnosis.{d}"
+        for d in (
+            "diverged",
+            "lr_too_high",
+            "overfitting",
+            "underfitting_still_falling",
+            "underfitting_reference",
+        )
+    }
     from autograder.report import CHECK_INCIDENTS, RUN_INCIDENTS
 
-    used |= {"report.kind_submission", "report.kind_repaired", *CHECK_INCIDENTS.values(),
-             *RUN_INCIDENTS.values()}
+    used |= {
+        "report.kind_submission",
+        "report.kind_repaired",
+        *CHECK_INCIDENTS.values(),
+        *RUN_INCIDENTS.values(),
+    }
     missing = sorted(used - set(strings))
     assert not missing, missing
     assert len(used) > 40
@@ -637,4 +826,3 @@ def test_question_titles_from_the_release_notebook(course):
     assert [q.number for q in questions] == list(range(1, 8))
     assert questions[0].name == "steps_lr_003" and questions[0].title == "Ejercicio 1"
     assert questions[3].title == 'La tasa "justa" (Goldilocks)'
-

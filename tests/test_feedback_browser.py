@@ -34,12 +34,20 @@ pytestmark = pytest.mark.slow
 
 AID = "lesson4_learning_rate"
 NOTEBOOK = "learning_rate.ipynb"
-HIDDEN_MARKERS = ("BEGIN HIDDEN", "HIDDEN TESTS", "capture.answers", "BEGIN SOLUTION",
-                  "CURVE.curvature", "n_train() / 256")
+HIDDEN_MARKERS = (
+    "BEGIN HIDDEN",
+    "HIDDEN TESTS",
+    "capture.answers",
+    "BEGIN SOLUTION",
+    "CURVE.curvature",
+    "n_train() / 256",
+)
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
 CHROMEDRIVER = ("chromedriver", "/usr/lib/chromium/chromedriver")
-INSTALL = ("this test needs a headless browser: apt-get install -y chromium chromium-driver "
-           "(Debian) and pip install selenium")
+INSTALL = (
+    "this test needs a headless browser: apt-get install -y chromium chromium-driver "
+    "(Debian) and pip install selenium"
+)
 WIDTH = 1200
 
 
@@ -62,15 +70,19 @@ class Browser:
         from selenium.webdriver.support.ui import WebDriverWait
 
         self.driver.get(path.resolve().as_uri())
-        WebDriverWait(self.driver, 30).until(lambda d: d.execute_script(
-            "return document.readyState === 'complete' && "
-            "Array.from(document.images).every(i => i.complete)"))
+        WebDriverWait(self.driver, 30).until(
+            lambda d: d.execute_script(
+                "return document.readyState === 'complete' && "
+                "Array.from(document.images).every(i => i.complete)"
+            )
+        )
 
     def images(self) -> list[dict]:
         return self.driver.execute_script(
             "return Array.from(document.images).map(i => ({alt: i.alt, complete: i.complete,"
             " width: i.naturalWidth, height: i.naturalHeight,"
-            " shown: i.getBoundingClientRect().width}))")
+            " shown: i.getBoundingClientRect().width}))"
+        )
 
     def text(self, css: str = "body") -> str:
         from selenium.webdriver.common.by import By
@@ -111,10 +123,18 @@ def browser(tmp_path_factory):
     shots.mkdir(parents=True, exist_ok=True)
     options = Options()
     options.binary_location = chromium
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--hide-scrollbars", f"--window-size={WIDTH},900",
-                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+    for arg in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        f"--window-size={WIDTH},900",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
         options.add_argument(arg)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SE_OFFLINE", "true")  # selenium must never try to download a driver
@@ -235,8 +255,9 @@ def test_english_pages(browser, sample, tmp_path):
     course = graded.course
     out = tmp_path / "feedback_en"
     write_feedback(course, AID, language="en", feedback_dir=out)
-    report = write_report(course, AID, language="en", path=tmp_path / "report_en.html",
-                          feedback_dir=out)
+    report = write_report(
+        course, AID, language="en", path=tmp_path / "report_en.html", feedback_dir=out
+    )
     browser.open(feedback_path(out, "partial", AID, NOTEBOOK))
     browser.screenshot("feedback_partial_en")
     body = browser.text()
@@ -284,15 +305,25 @@ def test_reads_what_a_real_keras_fit_captures(tmp_path, monkeypatch):
     keras.utils.set_random_seed(0)
     x = np.random.default_rng(0).random((64, 3))
     y = x.sum(axis=1, keepdims=True)
-    model = keras.Sequential([keras.Input(shape=(3,)), keras.layers.Dense(4, activation="relu"),
-                              keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [keras.Input(shape=(3,)), keras.layers.Dense(4, activation="relu"), keras.layers.Dense(1)]
+    )
     model.compile(optimizer="adam", loss="mae")
-    early_stopping = keras.callbacks.EarlyStopping(patience=2, min_delta=0.5,
-                                                   restore_best_weights=True)
-    history = model.fit(x, y, validation_data=(x[:16], y[:16]), epochs=30, batch_size=32,
-                        callbacks=[early_stopping], verbose=0)
-    keras_capture.capture_training({"model": model, "history": history,
-                                    "early_stopping": early_stopping})
+    early_stopping = keras.callbacks.EarlyStopping(
+        patience=2, min_delta=0.5, restore_best_weights=True
+    )
+    history = model.fit(
+        x,
+        y,
+        validation_data=(x[:16], y[:16]),
+        epochs=30,
+        batch_size=32,
+        callbacks=[early_stopping],
+        verbose=0,
+    )
+    keras_capture.capture_training(
+        {"model": model, "history": history, "early_stopping": early_stopping}
+    )
     curves = read_trainings(tmp_path)["history"]
     assert curves.loss == pytest.approx(history.history["loss"])
     assert curves.val_loss == pytest.approx(history.history["val_loss"])

@@ -65,13 +65,24 @@ RESULTS_SCHEMA = {
     },
     "additionalProperties": False,
     # either a top-level score, or tests that carry scores
-    "anyOf": [{"required": ["score"]},
-              {"required": ["tests"],
-               "properties": {"tests": {"items": {"required": ["score"]}}}}],
+    "anyOf": [
+        {"required": ["score"]},
+        {"required": ["tests"], "properties": {"tests": {"items": {"required": ["score"]}}}},
+    ],
 }
 # what this package promises on top of the specification: every graded cell is a test
-OUR_TEST = {"required": ["name", "number", "score", "max_score", "status", "output",
-                         "output_format", "visibility"]}
+OUR_TEST = {
+    "required": [
+        "name",
+        "number",
+        "score",
+        "max_score",
+        "status",
+        "output",
+        "output_format",
+        "visibility",
+    ]
+}
 
 
 def validate_results(results: dict, cells: list[str] | None = None) -> None:
@@ -89,10 +100,12 @@ def validate_results(results: dict, cells: list[str] | None = None) -> None:
 @pytest.fixture
 def course(tmp_path):
     course = make_course(tmp_path / "state")
-    course.nbgrader_config.Course.lms = {"gradescope": {
-        "visibility": {AID: "after_published"},
-        "test_visibility": {AID: {"test_curve_labels": "after_due_date"}},
-    }}
+    course.nbgrader_config.Course.lms = {
+        "gradescope": {
+            "visibility": {AID: "after_published"},
+            "test_visibility": {AID: {"test_curve_labels": "after_due_date"}},
+        }
+    }
     return course
 
 
@@ -107,8 +120,9 @@ def test_results_json_follows_the_spec(course):
     settings = gs.GradescopeSettings.from_course(course, AID)
     result = student_result(course, "ana", {"test_steps_lr_003": 0, "test_curve_labels": 1})
     result.problems = ["locked cell setup was modified; the original was restored"]
-    results = gs.gradescope_results(result, settings, 12.6, ["Copia.ipynb was graded as "
-                                                             "learning_rate.ipynb."])
+    results = gs.gradescope_results(
+        result, settings, 12.6, ["Copia.ipynb was graded as learning_rate.ipynb."]
+    )
     validate_results(results, cells_of(course))
     assert results["score"] == 6 and results["execution_time"] == 13
     tests = {t["name"]: t for t in results["tests"]}
@@ -163,16 +177,24 @@ def test_bundle_has_everything_gradescope_needs_and_no_secrets(course, tmp_path,
     for script in ("setup.sh", "run_autograder"):
         assert script in names and modes[script] & stat.S_IXUSR
         subprocess.run(["bash", "-n", str(tmp_path / "bundle" / script)], check=True)
-    assert {"gradescope.json", "package/pyproject.toml", "package/MANIFEST.in",
-            "package/autograder/core.py", "package/autograder/checkers/pytest.ini",
-            f"package/autograder/checkers/{AID}.py", "course/course_config.py",
-            f"course/source/{AID}/learning_rate.ipynb",
-            f"course/release/{AID}/learning_rate.ipynb",
-            "data/winequality-red.csv"} <= names
+    assert {
+        "gradescope.json",
+        "package/pyproject.toml",
+        "package/MANIFEST.in",
+        "package/autograder/core.py",
+        "package/autograder/checkers/pytest.ini",
+        f"package/autograder/checkers/{AID}.py",
+        "course/course_config.py",
+        f"course/source/{AID}/learning_rate.ipynb",
+        f"course/release/{AID}/learning_rate.ipynb",
+        "data/winequality-red.csv",
+    } <= names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     bundle = tmp_path / "bundle"
-    assert hashlib.sha256((bundle / "data/winequality-red.csv").read_bytes()).hexdigest() == \
-        hashlib.sha256((data_home / "winequality-red.csv").read_bytes()).hexdigest()
+    assert (
+        hashlib.sha256((bundle / "data/winequality-red.csv").read_bytes()).hexdigest()
+        == hashlib.sha256((data_home / "winequality-red.csv").read_bytes()).hexdigest()
+    )
     project = tomllib.loads((bundle / "package/pyproject.toml").read_text())["project"]
     assert project["name"] == "autograder" and any("nbgrader" in d for d in project["dependencies"])
     config = (bundle / "course/course_config.py").read_text()
@@ -182,20 +204,28 @@ def test_bundle_has_everything_gradescope_needs_and_no_secrets(course, tmp_path,
     assert bundled.language == course.language and bundled.db_url.startswith("sqlite")
     settings = json.loads((bundle / "gradescope.json").read_text())
     assert settings["assignment"] == AID and settings["visibility"] == "after_published"
-    assert "/autograder/venv/bin/python -m autograder.lms.gradescope run" in \
-        (bundle / "run_autograder").read_text()
+    assert (
+        "/autograder/venv/bin/python -m autograder.lms.gradescope run"
+        in (bundle / "run_autograder").read_text()
+    )
 
 
 def test_protect_material_leaves_only_data_readable(tmp_path):
     root = tmp_path / "autograder"
-    for rel in ("source/course/source/a/nb.ipynb", "source/package/autograder/x.py",
-                "source/data/wine.csv", "source/gradescope.json"):
+    for rel in (
+        "source/course/source/a/nb.ipynb",
+        "source/package/autograder/x.py",
+        "source/data/wine.csv",
+        "source/gradescope.json",
+    ):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text("x")
     gs.protect_material(root, [root / "source" / "data"])
     mode = lambda rel: stat.S_IMODE((root / rel).stat().st_mode)  # noqa: E731
     assert mode("source") == 0o711
-    assert mode("source/course") & 0o077 == 0 and mode("source/course/source/a/nb.ipynb") & 0o077 == 0
+    assert (
+        mode("source/course") & 0o077 == 0 and mode("source/course/source/a/nb.ipynb") & 0o077 == 0
+    )
     assert mode("source/package/autograder/x.py") & 0o077 == 0
     assert mode("source/gradescope.json") & 0o077 == 0
     assert mode("source/data") & 0o055 == 0o055 and mode("source/data/wine.csv") & 0o044 == 0o044
@@ -217,9 +247,14 @@ def autograder_root(course, tmp_path: Path, settings: dict | None = None) -> Pat
         path.write_text(json.dumps({**json.loads(path.read_text()), **settings}))
     (root / "submission").mkdir()
     (root / "results").mkdir()
-    (root / "submission_metadata.json").write_text(json.dumps(
-        {"users": [{"email": "ana@uni.es", "name": "Ana", "sid": "A1"}],
-         "created_at": "2026-11-20T10:00:00.000000-07:00"}))
+    (root / "submission_metadata.json").write_text(
+        json.dumps(
+            {
+                "users": [{"email": "ana@uni.es", "name": "Ana", "sid": "A1"}],
+                "created_at": "2026-11-20T10:00:00.000000-07:00",
+            }
+        )
+    )
     return root
 
 
@@ -234,8 +269,7 @@ def test_run_autograder_without_a_notebook(course, tmp_path, data_home):
     assert "No notebook was submitted" in results["output"]
 
 
-def test_run_autograder_sets_time_limits_from_gradescopes(course, tmp_path, data_home,
-                                                          monkeypatch):
+def test_run_autograder_sets_time_limits_from_gradescopes(course, tmp_path, data_home, monkeypatch):
     import autograder.core
 
     root = autograder_root(course, tmp_path, {"time_limit": 200, "margin": 50})
@@ -271,7 +305,7 @@ def test_run_autograder_reports_its_own_failure(course, tmp_path, data_home, mon
     assert "autograder itself failed (ZeroDivisionError" in results["output"]
 
 
-PROBE = '''
+PROBE = """
 import json, os
 probe = {}
 for name, path in {"source": %r, "checkers": %r, "results": %r}.items():
@@ -285,7 +319,7 @@ for name, path in {"source": %r, "checkers": %r, "results": %r}.items():
         probe[name] = type(exc).__name__
 probe["uid"] = os.getuid()
 json.dump(probe, open("probe.json", "w"))
-'''
+"""
 
 
 @pytest.mark.slow
@@ -306,8 +340,11 @@ def test_run_autograder_grades_a_real_notebook(course, tmp_path, data_home):
         checker = Path(gs.installed_package_dir()) / "checkers" / f"{AID}.py"
         results_file = root / "results" / "results.json"
         release = nbformat.read(course.release_dir / AID / "learning_rate.ipynb", as_version=4)
-        nb = insert_after(perfect(release), "ans_curve_labels",
-                          PROBE % (str(source_nb), str(checker), str(results_file)))
+        nb = insert_after(
+            perfect(release),
+            "ans_curve_labels",
+            PROBE % (str(source_nb), str(checker), str(results_file)),
+        )
         nbformat.write(nb, root / "submission" / "learning_rate (1).ipynb")
         started = time.monotonic()
         results = gs.run_autograder(root)

@@ -107,18 +107,33 @@ def canvas_archive(tmp_path: Path) -> tuple[Path, dict[str, str]]:
         "__MACOSX/._garcíaana_1001_501_learning_rate.ipynb": b"\x00\x05\x16\x07",
         "README.txt": b"downloaded from Canvas",
     }
-    owners = {"ana": "ana", "ben": "ben", "carla": "carla", "anon_Xy12z": "anon",
-              "frank": "frank", "iris": "iris"}
+    owners = {
+        "ana": "ana",
+        "ben": "ben",
+        "carla": "carla",
+        "anon_Xy12z": "anon",
+        "frank": "frank",
+        "iris": "iris",
+    }
     return write_zip(tmp_path / "submissions.zip", members), owners
 
 
 def test_canvas_names_are_parsed_like_canvas_writes_them():
     name = parse_canvas_name("lópezben_LATE_1002_502_learning_rate-2.ipynb")
-    assert (name.name, name.late, name.user_id, name.attachment_id, name.filename) == \
-        ("lópezben", True, "1002", "502", "learning_rate-2.ipynb")
+    assert (name.name, name.late, name.user_id, name.attachment_id, name.filename) == (
+        "lópezben",
+        True,
+        "1002",
+        "502",
+        "learning_rate-2.ipynb",
+    )
     anon = parse_canvas_name("LATE_anon_Xy12z_504_my_work_v2.ipynb")
-    assert (anon.lms_id, anon.late, anon.attachment_id, anon.filename) == \
-        ("anon_Xy12z", True, "504", "my_work_v2.ipynb")
+    assert (anon.lms_id, anon.late, anon.attachment_id, anon.filename) == (
+        "anon_Xy12z",
+        True,
+        "504",
+        "my_work_v2.ipynb",
+    )
     text = parse_canvas_name("sanzeve_1005_text.html")
     assert (text.user_id, text.attachment_id, text.filename) == ("1005", None, "text.html")
     # names keep underscores and digits; the roster's ids settle an ambiguous split
@@ -184,30 +199,44 @@ def test_canvas_archive_without_roster_uses_canvas_ids(course, tmp_path):
 
 
 def test_canvas_gradebook_export_works_as_a_roster(course, tmp_path):
-    gradebook = write_csv(tmp_path / "gradebook.csv", (
-        "Student,ID,SIS User ID,SIS Login ID,Section,Lección 4 (7001)\n"
-        "    Points Possible,,,,,8.00\n"
-        '"García, Ana",1001,S1,ana.garcia,Grupo A,\n'
-        '"López, Ben",1002,S2,ben.lopez,Grupo A,\n'
-        '"Student, Test",1999,,,Grupo A,\n'))
+    gradebook = write_csv(
+        tmp_path / "gradebook.csv",
+        (
+            "Student,ID,SIS User ID,SIS Login ID,Section,Lección 4 (7001)\n"
+            "    Points Possible,,,,,8.00\n"
+            '"García, Ana",1001,S1,ana.garcia,Grupo A,\n'
+            '"López, Ben",1002,S2,ben.lopez,Grupo A,\n'
+            '"Student, Test",1999,,,Grupo A,\n'
+        ),
+    )
     roster = load_roster(gradebook)
     assert {p.student_id for p in roster.people} == {"ana.garcia", "ben.lopez"}
-    archive = write_zip(tmp_path / "s.zip", {
-        "garcíaana_1001_501_learning_rate.ipynb": notebook_bytes("ana"),
-        "lópezben_1002_502_learning_rate.ipynb": notebook_bytes("ben")})
+    archive = write_zip(
+        tmp_path / "s.zip",
+        {
+            "garcíaana_1001_501_learning_rate.ipynb": notebook_bytes("ana"),
+            "lópezben_1002_502_learning_rate.ipynb": notebook_bytes("ben"),
+        },
+    )
     report = collect_archive(course, AID, archive, "canvas", roster=gradebook)
     assert set(report.by_student()) == {"ana.garcia", "ben.lopez"} and report.ok
 
 
 def test_recollect_replaces_old_submission_and_keeps_earlier_placements(course, tmp_path):
-    first = write_zip(tmp_path / "first.zip", {
-        "garcíaana_1001_501_learning_rate.ipynb": notebook_bytes("ana-v1"),
-        "lópezben_1002_502_learning_rate.ipynb": notebook_bytes("ben")})
+    first = write_zip(
+        tmp_path / "first.zip",
+        {
+            "garcíaana_1001_501_learning_rate.ipynb": notebook_bytes("ana-v1"),
+            "lópezben_1002_502_learning_rate.ipynb": notebook_bytes("ben"),
+        },
+    )
     collect_archive(course, AID, first, "canvas")
     stale = course.submitted_dir / "1001" / AID / "stale.txt"
     stale.write_text("left over")
-    second = write_zip(tmp_path / "second.zip", {
-        "garcíaana_LATE_1001_601_learning_rate-1.ipynb": notebook_bytes("ana-v2")})
+    second = write_zip(
+        tmp_path / "second.zip",
+        {"garcíaana_LATE_1001_601_learning_rate-1.ipynb": notebook_bytes("ana-v2")},
+    )
     collect_archive(course, AID, second, "canvas")
     assert owner_of(course.submitted_dir / "1001" / AID / NOTEBOOK) == "ana-v2"
     assert not stale.exists()
@@ -233,18 +262,25 @@ def test_duplicate_ids_in_roster_and_two_users_for_one_student_are_refused(cours
         load_roster(invalid)
     # two Canvas users matched (by name) to the same student: neither is placed
     roster = write_csv(tmp_path / "r.csv", 'student_id,sortable_name\nana,"García, Ana"\n')
-    archive = write_zip(tmp_path / "s.zip", {
-        "garcíaana_1001_501_learning_rate.ipynb": notebook_bytes("a1"),
-        "garcíaana_1077_502_learning_rate.ipynb": notebook_bytes("a2")})
+    archive = write_zip(
+        tmp_path / "s.zip",
+        {
+            "garcíaana_1001_501_learning_rate.ipynb": notebook_bytes("a1"),
+            "garcíaana_1077_502_learning_rate.ipynb": notebook_bytes("a2"),
+        },
+    )
     report = collect_archive(course, AID, archive, "canvas", roster=roster)
     assert not report.placed
     assert [p.kind for p in report.problems] == ["duplicate", "duplicate"]
 
 
 def test_zip_names_without_utf8_flag_are_repaired(course, tmp_path):
-    archive = write_zip(tmp_path / "s.zip", {
-        "ibáñeziris_1009_510_learning_rate.ipynb": notebook_bytes("iris")}, utf8_flag=False)
-    roster = write_csv(tmp_path / "r.csv", 'student_id,name\niris,Iris Ibáñez\n')
+    archive = write_zip(
+        tmp_path / "s.zip",
+        {"ibáñeziris_1009_510_learning_rate.ipynb": notebook_bytes("iris")},
+        utf8_flag=False,
+    )
+    roster = write_csv(tmp_path / "r.csv", "student_id,name\niris,Iris Ibáñez\n")
     with zipfile.ZipFile(archive) as zf:
         assert not zf.infolist()[0].flag_bits & 0x800
         assert zf.namelist()[0] != "ibáñeziris_1009_510_learning_rate.ipynb"  # mojibake
@@ -265,8 +301,9 @@ def test_oversized_notebook_is_reported_not_extracted(course, tmp_path, monkeypa
     import autograder.lms as lms
 
     monkeypatch.setattr(lms, "MAX_MEMBER_BYTES", 1000)
-    archive = write_zip(tmp_path / "s.zip", {
-        "garcíaana_1001_501_learning_rate.ipynb": b"{" + b" " * 5000 + b"}"})
+    archive = write_zip(
+        tmp_path / "s.zip", {"garcíaana_1001_501_learning_rate.ipynb": b"{" + b" " * 5000 + b"}"}
+    )
     report = collect_archive(course, AID, archive, "canvas")
     assert not report.placed and report.problems[0].kind == "too_large"
     assert not course.submitted_dir.exists()
@@ -332,14 +369,22 @@ def test_moodle_paths_3x_4x_flat_and_blind():
 
 
 def test_moodle_worksheet_as_roster_identifies_blind_marked_students(course, tmp_path):
-    worksheet = write_csv(tmp_path / "worksheet.csv", (
-        "Identifier,Full name,Email address,Status,Grade,Maximum grade\n"
-        '"Participant 205",Ana García López,ana@uni.es,Submitted,,8.00\n'
-        '"Participant 206",Benito Pérez,ben@uni.es,Submitted,,8.00\n'))
-    archive = write_zip(tmp_path / "blind.zip", {
-        "Participant_205_assignsubmission_file/learning_rate.ipynb": notebook_bytes("ana"),
-        "Participant_206_assignsubmission_file_/learning_rate.ipynb": notebook_bytes("ben"),
-        "Participant_207_assignsubmission_file/learning_rate.ipynb": notebook_bytes("who")})
+    worksheet = write_csv(
+        tmp_path / "worksheet.csv",
+        (
+            "Identifier,Full name,Email address,Status,Grade,Maximum grade\n"
+            '"Participant 205",Ana García López,ana@uni.es,Submitted,,8.00\n'
+            '"Participant 206",Benito Pérez,ben@uni.es,Submitted,,8.00\n'
+        ),
+    )
+    archive = write_zip(
+        tmp_path / "blind.zip",
+        {
+            "Participant_205_assignsubmission_file/learning_rate.ipynb": notebook_bytes("ana"),
+            "Participant_206_assignsubmission_file_/learning_rate.ipynb": notebook_bytes("ben"),
+            "Participant_207_assignsubmission_file/learning_rate.ipynb": notebook_bytes("who"),
+        },
+    )
     report = collect_archive(course, AID, archive, "moodle", roster=worksheet)
     placed = report.by_student()
     assert set(placed) == {"ana@uni.es", "ben@uni.es"}

@@ -32,8 +32,13 @@ _TEMPLATE: dict[str, Path] = {}
 # --- a graded class without running notebooks ---------------------------------------------------
 
 
-def student_result(course: Course, student: str, scores: dict[str, float] | None = None,
-                   status: str = "graded", error: str | None = None) -> StudentResult:
+def student_result(
+    course: Course,
+    student: str,
+    scores: dict[str, float] | None = None,
+    status: str = "graded",
+    error: str | None = None,
+) -> StudentResult:
     """A result as the core would return it: full marks unless ``scores`` says otherwise."""
     assignment = Assignment.from_course(course, AID)
     cells = {}
@@ -41,17 +46,37 @@ def student_result(course: Course, student: str, scores: dict[str, float] | None
         score = (scores or {}).get(gid, points)
         passed = score >= points
         message = "Correcto." if passed else f"Revisa `{gid.removeprefix('test_')}`: 3 != 4."
-        cells[gid] = CellResult(score=score, max_score=points, checks=[CheckResult(
-            id=gid.removeprefix("test_"), passed=passed, message=message,
-            message_id="ok" if passed else "assertion",
-            messages={"es": message, "en": message}, outcome="passed" if passed else "failed",
-            points=score, max_points=points)])
-    return StudentResult(student, AID, status, error, sum(c.score for c in cells.values()),
-                         assignment.max_score, cells, notebook=assignment.notebook)
+        cells[gid] = CellResult(
+            score=score,
+            max_score=points,
+            checks=[
+                CheckResult(
+                    id=gid.removeprefix("test_"),
+                    passed=passed,
+                    message=message,
+                    message_id="ok" if passed else "assertion",
+                    messages={"es": message, "en": message},
+                    outcome="passed" if passed else "failed",
+                    points=score,
+                    max_points=points,
+                )
+            ],
+        )
+    return StudentResult(
+        student,
+        AID,
+        status,
+        error,
+        sum(c.score for c in cells.values()),
+        assignment.max_score,
+        cells,
+        notebook=assignment.notebook,
+    )
 
 
-def graded_state(state_dir: Path, results: list[StudentResult] | None = None,
-                 course: Course | None = None) -> Course:
+def graded_state(
+    state_dir: Path, results: list[StudentResult] | None = None, course: Course | None = None
+) -> Course:
     """A course whose gradebook and results file hold ``results`` (the gradebook schema is
     created once per session and copied)."""
     course = course or make_course(state_dir)
@@ -68,7 +93,8 @@ def graded_state(state_dir: Path, results: list[StudentResult] | None = None,
         for result in results:
             record_result(gb, assignment, result)
     AssignmentResult(AID, {r.student: r for r in results}).write_json(
-        course.results_dir / f"{AID}.json")
+        course.results_dir / f"{AID}.json"
+    )
     return course
 
 
@@ -82,11 +108,16 @@ def set_manual_score(course: Course, student: str, gid: str, score: float) -> No
 def class_of(course: Course) -> list[StudentResult]:
     return [
         student_result(course, "ana"),
-        student_result(course, "ben", {"test_steps_lr_003": 0, "test_step_size": 0,
-                                       "test_curve_labels": 1}),
-        student_result(course, "carla", dict.fromkeys(Assignment.from_course(
-            course, AID).cell_points, 0.0), "error",
-            "the file is not a valid Jupyter notebook: it is not JSON"),
+        student_result(
+            course, "ben", {"test_steps_lr_003": 0, "test_step_size": 0, "test_curve_labels": 1}
+        ),
+        student_result(
+            course,
+            "carla",
+            dict.fromkeys(Assignment.from_course(course, AID).cell_points, 0.0),
+            "error",
+            "the file is not a valid Jupyter notebook: it is not JSON",
+        ),
         student_result(course, "iris"),
         student_result(course, "anon_Xy12z", {"test_step_size": 0}),
         student_result(course, "zoe", {"test_curve_labels": 0}),
@@ -117,6 +148,7 @@ def course(tmp_path):
 
 def test_exporters_are_registered():
     import autograder.lms.lti  # noqa: F401
+
     assert {"canvas", "moodle", "lti"} <= set(EXPORTERS)
 
 
@@ -135,15 +167,17 @@ def test_class_grades_use_the_gradebook_and_the_messages(course):
 # --- Canvas -----------------------------------------------------------------------------------
 
 
-def canvas_import(text: str, students: dict[str, dict[str, str]], assignments: dict[str, str]
-                  ) -> dict[str, dict[str, str]]:
+def canvas_import(
+    text: str, students: dict[str, dict[str, str]], assignments: dict[str, str]
+) -> dict[str, dict[str, str]]:
     """What Canvas's GradebookImporter does with the file (its rules, restated): raises
     AssertionError where Canvas would reject the file, create an assignment, or match a
     student by name only. Returns {canvas user id: {assignment id: grade}}."""
     rows = list(csv.reader(io.StringIO(text)))
     header = rows[0]
-    assert len(header) > 3 and re.search("Student", header[0]) and re.search("ID", header[1]), \
+    assert len(header) > 3 and re.search("Student", header[0]) and re.search("ID", header[1]), (
         "invalid header row"
+    )
     columns = 3
     if re.search(r"SIS\s+Login\s+ID", header[2]):
         columns += 1
@@ -151,8 +185,10 @@ def canvas_import(text: str, students: dict[str, dict[str, str]], assignments: d
         columns += 2
     assert re.search("Section", header[columns - 1]), "the student columns must end at Section"
     titles = header[columns:]
-    while titles and re.search("Current Score|Current Points|Current Grade|Final Score|"
-                               "Final Points|Final Grade", titles[-1]):
+    while titles and re.search(
+        "Current Score|Current Points|Current Grade|Final Score|Final Points|Final Grade",
+        titles[-1],
+    ):
         titles.pop()
     ids = []
     for title in titles:
@@ -161,13 +197,12 @@ def canvas_import(text: str, students: dict[str, dict[str, str]], assignments: d
         ids.append(m[2])
     imported: dict[str, dict[str, str]] = {}
     by_sis = {s.get("sis_user_id"): cid for cid, s in students.items() if s.get("sis_user_id")}
-    by_login = {s.get("sis_login_id"): cid for cid, s in students.items()
-                if s.get("sis_login_id")}
+    by_login = {s.get("sis_login_id"): cid for cid, s in students.items() if s.get("sis_login_id")}
     points_seen = False
     for row in rows[1:]:
         if re.search("Points Possible", row[0]):
             points_seen = True
-            for value in row[columns:columns + len(ids)]:
+            for value in row[columns : columns + len(ids)]:
                 assert value == "" or float(value) > 0
             continue
         if all(c.strip() in ("", "Muted") for c in row):
@@ -176,7 +211,7 @@ def canvas_import(text: str, students: dict[str, dict[str, str]], assignments: d
         if cid is None and columns == 5:
             cid = by_sis.get(row[2]) or by_login.get(row[3])
         assert cid, f"{row[0]!r} would be matched by name only (or added as a new student)"
-        for aid, value in zip(ids, row[columns:columns + len(ids)], strict=False):
+        for aid, value in zip(ids, row[columns : columns + len(ids)], strict=False):
             assert value in ("", "EX") or re.fullmatch(r"-?[0-9.,]+%?", value), value
             imported.setdefault(cid, {})[aid] = value
     assert points_seen
@@ -195,12 +230,17 @@ def test_canvas_csv_passes_the_importer_rules(course):
     path = EXPORTERS["canvas"](course, AID)
     text = path.read_text(encoding="utf-8")
     lines = text.splitlines()
-    assert lines[0] == ("Student,ID,SIS User ID,SIS Login ID,Section,"
-                        "Lección 4: tasa de aprendizaje (7001)")
+    assert lines[0] == (
+        "Student,ID,SIS User ID,SIS Login ID,Section,Lección 4: tasa de aprendizaje (7001)"
+    )
     assert lines[1] == "    Points Possible,,,,,8"
     imported = canvas_import(text, CANVAS_COURSE, {"7001": "Lección 4"})
-    assert imported == {"1001": {"7001": "8"}, "1002": {"7001": "6"}, "1003": {"7001": "0"},
-                        "1009": {"7001": "8"}}  # Iris matched by her SIS ids
+    assert imported == {
+        "1001": {"7001": "8"},
+        "1002": {"7001": "6"},
+        "1003": {"7001": "0"},
+        "1009": {"7001": "8"},
+    }  # Iris matched by her SIS ids
     report = json.loads(path.with_name(path.name + ".report.json").read_text())
     skipped = {s["student"]: s["reason"] for s in report["skipped"]}
     assert set(skipped) == {"anon_Xy12z", "zoe"}
@@ -244,41 +284,108 @@ def php_field(value: str) -> str:
     return value
 
 
-EN_HEADER = ["Identifier", "Full name", "Email address", "Status", "Grade", "Maximum grade",
-             "Grade can be changed", "Last modified (submission)", "Last modified (grade)",
-             "Feedback comments"]
-ES_HEADER = ["Identificador", "Nombre completo", "Dirección de correo", "Estado", "Calificación",
-             "Calificación máxima", "La calificación puede ser cambiada",
-             "Última modificación (entrega)", "Última modificación (calificación)",
-             "Comentarios de retroalimentación"]
+EN_HEADER = [
+    "Identifier",
+    "Full name",
+    "Email address",
+    "Status",
+    "Grade",
+    "Maximum grade",
+    "Grade can be changed",
+    "Last modified (submission)",
+    "Last modified (grade)",
+    "Feedback comments",
+]
+ES_HEADER = [
+    "Identificador",
+    "Nombre completo",
+    "Dirección de correo",
+    "Estado",
+    "Calificación",
+    "Calificación máxima",
+    "La calificación puede ser cambiada",
+    "Última modificación (entrega)",
+    "Última modificación (calificación)",
+    "Comentarios de retroalimentación",
+]
 
 
 def worksheet_rows(maximum: str) -> list[list[str]]:
     return [
-        ["Participant 101", "Ana García López", "ana@uni.es", "Submitted for grading", "",
-         maximum, "Yes", "Friday, 20 November 2026, 10:00 AM", "-", ""],
-        ["Participant 102", 'Ben "Benito" López', "ben@uni.es",
-         "Submitted for grading\nGraded", "3.00", maximum, "Yes",
-         "Friday, 20 November 2026, 11:00 AM", "Friday, 20 November 2026, 12:00 PM",
-         "<p>old, \"quoted\" feedback</p>"],
-        ["Participant 103", "Carla O'Neil", "carla@uni.es", "Submitted for grading", "",
-         maximum, "Yes", "Friday, 20 November 2026, 10:30 AM", "-", ""],
-        ["Participant 104", "Dani Ruiz", "dani@uni.es", "No submission", "", maximum, "Yes",
-         "-", "-", "<p>Talk to me,\nplease</p>"],
-        ["Participant 105", "Zoe Extra", "zoe@uni.es", "Submitted for grading", "", maximum,
-         "No", "Friday, 20 November 2026, 9:00 AM", "-", ""],
+        [
+            "Participant 101",
+            "Ana García López",
+            "ana@uni.es",
+            "Submitted for grading",
+            "",
+            maximum,
+            "Yes",
+            "Friday, 20 November 2026, 10:00 AM",
+            "-",
+            "",
+        ],
+        [
+            "Participant 102",
+            'Ben "Benito" López',
+            "ben@uni.es",
+            "Submitted for grading\nGraded",
+            "3.00",
+            maximum,
+            "Yes",
+            "Friday, 20 November 2026, 11:00 AM",
+            "Friday, 20 November 2026, 12:00 PM",
+            '<p>old, "quoted" feedback</p>',
+        ],
+        [
+            "Participant 103",
+            "Carla O'Neil",
+            "carla@uni.es",
+            "Submitted for grading",
+            "",
+            maximum,
+            "Yes",
+            "Friday, 20 November 2026, 10:30 AM",
+            "-",
+            "",
+        ],
+        [
+            "Participant 104",
+            "Dani Ruiz",
+            "dani@uni.es",
+            "No submission",
+            "",
+            maximum,
+            "Yes",
+            "-",
+            "-",
+            "<p>Talk to me,\nplease</p>",
+        ],
+        [
+            "Participant 105",
+            "Zoe Extra",
+            "zoe@uni.es",
+            "Submitted for grading",
+            "",
+            maximum,
+            "No",
+            "Friday, 20 November 2026, 9:00 AM",
+            "-",
+            "",
+        ],
     ]
 
 
-def build_worksheet(header: list[str], rows: list[list[str]], newline: str = "\n",
-                    bom: bool = False) -> tuple[bytes, list[list[str]]]:
+def build_worksheet(
+    header: list[str], rows: list[list[str]], newline: str = "\n", bom: bool = False
+) -> tuple[bytes, list[list[str]]]:
     raw = [[php_field(v) for v in row] for row in [header, *rows]]
     text = ("\ufeff" if bom else "") + "".join(",".join(r) + newline for r in raw)
     return text.encode("utf-8"), raw
 
 
-def assert_only_grade_and_feedback_changed(out: bytes, raw: list[list[str]], newline: str,
-                                           bom: bool, changed_rows: set[int]) -> None:
+def assert_only_grade_and_feedback_changed(
+    out: bytes, raw: list[list[str]], newline: str, bom: bool, changed_rows: set[int]
+) -> None:
     """Byte-for-byte: every field of every row is as downloaded, except the Grade and
     Feedback comments fields of ``changed_rows`` (which must still be one CSV field each)."""
     any_field = r'(?:"(?:[^"]|"")*"|[^,"\r\n]*)'
@@ -296,12 +403,18 @@ def moodle_placements(course: Course, tmp_path: Path) -> None:
     """Collect a Moodle download, as the instructor would before grading."""
     archive = tmp_path / "moodle.zip"
     with zipfile.ZipFile(archive, "w") as zf:
-        for name, pid in (("Ana García López", 101), ("Ben López", 102), ("Carla O'Neil", 103),
-                          ("Zoe Extra", 105)):
+        for name, pid in (
+            ("Ana García López", 101),
+            ("Ben López", 102),
+            ("Carla O'Neil", 103),
+            ("Zoe Extra", 105),
+        ):
             zf.writestr(f"{name}_{pid}_assignsubmission_file/learning_rate.ipynb", "{}")
     roster = tmp_path / "moodle_roster.csv"
-    roster.write_text("student_id,name\nana,Ana García López\nben,Ben López\n"
-                      "carla,Carla O'Neil\nzoe,Zoe Extra\n", encoding="utf-8")
+    roster.write_text(
+        "student_id,name\nana,Ana García López\nben,Ben López\ncarla,Carla O'Neil\nzoe,Zoe Extra\n",
+        encoding="utf-8",
+    )
     report = collect_archive(course, AID, archive, "moodle", roster=roster)
     assert report.ok, report.summary()
 
@@ -318,9 +431,13 @@ def test_moodle_worksheet_round_trip(course, tmp_path, newline, bom):
     assert_only_grade_and_feedback_changed(result, raw, newline, bom, changed_rows={1, 2, 3})
     rows = list(csv.reader(io.StringIO(result.decode("utf-8-sig"), newline="")))
     grades = {r[0]: r[4] for r in rows[1:]}
-    assert grades == {"Participant 101": "8.00", "Participant 102": "6.00",
-                      "Participant 103": "0.00", "Participant 104": "",
-                      "Participant 105": ""}
+    assert grades == {
+        "Participant 101": "8.00",
+        "Participant 102": "6.00",
+        "Participant 103": "0.00",
+        "Participant 104": "",
+        "Participant 105": "",
+    }
     feedback = {r[0]: r[9] for r in rows[1:]}
     assert feedback["Participant 101"].startswith("<p><strong>Total: 8/8</strong></p><ul>")
     assert "<code>steps_lr_003</code>" in feedback["Participant 102"]

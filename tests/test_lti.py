@@ -34,12 +34,16 @@ SCORE_SCHEMA = {
         "scoreGiven": {"type": "number", "minimum": 0},
         "scoreMaximum": {"type": "number", "exclusiveMinimum": 0},
         "comment": {"type": "string"},
-        "timestamp": {"type": "string", "pattern":
-                      r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d+(Z|[+-]\d{2}:\d{2})$"},
-        "activityProgress": {"enum": ["Initialized", "Started", "InProgress", "Submitted",
-                                      "Completed"]},
-        "gradingProgress": {"enum": ["FullyGraded", "Pending", "PendingManual", "Failed",
-                                     "NotReady"]},
+        "timestamp": {
+            "type": "string",
+            "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d+(Z|[+-]\d{2}:\d{2})$",
+        },
+        "activityProgress": {
+            "enum": ["Initialized", "Started", "InProgress", "Submitted", "Completed"]
+        },
+        "gradingProgress": {
+            "enum": ["FullyGraded", "Pending", "PendingManual", "Failed", "NotReady"]
+        },
     },
     "dependentRequired": {"scoreGiven": ["scoreMaximum"]},
     "additionalProperties": False,
@@ -89,8 +93,7 @@ class Platform:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     @property
@@ -109,8 +112,10 @@ class Platform:
         if headers.get("Content-Type", "").split(";")[0] != "application/x-www-form-urlencoded":
             return 400, {}, {"error": "invalid_request"}
         form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
-        if form.get("grant_type") != "client_credentials" or \
-                form.get("client_assertion_type") != lti.ASSERTION_TYPE:
+        if (
+            form.get("grant_type") != "client_credentials"
+            or form.get("client_assertion_type") != lti.ASSERTION_TYPE
+        ):
             return 400, {}, {"error": "unsupported_grant_type"}
         if lti.SCORE_SCOPE not in form.get("scope", "").split():
             return 400, {}, {"error": "invalid_scope"}
@@ -119,9 +124,14 @@ class Platform:
             header = jwt.get_unverified_header(assertion)
             keys = {k["kid"]: k for k in self.jwks["keys"]}
             key = jwt.PyJWK(keys[header["kid"]]).key
-            claims = jwt.decode(assertion, key, algorithms=["RS256"], audience=self.token_url,
-                                issuer=CLIENT_ID,
-                                options={"require": ["iss", "sub", "aud", "exp", "iat", "jti"]})
+            claims = jwt.decode(
+                assertion,
+                key,
+                algorithms=["RS256"],
+                audience=self.token_url,
+                issuer=CLIENT_ID,
+                options={"require": ["iss", "sub", "aud", "exp", "iat", "jti"]},
+            )
         except (jwt.PyJWTError, KeyError) as exc:
             return 401, {}, {"error": "invalid_client", "error_description": str(exc)}
         if claims["sub"] != CLIENT_ID or claims["jti"] in self.jtis:
@@ -129,18 +139,30 @@ class Platform:
         self.jtis.add(claims["jti"])
         token = secrets.token_urlsafe(16)
         self.tokens[token] = time.time() + self.expires_in
-        announced = self.expires_in if self.announced_expires_in is None \
-            else self.announced_expires_in
-        return 200, {}, {"access_token": token, "token_type": "Bearer",
-                         "expires_in": announced, "scope": lti.SCORE_SCOPE}
+        announced = (
+            self.expires_in if self.announced_expires_in is None else self.announced_expires_in
+        )
+        return (
+            200,
+            {},
+            {
+                "access_token": token,
+                "token_type": "Bearer",
+                "expires_in": announced,
+                "scope": lti.SCORE_SCOPE,
+            },
+        )
 
     def score(self, path: str, headers, body: bytes):
         self.score_requests += 1
         auth = headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ")
         if not auth.startswith("Bearer ") or self.tokens.get(token, 0) < time.time():
-            return 401, {"WWW-Authenticate": 'Bearer error="invalid_token"'}, \
-                {"error": "invalid_token"}
+            return (
+                401,
+                {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                {"error": "invalid_token"},
+            )
         if headers.get("Content-Type") != lti.SCORE_MEDIA_TYPE:
             self.errors.append(f"content type {headers.get('Content-Type')}")
             return 415, {}, {"error": "unsupported media type"}
@@ -180,18 +202,28 @@ USERS = "student_id,lti_user_id\nana,5f0e3c2a-aaaa\nben,5f0e3c2a-bbbb\ncarla,5f0
 @pytest.fixture
 def course(tmp_path, platform, tool_key):
     course = make_course(tmp_path / "state")
-    graded_state(course.state_dir, [
-        student_result(course, "ana"),
-        student_result(course, "ben", {"test_steps_lr_003": 0, "test_curve_labels": 1}),
-        student_result(course, "carla", None, "error", "the file is empty"),
-    ], course)
+    graded_state(
+        course.state_dir,
+        [
+            student_result(course, "ana"),
+            student_result(course, "ben", {"test_steps_lr_003": 0, "test_curve_labels": 1}),
+            student_result(course, "carla", None, "error", "the file is empty"),
+        ],
+        course,
+    )
     (tmp_path / "lti_users.csv").write_text(USERS)
-    course.nbgrader_config.Course.lms = {"lti": {
-        "issuer": "https://platform.example", "client_id": CLIENT_ID,
-        "token_url": platform.token_url, "key_id": KID, "key_file": str(tool_key),
-        "line_items": {AID: platform.line_item(7)}, "user_ids": str(tmp_path / "lti_users.csv"),
-        "backoff": 0.0,
-    }}
+    course.nbgrader_config.Course.lms = {
+        "lti": {
+            "issuer": "https://platform.example",
+            "client_id": CLIENT_ID,
+            "token_url": platform.token_url,
+            "key_id": KID,
+            "key_file": str(tool_key),
+            "line_items": {AID: platform.line_item(7)},
+            "user_ids": str(tmp_path / "lti_users.csv"),
+            "backoff": 0.0,
+        }
+    }
     return course
 
 
@@ -213,15 +245,19 @@ def test_scores_reach_the_line_item(course, platform, tmp_path):
     assert ben["comment"].startswith("Total: 6/8\n✗ test_steps_lr_003: 0/1")
     assert "the file is empty" in sent["5f0e3c2a-cccc"][1]["comment"]
     outcome = next(o for o in report["outcomes"] if o["student"] == "ben")
-    assert outcome["body"] == ben and outcome["accepted"] and outcome["attempts"][0]["status"] == 200
+    assert (
+        outcome["body"] == ben and outcome["accepted"] and outcome["attempts"][0]["status"] == 200
+    )
 
 
 def test_line_item_with_a_query_string(course, platform, tmp_path):
     course.nbgrader_config.Course.lms["lti"]["line_items"][AID] = platform.line_item(
-        9, "/lineitem?type_id=2")
+        9, "/lineitem?type_id=2"
+    )
     export(course, tmp_path)
     assert {p for p, _ in platform.scores} == {
-        "/api/lti/courses/1/line_items/9/lineitem/scores?type_id=2"}
+        "/api/lti/courses/1/line_items/9/lineitem/scores?type_id=2"
+    }
 
 
 def test_transient_errors_are_retried(course, platform, tmp_path):
@@ -284,7 +320,8 @@ def test_expired_client_assertion_is_refused(course, platform, tmp_path):
 
 def test_student_without_lti_id_is_reported(course, platform, tmp_path):
     (Path(course.nbgrader_config.Course.lms["lti"]["user_ids"])).write_text(
-        "student_id,lti_user_id\nana,5f0e3c2a-aaaa\nben,5f0e3c2a-bbbb\n")
+        "student_id,lti_user_id\nana,5f0e3c2a-aaaa\nben,5f0e3c2a-bbbb\n"
+    )
     with pytest.raises(lti.LtiPassbackError, match="no LTI user id"):
         export(course, tmp_path)
     assert len(platform.scores) == 2
@@ -333,9 +370,12 @@ def test_jwks_and_assertion_claims(tool_key):
     finally:
         client.close()
     assert jwt.get_unverified_header(assertion)["kid"] == KID
-    claims = jwt.decode(assertion, jwt.PyJWK(key).key, algorithms=["RS256"],
-                        audience="https://p/token")
+    claims = jwt.decode(
+        assertion, jwt.PyJWK(key).key, algorithms=["RS256"], audience="https://p/token"
+    )
     assert claims["iss"] == claims["sub"] == CLIENT_ID
     assert 0 < claims["exp"] - claims["iat"] <= 300 and claims["jti"]
-    assert lti.scores_url("https://m/mod/lti/services.php/2/lineitems/5/lineitem?type_id=1") == \
-        "https://m/mod/lti/services.php/2/lineitems/5/lineitem/scores?type_id=1"
+    assert (
+        lti.scores_url("https://m/mod/lti/services.php/2/lineitems/5/lineitem?type_id=1")
+        == "https://m/mod/lti/services.php/2/lineitems/5/lineitem/scores?type_id=1"
+    )

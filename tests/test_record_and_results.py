@@ -10,11 +10,19 @@ from autograder.results import AssignmentResult, CellResult, CheckResult, Studen
 
 
 def make_result(student, assignment, scores):
-    cells = {gid: CellResult(score=scores.get(gid, 0.0), max_score=pts, checks=[CheckResult(
-        id=gid, passed=scores.get(gid, 0) == pts, message="m", message_id="ok")])
-        for gid, pts in assignment.cell_points.items()}
-    return StudentResult(student, assignment.id, "graded", None, sum(scores.values()),
-                         assignment.max_score, cells)
+    cells = {
+        gid: CellResult(
+            score=scores.get(gid, 0.0),
+            max_score=pts,
+            checks=[
+                CheckResult(id=gid, passed=scores.get(gid, 0) == pts, message="m", message_id="ok")
+            ],
+        )
+        for gid, pts in assignment.cell_points.items()
+    }
+    return StudentResult(
+        student, assignment.id, "graded", None, sum(scores.values()), assignment.max_score, cells
+    )
 
 
 def test_scores_are_recorded_explicitly(course):
@@ -71,7 +79,8 @@ def test_new_gradebook_is_stamped_with_the_revision_nbgrader_migrates_from(tmp_p
         stamped = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
     alembic = Path(sys.executable).parent / "alembic"
     with _temp_alembic_ini(f"sqlite:///{db}") as ini:
-        current = subprocess.run([str(alembic), "-c", ini, "current"], capture_output=True,
-                                 text=True, check=True).stdout
+        current = subprocess.run(
+            [str(alembic), "-c", ini, "current"], capture_output=True, text=True, check=True
+        ).stdout
     # alembic itself reads the stamp and agrees it is the head: nothing to migrate
     assert current.split() == [stamped, "(head)"]

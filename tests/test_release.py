@@ -26,7 +26,8 @@ def test_committed_release_equals_regenerated(course, tmp_path):
         fresh = nbformat.read(folder / spec.notebook, as_version=4)
         committed = nbformat.read(course.release_dir / aid / spec.notebook, as_version=4)
         assert comparable(fresh) == comparable(committed), (
-            f"release/{aid} is stale: run `autograder release {aid}` and commit it")
+            f"release/{aid} is stale: run `autograder release {aid}` and commit it"
+        )
 
 
 def test_release_holds_no_solution_or_hidden_test(course):
@@ -46,7 +47,7 @@ def test_leak_detector_catches_a_leak(course):
     spec = course.assignment(aid)
     source = nbformat.read(course.source_dir / aid / spec.notebook, as_version=4)
     release = nbformat.read(course.release_dir / aid / spec.notebook, as_version=4)
-    release.cells[-1].source += "\ncapture.answers(globals(), \"steps_lr_003\")"
+    release.cells[-1].source += '\ncapture.answers(globals(), "steps_lr_003")'
     assert leaked_lines(source, release)
 
 

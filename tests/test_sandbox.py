@@ -33,14 +33,23 @@ from autograder.sandbox import (
 )
 
 SECRET_ENV = "AUTOGRADER_SANDBOX_TEST_SECRET"
-LIMITS = SandboxSettings(memory_mb=1024, address_space_mb=4096, processes=64, file_size_mb=32,
-                         disk_mb=128, max_files=500, tmp_mb=16, cpu_seconds=77)
+LIMITS = SandboxSettings(
+    memory_mb=1024,
+    address_space_mb=4096,
+    processes=64,
+    file_size_mb=32,
+    disk_mb=128,
+    max_files=500,
+    tmp_mb=16,
+    cpu_seconds=77,
+)
 needs_bwrap = pytest.mark.skipif(
     bubblewrap_problem(LIMITS) is not None,
     reason=f"bubblewrap sandbox unavailable: {bubblewrap_problem(LIMITS)} "
-           "(apt-get install bubblewrap; CI installs it)")
+    "(apt-get install bubblewrap; CI installs it)",
+)
 
-PROBE = r'''
+PROBE = r"""
 import json, os, resource, socket, sys
 facts = {}
 def attempt(name, action):
@@ -79,7 +88,7 @@ facts["limits"] = {n: resource.getrlimit(getattr(resource, "RLIMIT_" + n))[0]
 facts["env"] = sorted(os.environ)
 facts["cwd"] = os.getcwd()
 json.dump(facts, open("facts.json", "w"))
-'''
+"""
 
 
 def _probe(tmp: Path, course, launcher, port: int, token: str) -> dict:
@@ -87,19 +96,29 @@ def _probe(tmp: Path, course, launcher, port: int, token: str) -> dict:
     gradebook.parent.mkdir(parents=True, exist_ok=True)
     gradebook.write_bytes(b"SQLite format 3\x00 pretend")
     data = Path(os.environ["COURSE_DATA_HOME"]).resolve()
-    values = {"PORT": port, "GRADEBOOK": str(gradebook), "SOURCE": str(course.source_dir),
-              "CHECKERS": str(course.root / "autograder" / "checkers" /
-                              "lesson4_learning_rate.py"),
-              "DATA": str(data / "winequality-red.csv"), "DATA_DIR": str(data),
-              "SECRET": SECRET_ENV, "COURSE_ROOT": str(course.root), "TOKEN": token}
+    values = {
+        "PORT": port,
+        "GRADEBOOK": str(gradebook),
+        "SOURCE": str(course.source_dir),
+        "CHECKERS": str(course.root / "autograder" / "checkers" / "lesson4_learning_rate.py"),
+        "DATA": str(data / "winequality-red.csv"),
+        "DATA_DIR": str(data),
+        "SECRET": SECRET_ENV,
+        "COURSE_ROOT": str(course.root),
+        "TOKEN": token,
+    }
     header = "".join(f"{k} = {v!r}\n" for k, v in values.items())
     nb = new_notebook(cells=[new_code_cell(header + PROBE)])
     work = tmp / "work"
     work.mkdir(parents=True)
     os.environ[SECRET_ENV] = "s3cr3t"
     try:
-        record = run_notebook(nb, work, RunSettings(cell_timeout=60, notebook_timeout=90,
-                                                    data_home=str(data)), launcher)
+        record = run_notebook(
+            nb,
+            work,
+            RunSettings(cell_timeout=60, notebook_timeout=90, data_home=str(data)),
+            launcher,
+        )
     finally:
         os.environ.pop(SECRET_ENV, None)
     assert record.status == "completed", (record.reason, nb.cells[0].outputs)
@@ -123,8 +142,9 @@ def sandboxed(tmp_path_factory, listener, data_home):
 
     tmp = tmp_path_factory.mktemp("sandboxed")
     token = str(time.time_ns())
-    return _probe(tmp, make_course(tmp / "state"), BubblewrapLauncher(LIMITS), listener,
-                  token), token
+    return _probe(
+        tmp, make_course(tmp / "state"), BubblewrapLauncher(LIMITS), listener, token
+    ), token
 
 
 @pytest.fixture(scope="module")
@@ -140,8 +160,15 @@ def unsandboxed(tmp_path_factory, listener, data_home):
         (course.root / f".sandbox-probe-{token}").unlink(missing_ok=True)
 
 
-CONTAINED = ["socket_host_listener", "read_gradebook", "read_source", "read_checkers",
-             "import_checkers", "secret_env", "write_course_tree"]
+CONTAINED = [
+    "socket_host_listener",
+    "read_gradebook",
+    "read_source",
+    "read_checkers",
+    "import_checkers",
+    "secret_env",
+    "write_course_tree",
+]
 
 
 @pytest.mark.slow
@@ -214,15 +241,23 @@ def test_sandboxed_kernel_is_unprivileged_and_limited(sandboxed):
 @needs_bwrap
 def test_wall_clock_limit_kills_the_whole_process_tree(tmp_path, data_home):
     marker = f"{time.time_ns() % 10**6}.25"
-    nb = new_notebook(cells=[new_code_cell(
-        "import os, signal, subprocess\n"
-        f"subprocess.Popen(['setsid', 'sleep', '{marker}'], start_new_session=True)\n"
-        f"os.system('nohup sleep {marker} >/dev/null 2>&1 &')\n"
-        "signal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass")])
+    nb = new_notebook(
+        cells=[
+            new_code_cell(
+                "import os, signal, subprocess\n"
+                f"subprocess.Popen(['setsid', 'sleep', '{marker}'], start_new_session=True)\n"
+                f"os.system('nohup sleep {marker} >/dev/null 2>&1 &')\n"
+                "signal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"
+            )
+        ]
+    )
     started = time.perf_counter()
-    record = run_notebook(nb, tmp_path, RunSettings(cell_timeout=3, notebook_timeout=6,
-                                                    data_home=str(data_home)),
-                          BubblewrapLauncher(LIMITS))
+    record = run_notebook(
+        nb,
+        tmp_path,
+        RunSettings(cell_timeout=3, notebook_timeout=6, data_home=str(data_home)),
+        BubblewrapLauncher(LIMITS),
+    )
     assert record.status == "timeout" and "6 s" in record.reason
     assert time.perf_counter() - started < 30
     alive = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _cmd(p).count(marker)]
@@ -232,12 +267,20 @@ def test_wall_clock_limit_kills_the_whole_process_tree(tmp_path, data_home):
 @pytest.mark.slow
 @needs_bwrap
 def test_cpu_time_limit_stops_the_kernel_with_a_reason(tmp_path, data_home):
-    nb = new_notebook(cells=[new_code_cell(
-        "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass")])
+    nb = new_notebook(
+        cells=[
+            new_code_cell(
+                "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"
+            )
+        ]
+    )
     limits = dataclasses.replace(LIMITS, cpu_seconds=4)
-    record = run_notebook(nb, tmp_path, RunSettings(cell_timeout=30, notebook_timeout=40,
-                                                    data_home=str(data_home)),
-                          BubblewrapLauncher(limits))
+    record = run_notebook(
+        nb,
+        tmp_path,
+        RunSettings(cell_timeout=30, notebook_timeout=40, data_home=str(data_home)),
+        BubblewrapLauncher(limits),
+    )
     assert record.status == "kernel_died"
     assert "more than 4 s of CPU time" in record.reason
 
@@ -302,16 +345,21 @@ def test_command_isolates_and_limits(tmp_path):
     argv = launcher.command(tmp_path, tmp_path / ".ipc", "/nonexistent-data", uid=None)
     text = " ".join(argv)
     assert argv[0] == "prlimit" and f"--nproc={LIMITS.processes}" in argv
-    for flag in ("--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
-                 "--remount-ro", "--unsetenv"):
+    for flag in (
+        "--unshare-all",
+        "--unshare-user",
+        "--disable-userns",
+        "--die-with-parent",
+        "--remount-ro",
+        "--unsetenv",
+    ):
         assert flag in argv, flag
     assert f"--bind {tmp_path} {tmp_path}" in text  # the only writable folder
     assert "/source" not in text and "checkers" not in text
     root_argv = launcher.command(tmp_path, tmp_path / ".ipc", None, uid=234567)
     assert "--reuid=234567" in root_argv and "--cap-drop" in root_argv
     assert root_argv.index("setpriv") > root_argv.index("--remount-ro")
-    assert root_argv[-5:] == [sys.executable, "-m", "ipykernel_launcher", "-f",
-                              "{connection_file}"]
+    assert root_argv[-5:] == [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
 
 
 def test_sanitize_removes_links_and_special_files(tmp_path):
@@ -326,4 +374,3 @@ def test_sanitize_removes_links_and_special_files(tmp_path):
     placeholder = tmp_path / "artifacts" / "dir-link"  # artifacts: a plain file, rejected later
     assert placeholder.is_file() and not placeholder.is_symlink()
     assert not (tmp_path / "learning_rate.ipynb").exists()
-

@@ -26,13 +26,16 @@ NOTEBOOK = "learning_rate.ipynb"
 
 
 def scores(results):
-    return {s: (r.status, {g: c.score for g, c in r.cells.items()})
-            for s, r in results.students.items()}
+    return {
+        s: (r.status, {g: c.score for g, c in r.cells.items()}) for s, r in results.students.items()
+    }
 
 
 def messages(results):
-    return {s: [(c.id, c.message_id) for cell in r.cells.values() for c in cell.checks]
-            for s, r in results.students.items()}
+    return {
+        s: [(c.id, c.message_id) for cell in r.cells.values() for c in cell.checks]
+        for s, r in results.students.items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +58,9 @@ def test_parallel_equals_serial(serial, tmp_path):
     parallel = grade_class(course, AID, workers=2, progress=False)
     assert scores(parallel) == scores(serial.results)
     assert messages(parallel) == messages(serial.results)
-    assert gradebook_scores(course.db_url, Assignment.from_course(course, AID)) == \
-        gradebook_scores(serial.course.db_url, Assignment.from_course(serial.course, AID))
+    assert gradebook_scores(course.db_url, Assignment.from_course(course, AID)) == gradebook_scores(
+        serial.course.db_url, Assignment.from_course(serial.course, AID)
+    )
 
 
 def test_regrade_without_kernels(serial, tmp_path):
@@ -71,17 +75,34 @@ def test_regrade_without_kernels(serial, tmp_path):
     assert set(changed) == {"partial", "fake_score"}  # their step sizes now pass
     assert changed["partial"].cells == {"test_step_size": (0.0, 1.0)}
     assert updated.students["partial"].score == serial.results.students["partial"].score + 1
-    assert gradebook_scores(course.db_url, Assignment.from_course(course, AID))["partial"][
-        "test_step_size"] == 1.0
+    assert (
+        gradebook_scores(course.db_url, Assignment.from_course(course, AID))["partial"][
+            "test_step_size"
+        ]
+        == 1.0
+    )
 
 
 def test_killed_run_resumes_without_regrading(tmp_path):
     course = new_class(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "autograder", "--config", str(ROOT / "course_config.py"),
-           "--state-dir", str(course.state_dir), "grade", AID, "--workers", "1", "-q"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "autograder",
+        "--config",
+        str(ROOT / "course_config.py"),
+        "--state-dir",
+        str(course.state_dir),
+        "grade",
+        AID,
+        "--workers",
+        "1",
+        "-q",
+    ]
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     results_file = course.results_dir / f"{AID}.json"
     deadline = time.time() + 120
     while time.time() < deadline and not results_file.exists():
@@ -109,20 +130,50 @@ def dask_cluster(tmp_path):
     bindir = Path(sys.executable).parent
     scheduler_file = tmp_path / "scheduler.json"
     env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
-    procs = [subprocess.Popen([str(bindir / "dask"), "scheduler", "--host", "127.0.0.1",
-                               "--port", "0", "--no-dashboard", "--scheduler-file",
-                               str(scheduler_file)], env=env, cwd=tmp_path,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    procs = [
+        subprocess.Popen(
+            [
+                str(bindir / "dask"),
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(scheduler_file),
+            ],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
     deadline = time.time() + 60
     while not scheduler_file.exists() and time.time() < deadline:
         time.sleep(0.2)
     for i in range(2):
         workdir = tmp_path / f"worker{i}"  # no shared files with the grader
         workdir.mkdir()
-        procs.append(subprocess.Popen(
-            [str(bindir / "dask"), "worker", "--scheduler-file", str(scheduler_file),
-             "--nthreads", "1", "--no-dashboard", "--local-directory", str(workdir)],
-            env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(
+            subprocess.Popen(
+                [
+                    str(bindir / "dask"),
+                    "worker",
+                    "--scheduler-file",
+                    str(scheduler_file),
+                    "--nthreads",
+                    "1",
+                    "--no-dashboard",
+                    "--local-directory",
+                    str(workdir),
+                ],
+                env=env,
+                cwd=workdir,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
     import json
 
     from distributed import Client
@@ -168,8 +219,9 @@ def test_postgresql_gradebook(serial, tmp_path, postgres_url):
     results = grade_class(course, AID, workers=2, progress=False)
     assert scores(results) == scores(serial.results)
     assignment = Assignment.from_course(course, AID)
-    assert gradebook_scores(postgres_url, assignment) == \
-        gradebook_scores(serial.course.db_url, assignment)
+    assert gradebook_scores(postgres_url, assignment) == gradebook_scores(
+        serial.course.db_url, assignment
+    )
     _, changes = regrade_class(course, AID)
     assert changes == []
     from autograder.export import export

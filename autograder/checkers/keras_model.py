@@ -33,19 +33,40 @@ import numpy as np
 # --- activations ------------------------------------------------------------------------------
 
 _ACTIVATION_ALIASES = {
-    "linear": "linear", "identity": "linear", "none": "linear", "": "linear",
-    "relu": "relu", "relu6": "relu6", "sigmoid": "sigmoid", "tanh": "tanh",
-    "softmax": "softmax", "log_softmax": "log_softmax", "elu": "elu", "selu": "selu",
-    "softplus": "softplus", "softsign": "softsign", "swish": "swish", "silu": "swish",
-    "gelu": "gelu", "exponential": "exponential", "exp": "exponential",
-    "hard_sigmoid": "hard_sigmoid", "leaky_relu": "leaky_relu", "mish": "mish",
-    "hard_silu": "hard_swish", "hard_swish": "hard_swish",
+    "linear": "linear",
+    "identity": "linear",
+    "none": "linear",
+    "": "linear",
+    "relu": "relu",
+    "relu6": "relu6",
+    "sigmoid": "sigmoid",
+    "tanh": "tanh",
+    "softmax": "softmax",
+    "log_softmax": "log_softmax",
+    "elu": "elu",
+    "selu": "selu",
+    "softplus": "softplus",
+    "softsign": "softsign",
+    "swish": "swish",
+    "silu": "swish",
+    "gelu": "gelu",
+    "exponential": "exponential",
+    "exp": "exponential",
+    "hard_sigmoid": "hard_sigmoid",
+    "leaky_relu": "leaky_relu",
+    "mish": "mish",
+    "hard_silu": "hard_swish",
+    "hard_swish": "hard_swish",
 }
 # Activation layers (class name -> canonical activation) when used with their defaults.
-_ACTIVATION_LAYERS = {"ReLU": "relu", "LeakyReLU": "leaky_relu", "ELU": "elu",
-                      "Softmax": "softmax"}
-_DROPOUT_LAYERS = {"Dropout", "AlphaDropout", "GaussianDropout", "GaussianNoise",
-                   "SpatialDropout1D"}
+_ACTIVATION_LAYERS = {"ReLU": "relu", "LeakyReLU": "leaky_relu", "ELU": "elu", "Softmax": "softmax"}
+_DROPOUT_LAYERS = {
+    "Dropout",
+    "AlphaDropout",
+    "GaussianDropout",
+    "GaussianNoise",
+    "SpatialDropout1D",
+}
 _IDEMPOTENT = {"linear", "relu", "relu6"}
 
 
@@ -60,7 +81,9 @@ def canonical_activation(name: Any) -> str:
     """``"ReLU"``, ``"relu"``, ``None`` -> ``"relu"``, ``"relu"``, ``"linear"``; unknown names as given."""
     if name is None:
         return "linear"
-    if isinstance(name, dict):  # a serialized function: {"class_name": "function", "config": "relu"}
+    if isinstance(
+        name, dict
+    ):  # a serialized function: {"class_name": "function", "config": "relu"}
         name = name.get("config") if isinstance(name.get("config"), str) else name.get("class_name")
     return _ACTIVATION_KEYS.get(_key(name), str(name).strip())
 
@@ -81,11 +104,14 @@ ACTIVATIONS = {
     "relu6": lambda x: np.clip(x, 0.0, 6.0),
     "sigmoid": _sigmoid,
     "tanh": np.tanh,
-    "softmax": lambda x: np.exp(x - x.max(axis=-1, keepdims=True))
-    / np.exp(x - x.max(axis=-1, keepdims=True)).sum(axis=-1, keepdims=True),
+    "softmax": lambda x: (
+        np.exp(x - x.max(axis=-1, keepdims=True))
+        / np.exp(x - x.max(axis=-1, keepdims=True)).sum(axis=-1, keepdims=True)
+    ),
     "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
-    "selu": lambda x: 1.0507009873554805 * np.where(
-        x > 0, x, 1.6732632423543772 * np.expm1(np.minimum(x, 0.0))),
+    "selu": lambda x: (
+        1.0507009873554805 * np.where(x > 0, x, 1.6732632423543772 * np.expm1(np.minimum(x, 0.0)))
+    ),
     "softplus": _softplus,
     "softsign": lambda x: x / (1.0 + np.abs(x)),
     "swish": lambda x: x * _sigmoid(x),
@@ -116,7 +142,9 @@ class LayerView:
 
     def describe(self) -> str:
         if self.kind == "Dense":
-            text = f"Dense({self.units}" + ("" if self.activation == "linear" else f", {self.activation}")
+            text = f"Dense({self.units}" + (
+                "" if self.activation == "linear" else f", {self.activation}"
+            )
             if self.params.get("use_bias") is False:
                 text += ", use_bias=False"
             return text + ")"
@@ -139,8 +167,9 @@ def _short(value: Any) -> str:
 
 
 def dense(units: int, activation: str = "linear") -> LayerView:
-    return LayerView("Dense", units=units, activation=canonical_activation(activation),
-                     params={"use_bias": True})
+    return LayerView(
+        "Dense", units=units, activation=canonical_activation(activation), params={"use_bias": True}
+    )
 
 
 def dropout(rate: float) -> LayerView:
@@ -171,8 +200,9 @@ def _input_dim(model: dict) -> int | None:
     config = model.get("config") if isinstance(model.get("config"), dict) else {}
     for entry in config.get("layers") if isinstance(config.get("layers"), list) else []:
         if isinstance(entry, dict) and entry.get("class_name") == "InputLayer":
-            batch = (entry.get("config") or {}).get("batch_shape") or \
-                (entry.get("config") or {}).get("batch_input_shape")
+            batch = (entry.get("config") or {}).get("batch_shape") or (
+                entry.get("config") or {}
+            ).get("batch_input_shape")
             if isinstance(batch, list) and batch and isinstance(batch[-1], int):
                 return int(batch[-1])
     for layer in model.get("layers", []):
@@ -182,8 +212,12 @@ def _input_dim(model: dict) -> int | None:
             return int(batch[-1])
         for weight in layer.get("weights") if isinstance(layer.get("weights"), list) else []:
             shape = weight.get("shape") if isinstance(weight, dict) else None
-            if weight.get("name") == "kernel" and isinstance(shape, list) and len(shape) == 2 \
-                    and isinstance(shape[0], int):
+            if (
+                weight.get("name") == "kernel"
+                and isinstance(shape, list)
+                and len(shape) == 2
+                and isinstance(shape[0], int)
+            ):
                 return shape[0]
         if layer.get("class_name") not in ("InputLayer", "Flatten"):
             break
@@ -209,7 +243,9 @@ def normalize(model: dict) -> ModelView:
         kind = str(layer.get("class_name", "?"))
         # the layer's own config; its attributes when get_config() failed (a lambda inside)
         config = layer.get("config") if isinstance(layer.get("config"), dict) else None
-        config = config or (layer["attributes"] if isinstance(layer.get("attributes"), dict) else {})
+        config = config or (
+            layer["attributes"] if isinstance(layer.get("attributes"), dict) else {}
+        )
         if layer.get("nested"):
             view.problem = f"nested model {kind}"
             view.layers.append(LayerView(kind, layer=position, config=config))
@@ -217,10 +253,16 @@ def normalize(model: dict) -> ModelView:
         if kind == "InputLayer":
             continue
         if kind == "Dense":
-            view.layers.append(LayerView(
-                "Dense", units=_int(config.get("units")), activation=_layer_activation(layer),
-                params={"use_bias": config.get("use_bias", True) is not False},
-                layer=position, config=config))
+            view.layers.append(
+                LayerView(
+                    "Dense",
+                    units=_int(config.get("units")),
+                    activation=_layer_activation(layer),
+                    params={"use_bias": config.get("use_bias", True) is not False},
+                    layer=position,
+                    config=config,
+                )
+            )
             continue
         activation = None
         if kind == "Activation":
@@ -232,27 +274,44 @@ def normalize(model: dict) -> ModelView:
             if activation == "linear":
                 view.notes.append(f"layer {position + 1}: Activation(linear) does nothing")
                 continue
-            if previous is not None and previous.kind == "Dense" and previous.activation == "linear":
+            if (
+                previous is not None
+                and previous.kind == "Dense"
+                and previous.activation == "linear"
+            ):
                 previous.activation = activation
                 previous.folded.append(position)
                 continue
-            if previous is not None and previous.kind in ("Dense", "Activation") and \
-                    previous.activation == activation and activation in _IDEMPOTENT:
+            if (
+                previous is not None
+                and previous.kind in ("Dense", "Activation")
+                and previous.activation == activation
+                and activation in _IDEMPOTENT
+            ):
                 previous.folded.append(position)
                 view.notes.append(f"layer {position + 1}: a second {activation} changes nothing")
                 continue
-            view.layers.append(LayerView("Activation", activation=activation, layer=position,
-                                         config=config))
+            view.layers.append(
+                LayerView("Activation", activation=activation, layer=position, config=config)
+            )
             continue
         if kind in _DROPOUT_LAYERS:
             rate = config.get("rate", config.get("stddev"))
             view.layers.append(LayerView(kind, rate=_float(rate), layer=position, config=config))
             continue
         if kind == "BatchNormalization":
-            view.layers.append(LayerView(kind, layer=position, config=config, params={
-                "epsilon": _float(config.get("epsilon", 1e-3)),
-                "center": config.get("center", True) is not False,
-                "scale": config.get("scale", True) is not False}))
+            view.layers.append(
+                LayerView(
+                    kind,
+                    layer=position,
+                    config=config,
+                    params={
+                        "epsilon": _float(config.get("epsilon", 1e-3)),
+                        "center": config.get("center", True) is not False,
+                        "scale": config.get("scale", True) is not False,
+                    },
+                )
+            )
             continue
         if kind == "Flatten" and not view.layers:
             view.notes.append(f"layer {position + 1}: Flatten on flat input does nothing")
@@ -263,8 +322,11 @@ def normalize(model: dict) -> ModelView:
 
 def _default_activation_layer(kind: str, config: dict) -> bool:
     if kind == "ReLU":
-        return (config.get("max_value") is None and not config.get("negative_slope")
-                and not config.get("threshold"))
+        return (
+            config.get("max_value") is None
+            and not config.get("negative_slope")
+            and not config.get("threshold")
+        )
     if kind == "LeakyReLU":
         return _float(config.get("negative_slope", config.get("alpha", 0.2))) == 0.2
     if kind == "ELU":
@@ -304,7 +366,9 @@ class Mismatch:
     n_expected: int = 0
 
 
-def compare(view: ModelView, spec: list[LayerView], input_dim: int | None = None) -> Mismatch | None:
+def compare(
+    view: ModelView, spec: list[LayerView], input_dim: int | None = None
+) -> Mismatch | None:
     """The first mismatch (by position) between ``view`` and ``spec``, or None."""
     n_found, n_expected = len(view.layers), len(spec)
     if input_dim is not None and view.input_dim is not None and view.input_dim != input_dim:
@@ -315,8 +379,9 @@ def compare(view: ModelView, spec: list[LayerView], input_dim: int | None = None
             first = Mismatch("count", i + 1, spec[i].describe(), "nothing", n_found, n_expected)
             break
         if i >= n_expected:
-            first = Mismatch("count", i + 1, "nothing", view.layers[i].describe(), n_found,
-                             n_expected)
+            first = Mismatch(
+                "count", i + 1, "nothing", view.layers[i].describe(), n_found, n_expected
+            )
             break
         got, want = view.layers[i], spec[i]
         if got.same_as(want):
@@ -344,7 +409,9 @@ class Unsupported(Exception):  # noqa: N818 - reads as a verdict
     """The forward pass cannot reproduce this model (an unknown layer or activation)."""
 
 
-def weights_by_layer(index: list[dict], arrays: dict[str, np.ndarray]) -> dict[int, dict[str, np.ndarray]]:
+def weights_by_layer(
+    index: list[dict], arrays: dict[str, np.ndarray]
+) -> dict[int, dict[str, np.ndarray]]:
     """``{captured layer position: {weight name: array}}`` from the capture's weights index."""
     out: dict[int, dict[str, np.ndarray]] = {}
     for entry in index if isinstance(index, list) else []:
@@ -365,7 +432,9 @@ def _activate(name: str | None, x: np.ndarray) -> np.ndarray:
     return function(x)
 
 
-def forward(view: ModelView, weights: dict[int, dict[str, np.ndarray]], x: np.ndarray) -> np.ndarray:
+def forward(
+    view: ModelView, weights: dict[int, dict[str, np.ndarray]], x: np.ndarray
+) -> np.ndarray:
     """The model's predictions for ``x`` in inference mode (Dropout off, BatchNorm moving stats)."""
     try:
         with np.errstate(all="ignore"):
@@ -374,7 +443,9 @@ def forward(view: ModelView, weights: dict[int, dict[str, np.ndarray]], x: np.nd
         raise Unsupported(f"weights ({type(exc).__name__})") from None
 
 
-def _forward(view: ModelView, weights: dict[int, dict[str, np.ndarray]], x: np.ndarray) -> np.ndarray:
+def _forward(
+    view: ModelView, weights: dict[int, dict[str, np.ndarray]], x: np.ndarray
+) -> np.ndarray:
     if view.problem:
         raise Unsupported(view.problem)
     out = np.asarray(x, dtype=np.float64)
@@ -385,8 +456,9 @@ def _forward(view: ModelView, weights: dict[int, dict[str, np.ndarray]], x: np.n
                 raise Unsupported(f"{layer.describe()}: kernel = ?")
             kernel = w["kernel"]
             if kernel.ndim != 2 or kernel.shape[0] != out.shape[-1]:
-                raise Unsupported(f"{layer.describe()}: kernel {tuple(kernel.shape)} · "
-                                  f"input {out.shape[-1]}")
+                raise Unsupported(
+                    f"{layer.describe()}: kernel {tuple(kernel.shape)} · input {out.shape[-1]}"
+                )
             out = out @ kernel
             if layer.params.get("use_bias", True) and "bias" in w:
                 out = out + w["bias"]
@@ -417,16 +489,24 @@ def _forward(view: ModelView, weights: dict[int, dict[str, np.ndarray]], x: np.n
 # --- losses and optimizers --------------------------------------------------------------------
 
 _LOSS_ALIASES = {
-    "mae": "mae", "meanabsoluteerror": "mae",
-    "mse": "mse", "meansquarederror": "mse",
-    "huber": "huber", "huberloss": "huber",
+    "mae": "mae",
+    "meanabsoluteerror": "mae",
+    "mse": "mse",
+    "meansquarederror": "mse",
+    "huber": "huber",
+    "huberloss": "huber",
     "logcosh": "log_cosh",
-    "mape": "mape", "meanabsolutepercentageerror": "mape",
-    "msle": "msle", "meansquaredlogarithmicerror": "msle",
+    "mape": "mape",
+    "meanabsolutepercentageerror": "mape",
+    "msle": "msle",
+    "meansquaredlogarithmicerror": "msle",
     "binarycrossentropy": "binary_crossentropy",
     "categoricalcrossentropy": "categorical_crossentropy",
     "sparsecategoricalcrossentropy": "sparse_categorical_crossentropy",
-    "poisson": "poisson", "hinge": "hinge", "kld": "kld", "kldivergence": "kld",
+    "poisson": "poisson",
+    "hinge": "hinge",
+    "kld": "kld",
+    "kldivergence": "kld",
 }
 
 
@@ -443,7 +523,12 @@ def normalize_loss(compile_info: dict) -> LossView:
     described = described if isinstance(described, dict) else {}
     kind = described.get("kind")
     items = described.get("items")
-    if kind == "list" and isinstance(items, list) and len(items) == 1 and isinstance(items[0], dict):
+    if (
+        kind == "list"
+        and isinstance(items, list)
+        and len(items) == 1
+        and isinstance(items[0], dict)
+    ):
         described, kind = items[0], items[0].get("kind")
     if kind == "str":
         found = described.get("name", "")
@@ -475,11 +560,12 @@ def loss_value(loss: LossView, y: np.ndarray, pred: np.ndarray) -> float:
     if loss.name == "mae":
         return float(np.mean(np.abs(diff)))
     if loss.name == "mse":
-        return float(np.mean(diff ** 2))
+        return float(np.mean(diff**2))
     if loss.name == "huber":
         a = np.abs(diff)
-        return float(np.mean(np.where(a <= loss.delta, 0.5 * diff ** 2,
-                                      loss.delta * (a - 0.5 * loss.delta))))
+        return float(
+            np.mean(np.where(a <= loss.delta, 0.5 * diff**2, loss.delta * (a - 0.5 * loss.delta)))
+        )
     if loss.name == "log_cosh":
         return float(np.mean(diff + _softplus(-2.0 * diff) - math.log(2.0)))
     if loss.name == "mape":
@@ -533,9 +619,12 @@ def _wine_arrays(data_home: str | None) -> dict[str, np.ndarray]:
     arrays = {
         "raw_X": frame.drop(columns=[TARGET]).to_numpy(dtype=np.float64),
         "raw_y": frame[TARGET].to_numpy(dtype=np.float64),
-        "train_index": np.asarray(train), "valid_index": np.asarray(valid),
-        "X_train": x_train.to_numpy(dtype=np.float64), "X_valid": x_valid.to_numpy(dtype=np.float64),
-        "y_train": y_train.to_numpy(dtype=np.float64), "y_valid": y_valid.to_numpy(dtype=np.float64),
+        "train_index": np.asarray(train),
+        "valid_index": np.asarray(valid),
+        "X_train": x_train.to_numpy(dtype=np.float64),
+        "X_valid": x_valid.to_numpy(dtype=np.float64),
+        "y_train": y_train.to_numpy(dtype=np.float64),
+        "y_valid": y_valid.to_numpy(dtype=np.float64),
     }
     for array in arrays.values():
         array.setflags(write=False)

@@ -53,8 +53,14 @@ LABEL_ITEMS = {"una_raza": UNDER, "perros_marrones": OVER, "curva_A": OVER, "cur
 SET_ITEMS = {"remedios_underfitting": frozenset("abe"), "remedios_overfitting": frozenset("cd")}
 REMEDY_LETTERS = "abcde"
 LABEL_ALIASES = {
-    "underfitting": UNDER, "desajuste": UNDER, "subajuste": UNDER, "infraajuste": UNDER,
-    "under": UNDER, "overfitting": OVER, "sobreajuste": OVER, "over": OVER,
+    "underfitting": UNDER,
+    "desajuste": UNDER,
+    "subajuste": UNDER,
+    "infraajuste": UNDER,
+    "under": UNDER,
+    "overfitting": OVER,
+    "sobreajuste": OVER,
+    "over": OVER,
 }
 DIAGNOSIS_ITEMS = [*LABEL_ITEMS, *SET_ITEMS]
 
@@ -71,8 +77,14 @@ SPLIT_NAMES = ("X_train", "X_valid", "y_train", "y_valid")
 # --- the submission, analysed once per grading ------------------------------------------------
 
 
-_ANSWER_OF = {"split": "split", "callback": "early_stopping", "model": "model",
-              "training": "history", "weights": "history", "integrity": "history"}
+_ANSWER_OF = {
+    "split": "split",
+    "callback": "early_stopping",
+    "model": "model",
+    "training": "history",
+    "weights": "history",
+    "integrity": "history",
+}
 
 
 def _d(value: Any) -> dict:
@@ -99,8 +111,14 @@ def sub(context) -> Submission:
 class Split:
     """The student's four arrays, the data-set rows they hold and the course's data."""
 
-    def __init__(self, arrays: dict[str, np.ndarray], train_rows: np.ndarray,
-                 valid_rows: np.ndarray, data: dict[str, np.ndarray], canon: np.ndarray):
+    def __init__(
+        self,
+        arrays: dict[str, np.ndarray],
+        train_rows: np.ndarray,
+        valid_rows: np.ndarray,
+        data: dict[str, np.ndarray],
+        canon: np.ndarray,
+    ):
         self.arrays = arrays
         self.train_rows = train_rows
         self.valid_rows = valid_rows
@@ -131,7 +149,8 @@ def _split(sub: Submission) -> Split:
     x_train, x_valid = arrays["X_train"], arrays["X_valid"]
     ys = {n: arrays[n] for n in ("y_train", "y_valid")}
     if any(x.ndim != 2 for x in (x_train, x_valid)) or any(
-            y.ndim == 2 and y.shape[1] == N_FEATURES for y in ys.values()):
+        y.ndim == 2 and y.shape[1] == N_FEATURES for y in ys.values()
+    ):
         raise Fail("es_split.unpack_order")
     for name, x in (("X_train", x_train), ("X_valid", x_valid)):
         if x.shape[1] != N_FEATURES:
@@ -142,8 +161,9 @@ def _split(sub: Submission) -> Split:
         ys[name] = y.reshape(len(y))
     for x_name, y_name in (("X_train", "y_train"), ("X_valid", "y_valid")):
         if len(arrays[x_name]) != len(ys[y_name]):
-            raise Fail("es_split.lengths", x=x_name, y=y_name, n_x=len(arrays[x_name]),
-                       n_y=len(ys[y_name]))
+            raise Fail(
+                "es_split.lengths", x=x_name, y=y_name, n_x=len(arrays[x_name]), n_y=len(ys[y_name])
+            )
     if not all(np.all(np.isfinite(a)) for a in (x_train, x_valid, *ys.values())):
         raise Fail("es_split.not_finite")
     data = km.wine_arrays()
@@ -160,8 +180,12 @@ _MATCHED: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
 def _match_rows(x_train: np.ndarray, x_valid: np.ndarray, raw: np.ndarray):
     """``match_rows``, remembered for identical arrays (regrading the same splits is free)."""
-    key = hashlib.sha256(b"".join(np.ascontiguousarray(a, dtype=np.float64).tobytes() + (
-        str(a.shape).encode()) for a in (x_train, x_valid, raw))).hexdigest()
+    key = hashlib.sha256(
+        b"".join(
+            np.ascontiguousarray(a, dtype=np.float64).tobytes() + (str(a.shape).encode())
+            for a in (x_train, x_valid, raw)
+        )
+    ).hexdigest()
     if key not in _MATCHED:
         if len(_MATCHED) >= 256:
             _MATCHED.clear()
@@ -171,9 +195,12 @@ def _match_rows(x_train: np.ndarray, x_valid: np.ndarray, raw: np.ndarray):
 
 def _same_rows(split: Split, train_index: np.ndarray, valid_index: np.ndarray) -> bool:
     canon = split.canon
-    return (len(split.train_rows) == len(train_index) and len(split.valid_rows) == len(valid_index)
-            and np.array_equal(np.sort(canon[split.train_rows]), np.sort(canon[train_index]))
-            and np.array_equal(np.sort(canon[split.valid_rows]), np.sort(canon[valid_index])))
+    return (
+        len(split.train_rows) == len(train_index)
+        and len(split.valid_rows) == len(valid_index)
+        and np.array_equal(np.sort(canon[split.train_rows]), np.sort(canon[train_index]))
+        and np.array_equal(np.sort(canon[split.valid_rows]), np.sort(canon[valid_index]))
+    )
 
 
 def _other_random_state(split: Split) -> int | None:
@@ -181,8 +208,23 @@ def _other_random_state(split: Split) -> int | None:
     from sklearn.model_selection import train_test_split
 
     n = len(split.data["raw_X"])
-    for seed in [*range(0, 201), 314, 1234, 1337, 2020, 2021, 2022, 2023, 2024, 2025, 2026,
-                 12345, 31415, 54321, 99999]:
+    for seed in [
+        *range(0, 201),
+        314,
+        1234,
+        1337,
+        2020,
+        2021,
+        2022,
+        2023,
+        2024,
+        2025,
+        2026,
+        12345,
+        31415,
+        54321,
+        99999,
+    ]:
         if seed == RANDOM_STATE:
             continue
         train, valid = train_test_split(np.arange(n), test_size=TEST_SIZE, random_state=seed)
@@ -193,6 +235,7 @@ def _other_random_state(split: Split) -> int | None:
 
 def _scalings(rows_raw: np.ndarray, train_raw: np.ndarray, all_raw: np.ndarray):
     """Candidate transforms of ``rows_raw`` a student may have applied, in order of preference."""
+
     def minmax(reference):
         low, high = reference.min(axis=0), reference.max(axis=0)
         return (rows_raw - low) / np.where(high > low, high - low, 1.0)
@@ -210,8 +253,13 @@ def _scalings(rows_raw: np.ndarray, train_raw: np.ndarray, all_raw: np.ndarray):
         yield "standard", standard(all_raw, ddof)
 
 
-def _classify(values: np.ndarray, rows_raw: np.ndarray, train_raw: np.ndarray,
-              all_raw: np.ndarray, atol: float) -> tuple[str, bool]:
+def _classify(
+    values: np.ndarray,
+    rows_raw: np.ndarray,
+    train_raw: np.ndarray,
+    all_raw: np.ndarray,
+    atol: float,
+) -> tuple[str, bool]:
     """How ``values`` were scaled, and whether only the row order differs (misaligned)."""
     for name, candidate in _scalings(rows_raw, train_raw, all_raw):
         if candidate.shape == values.shape and np.allclose(values, candidate, rtol=1e-6, atol=atol):
@@ -228,13 +276,16 @@ def test_split_rows(sub, verdict):
     split = sub.memo.get("split", lambda: _split(sub))
     data = split.data
     if _same_rows(split, data["train_index"], data["valid_index"]):
-        verdict.ok("es_split.rows_ok", n_train=len(split.train_rows),
-                   n_valid=len(split.valid_rows))
+        verdict.ok("es_split.rows_ok", n_train=len(split.train_rows), n_valid=len(split.valid_rows))
         return
     n_total = len(split.train_rows) + len(split.valid_rows)
     if len(split.valid_rows) != math.ceil(TEST_SIZE * len(data["raw_X"])):
-        raise Fail("es_split.test_size", n_valid=len(split.valid_rows), n_total=n_total,
-                   share=round(100 * len(split.valid_rows) / max(n_total, 1), 1))
+        raise Fail(
+            "es_split.test_size",
+            n_valid=len(split.valid_rows),
+            n_total=n_total,
+            share=round(100 * len(split.valid_rows) / max(n_total, 1), 1),
+        )
     seed = _other_random_state(split)
     if seed is not None:
         raise Fail("es_split.random_state", found=seed)
@@ -246,9 +297,15 @@ def test_split_scaling(sub, verdict):
     try:
         split = sub.memo.get("split", lambda: _split(sub))
     except Fail as exc:
-        if exc.message_id in ("not_attempted", "answer_cell_error", "not_executed",
-                              "answer_cell_timeout", "artifact_invalid", "es_split.missing",
-                              "es_split.wrong_type"):
+        if exc.message_id in (
+            "not_attempted",
+            "answer_cell_error",
+            "not_executed",
+            "answer_cell_timeout",
+            "artifact_invalid",
+            "es_split.missing",
+            "es_split.wrong_type",
+        ):
             raise
         raise Fail("es_split.scaling_unchecked") from None
     data, atol = split.data, float(sub.t["es_scale_atol"])
@@ -268,8 +325,9 @@ def test_split_scaling(sub, verdict):
     if kinds["X_train"] == "train" and kinds["X_valid"] == "none":
         raise Fail("es_split.valid_not_scaled")
     if kinds["X_train"] != "train" or kinds["X_valid"] != "train":
-        raise Fail("es_split.scaling_wrong", name="X_train" if kinds["X_train"] != "train"
-                   else "X_valid")
+        raise Fail(
+            "es_split.scaling_wrong", name="X_train" if kinds["X_train"] != "train" else "X_valid"
+        )
     train_y = raw_y[split.train_rows]
     for name, rows in (("y_train", split.train_rows), ("y_valid", split.valid_rows)):
         kind, misaligned = _classify(split.arrays[name], raw_y[rows], train_y, raw_y, atol)
@@ -294,9 +352,12 @@ def _callback(sub: Submission) -> dict:
     if callback.get("is_early_stopping") is not True:
         raise Fail("es_callback.wrong_type", found=describe_found(value))
     settings = dict(_d(callback.get("settings")))
-    settings["swallowed"] = (_is_number(settings.get("min_delta")) and settings["min_delta"] > 0
-                             and settings.get("patience") == 0
-                             and settings.get("restore_best_weights") is False)
+    settings["swallowed"] = (
+        _is_number(settings.get("min_delta"))
+        and settings["min_delta"] > 0
+        and settings.get("patience") == 0
+        and settings.get("restore_best_weights") is False
+    )
     return settings
 
 
@@ -388,9 +449,15 @@ def test_model_architecture(sub, verdict):
     if mismatch is None:
         verdict.ok("es_model.architecture_ok", layers=view.describe())
         return
-    params = {"position": mismatch.position, "expected": mismatch.expected,
-              "found": mismatch.found, "n_found": mismatch.n_found,
-              "n_expected": mismatch.n_expected, "layers": view.describe(), "spec": SPEC_TEXT}
+    params = {
+        "position": mismatch.position,
+        "expected": mismatch.expected,
+        "found": mismatch.found,
+        "n_found": mismatch.n_found,
+        "n_expected": mismatch.n_expected,
+        "layers": view.describe(),
+        "spec": SPEC_TEXT,
+    }
     if mismatch.kind == "input":
         raise Fail("es_model.input", found=mismatch.found, expected=N_FEATURES)
     if mismatch.kind == "count":
@@ -438,16 +505,18 @@ class Training:
         self.sub = sub
         self.payload = payload
         self.history = _d(payload["history"])
-        self.values: dict[str, list] = {k: v for k, v in _d(self.history.get("history")).items()
-                                        if isinstance(v, list)}
+        self.values: dict[str, list] = {
+            k: v for k, v in _d(self.history.get("history")).items() if isinstance(v, list)
+        }
         self.params: dict = _d(self.history.get("params"))
         self.model = _d(payload["model"])
         self.callback = _d(payload.get("callback"))
         self.settings = _d(self.callback.get("settings"))
         self.state = _d(self.callback.get("state"))
         others = payload.get("other_early_stopping")
-        payload["other_early_stopping"] = [o for o in others if isinstance(o, dict)] \
-            if isinstance(others, list) else []
+        payload["other_early_stopping"] = (
+            [o for o in others if isinstance(o, dict)] if isinstance(others, list) else []
+        )
         self.view = km.normalize(self.model)
         self.loss = km.normalize_loss(_d(self.model.get("compile")))
         self._predictions: dict[str, np.ndarray] = {}
@@ -467,6 +536,7 @@ class Training:
         def load():
             arrays = self.sub.npz("keras/weights.npz", "history")
             return km.weights_by_layer(self.payload.get("weights") or [], arrays)
+
         return self.sub.memo.get("weights", load)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -563,7 +633,8 @@ def test_history_stopped(sub, verdict):
     if training.val_loss is None:
         raise Fail("es_history.not_stopped_no_validation", epochs=run)
     attached = training.state.get("attached_to_model") or training.payload.get(
-        "other_early_stopping")
+        "other_early_stopping"
+    )
     if not attached:
         raise Fail("es_history.not_stopped_no_callback", epochs=run)
     raise Fail("es_history.not_stopped", epochs=run)
@@ -577,8 +648,11 @@ def _explainable_epochs(training: Training, n: int) -> list[int]:
     callbacks += training.payload.get("other_early_stopping") or []
     for callback in callbacks:
         best = (callback.get("state") or {}).get("best_epoch")
-        if (callback.get("settings") or {}).get("restore_best_weights") and _is_number(best) \
-                and 0 <= best < n:
+        if (
+            (callback.get("settings") or {}).get("restore_best_weights")
+            and _is_number(best)
+            and 0 <= best < n
+        ):
             epochs.append(int(best))
     return [*epochs, n - 1]
 
@@ -617,8 +691,9 @@ def _integrity(sub: Submission) -> dict:
 @pytest.mark.grade_cell("test_history", points=0.5)
 def test_history_integrity(sub, verdict):
     found = sub.memo.get("integrity", lambda: _integrity(sub))
-    verdict.ok("es_history.integrity_ok", epoch=found["epochs"][0] + 1,
-               value=round(found["value"], 5))
+    verdict.ok(
+        "es_history.integrity_ok", epoch=found["epochs"][0] + 1, value=round(found["value"], 5)
+    )
 
 
 @pytest.mark.grade_cell("test_history", points=1)
@@ -633,21 +708,25 @@ def test_history_restored(sub, verdict):
     best = min(found["series"])
     tolerance = ES_MIN_DELTA + float(sub.t["es_history_atol"])
     if found["value"] <= best + tolerance:
-        verdict.ok("es_history.restored_ok", value=round(found["value"], 5),
-                   best=round(best, 5))
+        verdict.ok("es_history.restored_ok", value=round(found["value"], 5), best=round(best, 5))
         return
-    params = {"value": round(found["value"], 5), "best": round(best, 5),
-              "epoch": found["epochs"][-1] + 1}
+    params = {
+        "value": round(found["value"], 5),
+        "best": round(best, 5),
+        "epoch": found["epochs"][-1] + 1,
+    }
     attached = training.state.get("attached_to_model")
     if not attached and not training.payload.get("other_early_stopping"):
         raise Fail("es_history.not_restored_no_callback", **params)
-    callback = training.settings if attached else \
-        (training.payload["other_early_stopping"][0].get("settings") or {})
+    callback = (
+        training.settings
+        if attached
+        else (training.payload["other_early_stopping"][0].get("settings") or {})
+    )
     if callback.get("restore_best_weights") is not True:
         raise Fail("es_history.not_restored", **params)
     if callback.get("monitor") != ES_MONITOR:
-        raise Fail("es_history.restored_by_loss", monitor=_show(callback.get("monitor")),
-                   **params)
+        raise Fail("es_history.restored_by_loss", monitor=_show(callback.get("monitor")), **params)
     raise Fail("es_history.not_best", **params)
 
 
@@ -656,8 +735,10 @@ def test_history_val_mae(sub, verdict):
     training = _train(sub)
     data = km.wine_arrays()
     if training.view.input_dim not in (None, N_FEATURES):
-        raise Fail("es_history.forward_unsupported",
-                   what=f"keras.Input(shape=({training.view.input_dim},))")
+        raise Fail(
+            "es_history.forward_unsupported",
+            what=f"keras.Input(shape=({training.view.input_dim},))",
+        )
     value = km.mae(data["y_valid"], training.predict(data["X_valid"]))
     high, low = float(sub.t["es_val_mae_max"]), float(sub.t["es_val_mae_min"])
     if not math.isfinite(value) or value > high:
@@ -736,8 +817,12 @@ def test_fit_diagnosis(answers, verdict, item):
         return
     letters = _letters(value)
     if letters is None:
-        raise Fail("es_diagnosis.remedies_format", item=item, found=describe_found(value),
-                   letters=", ".join(REMEDY_LETTERS))
+        raise Fail(
+            "es_diagnosis.remedies_format",
+            item=item,
+            found=describe_found(value),
+            letters=", ".join(REMEDY_LETTERS),
+        )
     if letters != SET_ITEMS[item]:
         raise Fail("es_diagnosis.remedies_wrong", item=item)
     verdict.ok("es_diagnosis.remedies_correct", item=item)

@@ -106,8 +106,12 @@ def test_curve_labels(answers, verdict, panel):
     value = keys[panel]
     label = value.strip().lower() if isinstance(value, str) else None
     if label not in CURVE_LABELS:
-        raise Fail("curve_label.unknown", panel=panel, found=describe_found(value),
-                   labels=", ".join(CURVE_LABELS))
+        raise Fail(
+            "curve_label.unknown",
+            panel=panel,
+            found=describe_found(value),
+            labels=", ".join(CURVE_LABELS),
+        )
     if label != CURVE_TRUTH[panel]:
         raise Fail("curve_label.wrong", panel=panel, found=label)
     verdict.ok("curve_label.correct", panel=panel)

@@ -35,8 +35,11 @@ ASSIGNMENT = "lesson5_dropout_batchnorm"
 EFFECT_LETTERS = "abcd"
 EFFECT_ANSWER = "c"
 # A specific explanation for each wrong option of regularization_effect (never the right one).
-EFFECT_WRONG = {"a": "db_effect.faster", "b": "db_effect.no_overfitting",
-                "d": "db_effect.val_worse"}
+EFFECT_WRONG = {
+    "a": "db_effect.faster",
+    "b": "db_effect.no_overfitting",
+    "d": "db_effect.val_worse",
+}
 
 
 @pytest.fixture
@@ -94,8 +97,10 @@ def test_dropout_hidden(sub, verdict):
     found = _structure(sub)
     misplaced = l5.misplaced_dense(found)
     if misplaced is not None:
-        raise Fail("db_dropout.dense_not_dropout",
-                   found=str(misplaced.config.get("units", misplaced.units)))
+        raise Fail(
+            "db_dropout.dense_not_dropout",
+            found=str(misplaced.config.get("units", misplaced.units)),
+        )
     if not found.blocks:
         raise Fail("db_model.no_hidden", **_layers(found))
     for layer in found.layers():
@@ -104,17 +109,28 @@ def test_dropout_hidden(sub, verdict):
     missing = [block for block in found.blocks if not block.kinds(l5.DROPOUT)]
     if missing:
         block = missing[0]
-        params = {"block": block.number, "position": block.position, "found": block.describe(),
-                  **_layers(found)}
+        params = {
+            "block": block.number,
+            "position": block.position,
+            "found": block.describe(),
+            **_layers(found),
+        }
         if any(layer.kind == l5.DROPOUT for layer in found.prefix):
             raise Fail("db_dropout.before_dense", **params)
         raise Fail("db_dropout.missing", **params)
     for block in found.blocks:
         if len(block.kinds(l5.DROPOUT)) > 1:
-            raise Fail("db_dropout.twice", block=block.number, position=block.position,
-                       found=block.describe())
-    verdict.ok("db_dropout.hidden_ok", n=len(found.blocks),
-               on_inputs=any(layer.kind == l5.DROPOUT for layer in found.prefix))
+            raise Fail(
+                "db_dropout.twice",
+                block=block.number,
+                position=block.position,
+                found=block.describe(),
+            )
+    verdict.ok(
+        "db_dropout.hidden_ok",
+        n=len(found.blocks),
+        on_inputs=any(layer.kind == l5.DROPOUT for layer in found.prefix),
+    )
 
 
 @pytest.mark.grade_cell("test_dropout", points=0.5)
@@ -122,11 +138,16 @@ def test_dropout_output(sub, verdict):
     found = _structure(sub)
     if found.output is None:
         raise Fail("db_model.no_dense", **_layers(found))
-    after = [layer for layer in found.tail
-             if layer.kind == l5.DROPOUT or layer.kind in l5.OTHER_DROPOUTS]
+    after = [
+        layer for layer in found.tail if layer.kind == l5.DROPOUT or layer.kind in l5.OTHER_DROPOUTS
+    ]
     if after:
-        raise Fail("db_dropout.after_output", position=l5.position(after[0]),
-                   output=l5.position(found.output), **_layers(found))
+        raise Fail(
+            "db_dropout.after_output",
+            position=l5.position(after[0]),
+            output=l5.position(found.output),
+            **_layers(found),
+        )
     if not found.dropouts():
         raise Fail("db_dropout.none", **_layers(found))
     verdict.ok("db_dropout.output_ok")
@@ -148,8 +169,12 @@ def test_dropout_rate(sub, verdict):
         if rate == 0:
             raise Fail("db_dropout.rate_zero", position=where)
         if rate > 1:
-            raise Fail("db_dropout.rate_percent", found=f"{rate:g}", fraction=f"{rate / 100:g}",
-                       percent=f"{rate * 100:g}")
+            raise Fail(
+                "db_dropout.rate_percent",
+                found=f"{rate:g}",
+                fraction=f"{rate / 100:g}",
+                percent=f"{rate * 100:g}",
+            )
         if l5.same_rate(rate, 1 - l5.DROPOUT_RATE):
             raise Fail("db_dropout.rate_keep", found=f"{rate:g}", position=where)
         if l5.same_rate(rate, 0.5):
@@ -166,8 +191,12 @@ def test_dense_layers(sub, verdict):
         raise Fail("db_model.input", found=view.input_dim, expected=l5.N_FEATURES)
     for layer in found.layers():
         if layer.kind not in l5.KNOWN_KINDS | l5.OTHER_DROPOUTS:
-            raise Fail("db_model.other_layer", found=layer.describe(),
-                       position=l5.position(layer), **_layers(found))
+            raise Fail(
+                "db_model.other_layer",
+                found=layer.describe(),
+                position=l5.position(layer),
+                **_layers(found),
+            )
     if found.output is None:
         raise Fail("db_model.no_dense", **_layers(found))
     n = len(found.blocks)
@@ -175,19 +204,31 @@ def test_dense_layers(sub, verdict):
         raise Fail("db_model.hidden_count", found=n, seed=n == l5.SEED_HIDDEN, **_layers(found))
     for block in found.blocks:
         if block.dense.units != l5.HIDDEN_UNITS:
-            raise Fail("db_model.units", block=block.number, position=block.position,
-                       found=str(block.dense.config.get("units", block.dense.units)))
+            raise Fail(
+                "db_model.units",
+                block=block.number,
+                position=block.position,
+                found=str(block.dense.config.get("units", block.dense.units)),
+            )
     for block in found.blocks:
         if block.activation != l5.HIDDEN_ACTIVATION:
-            raise Fail("db_model.activation", block=block.number, position=block.position,
-                       found=block.activation)
+            raise Fail(
+                "db_model.activation",
+                block=block.number,
+                position=block.position,
+                found=block.activation,
+            )
     output = found.output
     if output.units != 1:
-        raise Fail("db_model.output_units", found=str(output.config.get("units", output.units)),
-                   position=l5.position(output))
+        raise Fail(
+            "db_model.output_units",
+            found=str(output.config.get("units", output.units)),
+            position=l5.position(output),
+        )
     if output.activation not in (None, "linear"):
-        raise Fail("db_model.output_activation", found=output.activation,
-                   position=l5.position(output))
+        raise Fail(
+            "db_model.output_activation", found=output.activation, position=l5.position(output)
+        )
     verdict.ok("db_model.dense_ok", **_layers(found))
 
 
@@ -199,19 +240,30 @@ def test_batchnorm_blocks(sub, verdict):
     missing = [block for block in found.blocks if not block.kinds(l5.BATCH_NORM)]
     if missing:
         block = missing[0]
-        params = {"block": block.number, "position": block.position, "found": block.describe(),
-                  **_layers(found)}
+        params = {
+            "block": block.number,
+            "position": block.position,
+            "found": block.describe(),
+            **_layers(found),
+        }
         if any(layer.kind == l5.BATCH_NORM for layer in found.prefix):
             raise Fail("db_batchnorm.before_dense", **params)
         raise Fail("db_batchnorm.missing", **params)
     for block in found.blocks:
         if len(block.kinds(l5.BATCH_NORM)) > 1:
-            raise Fail("db_batchnorm.twice", block=block.number, position=block.position,
-                       found=block.describe())
+            raise Fail(
+                "db_batchnorm.twice",
+                block=block.number,
+                position=block.position,
+                found=block.describe(),
+            )
     placements = {_placement(block) for block in found.blocks}
-    verdict.ok("db_batchnorm.blocks_ok", n=len(found.blocks),
-               placement=placements.pop() if len(placements) == 1 else "mixed",
-               on_inputs=any(layer.kind == l5.BATCH_NORM for layer in found.prefix))
+    verdict.ok(
+        "db_batchnorm.blocks_ok",
+        n=len(found.blocks),
+        placement=placements.pop() if len(placements) == 1 else "mixed",
+        on_inputs=any(layer.kind == l5.BATCH_NORM for layer in found.prefix),
+    )
 
 
 def _placement(block: l5.Block) -> str:
@@ -231,8 +283,12 @@ def test_batchnorm_output(sub, verdict):
         raise Fail("db_model.no_dense", **_layers(found))
     after = [layer for layer in found.tail if layer.kind == l5.BATCH_NORM]
     if after:
-        raise Fail("db_batchnorm.after_output", position=l5.position(after[0]),
-                   output=l5.position(found.output), **_layers(found))
+        raise Fail(
+            "db_batchnorm.after_output",
+            position=l5.position(after[0]),
+            output=l5.position(found.output),
+            **_layers(found),
+        )
     if not any(layer.kind == l5.BATCH_NORM for layer in found.layers()):
         raise Fail("db_batchnorm.none", **_layers(found))
     verdict.ok("db_batchnorm.output_ok")
@@ -246,8 +302,12 @@ def _payload(sub: l5.Submission) -> dict:
     if not answer.present:
         info = sub.cell("ans_history")
         error = info.get("error") or {}
-        if (info.get("status") == "error" and isinstance(error, dict)
-                and error.get("ename") == "NameError" and "'model'" in str(error.get("evalue"))):
+        if (
+            info.get("status") == "error"
+            and isinstance(error, dict)
+            and error.get("ename") == "NameError"
+            and "'model'" in str(error.get("evalue"))
+        ):
             raise Fail("db_history.no_model_built")
     sub.answers.get("history")  # not attempted, an error in the answer cell, a timeout
     payload = sub.json("keras/training.json", "history")
@@ -270,12 +330,15 @@ class Trained:
         def load():
             arrays = self.sub.npz("keras/weights.npz", "history")
             return km.weights_by_layer(self.payload.get("weights") or [], arrays)
+
         return self.sub.memo.get("weights", load)
 
     def predict(self, x):
         weights = self.weights()
-        if any(layer.kind == "Dense" and "kernel" not in weights.get(layer.layer, {})
-               for layer in self.view.layers):
+        if any(
+            layer.kind == "Dense" and "kernel" not in weights.get(layer.layer, {})
+            for layer in self.view.layers
+        ):
             raise Fail("db_history.untrained")  # never built nor fitted: no weights at all
         try:
             return km.forward(self.view, weights, x)
@@ -290,6 +353,7 @@ def _trained(sub: l5.Submission) -> Trained:
         if not payload.get("model_present") or not model.get("is_model"):
             raise Fail("db_history.no_model")
         return Trained(sub, payload)
+
     return sub.memo.get("trained", load)
 
 
@@ -305,6 +369,7 @@ def _history(sub: l5.Submission) -> dict:
         if not history.get("model_is_model"):
             raise Fail("db_history.not_retrained")
         return history
+
     return sub.memo.get("history", load)
 
 
@@ -401,15 +466,21 @@ def test_history_integrity(sub, verdict):
         return
     earlier = _matches(sub, value, series)
     if earlier:
-        raise Fail("db_history.not_last_epoch", epoch=earlier[-1] + 1, epochs=len(series),
-                   value=round(value, 5), last=round(series[-1], 5))
+        raise Fail(
+            "db_history.not_last_epoch",
+            epoch=earlier[-1] + 1,
+            epochs=len(series),
+            value=round(value, 5),
+            last=round(series[-1], 5),
+        )
     if _matches(sub, loss_on(data["X_train"], data["y_train"]), series[-1:]):
         raise Fail("db_history.validation_is_training")
     n = len(data["X_train"])
     for fraction in (0.1, 0.15, 0.2, 0.25, 0.3, 0.33):
         start = int(math.ceil(n * (1.0 - fraction)))
         if 0 < start < n and _matches(
-                sub, loss_on(data["X_train"][start:], data["y_train"][start:]), series[-1:]):
+            sub, loss_on(data["X_train"][start:], data["y_train"][start:]), series[-1:]
+        ):
             raise Fail("db_history.validation_split", fraction=fraction)
     raise Fail("db_history.mismatch", value=round(value, 5), last=round(series[-1], 5))
 
@@ -418,8 +489,10 @@ def test_history_integrity(sub, verdict):
 def test_history_val_mae(sub, verdict):
     trained = _trained(sub)
     if trained.view.input_dim not in (None, l5.N_FEATURES):
-        raise Fail("db_history.forward_unsupported",
-                   what=f"the model takes {trained.view.input_dim} inputs")
+        raise Fail(
+            "db_history.forward_unsupported",
+            what=f"the model takes {trained.view.input_dim} inputs",
+        )
     data = km.wine_arrays()
     value = km.mae(data["y_valid"], trained.predict(data["X_valid"]))
     high, low = float(sub.t["db_val_mae_max"]), float(sub.t["db_val_mae_min"])
@@ -438,8 +511,11 @@ def test_regularization_effect(answers, verdict):
     value = answers.get("regularization_effect")
     letter = as_letter(value)
     if letter is None or letter not in EFFECT_LETTERS:
-        raise Fail("db_effect.unknown_letter", found=describe_found(value),
-                   letters=", ".join(f'"{c}"' for c in EFFECT_LETTERS))
+        raise Fail(
+            "db_effect.unknown_letter",
+            found=describe_found(value),
+            letters=", ".join(f'"{c}"' for c in EFFECT_LETTERS),
+        )
     if letter != EFFECT_ANSWER:
         raise Fail(EFFECT_WRONG.get(letter, "db_effect.wrong"), found=letter)
     verdict.ok("db_effect.correct")

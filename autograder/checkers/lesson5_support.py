@@ -106,8 +106,12 @@ def model_cell_error(sub: Submission) -> Fail | None:
     if rate:
         value = _as_float(rate.group(1))
         if value is not None and value > 1:
-            return Fail("db_dropout.rate_percent", found=rate.group(1),
-                        fraction=f"{value / 100:g}", percent=f"{value * 100:g}")
+            return Fail(
+                "db_dropout.rate_percent",
+                found=rate.group(1),
+                fraction=f"{value / 100:g}",
+                percent=f"{value * 100:g}",
+            )
         return Fail("db_dropout.rate_invalid", found=rate.group(1))
     return None
 
@@ -138,8 +142,13 @@ class Block:
         if self.dense.activation not in (None, "linear"):
             return self.dense.activation
         found = [layer.activation for layer in self.after if layer.kind == "Activation"]
-        return found[0] if len(found) == 1 and found[0] else "linear" if not found else "+".join(
-            str(a) for a in found)
+        return (
+            found[0]
+            if len(found) == 1 and found[0]
+            else "linear"
+            if not found
+            else "+".join(str(a) for a in found)
+        )
 
     def describe(self) -> str:
         return ", ".join(layer.describe() for layer in [self.dense, *self.after])
@@ -154,9 +163,12 @@ class Structure:
     tail: list[km.LayerView] = field(default_factory=list)
 
     def layers(self) -> list[km.LayerView]:
-        return [*self.prefix, *(layer for block in self.blocks for layer in
-                                (block.dense, *block.after)),
-                *([self.output] if self.output else []), *self.tail]
+        return [
+            *self.prefix,
+            *(layer for block in self.blocks for layer in (block.dense, *block.after)),
+            *([self.output] if self.output else []),
+            *self.tail,
+        ]
 
     def dropouts(self) -> list[km.LayerView]:
         return [layer for layer in self.layers() if layer.kind == DROPOUT]
@@ -170,10 +182,17 @@ def structure(view: km.ModelView) -> Structure:
     dense = [i for i, layer in enumerate(view.layers) if layer.kind == "Dense"]
     if not dense:
         return Structure(view, prefix=list(view.layers))
-    blocks = [Block(n, view.layers[start], list(view.layers[start + 1:end]))
-              for n, (start, end) in enumerate(zip(dense[:-1], dense[1:], strict=False), 1)]
-    return Structure(view, list(view.layers[:dense[0]]), blocks, view.layers[dense[-1]],
-                     list(view.layers[dense[-1] + 1:]))
+    blocks = [
+        Block(n, view.layers[start], list(view.layers[start + 1 : end]))
+        for n, (start, end) in enumerate(zip(dense[:-1], dense[1:], strict=False), 1)
+    ]
+    return Structure(
+        view,
+        list(view.layers[: dense[0]]),
+        blocks,
+        view.layers[dense[-1]],
+        list(view.layers[dense[-1] + 1 :]),
+    )
 
 
 def position(layer: km.LayerView) -> int:
@@ -188,8 +207,12 @@ def misplaced_dense(found: Structure) -> km.LayerView | None:
         units = block.dense.config.get("units")
         if isinstance(units, float) and units != int(units):
             return block.dense
-        if (block.dense.units == 10 and block.dense.activation in (None, "linear")
-                and (previous.dense.units or 0) > 10 and not previous.kinds(DROPOUT)):
+        if (
+            block.dense.units == 10
+            and block.dense.activation in (None, "linear")
+            and (previous.dense.units or 0) > 10
+            and not previous.kinds(DROPOUT)
+        ):
             return block.dense
     return None
 

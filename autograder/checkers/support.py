@@ -75,8 +75,11 @@ class Answers:
         if not answer.present or answer.kind == "placeholder":
             error = answer_cell.get("error") or {}
             if status == "error" and error.get("ename") not in (None, "NotImplementedError"):
-                raise Fail("answer_cell_error", name=name,
-                           error=f"{error.get('ename')}: {error.get('evalue', '')}"[:200])
+                raise Fail(
+                    "answer_cell_error",
+                    name=name,
+                    error=f"{error.get('ename')}: {error.get('evalue', '')}"[:200],
+                )
             raise NotAttempted(name)
         return answer.value
 
@@ -85,32 +88,59 @@ class Answers:
 
     def number(self, name: str) -> float:
         value = self.get(name)
-        if (not isinstance(value, numbers.Real) or isinstance(value, bool)
-                or not math.isfinite(value)):
-            raise Fail("wrong_type", name=name, expected_es="un número",
-                       expected_en="a number", found=describe_found(value))
+        if (
+            not isinstance(value, numbers.Real)
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+        ):
+            raise Fail(
+                "wrong_type",
+                name=name,
+                expected_es="un número",
+                expected_en="a number",
+                found=describe_found(value),
+            )
         return value
 
     def integer(self, name: str) -> int:
         value = self.get(name)
-        if (not isinstance(value, numbers.Real) or isinstance(value, bool)
-                or not math.isfinite(value) or float(value) != int(value)):
-            raise Fail("wrong_type", name=name, expected_es="un número entero",
-                       expected_en="a whole number", found=describe_found(value))
+        if (
+            not isinstance(value, numbers.Real)
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+            or float(value) != int(value)
+        ):
+            raise Fail(
+                "wrong_type",
+                name=name,
+                expected_es="un número entero",
+                expected_en="a whole number",
+                found=describe_found(value),
+            )
         return int(value)
 
     def text(self, name: str) -> str:
         value = self.get(name)
         if not isinstance(value, str):
-            raise Fail("wrong_type", name=name, expected_es="un texto entre comillas",
-                       expected_en="a quoted string", found=describe_found(value))
+            raise Fail(
+                "wrong_type",
+                name=name,
+                expected_es="un texto entre comillas",
+                expected_en="a quoted string",
+                found=describe_found(value),
+            )
         return value
 
     def mapping(self, name: str) -> dict:
         value = self.get(name)
         if not isinstance(value, dict):
-            raise Fail("wrong_type", name=name, expected_es="un diccionario",
-                       expected_en="a dict", found=describe_found(value))
+            raise Fail(
+                "wrong_type",
+                name=name,
+                expected_es="un diccionario",
+                expected_en="a dict",
+                found=describe_found(value),
+            )
         return value
 
 
@@ -147,9 +177,14 @@ class Memo:
             except self._SHAPE_ERRORS as exc:
                 if self._malformed is None:
                     raise
-                self._done[key] = (False, Fail(
-                    "artifact_invalid", name=self._malformed.get(key, key),
-                    reason=f"malformed capture ({type(exc).__name__})"))
+                self._done[key] = (
+                    False,
+                    Fail(
+                        "artifact_invalid",
+                        name=self._malformed.get(key, key),
+                        reason=f"malformed capture ({type(exc).__name__})",
+                    ),
+                )
         ok, value = self._done[key]
         if not ok:
             raise Fail(value.message_id, **value.params)
@@ -161,8 +196,13 @@ class CapturedSubmission:
     ``defaults`` overridden by course_config.py), a memo, the execution record and the
     captured JSON/.npz files, every read problem turned into ``artifact_invalid``."""
 
-    def __init__(self, artifacts: Artifacts, thresholds: dict[str, Any] | None,
-                 defaults: dict[str, Any], memo: Memo | None = None):
+    def __init__(
+        self,
+        artifacts: Artifacts,
+        thresholds: dict[str, Any] | None,
+        defaults: dict[str, Any],
+        memo: Memo | None = None,
+    ):
         self.artifacts = artifacts
         self.answers = Answers(artifacts)
         self.t = {**defaults, **{k: v for k, v in (thresholds or {}).items() if k in defaults}}

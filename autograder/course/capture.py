@@ -34,7 +34,11 @@ def describe(value, depth: int = 0) -> dict:
     if isinstance(value, bool):
         return {"kind": "bool", "value": value, "type": type_name}
     # numpy scalars and 0-d arrays become Python numbers
-    if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+    if (
+        type(value).__module__ == "numpy"
+        and hasattr(value, "item")
+        and getattr(value, "ndim", 0) == 0
+    ):
         value = value.item()
         if isinstance(value, bool):
             return {"kind": "bool", "value": value, "type": type_name}
@@ -86,8 +90,15 @@ def answers(namespace: dict, *names: str) -> None:
             try:
                 payload = {"name": name, "present": True, "value": describe(namespace[name])}
             except Exception as exc:  # noqa: BLE001 - record, never crash the test cell
-                payload = {"name": name, "present": True, "value": {"kind": "other",
-                           "type": "unknown", "repr": f"<capture failed: {type(exc).__name__}>"}}
+                payload = {
+                    "name": name,
+                    "present": True,
+                    "value": {
+                        "kind": "other",
+                        "type": "unknown",
+                        "repr": f"<capture failed: {type(exc).__name__}>",
+                    },
+                }
         else:
             payload = {"name": name, "present": False}
         _write_json(folder / "answers" / f"{name}.json", payload)

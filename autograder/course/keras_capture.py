@@ -64,7 +64,11 @@ def plain(value: Any, depth: int = 0) -> Any:
     if isinstance(value, numbers.Real):
         number = float(value)
         return number if math.isfinite(number) else str(number)
-    if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+    if (
+        type(value).__module__ == "numpy"
+        and hasattr(value, "item")
+        and getattr(value, "ndim", 1) == 0
+    ):
         return plain(value.item(), depth)
     if depth < 8 and isinstance(value, dict):
         return {str(k)[:200]: plain(v, depth + 1) for k, v in list(value.items())[:500]}
@@ -196,16 +200,21 @@ class _Matcher:
         self.raw = np.asarray(raw, dtype=np.float64)
         self.k = k
         self.uniques = [np.unique(self.raw[:, j]) for j in range(self.raw.shape[1])]
-        self.tols = [0.25 * float(np.min(np.diff(u))) if len(u) > 1 else 1e-9
-                     for u in self.uniques]
-        codes = np.stack([np.searchsorted(u, self.raw[:, j]) for j, u in enumerate(self.uniques)],
-                         axis=1)
+        self.tols = [0.25 * float(np.min(np.diff(u))) if len(u) > 1 else 1e-9 for u in self.uniques]
+        codes = np.stack(
+            [np.searchsorted(u, self.raw[:, j]) for j, u in enumerate(self.uniques)], axis=1
+        )
         self.lookup: dict[tuple, int] = {}
         for i, row in enumerate(map(tuple, codes.tolist())):
             self.lookup.setdefault(row, i)
 
-    def _maps(self, column: np.ndarray, j: int, extra: list[tuple[float, float]],
-              bounds: list[tuple[float, float]]):
+    def _maps(
+        self,
+        column: np.ndarray,
+        j: int,
+        extra: list[tuple[float, float]],
+        bounds: list[tuple[float, float]],
+    ):
         vmin, vmax = float(column.min()), float(column.max())
         yield 1.0, 0.0  # unscaled
         yield from extra
@@ -214,16 +223,24 @@ class _Matcher:
         if span <= 0:
             return
         pairs = list(bounds)
-        pairs += [(u[a], u[-1 - b]) for total in range(2 * self.k - 1)
-                  for a in range(self.k) for b in range(self.k) if a + b == total
-                  and a < len(u) and b < len(u)]
+        pairs += [
+            (u[a], u[-1 - b])
+            for total in range(2 * self.k - 1)
+            for a in range(self.k)
+            for b in range(self.k)
+            if a + b == total and a < len(u) and b < len(u)
+        ]
         for lo, hi in pairs:
             if hi > lo:
                 scale = (hi - lo) / span
                 yield scale, lo - vmin * scale
 
-    def part(self, values: np.ndarray, extra: list[list[tuple[float, float]]] | None = None,
-             bounds: list[list[tuple[float, float]]] | None = None):
+    def part(
+        self,
+        values: np.ndarray,
+        extra: list[list[tuple[float, float]]] | None = None,
+        bounds: list[list[tuple[float, float]]] | None = None,
+    ):
         """Data-set row of each row of ``values`` (-1 when not found) and the maps used."""
         n, ncol = values.shape
         codes = np.zeros((n, ncol), dtype=np.int64)
@@ -232,8 +249,9 @@ class _Matcher:
         for j in range(ncol):
             column = values[:, j]
             best = None
-            for scale, offset in self._maps(column, j, (extra or [[]] * ncol)[j],
-                                            (bounds or [[]] * ncol)[j]):
+            for scale, offset in self._maps(
+                column, j, (extra or [[]] * ncol)[j], (bounds or [[]] * ncol)[j]
+            ):
                 nearest, ok = _column_codes(self.uniques[j], self.tols[j], column * scale + offset)
                 hits = int(ok.sum())
                 if best is None or hits > best[0]:
@@ -250,7 +268,9 @@ class _Matcher:
         return rows, maps
 
 
-def match_rows(train: np.ndarray, valid: np.ndarray, raw: np.ndarray) -> tuple[list[int], list[int]]:
+def match_rows(
+    train: np.ndarray, valid: np.ndarray, raw: np.ndarray
+) -> tuple[list[int], list[int]]:
     """Row numbers of the data set ``raw`` for each row of ``train`` and ``valid``.
 
     ``-1`` marks a row that is not a row of the data. Duplicated data rows all map to the first
@@ -260,14 +280,22 @@ def match_rows(train: np.ndarray, valid: np.ndarray, raw: np.ndarray) -> tuple[l
     matcher = _Matcher(raw)
     train = np.asarray(train, dtype=np.float64)
     valid = np.asarray(valid, dtype=np.float64)
-    if train.ndim != 2 or valid.ndim != 2 or train.shape[1] != raw.shape[1] or (
-            valid.shape[1] != raw.shape[1]) or not len(train) or not len(valid):
+    if (
+        train.ndim != 2
+        or valid.ndim != 2
+        or train.shape[1] != raw.shape[1]
+        or (valid.shape[1] != raw.shape[1])
+        or not len(train)
+        or not len(valid)
+    ):
         return [-1] * len(train), [-1] * len(valid)
     train_rows, train_maps = matcher.part(train)
     used = train_rows[train_rows >= 0]
     rest = np.setdiff1d(np.arange(len(raw)), used)
-    bounds = [[(float(raw[rest, j].min()), float(raw[rest, j].max()))] if len(rest) else []
-              for j in range(raw.shape[1])]
+    bounds = [
+        [(float(raw[rest, j].min()), float(raw[rest, j].max()))] if len(rest) else []
+        for j in range(raw.shape[1])
+    ]
     valid_rows, _ = matcher.part(valid, extra=[[m] for m in train_maps], bounds=bounds)
     return train_rows.tolist(), valid_rows.tolist()
 
@@ -283,15 +311,22 @@ def _load_features() -> tuple[np.ndarray, list[str]] | None:
         return None
 
 
-def capture_split(namespace: dict, names: tuple[str, ...] = SPLIT_NAMES, answer: str = "split") -> None:
+def capture_split(
+    namespace: dict, names: tuple[str, ...] = SPLIT_NAMES, answer: str = "split"
+) -> None:
     """Save the four parts of the split: descriptions, data-set row numbers and the arrays."""
     if _capture.artifacts_dir() is None:
         return
     try:
         present = {n: namespace[n] for n in names if not _missing(namespace, n)}
-        _write_json(f"answers/{answer}.json", {
-            "name": answer, "present": bool(present),
-            "value": _capture.describe({n: present[n] for n in present})})
+        _write_json(
+            f"answers/{answer}.json",
+            {
+                "name": answer,
+                "present": bool(present),
+                "value": _capture.describe({n: present[n] for n in present}),
+            },
+        )
         parts: dict[str, Any] = {}
         arrays: dict[str, np.ndarray] = {}
         for name in names:
@@ -312,8 +347,15 @@ def capture_split(namespace: dict, names: tuple[str, ...] = SPLIT_NAMES, answer:
                 rows = {names[0]: train_rows, names[1]: valid_rows}
             except Exception as exc:  # noqa: BLE001
                 rows = {"error": _error(exc)}
-        _write_json("split/split.json", {"names": list(names), "parts": parts, "rows": rows,
-                                         "n_data": None if loaded is None else len(loaded[0])})
+        _write_json(
+            "split/split.json",
+            {
+                "names": list(names),
+                "parts": parts,
+                "rows": rows,
+                "n_data": None if loaded is None else len(loaded[0]),
+            },
+        )
         _write_npz("split/arrays.npz", arrays)
     except Exception as exc:  # noqa: BLE001 - never break the test cell
         _write_json("split/split.json", {"names": list(names), "error": _error(exc)})
@@ -448,8 +490,14 @@ def describe_layer(layer: Any) -> dict:
     if activation is not None and callable(activation):
         info["activation"] = activation_info(activation)
     try:
-        info["weights"] = [{"name": str(getattr(w, "name", "")), "path": str(getattr(w, "path", "")),
-                            "shape": [int(s) for s in w.shape]} for w in layer.weights]
+        info["weights"] = [
+            {
+                "name": str(getattr(w, "name", "")),
+                "path": str(getattr(w, "path", "")),
+                "shape": [int(s) for s in w.shape],
+            }
+            for w in layer.weights
+        ]
     except Exception as exc:  # noqa: BLE001
         info["weights"] = []
         info["weights_error"] = _error(exc)
@@ -467,8 +515,10 @@ def describe_loss(loss: Any) -> dict:
     if isinstance(loss, (list, tuple)):
         return {"kind": "list", "items": [describe_loss(item) for item in list(loss)[:5]]}
     if isinstance(loss, dict):
-        return {"kind": "dict", "items": {str(k)[:50]: describe_loss(v) for k, v in
-                                          list(loss.items())[:5]}}
+        return {
+            "kind": "dict",
+            "items": {str(k)[:50]: describe_loss(v) for k, v in list(loss.items())[:5]},
+        }
     info: dict[str, Any] = {"class_name": type(loss).__name__, "module": type(loss).__module__}
     if _isinstance(loss, "losses.Loss"):
         info["kind"] = "object"
@@ -492,8 +542,11 @@ def describe_optimizer(optimizer: Any) -> dict:
         return {"kind": "none"}
     if isinstance(optimizer, str):
         return {"kind": "str", "name": optimizer[:100]}
-    info = {"kind": "object", "class_name": type(optimizer).__name__,
-            "module": type(optimizer).__module__}
+    info = {
+        "kind": "object",
+        "class_name": type(optimizer).__name__,
+        "module": type(optimizer).__module__,
+    }
     try:
         info["learning_rate"] = _number(optimizer.learning_rate)
     except Exception:  # noqa: BLE001
@@ -523,8 +576,9 @@ def describe_model(model: Any) -> dict:
     try:
         config = model.get_config()
         info["config"] = plain(config)
-        info["config_class_names"] = [plain(entry.get("class_name")) for entry in
-                                      config.get("layers", [])][:MAX_LAYERS]
+        info["config_class_names"] = [
+            plain(entry.get("class_name")) for entry in config.get("layers", [])
+        ][:MAX_LAYERS]
     except Exception as exc:  # noqa: BLE001
         info["config"] = None
         info["config_error"] = _error(exc)
@@ -561,10 +615,16 @@ def model_weights(model: Any) -> tuple[list[dict], dict[str, np.ndarray]]:
                 continue
             key = f"w{len(index):03d}"
             arrays[key] = array
-            index.append({"key": key, "layer": position, "layer_name": str(layer.name),
-                          "name": str(getattr(variable, "name", "")),
-                          "path": str(getattr(variable, "path", "")),
-                          "shape": [int(s) for s in array.shape]})
+            index.append(
+                {
+                    "key": key,
+                    "layer": position,
+                    "layer_name": str(layer.name),
+                    "name": str(getattr(variable, "name", "")),
+                    "path": str(getattr(variable, "path", "")),
+                    "shape": [int(s) for s in array.shape],
+                }
+            )
     return index, arrays
 
 
@@ -590,7 +650,9 @@ def describe_history(history: Any, model: Any = None) -> dict:
     owner = _attached_model(history)
     info["model_is_model"] = model is not None and owner is model
     info["has_model"] = owner is not None
-    info["model_history_is_history"] = model is not None and getattr(model, "history", None) is history
+    info["model_history_is_history"] = (
+        model is not None and getattr(model, "history", None) is history
+    )
     return info
 
 
@@ -617,21 +679,30 @@ def capture_model(namespace: dict, name: str = "model") -> None:
     _capture_described(namespace, name, "model", describe_model)
 
 
-def capture_training(namespace: dict, model: str = "model", history: str = "history",
-                     callback: str | None = "early_stopping", prefix: str = "") -> None:
+def capture_training(
+    namespace: dict,
+    model: str = "model",
+    history: str = "history",
+    callback: str | None = "early_stopping",
+    prefix: str = "",
+) -> None:
     """Save what ``fit`` left behind: history, params, callback state, trained weights."""
     if _capture.artifacts_dir() is None:
         return
     _answer(namespace, history)
-    payload: dict[str, Any] = {"model_name": model, "history_name": history,
-                               "callback_name": callback}
+    payload: dict[str, Any] = {
+        "model_name": model,
+        "history_name": history,
+        "callback_name": callback,
+    }
     arrays: dict[str, np.ndarray] = {}
     try:
         the_model = None if _missing(namespace, model) else namespace[model]
         the_history = None if _missing(namespace, history) else namespace[history]
         payload["history_present"] = not _missing(namespace, history)
-        payload["history"] = describe_history(the_history, the_model) \
-            if payload["history_present"] else None
+        payload["history"] = (
+            describe_history(the_history, the_model) if payload["history_present"] else None
+        )
         payload["model_present"] = the_model is not None
         payload["model"] = describe_model(the_model) if the_model is not None else None
         if payload["model"] and payload["model"].get("is_model"):
@@ -667,41 +738,55 @@ def check_split(namespace: dict) -> None:
     for name in SPLIT_NAMES:
         array, problem = to_array(_get(name, namespace))
         if problem:
-            _fail(f"`{name}` debe ser una tabla de números (DataFrame, Series o array); {problem}.",
-                  f"`{name}` must be a table of numbers (DataFrame, Series or array); {problem}.")
+            _fail(
+                f"`{name}` debe ser una tabla de números (DataFrame, Series o array); {problem}.",
+                f"`{name}` must be a table of numbers (DataFrame, Series or array); {problem}.",
+            )
         arrays[name] = array
     for x_name, y_name in (("X_train", "y_train"), ("X_valid", "y_valid")):
         x, y = arrays[x_name], arrays[y_name]
         if x.ndim != 2 or x.shape[1] != N_FEATURES:
-            _fail(f"`{x_name}` debe tener {N_FEATURES} columnas (las características, sin "
-                  f"`quality`); tiene forma {x.shape}. ¿Está bien el orden de "
-                  "`X_train, X_valid, y_train, y_valid = train_test_split(...)`?",
-                  f"`{x_name}` must have {N_FEATURES} columns (the features, without `quality`); "
-                  f"its shape is {x.shape}. Is the order `X_train, X_valid, y_train, y_valid = "
-                  "train_test_split(...)` right?")
+            _fail(
+                f"`{x_name}` debe tener {N_FEATURES} columnas (las características, sin "
+                f"`quality`); tiene forma {x.shape}. ¿Está bien el orden de "
+                "`X_train, X_valid, y_train, y_valid = train_test_split(...)`?",
+                f"`{x_name}` must have {N_FEATURES} columns (the features, without `quality`); "
+                f"its shape is {x.shape}. Is the order `X_train, X_valid, y_train, y_valid = "
+                "train_test_split(...)` right?",
+            )
         if y.ndim == 2 and y.shape[1] != 1:
-            _fail(f"`{y_name}` debe ser una sola columna (`quality`); tiene forma {y.shape}.",
-                  f"`{y_name}` must be a single column (`quality`); its shape is {y.shape}.")
+            _fail(
+                f"`{y_name}` debe ser una sola columna (`quality`); tiene forma {y.shape}.",
+                f"`{y_name}` must be a single column (`quality`); its shape is {y.shape}.",
+            )
         if len(x) != len(y):
-            _fail(f"`{x_name}` y `{y_name}` deben tener las mismas filas ({len(x)} ≠ {len(y)}).",
-                  f"`{x_name}` and `{y_name}` must have the same rows ({len(x)} ≠ {len(y)}).")
+            _fail(
+                f"`{x_name}` y `{y_name}` deben tener las mismas filas ({len(x)} ≠ {len(y)}).",
+                f"`{x_name}` and `{y_name}` must have the same rows ({len(x)} ≠ {len(y)}).",
+            )
     for name, array in arrays.items():
         if not np.all(np.isfinite(array)):
-            _fail(f"`{name}` contiene valores NaN o infinitos.",
-                  f"`{name}` holds NaN or infinite values.")
+            _fail(
+                f"`{name}` contiene valores NaN o infinitos.",
+                f"`{name}` holds NaN or infinite values.",
+            )
     x_train = arrays["X_train"]
     low, high = x_train.min(axis=0), x_train.max(axis=0)
     if not (np.allclose(low, 0, atol=1e-6) and np.allclose(high, 1, atol=1e-6)):
-        _fail("Cada columna de `X_train` escalada con el mínimo y el máximo del conjunto de "
-              "entrenamiento va exactamente de 0 a 1, y aquí no es así: revisa el escalado "
-              "(Lección 4.5).",
-              "Every column of `X_train` scaled with the training split's min and max goes "
-              "exactly from 0 to 1, and here it does not: check the scaling (Lesson 4.5).")
+        _fail(
+            "Cada columna de `X_train` escalada con el mínimo y el máximo del conjunto de "
+            "entrenamiento va exactamente de 0 a 1, y aquí no es así: revisa el escalado "
+            "(Lección 4.5).",
+            "Every column of `X_train` scaled with the training split's min and max goes "
+            "exactly from 0 to 1, and here it does not: check the scaling (Lesson 4.5).",
+        )
     n_train, n_valid = len(x_train), len(arrays["X_valid"])
-    _ok(f"split: {n_train} filas de entrenamiento y {n_valid} de validación, {N_FEATURES} "
+    _ok(
+        f"split: {n_train} filas de entrenamiento y {n_valid} de validación, {N_FEATURES} "
         "características; el formato es correcto. Las filas y el escalado se califican al entregar.",
         f"split: {n_train} training and {n_valid} validation rows, {N_FEATURES} features; the "
-        "format is right. Rows and scaling are graded on submission.")
+        "format is right. Rows and scaling are graded on submission.",
+    )
 
 
 def check_callback(namespace: dict, name: str = "early_stopping") -> None:
@@ -709,19 +794,27 @@ def check_callback(namespace: dict, name: str = "early_stopping") -> None:
     __tracebackhide__ = True
     value = _get(name, namespace)
     if not is_early_stopping(value):
-        _fail(f"`{name}` debe ser un objeto `callbacks.EarlyStopping(...)`, no {_type_name(value)}.",
-              f"`{name}` must be a `callbacks.EarlyStopping(...)` object, not {_type_name(value)}.")
+        _fail(
+            f"`{name}` debe ser un objeto `callbacks.EarlyStopping(...)`, no {_type_name(value)}.",
+            f"`{name}` must be a `callbacks.EarlyStopping(...)` object, not {_type_name(value)}.",
+        )
     s = describe_callback(value)["settings"]
-    settings = (f"monitor={s['monitor']!r}, min_delta={s['min_delta']}, patience={s['patience']}, "
-                f"restore_best_weights={s['restore_best_weights']}")
-    _ok(f"`{name}` es un EarlyStopping. Keras ha recibido: {settings}. Comprueba que son los "
+    settings = (
+        f"monitor={s['monitor']!r}, min_delta={s['min_delta']}, patience={s['patience']}, "
+        f"restore_best_weights={s['restore_best_weights']}"
+    )
+    _ok(
+        f"`{name}` es un EarlyStopping. Keras ha recibido: {settings}. Comprueba que son los "
         "valores que querías (¡un comentario `#` se traga el resto de la línea!).",
         f"`{name}` is an EarlyStopping. Keras received: {settings}. Check that these are the "
-        "values you meant (a `#` comment swallows the rest of the line!).")
+        "values you meant (a `#` comment swallows the rest of the line!).",
+    )
     if s["patience"] == 0 and s["restore_best_weights"] is False:
-        print("⚠ patience=0 y restore_best_weights=False son los valores por defecto: ¿los "
-              "escribiste detrás de un `#`?\n  (EN: patience=0 and restore_best_weights=False are "
-              "the defaults: did you write them after a `#`?)")
+        print(
+            "⚠ patience=0 y restore_best_weights=False son los valores por defecto: ¿los "
+            "escribiste detrás de un `#`?\n  (EN: patience=0 and restore_best_weights=False are "
+            "the defaults: did you write them after a `#`?)"
+        )
 
 
 def check_model(namespace: dict, name: str = "model") -> None:
@@ -729,17 +822,23 @@ def check_model(namespace: dict, name: str = "model") -> None:
     __tracebackhide__ = True
     value = _get(name, namespace)
     if not is_model(value):
-        _fail(f"`{name}` debe ser un modelo de Keras (`keras.Sequential([...])`), no "
-              f"{_type_name(value)}.",
-              f"`{name}` must be a Keras model (`keras.Sequential([...])`), not {_type_name(value)}.")
+        _fail(
+            f"`{name}` debe ser un modelo de Keras (`keras.Sequential([...])`), no "
+            f"{_type_name(value)}.",
+            f"`{name}` must be a Keras model (`keras.Sequential([...])`), not {_type_name(value)}.",
+        )
     if getattr(value, "optimizer", None) is None:
-        _fail(f"`{name}` todavía no está compilado: llama a `{name}.compile(optimizer=..., loss=...)`.",
-              f"`{name}` is not compiled yet: call `{name}.compile(optimizer=..., loss=...)`.")
+        _fail(
+            f"`{name}` todavía no está compilado: llama a `{name}.compile(optimizer=..., loss=...)`.",
+            f"`{name}` is not compiled yet: call `{name}.compile(optimizer=..., loss=...)`.",
+        )
     layers = ", ".join(type(layer).__name__ for layer in value.layers)
-    _ok(f"`{name}` es un modelo compilado con las capas: {layers}. La arquitectura se califica "
+    _ok(
+        f"`{name}` es un modelo compilado con las capas: {layers}. La arquitectura se califica "
         "al entregar.",
         f"`{name}` is a compiled model with layers: {layers}. The architecture is graded on "
-        "submission.")
+        "submission.",
+    )
 
 
 def check_history(namespace: dict, name: str = "history") -> None:
@@ -747,23 +846,31 @@ def check_history(namespace: dict, name: str = "history") -> None:
     __tracebackhide__ = True
     value = _get(name, namespace)
     if not is_history(value):
-        _fail(f"`{name}` debe ser lo que devuelve `model.fit(...)` (un objeto History), no "
-              f"{_type_name(value)}.",
-              f"`{name}` must be what `model.fit(...)` returns (a History object), not "
-              f"{_type_name(value)}.")
+        _fail(
+            f"`{name}` debe ser lo que devuelve `model.fit(...)` (un objeto History), no "
+            f"{_type_name(value)}.",
+            f"`{name}` must be what `model.fit(...)` returns (a History object), not "
+            f"{_type_name(value)}.",
+        )
     data = getattr(value, "history", {}) or {}
     if not data.get("loss"):
-        _fail(f"`{name}.history` está vacío: ¿se ha entrenado el modelo?",
-              f"`{name}.history` is empty: was the model trained?")
+        _fail(
+            f"`{name}.history` está vacío: ¿se ha entrenado el modelo?",
+            f"`{name}.history` is empty: was the model trained?",
+        )
     if "val_loss" not in data:
-        _fail(f"`{name}.history` no tiene `val_loss`: pasa `validation_data=(X_valid, y_valid)` "
-              "a `fit` (Lección 4.5).",
-              f"`{name}.history` has no `val_loss`: pass `validation_data=(X_valid, y_valid)` to "
-              "`fit` (Lesson 4.5).")
+        _fail(
+            f"`{name}.history` no tiene `val_loss`: pasa `validation_data=(X_valid, y_valid)` "
+            "a `fit` (Lección 4.5).",
+            f"`{name}.history` has no `val_loss`: pass `validation_data=(X_valid, y_valid)` to "
+            "`fit` (Lesson 4.5).",
+        )
     epochs = len(data["loss"])
     best = min(float(v) for v in data["val_loss"])
-    _ok(f"`{name}`: {epochs} épocas entrenadas; pérdida de validación mínima {best:.4f}.",
-        f"`{name}`: {epochs} epochs trained; minimum validation loss {best:.4f}.")
+    _ok(
+        f"`{name}`: {epochs} épocas entrenadas; pérdida de validación mínima {best:.4f}.",
+        f"`{name}`: {epochs} epochs trained; minimum validation loss {best:.4f}.",
+    )
 
 
 def check_diagnosis(name: str, namespace: dict, label_keys, labels, set_keys, letters: str) -> None:
@@ -771,32 +878,56 @@ def check_diagnosis(name: str, namespace: dict, label_keys, labels, set_keys, le
     __tracebackhide__ = True
     value = _get(name, namespace)
     if not isinstance(value, dict):
-        _fail(f"`{name}` debe ser un diccionario como el del enunciado.",
-              f"`{name}` must be a dict like the one in the instructions.")
+        _fail(
+            f"`{name}` debe ser un diccionario como el del enunciado.",
+            f"`{name}` must be a dict like the one in the instructions.",
+        )
     missing = [k for k in (*label_keys, *set_keys) if k not in value]
     if missing:
         _fail(f"A `{name}` le faltan las claves {missing}.", f"`{name}` lacks the keys {missing}.")
     for key in label_keys:
         item = value[key]
         if not isinstance(item, str) or item.strip().lower() not in labels:
-            _fail(f"`{name}[{key!r}]` debe ser una de {list(labels)}; es {item!r}.",
-                  f"`{name}[{key!r}]` must be one of {list(labels)}; it is {item!r}.")
+            _fail(
+                f"`{name}[{key!r}]` debe ser una de {list(labels)}; es {item!r}.",
+                f"`{name}[{key!r}]` must be one of {list(labels)}; it is {item!r}.",
+            )
     for key in set_keys:
         item = value[key]
         items = [c for c in item if c.isalpha()] if isinstance(item, str) else item
-        if not isinstance(items, (set, frozenset, list, tuple)) or not items or not all(
-                isinstance(i, str) and i.strip().lower() in letters for i in items):
-            _fail(f"`{name}[{key!r}]` debe ser un conjunto de letras como {{'a', 'c'}} "
-                  f"(letras de {letters!r}); es {item!r}.",
-                  f"`{name}[{key!r}]` must be a set of letters such as {{'a', 'c'}} (letters "
-                  f"from {letters!r}); it is {item!r}.")
-    _ok(f"{name}: el formato es correcto; la respuesta se califica al entregar.",
-        f"{name}: the format is right; the answer is graded on submission.")
+        if (
+            not isinstance(items, (set, frozenset, list, tuple))
+            or not items
+            or not all(isinstance(i, str) and i.strip().lower() in letters for i in items)
+        ):
+            _fail(
+                f"`{name}[{key!r}]` debe ser un conjunto de letras como {{'a', 'c'}} "
+                f"(letras de {letters!r}); es {item!r}.",
+                f"`{name}[{key!r}]` must be a set of letters such as {{'a', 'c'}} (letters "
+                f"from {letters!r}); it is {item!r}.",
+            )
+    _ok(
+        f"{name}: el formato es correcto; la respuesta se califica al entregar.",
+        f"{name}: the format is right; the answer is graded on submission.",
+    )
 
 
 __all__ = [
-    "capture_callback", "capture_model", "capture_split", "capture_training", "check_callback",
-    "check_diagnosis", "check_history", "check_model", "check_split", "describe_callback",
-    "describe_history", "describe_loss", "describe_model", "match_rows", "model_weights", "plain",
+    "capture_callback",
+    "capture_model",
+    "capture_split",
+    "capture_training",
+    "check_callback",
+    "check_diagnosis",
+    "check_history",
+    "check_model",
+    "check_split",
+    "describe_callback",
+    "describe_history",
+    "describe_loss",
+    "describe_model",
+    "match_rows",
+    "model_weights",
+    "plain",
     "to_array",
 ]

@@ -123,9 +123,16 @@ class Playground:
         span = max([abs(c.start - c.minimum_at) * 1.2, *[abs(w - c.minimum_at) for w in finite]])
         grid = np.linspace(c.minimum_at - span, c.minimum_at + span, 400)
         ax.plot(grid, c.loss(grid), color="tab:blue", label="pérdida L(w)")
-        ax.plot(finite, [c.loss(w) for w in finite], "o-", color="tab:red", ms=4, lw=1, label="pasos")
-        ax.axvspan(c.minimum_at - c.tolerance, c.minimum_at + c.tolerance, color="tab:green",
-                   alpha=0.3, label="zona del mínimo")
+        ax.plot(
+            finite, [c.loss(w) for w in finite], "o-", color="tab:red", ms=4, lw=1, label="pasos"
+        )
+        ax.axvspan(
+            c.minimum_at - c.tolerance,
+            c.minimum_at + c.tolerance,
+            color="tab:green",
+            alpha=0.3,
+            label="zona del mínimo",
+        )
         ax.set_xlabel("peso w")
         ax.set_ylabel("pérdida")
         ax.set_title(f"learning rate = {self.learning_rate} · pasos = {self.steps}")

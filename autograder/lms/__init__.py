@@ -84,8 +84,9 @@ def lms_state_dir(course: Course) -> Path:
 
 def write_json_atomic(path: Path, data: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp",
-                                     encoding="utf-8") as tmp:
+    with tempfile.NamedTemporaryFile(
+        "w", dir=path.parent, delete=False, suffix=".tmp", encoding="utf-8"
+    ) as tmp:
         json.dump(data, tmp, ensure_ascii=False, indent=1)
     Path(tmp.name).replace(path)
     return path
@@ -117,8 +118,10 @@ class GradeRow:
 
     @property
     def overridden(self) -> bool:
-        return any(c.auto_score is not None and abs(c.auto_score - c.score) > 1e-9
-                   for c in self.cells.values())
+        return any(
+            c.auto_score is not None and abs(c.auto_score - c.score) > 1e-9
+            for c in self.cells.values()
+        )
 
 
 def class_grades(course: Course, assignment_id: str) -> list[GradeRow]:
@@ -131,31 +134,48 @@ def class_grades(course: Course, assignment_id: str) -> list[GradeRow]:
     assignment = Assignment.from_course(course, assignment_id)
     scores = gradebook_scores(course.db_url, assignment)
     results_file = course.results_dir / f"{assignment_id}.json"
-    results = (AssignmentResult.read_json(results_file) if results_file.is_file()
-               else AssignmentResult(assignment_id))
+    results = (
+        AssignmentResult.read_json(results_file)
+        if results_file.is_file()
+        else AssignmentResult(assignment_id)
+    )
     rows = []
     for student, cells in sorted(scores.items()):
         result = results.students.get(student)
-        row = GradeRow(student=student, assignment=assignment_id,
-                       score=round(sum(cells.values()), 6), max_score=assignment.max_score,
-                       status=result.status if result else "",
-                       error=result.error if result else None,
-                       problems=list(result.problems) if result else [])
+        row = GradeRow(
+            student=student,
+            assignment=assignment_id,
+            score=round(sum(cells.values()), 6),
+            max_score=assignment.max_score,
+            status=result.status if result else "",
+            error=result.error if result else None,
+            problems=list(result.problems) if result else [],
+        )
         for gid, points in assignment.cell_points.items():
             got = result.cells.get(gid) if result else None
             row.cells[gid] = CellGrade(
-                score=float(cells.get(gid, 0.0)), max_score=points,
+                score=float(cells.get(gid, 0.0)),
+                max_score=points,
                 auto_score=got.score if got else None,
-                messages=[(c.passed, c.message) for c in got.checks] if got else [])
+                messages=[(c.passed, c.message) for c in got.checks] if got else [],
+            )
         rows.append(row)
     return rows
 
 
 _WORDS = {
-    "es": {"total": "Total", "overridden": "calificación revisada por el profesor",
-           "error": "No se pudo calificar", "notes": "Notas"},
-    "en": {"total": "Total", "overridden": "grade reviewed by the instructor",
-           "error": "Could not be graded", "notes": "Notes"},
+    "es": {
+        "total": "Total",
+        "overridden": "calificación revisada por el profesor",
+        "error": "No se pudo calificar",
+        "notes": "Notas",
+    },
+    "en": {
+        "total": "Total",
+        "overridden": "grade reviewed by the instructor",
+        "error": "Could not be graded",
+        "notes": "Notes",
+    },
 }
 
 
@@ -212,7 +232,9 @@ class Placed:
 class Problem:
     """Something in the archive that was not laid out as a submission, and why."""
 
-    kind: str  # unrecognized | not_notebook | unmatched | duplicate | ambiguous | too_large | unsafe
+    kind: (
+        str  # unrecognized | not_notebook | unmatched | duplicate | ambiguous | too_large | unsafe
+    )
     source: str
     detail: str
     lms_id: str | None = None
@@ -241,15 +263,19 @@ class CollectReport:
         return {p.student: p for p in self.placed}
 
     def summary(self) -> str:
-        lines = [f"collected {len(self.placed)} submission(s) of {self.assignment} from "
-                 f"{Path(self.archive).name} ({self.lms})"]
+        lines = [
+            f"collected {len(self.placed)} submission(s) of {self.assignment} from "
+            f"{Path(self.archive).name} ({self.lms})"
+        ]
         late = [p.student for p in self.placed if p.late]
         if late:
             lines.append(f"  late ({len(late)}): {', '.join(late)}")
         anonymous = [p.student for p in self.placed if p.lms_id.startswith("anon_")]
         if anonymous:
-            lines.append(f"  anonymous ({len(anonymous)}): graded under their anonymous ids; "
-                         "Canvas has no identity for them until anonymity is lifted")
+            lines.append(
+                f"  anonymous ({len(anonymous)}): graded under their anonymous ids; "
+                "Canvas has no identity for them until anonymity is lifted"
+            )
         renamed = [p for p in self.placed if p.renamed_from]
         for p in renamed:
             lines.append(f"  {p.student}: {p.renamed_from} was taken as {self.notebook}")
@@ -258,8 +284,10 @@ class CollectReport:
             for p in self.problems:
                 who = f" [{p.name or ''} {p.lms_id or ''}]".replace("[ ", "[").replace(" ]", "]")
                 where = f" (kept at {p.kept_at})" if p.kept_at else ""
-                lines.append(f"  - {p.kind}: {p.source}{who if p.lms_id or p.name else ''}: "
-                             f"{p.detail}{where}")
+                lines.append(
+                    f"  - {p.kind}: {p.source}{who if p.lms_id or p.name else ''}: "
+                    f"{p.detail}{where}"
+                )
         if self.report_path:
             lines.append(f"  report: {self.report_path}")
         return "\n".join(lines)
@@ -278,9 +306,14 @@ def load_placements(course: Course, assignment_id: str) -> dict[str, dict[str, A
     return dict(data.get("students", {}))
 
 
-def collect_archive(course: Course, assignment_id: str, archive: str | os.PathLike, lms: str,
-                    roster: str | os.PathLike | None = None, dry_run: bool = False
-                    ) -> CollectReport:
+def collect_archive(
+    course: Course,
+    assignment_id: str,
+    archive: str | os.PathLike,
+    lms: str,
+    roster: str | os.PathLike | None = None,
+    dry_run: bool = False,
+) -> CollectReport:
     """``autograder collect ASSIGNMENT ARCHIVE --lms canvas|moodle [--roster CSV]``."""
     if lms == "canvas":
         from autograder.lms.canvas import collect_canvas
@@ -326,13 +359,17 @@ def member_name(info: zipfile.ZipInfo) -> str:
 def skippable_member(name: str) -> bool:
     """Folders and the litter archivers leave (``__MACOSX/``, ``.DS_Store``, ``Thumbs.db``)."""
     base = name.rsplit("/", 1)[-1]
-    return (name.endswith("/") or name.startswith("__MACOSX/") or "/__MACOSX/" in name
-            or base in (".DS_Store", "Thumbs.db", "desktop.ini"))
+    return (
+        name.endswith("/")
+        or name.startswith("__MACOSX/")
+        or "/__MACOSX/" in name
+        or base in (".DS_Store", "Thumbs.db", "desktop.ini")
+    )
 
 
 def notebook_stem(filename: str) -> str:
     """``Learning_Rate-1.ipynb`` -> ``learning_rate``: the name without copy suffixes."""
-    stem = filename[:-len(".ipynb")] if filename.lower().endswith(".ipynb") else filename
+    stem = filename[: -len(".ipynb")] if filename.lower().endswith(".ipynb") else filename
     return _COPY_SUFFIX.sub("", stem).strip().casefold()
 
 
@@ -352,8 +389,15 @@ class Layout:
     ``resolve(candidate)`` gives ``(student id, matched_by)`` or ``(None, reason)``.
     """
 
-    def __init__(self, course: Course, assignment_id: str, lms: str, archive: str | os.PathLike,
-                 resolve, dry_run: bool = False):
+    def __init__(
+        self,
+        course: Course,
+        assignment_id: str,
+        lms: str,
+        archive: str | os.PathLike,
+        resolve,
+        dry_run: bool = False,
+    ):
         spec = course.assignment(assignment_id)
         self.course = course
         self.assignment_id = assignment_id
@@ -363,14 +407,28 @@ class Layout:
         self.report = CollectReport(assignment_id, lms, str(archive), spec.notebook)
         self.unplaced_dir = lms_state_dir(course) / "unplaced" / assignment_id
 
-    def problem(self, zf: zipfile.ZipFile | None, kind: str, source: str, detail: str,
-                candidate: Candidate | None = None, keep: bool = True) -> None:
+    def problem(
+        self,
+        zf: zipfile.ZipFile | None,
+        kind: str,
+        source: str,
+        detail: str,
+        candidate: Candidate | None = None,
+        keep: bool = True,
+    ) -> None:
         kept = None
         if keep and zf is not None and candidate is not None and not self.dry_run:
             kept = self._keep(zf, candidate)
-        self.report.problems.append(Problem(kind, source, detail,
-                                            candidate.lms_id if candidate else None,
-                                            candidate.name if candidate else None, kept))
+        self.report.problems.append(
+            Problem(
+                kind,
+                source,
+                detail,
+                candidate.lms_id if candidate else None,
+                candidate.name if candidate else None,
+                kept,
+            )
+        )
 
     def _keep(self, zf: zipfile.ZipFile, candidate: Candidate) -> str | None:
         """Save an unplaced file where the instructor can look at it (never over the limit)."""
@@ -396,31 +454,50 @@ class Layout:
             notebooks = [c for c in group if c.filename.lower().endswith(".ipynb")]
             for c in group:
                 if c not in notebooks:
-                    self.problem(zf, "not_notebook", member_name(c.member),
-                                 f"{c.filename} is not a notebook (.ipynb)", c)
+                    self.problem(
+                        zf,
+                        "not_notebook",
+                        member_name(c.member),
+                        f"{c.filename} is not a notebook (.ipynb)",
+                        c,
+                    )
             if not notebooks:
                 continue
             exact = [c for c in notebooks if notebook_stem(c.filename) == want]
             pick_from = exact or (notebooks if len(notebooks) == 1 else [])
             if not pick_from:
                 for c in notebooks:
-                    self.problem(zf, "ambiguous", member_name(c.member),
-                                 f"{len(notebooks)} notebooks and none is named {self.notebook}; "
-                                 "grade the right one by hand or ask the student", c)
+                    self.problem(
+                        zf,
+                        "ambiguous",
+                        member_name(c.member),
+                        f"{len(notebooks)} notebooks and none is named {self.notebook}; "
+                        "grade the right one by hand or ask the student",
+                        c,
+                    )
                 continue
             best = max(pick_from, key=lambda c: c.order)
             for c in notebooks:
                 if c is not best:
-                    self.problem(zf, "duplicate", member_name(c.member),
-                                 f"another notebook of the same submission; "
-                                 f"{best.filename} was used", c)
+                    self.problem(
+                        zf,
+                        "duplicate",
+                        member_name(c.member),
+                        f"another notebook of the same submission; {best.filename} was used",
+                        c,
+                    )
             student, how = self.resolve(best)
             if student is None:
                 self.problem(zf, "unmatched", member_name(best.member), how, best)
                 continue
             if not STUDENT_ID.match(student):
-                self.problem(zf, "unmatched", member_name(best.member),
-                             f"{student!r} is not a valid student id", best)
+                self.problem(
+                    zf,
+                    "unmatched",
+                    member_name(best.member),
+                    f"{student!r} is not a valid student id",
+                    best,
+                )
                 continue
             owners.setdefault(student, []).append(best)
             renamed = None if best.filename == self.notebook else best.filename
@@ -429,25 +506,48 @@ class Layout:
             if len(cands) > 1:
                 del chosen[student]
                 for c in cands:
-                    self.problem(zf, "duplicate", member_name(c.member),
-                                 f"{len(cands)} LMS users ({', '.join(x.lms_id for x in cands)}) "
-                                 f"resolve to the same student {student}: fix the roster", c)
+                    self.problem(
+                        zf,
+                        "duplicate",
+                        member_name(c.member),
+                        f"{len(cands)} LMS users ({', '.join(x.lms_id for x in cands)}) "
+                        f"resolve to the same student {student}: fix the roster",
+                        c,
+                    )
         for student, (cand, how, renamed) in sorted(chosen.items()):
             if cand.member.file_size > MAX_MEMBER_BYTES:
-                self.problem(zf, "too_large", member_name(cand.member),
-                             f"{cand.member.file_size} bytes is more than a notebook should be",
-                             cand, keep=False)
+                self.problem(
+                    zf,
+                    "too_large",
+                    member_name(cand.member),
+                    f"{cand.member.file_size} bytes is more than a notebook should be",
+                    cand,
+                    keep=False,
+                )
                 continue
             data = _read_limited(zf, cand.member)
             if data is None:
-                self.problem(zf, "unsafe", member_name(cand.member),
-                             "the file could not be read from the archive (corrupt or it "
-                             "expands beyond the size limit)", cand, keep=False)
+                self.problem(
+                    zf,
+                    "unsafe",
+                    member_name(cand.member),
+                    "the file could not be read from the archive (corrupt or it "
+                    "expands beyond the size limit)",
+                    cand,
+                    keep=False,
+                )
                 continue
-            placed = Placed(student=student, lms=self.report.lms, lms_id=cand.lms_id,
-                            name=cand.name, source=member_name(cand.member), matched_by=how,
-                            late=cand.late, renamed_from=renamed,
-                            attachment_id=cand.attachment_id)
+            placed = Placed(
+                student=student,
+                lms=self.report.lms,
+                lms_id=cand.lms_id,
+                name=cand.name,
+                source=member_name(cand.member),
+                matched_by=how,
+                late=cand.late,
+                renamed_from=renamed,
+                attachment_id=cand.attachment_id,
+            )
             if not self.dry_run:
                 self._write(student, data, placed)
             self.report.placed.append(placed)
@@ -463,8 +563,9 @@ class Layout:
             shutil.rmtree(folder)  # a newer download replaces the previous one whole
         folder.mkdir(parents=True)
         (folder / self.notebook).write_bytes(data)
-        (folder / "lms.json").write_text(json.dumps(asdict(placed), ensure_ascii=False, indent=1),
-                                         encoding="utf-8")
+        (folder / "lms.json").write_text(
+            json.dumps(asdict(placed), ensure_ascii=False, indent=1), encoding="utf-8"
+        )
 
     def _save_report(self) -> None:
         path = collect_report_path(self.course, self.assignment_id)
@@ -472,8 +573,11 @@ class Layout:
         for p in self.report.placed:
             students[p.student] = asdict(p)
         self.report.report_path = str(path)
-        data = {"assignment": self.assignment_id, "students": dict(sorted(students.items())),
-                "last_run": self.report.to_dict()}
+        data = {
+            "assignment": self.assignment_id,
+            "students": dict(sorted(students.items())),
+            "last_run": self.report.to_dict(),
+        }
         write_json_atomic(path, data)
 
 

@@ -84,8 +84,8 @@ def parse_canvas_names(basename: str) -> list[CanvasName]:
         if cut and not (re.fullmatch(r"\w+", name) and name == name.lower()):
             continue  # Canvas lower-cases names and keeps only word characters
         for width in (1, 2, 3):  # "123", "LATE_123", "anon_x", "LATE_anon_x"
-            head = "_".join(parts[cut:cut + width])
-            rest = "_".join(parts[cut + width:])
+            head = "_".join(parts[cut : cut + width])
+            rest = "_".join(parts[cut + width :])
             m = _HEAD.match(head)
             r = _REST.match(rest) if m else None
             if not (m and r):
@@ -94,10 +94,16 @@ def parse_canvas_names(basename: str) -> list[CanvasName]:
                 continue  # anonymous names carry no sortable name
             if not m["anon"] and not cut:
                 continue  # a user id always follows a name
-            readings.append(CanvasName(
-                name=name, late=bool(m["late"]), user_id=m["uid"], anon_id=m["anon"],
-                attachment_id=r["att"],
-                filename=r["file"] if r["att"] else f"{r['kind']}.html"))
+            readings.append(
+                CanvasName(
+                    name=name,
+                    late=bool(m["late"]),
+                    user_id=m["uid"],
+                    anon_id=m["anon"],
+                    attachment_id=r["att"],
+                    filename=r["file"] if r["att"] else f"{r['kind']}.html",
+                )
+            )
     return readings
 
 
@@ -130,8 +136,13 @@ def _resolver(roster: Roster):
     return resolve
 
 
-def collect_canvas(course: Course, assignment_id: str, archive: str | os.PathLike,
-                   roster: str | os.PathLike | None = None, dry_run: bool = False):
+def collect_canvas(
+    course: Course,
+    assignment_id: str,
+    archive: str | os.PathLike,
+    roster: str | os.PathLike | None = None,
+    dry_run: bool = False,
+):
     """Lay a Canvas "Download submissions" zip out in ``submitted/`` (see ``CollectReport``)."""
     people = course_roster(course, roster)
     known = {p.canvas_id for p in people.people if p.canvas_id}
@@ -145,15 +156,26 @@ def collect_canvas(course: Course, assignment_id: str, archive: str | os.PathLik
             base = name.rsplit("/", 1)[-1]
             parsed = parse_canvas_name(base, known)
             if parsed is None:
-                layout.problem(zf, "unrecognized", name,
-                               "not a Canvas submission file name "
-                               "(sortablename_[LATE_]userid_attachmentid_file)",
-                               Candidate("", "", info, base))
+                layout.problem(
+                    zf,
+                    "unrecognized",
+                    name,
+                    "not a Canvas submission file name "
+                    "(sortablename_[LATE_]userid_attachmentid_file)",
+                    Candidate("", "", info, base),
+                )
                 continue
-            candidates.append(Candidate(
-                lms_id=parsed.lms_id, name=parsed.name, member=info, filename=parsed.filename,
-                late=parsed.late, order=int(parsed.attachment_id or 0),
-                attachment_id=parsed.attachment_id))
+            candidates.append(
+                Candidate(
+                    lms_id=parsed.lms_id,
+                    name=parsed.name,
+                    member=info,
+                    filename=parsed.filename,
+                    late=parsed.late,
+                    order=int(parsed.attachment_id or 0),
+                    attachment_id=parsed.attachment_id,
+                )
+            )
         return layout.run(zf, candidates)
 
 
@@ -179,10 +201,14 @@ def canvas_assignment(course: Course, assignment_id: str) -> CanvasAssignment:
             f"  c.Course.lms = {{'canvas': {{'assignments': {{'{assignment_id}': "
             "{'id': 123456, 'name': 'Name in Canvas'}}}}}}\n"
             "The id is the number in the assignment's address (/courses/N/assignments/<id>). "
-            "Without it Canvas would create a new assignment instead of filling this one.")
+            "Without it Canvas would create a new assignment instead of filling this one."
+        )
     points = raw.get("points")
-    return CanvasAssignment(str(raw["id"]).strip(), str(raw.get("name") or assignment_id),
-                            float(points) if points not in (None, "") else None)
+    return CanvasAssignment(
+        str(raw["id"]).strip(),
+        str(raw.get("name") or assignment_id),
+        float(points) if points not in (None, "") else None,
+    )
 
 
 def canvas_column(assignment: CanvasAssignment) -> str:
@@ -205,8 +231,13 @@ def _person(roster: Roster, placements: dict[str, dict[str, Any]], student: str)
 
 
 @exporter("canvas")
-def export_canvas(course: Course, assignment_id: str | None = None, out: str | Path | None = None,
-                  roster: str | os.PathLike | None = None, **options) -> Path:
+def export_canvas(
+    course: Course,
+    assignment_id: str | None = None,
+    out: str | Path | None = None,
+    roster: str | os.PathLike | None = None,
+    **options,
+) -> Path:
     """A Canvas gradebook import CSV for one assignment (or every assignment with a Canvas id).
 
     Writes ``out`` (default ``exports/canvas_<assignment>.csv``) and beside it
@@ -218,11 +249,17 @@ def export_canvas(course: Course, assignment_id: str | None = None, out: str | P
         configured = lms_section(course, "canvas").get("assignments", {})
         aids = [a for a in sorted(course.assignments) if a in configured]
         if not aids:
-            raise LmsError("No assignment has a Canvas id: set c.Course.lms['canvas']"
-                           "['assignments'] in course_config.py, or pass one assignment.")
+            raise LmsError(
+                "No assignment has a Canvas id: set c.Course.lms['canvas']"
+                "['assignments'] in course_config.py, or pass one assignment."
+            )
     targets = {aid: canvas_assignment(course, aid) for aid in aids}
-    out = Path(out) if out else course.exports_dir / (
-        f"canvas_{assignment_id}.csv" if assignment_id else "canvas_grades.csv")
+    out = (
+        Path(out)
+        if out
+        else course.exports_dir
+        / (f"canvas_{assignment_id}.csv" if assignment_id else "canvas_grades.csv")
+    )
     people = course_roster(course, roster)
     grades: dict[str, dict[str, str]] = {}
     maxima: dict[str, float] = {}
@@ -242,28 +279,64 @@ def export_canvas(course: Course, assignment_id: str | None = None, out: str | P
     for student in sorted(grades):
         person = _person(people, placements, student)
         if student.startswith("anon_") and not person.canvas_id:
-            skipped.append({"student": student, "reason": "anonymous submission: Canvas has no "
-                            "identity for it until anonymity is lifted; post it in SpeedGrader "
-                            "or with LTI"})
+            skipped.append(
+                {
+                    "student": student,
+                    "reason": "anonymous submission: Canvas has no "
+                    "identity for it until anonymity is lifted; post it in SpeedGrader "
+                    "or with LTI",
+                }
+            )
             continue
         if not (person.canvas_id or person.sis_user_id or person.sis_login_id):
-            skipped.append({"student": student, "reason": "no Canvas ID or SIS id in the roster "
-                            "or the collected submissions; Canvas would match by name only"})
+            skipped.append(
+                {
+                    "student": student,
+                    "reason": "no Canvas ID or SIS id in the roster "
+                    "or the collected submissions; Canvas would match by name only",
+                }
+            )
             continue
-        rows.append([person.display_name, person.canvas_id, person.sis_user_id,
-                     person.sis_login_id, person.section,
-                     *(grades[student].get(aid, "") for aid in aids)])
+        rows.append(
+            [
+                person.display_name,
+                person.canvas_id,
+                person.sis_user_id,
+                person.sis_login_id,
+                person.section,
+                *(grades[student].get(aid, "") for aid in aids),
+            ]
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow([*HEADER, *(canvas_column(targets[a]) for a in aids)])
-        writer.writerow([POINTS_POSSIBLE, "", "", "", "",
-                         *(format_score(targets[a].points or maxima[a]) for a in aids)])
+        writer.writerow(
+            [
+                POINTS_POSSIBLE,
+                "",
+                "",
+                "",
+                "",
+                *(format_score(targets[a].points or maxima[a]) for a in aids),
+            ]
+        )
         writer.writerows(rows)
-    report = {"format": "canvas", "file": str(out), "assignments": {
-        a: {"canvas_id": t.id, "column": canvas_column(t), "points": t.points or maxima[a],
-            "scaled_from": maxima[a] if t.points and t.points != maxima[a] else None}
-        for a, t in targets.items()}, "written": len(rows), "skipped": skipped}
+    report = {
+        "format": "canvas",
+        "file": str(out),
+        "assignments": {
+            a: {
+                "canvas_id": t.id,
+                "column": canvas_column(t),
+                "points": t.points or maxima[a],
+                "scaled_from": maxima[a] if t.points and t.points != maxima[a] else None,
+            }
+            for a, t in targets.items()
+        },
+        "written": len(rows),
+        "skipped": skipped,
+    }
     write_json_atomic(out.with_name(out.name + ".report.json"), report)
     for item in skipped:
         log.warning("canvas export: %s not written: %s", item["student"], item["reason"])

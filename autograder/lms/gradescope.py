@@ -76,17 +76,28 @@ class GradescopeSettings:
         tests = per_assignment(raw.get("test_visibility"), assignment_id, None) or {}
         for value in (visibility, stdout_visibility, *tests.values()):
             if value not in VISIBILITIES:
-                raise LmsError(f"Gradescope visibility {value!r} is not one of "
-                               f"{', '.join(VISIBILITIES)}.")
-        time_limit = float(per_assignment(raw.get("time_limit"), assignment_id,
-                                          DEFAULT_TIME_LIMIT))
+                raise LmsError(
+                    f"Gradescope visibility {value!r} is not one of {', '.join(VISIBILITIES)}."
+                )
+        time_limit = float(per_assignment(raw.get("time_limit"), assignment_id, DEFAULT_TIME_LIMIT))
         margin = float(per_assignment(raw.get("margin"), assignment_id, DEFAULT_MARGIN))
         if time_limit - margin < 60:
-            raise LmsError(f"Gradescope time_limit {time_limit:g} s minus margin {margin:g} s "
-                           "leaves less than a minute to run the notebook.")
+            raise LmsError(
+                f"Gradescope time_limit {time_limit:g} s minus margin {margin:g} s "
+                "leaves less than a minute to run the notebook."
+            )
         run_as = per_assignment(raw.get("run_as"), assignment_id, RUN_AS)
-        return cls(assignment_id, spec.notebook, course.language, visibility, stdout_visibility,
-                   dict(tests), time_limit, margin, run_as or None)
+        return cls(
+            assignment_id,
+            spec.notebook,
+            course.language,
+            visibility,
+            stdout_visibility,
+            dict(tests),
+            time_limit,
+            margin,
+            run_as or None,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -176,8 +187,11 @@ def _package_requirements() -> tuple[str, str, list[str]]:
     if pyproject.is_file():
         project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
         if project.get("name") == "autograder":
-            return (project.get("version", autograder.__version__),
-                    project.get("requires-python", ">=3.11"), list(project.get("dependencies", [])))
+            return (
+                project.get("version", autograder.__version__),
+                project.get("requires-python", ">=3.11"),
+                list(project.get("dependencies", [])),
+            )
     from importlib import metadata
 
     dist = metadata.distribution("autograder")
@@ -199,8 +213,12 @@ def _data_files(course: Course) -> list[Path]:
 def _add_tree(zf: zipfile.ZipFile, folder: Path, arcroot: str) -> None:
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder)
-        if path.is_dir() or path.is_symlink() or path.suffix in (".pyc", ".pyo") or \
-                any(part == "__pycache__" or part.startswith(".") for part in rel.parts):
+        if (
+            path.is_dir()
+            or path.is_symlink()
+            or path.suffix in (".pyc", ".pyo")
+            or any(part == "__pycache__" or part.startswith(".") for part in rel.parts)
+        ):
             continue  # caches, checkpoints, editor and tool litter
         zf.write(path, f"{arcroot}/{rel.as_posix()}")
 
@@ -224,28 +242,42 @@ def build_bundle(course: Course, assignment_id: str, out: str | Path | None = No
         raise LmsError(f"{source / spec.notebook} does not exist.")
     release = course.release_dir / assignment_id
     if not (release / spec.notebook).is_file():
-        raise LmsError(f"{release / spec.notebook} does not exist: run `autograder release "
-                       f"{assignment_id}` first.")
+        raise LmsError(
+            f"{release / spec.notebook} does not exist: run `autograder release "
+            f"{assignment_id}` first."
+        )
     data_files = _data_files(course)
     if not data_files:
-        raise LmsError("The course data is not in the data home: run the course's data fetch "
-                       "(or set COURSE_DATA_HOME) before building the bundle, so grading on "
-                       "Gradescope needs no download.")
+        raise LmsError(
+            "The course data is not in the data home: run the course's data fetch "
+            "(or set COURSE_DATA_HOME) before building the bundle, so grading on "
+            "Gradescope needs no download."
+        )
     out = Path(out) if out else course.exports_dir / f"gradescope_{assignment_id}.zip"
     out.parent.mkdir(parents=True, exist_ok=True)
     version, requires_python, dependencies = _package_requirements()
     config = CONFIG.format(
-        course_id=course.course_id, cell_timeout=course.cell_timeout, language=course.language,
+        course_id=course.course_id,
+        cell_timeout=course.cell_timeout,
+        language=course.language,
         assignments={assignment_id: {"notebook": spec.notebook, "timeout": spec.timeout}},
-        notebook_timeout=course.notebook_timeout, thresholds=dict(course.thresholds))
+        notebook_timeout=course.notebook_timeout,
+        thresholds=dict(course.thresholds),
+    )
     tmp = out.with_name(out.name + ".tmp")
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         _add_text(zf, "setup.sh", SETUP_SH, executable=True)
         _add_text(zf, "run_autograder", RUN_AUTOGRADER, executable=True)
         _add_text(zf, SETTINGS_FILE, json.dumps(settings.to_dict(), indent=1))
-        _add_text(zf, "package/pyproject.toml", PYPROJECT.format(
-            version=json.dumps(version), requires_python=json.dumps(requires_python),
-            dependencies=json.dumps(dependencies, indent=4)))
+        _add_text(
+            zf,
+            "package/pyproject.toml",
+            PYPROJECT.format(
+                version=json.dumps(version),
+                requires_python=json.dumps(requires_python),
+                dependencies=json.dumps(dependencies, indent=4),
+            ),
+        )
         _add_text(zf, "package/MANIFEST.in", MANIFEST)
         _add_tree(zf, Path(autograder.__file__).resolve().parent, "package/autograder")
         _add_text(zf, "course/course_config.py", config)
@@ -301,8 +333,9 @@ def setup(root: str | Path = "/autograder", user: str = RUN_AS) -> None:
 
         pwd.getpwnam(user)
     except KeyError:
-        subprocess.run(["useradd", "--create-home", "--shell", "/usr/sbin/nologin", user],
-                       check=True)
+        subprocess.run(
+            ["useradd", "--create-home", "--shell", "/usr/sbin/nologin", user], check=True
+        )
     package = installed_package_dir()
     # The kernel imports only autograder/__init__.py and autograder/course/: the checkers and
     # messages (expected answers, thresholds) become root-only.
@@ -346,8 +379,15 @@ class UserLauncher:
         class _Manager(AsyncKernelManager):
             def format_kernel_cmd(self, extra_arguments=None):
                 cmd = super().format_kernel_cmd(extra_arguments)
-                return [setpriv, f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
-                        "--no-new-privs", "--", *cmd]
+                return [
+                    setpriv,
+                    f"--reuid={uid}",
+                    f"--regid={gid}",
+                    "--clear-groups",
+                    "--no-new-privs",
+                    "--",
+                    *cmd,
+                ]
 
             def write_connection_file(self, **kwargs):
                 super().write_connection_file(**kwargs)
@@ -362,22 +402,31 @@ def find_notebook(submission_dir: Path, notebook: str) -> tuple[Path | None, str
     """The submitted notebook: the released name (copy suffixes forgiven), else the only
     notebook. Returns ``(path, note)``; ``path`` is None when there is no clear choice."""
     found = sorted(
-        (p for p in submission_dir.rglob("*.ipynb")
-         if p.is_file() and not p.is_symlink()
-         and not {".ipynb_checkpoints", "__MACOSX"} & set(p.relative_to(submission_dir).parts)),
-        key=lambda p: (len(p.relative_to(submission_dir).parts), str(p)))
+        (
+            p
+            for p in submission_dir.rglob("*.ipynb")
+            if p.is_file()
+            and not p.is_symlink()
+            and not {".ipynb_checkpoints", "__MACOSX"} & set(p.relative_to(submission_dir).parts)
+        ),
+        key=lambda p: (len(p.relative_to(submission_dir).parts), str(p)),
+    )
     if not found:
-        return None, (f"No notebook was submitted: upload {notebook} (the .ipynb file, not a "
-                      "PDF or a zip of it).")
+        return None, (
+            f"No notebook was submitted: upload {notebook} (the .ipynb file, not a "
+            "PDF or a zip of it)."
+        )
     want = notebook_stem(notebook)
-    exact = [p for p in found if p.name == notebook] or \
-        [p for p in found if notebook_stem(p.name) == want]
+    exact = [p for p in found if p.name == notebook] or [
+        p for p in found if notebook_stem(p.name) == want
+    ]
     if exact:
-        note = None if exact[0].name == notebook else \
-            f"{exact[0].name} was graded as {notebook}."
+        note = None if exact[0].name == notebook else f"{exact[0].name} was graded as {notebook}."
         if len(exact) > 1:
-            note = (note + " " if note else "") + \
-                f"{len(exact)} copies were submitted; {exact[0].relative_to(submission_dir)} was graded."
+            note = (
+                (note + " " if note else "")
+                + f"{len(exact)} copies were submitted; {exact[0].relative_to(submission_dir)} was graded."
+            )
         return exact[0], note
     if len(found) == 1:
         return found[0], f"{found[0].name} was graded as {notebook} (rename it next time)."
@@ -411,8 +460,9 @@ def cell_output(cell, language: str) -> str:
     return "\n".join(lines)
 
 
-def gradescope_results(result, settings: GradescopeSettings, execution_time: float,
-                       notes: list[str] | None = None) -> dict[str, Any]:
+def gradescope_results(
+    result, settings: GradescopeSettings, execution_time: float, notes: list[str] | None = None
+) -> dict[str, Any]:
     """``results.json`` for one ``StudentResult`` (Gradescope's autograder specification)."""
     from autograder.lms import words
 
@@ -420,17 +470,19 @@ def gradescope_results(result, settings: GradescopeSettings, execution_time: flo
     tests = []
     per_test = settings.test_visibility or {}
     for number, (gid, cell) in enumerate(result.cells.items(), start=1):
-        tests.append({
-            "name": gid,
-            "number": str(number),
-            "score": float(cell.score),
-            "max_score": float(cell.max_score),
-            "status": "passed" if cell.score >= cell.max_score - 1e-9 else "failed",
-            "output": cell_output(cell, settings.language),
-            "output_format": "md",
-            "tags": [gid],
-            "visibility": per_test.get(gid, settings.visibility),
-        })
+        tests.append(
+            {
+                "name": gid,
+                "number": str(number),
+                "score": float(cell.score),
+                "max_score": float(cell.max_score),
+                "status": "passed" if cell.score >= cell.max_score - 1e-9 else "failed",
+                "output": cell_output(cell, settings.language),
+                "output_format": "md",
+                "tags": [gid],
+                "visibility": per_test.get(gid, settings.visibility),
+            }
+        )
     summary = [f"**{w['total']}: {fmt_points(result.score)}/{fmt_points(result.max_score)}**"]
     if result.status == "error" and result.error:
         summary.append(f"{w['error']}: {_md_escape(result.error)}")
@@ -444,15 +496,19 @@ def gradescope_results(result, settings: GradescopeSettings, execution_time: flo
         "visibility": settings.visibility,
         "stdout_visibility": settings.stdout_visibility,
         "tests": tests,
-        "extra_data": {"status": result.status, "error": result.error,
-                       "timing": dict(result.timing)},
+        "extra_data": {
+            "status": result.status,
+            "error": result.error,
+            "timing": dict(result.timing),
+        },
     }
 
 
 def _write_results(path: Path, results: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp",
-                                     encoding="utf-8") as tmp:
+    with tempfile.NamedTemporaryFile(
+        "w", dir=path.parent, delete=False, suffix=".tmp", encoding="utf-8"
+    ) as tmp:
         json.dump(results, tmp, ensure_ascii=False, indent=1)
     os.chmod(tmp.name, 0o644)
     Path(tmp.name).replace(path)
@@ -479,12 +535,18 @@ def run_autograder(root: str | Path = "/autograder", launcher=None) -> dict[str,
     source = root / "source"
     results_path = root / "results" / "results.json"
     settings = GradescopeSettings.from_dict(
-        json.loads((source / SETTINGS_FILE).read_text(encoding="utf-8")))
+        json.loads((source / SETTINGS_FILE).read_text(encoding="utf-8"))
+    )
     provisional = {
-        "score": 0.0, "execution_time": 0, "output_format": "md",
-        "output": ("The grader did not finish within the time limit. Make sure the notebook "
-                   "runs from top to bottom in a few minutes, then resubmit."),
-        "visibility": settings.visibility, "stdout_visibility": settings.stdout_visibility,
+        "score": 0.0,
+        "execution_time": 0,
+        "output_format": "md",
+        "output": (
+            "The grader did not finish within the time limit. Make sure the notebook "
+            "runs from top to bottom in a few minutes, then resubmit."
+        ),
+        "visibility": settings.visibility,
+        "stdout_visibility": settings.stdout_visibility,
         "tests": [],
     }
     _write_results(results_path, provisional)
@@ -502,9 +564,12 @@ def run_autograder(root: str | Path = "/autograder", launcher=None) -> dict[str,
         budget = max(10.0, settings.time_limit - settings.margin - elapsed)
         notebook_timeout = min(assignment.timeout, budget)
         grading = GradingSettings(
-            language=course.language, cell_timeout=min(course.cell_timeout, notebook_timeout),
-            notebook_timeout=notebook_timeout, data_home=str(source / "data"),
-            thresholds=dict(course.thresholds))
+            language=course.language,
+            cell_timeout=min(course.cell_timeout, notebook_timeout),
+            notebook_timeout=notebook_timeout,
+            data_home=str(source / "data"),
+            thresholds=dict(course.thresholds),
+        )
         student = _student_id(root)
         path, note = find_notebook(root / "submission", assignment.notebook)
         if note:
@@ -515,14 +580,22 @@ def run_autograder(root: str | Path = "/autograder", launcher=None) -> dict[str,
             copy = work / "submission.ipynb"
             shutil.copyfile(path, copy)
             launcher = launcher if launcher is not None else _launcher(settings, notes)
-            result = grade(copy, assignment, grading, student=student, workdir=work / "grade",
-                           launcher=launcher)
+            result = grade(
+                copy,
+                assignment,
+                grading,
+                student=student,
+                workdir=work / "grade",
+                launcher=launcher,
+            )
         results = gradescope_results(result, settings, time.monotonic() - started, notes)
     except Exception as exc:  # noqa: BLE001 - the grader broke: say so instead of a blank page
         results = dict(provisional)
-        results["output"] = (f"The autograder itself failed ({type(exc).__name__}: {exc}). "
-                             "This is not your fault: your instructor will grade this "
-                             "submission by hand.")[:2000]
+        results["output"] = (
+            f"The autograder itself failed ({type(exc).__name__}: {exc}). "
+            "This is not your fault: your instructor will grade this "
+            "submission by hand."
+        )[:2000]
         results["execution_time"] = int(time.monotonic() - started)
         print(f"autograder: internal error: {exc!r}", file=sys.stderr)
     _write_results(results_path, results)

@@ -100,10 +100,13 @@ class LtiSettings:
                 "'https://school.instructure.com/login/oauth2/token', 'key_id': 'course-2026', "
                 "'key_file': '~/.config/autograder/lti_key.pem', 'line_items': "
                 "{'lesson4_learning_rate': 'https://.../line_items/7'}, "
-                "'user_ids': 'lti_users.csv'}}")
+                "'user_ids': 'lti_users.csv'}}"
+            )
         if "private_key" in raw:
-            raise LmsError("Do not put the LTI private key in course_config.py: give its path "
-                           f"as key_file, or set ${ENV_KEY_FILE} / ${ENV_KEY}.")
+            raise LmsError(
+                "Do not put the LTI private key in course_config.py: give its path "
+                f"as key_file, or set ${ENV_KEY_FILE} / ${ENV_KEY}."
+            )
         key_file = resolve_path(course, raw.get("key_file"))
         known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
         known["key_file"] = str(key_file) if key_file else ""
@@ -119,16 +122,19 @@ def load_private_key(settings: LtiSettings) -> tuple[bytes, list[str]]:
         return os.environ[ENV_KEY].encode(), warnings
     path = os.environ.get(ENV_KEY_FILE) or settings.key_file
     if not path:
-        raise LmsError(f"No LTI private key: set key_file in c.Course.lms['lti'], or "
-                       f"${ENV_KEY_FILE}, or ${ENV_KEY}. Create one with "
-                       "autograder.lms.lti.generate_key().")
+        raise LmsError(
+            f"No LTI private key: set key_file in c.Course.lms['lti'], or "
+            f"${ENV_KEY_FILE}, or ${ENV_KEY}. Create one with "
+            "autograder.lms.lti.generate_key()."
+        )
     path = Path(path).expanduser()
     if not path.is_file():
         raise LmsError(f"LTI key file {path} does not exist.")
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
-        warnings.append(f"the key file {path} is readable by other users (mode {mode:o}); "
-                        f"chmod 600 it")
+        warnings.append(
+            f"the key file {path} is readable by other users (mode {mode:o}); chmod 600 it"
+        )
     return path.read_bytes(), warnings
 
 
@@ -140,8 +146,9 @@ def generate_key(path: str | Path, key_id: str | None = None) -> dict[str, Any]:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     path = Path(path).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -166,10 +173,12 @@ def key_thumbprint(jwk: dict[str, Any]) -> str:
     import base64
     import hashlib
 
-    canonical = json.dumps({k: jwk[k] for k in ("e", "kty", "n")}, separators=(",", ":"),
-                           sort_keys=True)
-    return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(
-        b"=").decode()
+    canonical = json.dumps(
+        {k: jwk[k] for k in ("e", "kty", "n")}, separators=(",", ":"), sort_keys=True
+    )
+    return (
+        base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+    )
 
 
 # --- the AGS client ---------------------------------------------------------------------------------
@@ -208,8 +217,14 @@ class Outcome:
 class AgsClient:
     """Tokens and Score posts for one platform registration (one ``client_id``)."""
 
-    def __init__(self, settings: LtiSettings, private_key: bytes, http=None,
-                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        settings: LtiSettings,
+        private_key: bytes,
+        http=None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         import httpx
         import jwt
         from cryptography.hazmat.primitives import serialization
@@ -232,40 +247,59 @@ class AgsClient:
 
     def client_assertion(self) -> str:
         now = int(self.clock())
-        claims = {"iss": self.settings.client_id, "sub": self.settings.client_id,
-                  "aud": self.settings.audience or self.settings.token_url,
-                  "iat": now, "exp": now + self.settings.assertion_lifetime,
-                  "jti": uuid.uuid4().hex}
-        return self._jwt.encode(claims, self._key, algorithm="RS256",
-                                headers={"kid": self._kid, "typ": "JWT"})
+        claims = {
+            "iss": self.settings.client_id,
+            "sub": self.settings.client_id,
+            "aud": self.settings.audience or self.settings.token_url,
+            "iat": now,
+            "exp": now + self.settings.assertion_lifetime,
+            "jti": uuid.uuid4().hex,
+        }
+        return self._jwt.encode(
+            claims, self._key, algorithm="RS256", headers={"kid": self._kid, "typ": "JWT"}
+        )
 
     def token(self, refresh: bool = False) -> str:
         if not refresh and self._token and self.clock() < self._token_expires - 10:
             return self._token
-        form = {"grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE,
-                "client_assertion": self.client_assertion(), "scope": self.settings.scope}
-        response = self._send("POST", self.settings.token_url, data=form,
-                              headers={"Accept": "application/json"}, attempts=None)
+        form = {
+            "grant_type": "client_credentials",
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": self.client_assertion(),
+            "scope": self.settings.scope,
+        }
+        response = self._send(
+            "POST",
+            self.settings.token_url,
+            data=form,
+            headers={"Accept": "application/json"},
+            attempts=None,
+        )
         self.token_requests += 1
         if response is None or isinstance(response, str):
             raise TokenError(f"no access token from {self.settings.token_url}: {response}")
         if response.status_code != 200:
-            raise TokenError(f"the platform refused the token request (HTTP "
-                             f"{response.status_code}: {_brief(response)}); check client_id, "
-                             "key_id and that the public key registered with the platform "
-                             "matches the private key")
+            raise TokenError(
+                f"the platform refused the token request (HTTP "
+                f"{response.status_code}: {_brief(response)}); check client_id, "
+                "key_id and that the public key registered with the platform "
+                "matches the private key"
+            )
         try:
             data = response.json()
             token = str(data["access_token"])
         except (ValueError, KeyError, TypeError):
-            raise TokenError(f"the token response has no access_token: {_brief(response)}") \
-                from None
+            raise TokenError(
+                f"the token response has no access_token: {_brief(response)}"
+            ) from None
         self._token = token
         self._token_expires = self.clock() + float(data.get("expires_in", 3600) or 0)
         granted = str(data.get("scope", self.settings.scope)).split()
         if self.settings.scope not in granted:
-            raise TokenError(f"the platform did not grant the score scope (granted: "
-                             f"{' '.join(granted) or 'nothing'})")
+            raise TokenError(
+                f"the platform did not grant the score scope (granted: "
+                f"{' '.join(granted) or 'nothing'})"
+            )
         return token
 
     def _send(self, method: str, url: str, attempts: list[Attempt] | None, **kwargs):
@@ -286,9 +320,13 @@ class AgsClient:
                     self.sleep(self._delay(attempt, None))
                 continue
             if attempts is not None:
-                attempts.append(Attempt(response.status_code,
-                                        None if response.is_success else _brief(response),
-                                        round(self.clock() - started, 3)))
+                attempts.append(
+                    Attempt(
+                        response.status_code,
+                        None if response.is_success else _brief(response),
+                        round(self.clock() - started, 3),
+                    )
+                )
             if response.status_code in TRANSIENT and attempt < self.settings.max_attempts:
                 self.sleep(self._delay(attempt, response))
                 continue
@@ -313,10 +351,12 @@ class AgsClient:
         url = scores_url(line_item)
         content = json.dumps(body, ensure_ascii=False).encode("utf-8")
         for refreshed in (False, True):
-            headers = {"Authorization": f"Bearer {self.token(refresh=refreshed)}",
-                       "Content-Type": SCORE_MEDIA_TYPE, "Accept": "application/json"}
-            response = self._send("POST", url, outcome.attempts, content=content,
-                                  headers=headers)
+            headers = {
+                "Authorization": f"Bearer {self.token(refresh=refreshed)}",
+                "Content-Type": SCORE_MEDIA_TYPE,
+                "Accept": "application/json",
+            }
+            response = self._send("POST", url, outcome.attempts, content=content, headers=headers)
             outcome.sent = True
             if response is None or isinstance(response, str):
                 outcome.error = f"not delivered: {response}"
@@ -338,8 +378,14 @@ def _brief(response) -> str:
 # --- the export -------------------------------------------------------------------------------------
 
 
-def score_body(user_id: str, score: float, maximum: float, comment: str | None,
-               settings: LtiSettings, timestamp: str | None = None) -> dict[str, Any]:
+def score_body(
+    user_id: str,
+    score: float,
+    maximum: float,
+    comment: str | None,
+    settings: LtiSettings,
+    timestamp: str | None = None,
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "userId": user_id,
         "scoreGiven": round(max(0.0, float(score)), 6),
@@ -370,31 +416,49 @@ class PassbackReport:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["summary"] = {"students": len(self.outcomes),
-                           "accepted": sum(o.accepted for o in self.outcomes),
-                           "failed": len(self.failed)}
+        data["summary"] = {
+            "students": len(self.outcomes),
+            "accepted": sum(o.accepted for o in self.outcomes),
+            "failed": len(self.failed),
+        }
         return data
 
 
-def passback(course: Course, assignment_id: str, *, settings: LtiSettings | None = None,
-             private_key: bytes | None = None, roster: str | os.PathLike | None = None,
-             students: list[str] | None = None, dry_run: bool = False, http=None,
-             sleep: Callable[[float], None] = time.sleep,
-             clock: Callable[[], float] = time.time) -> PassbackReport:
+def passback(
+    course: Course,
+    assignment_id: str,
+    *,
+    settings: LtiSettings | None = None,
+    private_key: bytes | None = None,
+    roster: str | os.PathLike | None = None,
+    students: list[str] | None = None,
+    dry_run: bool = False,
+    http=None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.time,
+) -> PassbackReport:
     """Send every graded student's score for ``assignment_id`` to its line item."""
     settings = settings or LtiSettings.from_course(course)
     course.assignment(assignment_id)
     line_item = settings.line_items.get(assignment_id)
-    report = PassbackReport(assignment_id, line_item,
-                            {"issuer": settings.issuer, "client_id": settings.client_id,
-                             "token_url": settings.token_url}, iso_timestamp())
-    rows = [r for r in class_grades(course, assignment_id)
-            if not students or r.student in students]
+    report = PassbackReport(
+        assignment_id,
+        line_item,
+        {
+            "issuer": settings.issuer,
+            "client_id": settings.client_id,
+            "token_url": settings.token_url,
+        },
+        iso_timestamp(),
+    )
+    rows = [r for r in class_grades(course, assignment_id) if not students or r.student in students]
     people = course_roster(course, roster, lti=True)
     if not line_item:
-        report.fatal = (f"no line item for {assignment_id}: set c.Course.lms['lti']"
-                        f"['line_items']['{assignment_id}'] to the line item URL the platform "
-                        "gave (AGS lineitem claim, or its line items service)")
+        report.fatal = (
+            f"no line item for {assignment_id}: set c.Course.lms['lti']"
+            f"['line_items']['{assignment_id}'] to the line item URL the platform "
+            "gave (AGS lineitem claim, or its line items service)"
+        )
     client = None
     if report.fatal is None and not dry_run:
         if private_key is None:
@@ -411,8 +475,10 @@ def passback(course: Course, assignment_id: str, *, settings: LtiSettings | None
                 outcome.error = f"not sent: {report.fatal}"
                 continue
             if not user_id:
-                outcome.error = ("not sent: no LTI user id for this student (add lti_user_id "
-                                 "to the roster or to the lti user_ids file)")
+                outcome.error = (
+                    "not sent: no LTI user id for this student (add lti_user_id "
+                    "to the roster or to the lti user_ids file)"
+                )
                 continue
             comment = feedback_text(row, course.language) if settings.comment else None
             outcome.body = score_body(user_id, row.score, row.max_score, comment, settings)
@@ -440,25 +506,49 @@ def report_path(course: Course, assignment_id: str, out: str | Path | None = Non
 
 
 @exporter("lti")
-def export_lti(course: Course, assignment_id: str | None = None, out: str | Path | None = None,
-               roster: str | os.PathLike | None = None, dry_run: bool = False,
-               **options) -> Path:
+def export_lti(
+    course: Course,
+    assignment_id: str | None = None,
+    out: str | Path | None = None,
+    roster: str | os.PathLike | None = None,
+    dry_run: bool = False,
+    **options,
+) -> Path:
     """``autograder export --format lti``: post the scores, write the report (``out``, default
     ``exports/lti_<assignment>_<time>.json``); raise ``LtiPassbackError`` if any score was not
     accepted. With several assignments, one report holds them all."""
     settings = LtiSettings.from_course(course)
-    aids = [assignment_id] if assignment_id else [
-        a for a in sorted(course.assignments) if a in settings.line_items]
+    aids = (
+        [assignment_id]
+        if assignment_id
+        else [a for a in sorted(course.assignments) if a in settings.line_items]
+    )
     if not aids:
-        raise LmsError("No assignment has an LTI line item: set c.Course.lms['lti']"
-                       "['line_items'] in course_config.py.")
-    reports = [passback(course, aid, settings=settings, roster=roster, dry_run=dry_run,
-                        **{k: v for k, v in options.items()
-                           if k in ("private_key", "http", "sleep", "clock", "students")})
-               for aid in aids]
+        raise LmsError(
+            "No assignment has an LTI line item: set c.Course.lms['lti']"
+            "['line_items'] in course_config.py."
+        )
+    reports = [
+        passback(
+            course,
+            aid,
+            settings=settings,
+            roster=roster,
+            dry_run=dry_run,
+            **{
+                k: v
+                for k, v in options.items()
+                if k in ("private_key", "http", "sleep", "clock", "students")
+            },
+        )
+        for aid in aids
+    ]
     path = report_path(course, aids[0] if len(aids) == 1 else "all", out)
-    data = reports[0].to_dict() if len(reports) == 1 else {
-        "assignments": [r.to_dict() for r in reports]}
+    data = (
+        reports[0].to_dict()
+        if len(reports) == 1
+        else {"assignments": [r.to_dict() for r in reports]}
+    )
     write_json_atomic(path, data)
     failed = [(r.assignment, o) for r in reports for o in r.failed]
     for r in reports:
@@ -469,5 +559,6 @@ def export_lti(course: Course, assignment_id: str | None = None, out: str | Path
         reasons = sorted({o.error or "?" for _, o in failed})
         raise LtiPassbackError(
             f"{len(failed)} of {total} scores were not accepted ({'; '.join(reasons)[:500]}). "
-            f"Report: {path}")
+            f"Report: {path}"
+        )
     return path

@@ -54,7 +54,9 @@ from autograder.lms.roster import (
 
 log = logging.getLogger(__name__)
 
-_FOLDER = re.compile(r"^(?P<name>.+?)_(?P<pid>\d+)_assignsubmission_(?P<plugin>[a-z]+)(?P<trail>_?)$")
+_FOLDER = re.compile(
+    r"^(?P<name>.+?)_(?P<pid>\d+)_assignsubmission_(?P<plugin>[a-z]+)(?P<trail>_?)$"
+)
 _FLAT = re.compile(r"^(?P<name>.+?)_(?P<pid>\d+)_assignsubmission_(?P<plugin>[a-z]+)_(?P<file>.+)$")
 
 
@@ -73,8 +75,13 @@ def parse_moodle_path(path: str) -> MoodlePath | None:
     for part in parts[:-1]:
         m = _FOLDER.match(part)
         if m:
-            return MoodlePath(m["name"], m["pid"], m["plugin"], parts[-1],
-                              "3.x folders" if m["trail"] else "4.x folders")
+            return MoodlePath(
+                m["name"],
+                m["pid"],
+                m["plugin"],
+                parts[-1],
+                "3.x folders" if m["trail"] else "4.x folders",
+            )
     if parts:
         m = _FLAT.match(parts[-1])
         if m:
@@ -100,8 +107,13 @@ def _resolver(roster: Roster):
     return resolve
 
 
-def collect_moodle(course: Course, assignment_id: str, archive: str | os.PathLike,
-                   roster: str | os.PathLike | None = None, dry_run: bool = False):
+def collect_moodle(
+    course: Course,
+    assignment_id: str,
+    archive: str | os.PathLike,
+    roster: str | os.PathLike | None = None,
+    dry_run: bool = False,
+):
     """Lay a Moodle "Download all submissions" zip out in ``submitted/``.
 
     ``roster`` may be the assignment's grading worksheet: its participant ids and e-mail
@@ -117,14 +129,23 @@ def collect_moodle(course: Course, assignment_id: str, archive: str | os.PathLik
                 continue
             parsed = parse_moodle_path(name)
             if parsed is None:
-                layout.problem(zf, "unrecognized", name,
-                               "not a Moodle submission path "
-                               "(Full Name_<id>_assignsubmission_file/<file>)",
-                               Candidate("", "", info, name.rsplit("/", 1)[-1]))
+                layout.problem(
+                    zf,
+                    "unrecognized",
+                    name,
+                    "not a Moodle submission path (Full Name_<id>_assignsubmission_file/<file>)",
+                    Candidate("", "", info, name.rsplit("/", 1)[-1]),
+                )
                 continue
-            candidates.append(Candidate(lms_id=parsed.participant_id, name=parsed.name,
-                                        member=info, filename=parsed.filename,
-                                        order=_dos_order(info)))
+            candidates.append(
+                Candidate(
+                    lms_id=parsed.participant_id,
+                    name=parsed.name,
+                    member=info,
+                    filename=parsed.filename,
+                    order=_dos_order(info),
+                )
+            )
         return layout.run(zf, candidates)
 
 
@@ -139,20 +160,50 @@ COLUMN_NAMES = {
     "identifier": MOODLE_IDENTIFIER,
     "fullname": MOODLE_FULLNAME,
     "email": MOODLE_EMAIL,
-    "grade": ("grade", "calificación", "calificacion", "note", "valutazione", "nota", "cijfer",
-              "bewertung", "qualificació", "cualificación"),
-    "max_grade": ("maximum grade", "calificación máxima", "calificacion maxima",
-                  "note maximale", "valutazione massima", "nota máxima", "nota màxima",
-                  "maximaal cijfer", "bestwertung"),
-    "can_change": ("grade can be changed", "la calificación puede ser cambiada",
-                   "la calificación se puede cambiar", "se puede cambiar la calificación",
-                   "la note peut être modifiée", "la valutazione può essere modificata",
-                   "a nota pode ser alterada"),
-    "feedback": ("feedback comments", "comentarios de retroalimentación",
-                 "comentarios de retroalimentacion", "comentarios de la retroalimentación",
-                 "retroalimentación en comentarios", "commentaires de feedback",
-                 "commentaires feedback", "commenti al feedback", "comentários de feedback",
-                 "feedback als opmerkingen"),
+    "grade": (
+        "grade",
+        "calificación",
+        "calificacion",
+        "note",
+        "valutazione",
+        "nota",
+        "cijfer",
+        "bewertung",
+        "qualificació",
+        "cualificación",
+    ),
+    "max_grade": (
+        "maximum grade",
+        "calificación máxima",
+        "calificacion maxima",
+        "note maximale",
+        "valutazione massima",
+        "nota máxima",
+        "nota màxima",
+        "maximaal cijfer",
+        "bestwertung",
+    ),
+    "can_change": (
+        "grade can be changed",
+        "la calificación puede ser cambiada",
+        "la calificación se puede cambiar",
+        "se puede cambiar la calificación",
+        "la note peut être modifiée",
+        "la valutazione può essere modificata",
+        "a nota pode ser alterada",
+    ),
+    "feedback": (
+        "feedback comments",
+        "comentarios de retroalimentación",
+        "comentarios de retroalimentacion",
+        "comentarios de la retroalimentación",
+        "retroalimentación en comentarios",
+        "commentaires de feedback",
+        "commentaires feedback",
+        "commenti al feedback",
+        "comentários de feedback",
+        "feedback als opmerkingen",
+    ),
 }
 NO = ("no", "non", "nein", "não", "nee", "nei")
 
@@ -238,7 +289,7 @@ def find_columns(header: list[str], overrides: dict[str, str] | None = None) -> 
     keys = [_key(h) for h in header]
     found: dict[str, int] = {}
     for role, names in COLUMN_NAMES.items():
-        wanted = ((_key(overrides[role]),) if overrides and overrides.get(role) else names)
+        wanted = (_key(overrides[role]),) if overrides and overrides.get(role) else names
         for index, key in enumerate(keys):
             if key in wanted:
                 found[role] = index
@@ -271,15 +322,18 @@ def feedback_html(row: GradeRow, language: str) -> str:
     def rich(text: str) -> str:
         return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
-    parts = [f"<p><strong>{w['total']}: {fmt_points(row.score)}/{fmt_points(row.max_score)}"
-             "</strong></p>"]
+    parts = [
+        f"<p><strong>{w['total']}: {fmt_points(row.score)}/{fmt_points(row.max_score)}</strong></p>"
+    ]
     if row.status == "error" and row.error:
         parts.append(f"<p>{html.escape(w['error'])}: {rich(row.error)}</p>")
     items = []
     for gid, cell in row.cells.items():
         mark = "✓" if cell.score >= cell.max_score - 1e-9 else "✗"
-        line = f"{mark} <code>{html.escape(gid)}</code>: {fmt_points(cell.score)}/" \
-               f"{fmt_points(cell.max_score)}"
+        line = (
+            f"{mark} <code>{html.escape(gid)}</code>: {fmt_points(cell.score)}/"
+            f"{fmt_points(cell.max_score)}"
+        )
         if cell.auto_score is not None and abs(cell.auto_score - cell.score) > 1e-9:
             line += f" ({html.escape(w['overridden'])})"
         texts = [rich(t) for _, t in cell.messages if t]
@@ -301,9 +355,14 @@ class WorksheetFill:
     notes: list[str]
 
 
-def fill_worksheet(worksheet: bytes, grades: list[GradeRow], students_by_row, language: str = "es",
-                   feedback: bool = True, overrides: dict[str, str] | None = None
-                   ) -> WorksheetFill:
+def fill_worksheet(
+    worksheet: bytes,
+    grades: list[GradeRow],
+    students_by_row,
+    language: str = "es",
+    feedback: bool = True,
+    overrides: dict[str, str] | None = None,
+) -> WorksheetFill:
     """Return ``worksheet`` with the Grade (and Feedback comments) cells of ``grades`` filled.
 
     ``students_by_row(records, columns) -> {record index: student id}`` says who each row is.
@@ -320,12 +379,17 @@ def fill_worksheet(worksheet: bytes, grades: list[GradeRow], students_by_row, la
             raise LmsError(
                 f"The worksheet has no {role} column (found: {', '.join(header)}). Download "
                 "the grading worksheet again, or name the column in course_config.py: "
-                f"c.Course.lms['moodle']['columns'] = {{'{role}': '<title>'}}.")
+                f"c.Course.lms['moodle']['columns'] = {{'{role}': '<title>'}}."
+            )
+
     def values(rec: Record, role: str) -> str:
         return cell_value(rec, columns, role)
 
-    decimal_comma = any(re.fullmatch(r"-?\d+,\d+", values(r, role).strip())
-                        for r in records[1:] for role in ("grade", "max_grade"))
+    decimal_comma = any(
+        re.fullmatch(r"-?\d+,\d+", values(r, role).strip())
+        for r in records[1:]
+        for role in ("grade", "max_grade")
+    )
     who = students_by_row(records, columns)
     rows_of: dict[str, list[int]] = {}
     for index, student in who.items():
@@ -336,25 +400,41 @@ def fill_worksheet(worksheet: bytes, grades: list[GradeRow], students_by_row, la
     touched: set[int] = set()
     notes = []
     if feedback and "feedback" not in columns:
-        notes.append("the worksheet has no Feedback comments column: only grades were filled "
-                     "(enable 'Feedback comments' in the assignment's settings and download the "
-                     "worksheet again to send feedback)")
+        notes.append(
+            "the worksheet has no Feedback comments column: only grades were filled "
+            "(enable 'Feedback comments' in the assignment's settings and download the "
+            "worksheet again to send feedback)"
+        )
     if "max_grade" not in columns:
         notes.append("no Maximum grade column: grades are in the notebook's points")
     for row in grades:
         indexes = rows_of.get(row.student, [])
         if not indexes:
-            skipped.append({"student": row.student, "reason": "not in the worksheet (no row for "
-                            "this student's participant id or e-mail)"})
+            skipped.append(
+                {
+                    "student": row.student,
+                    "reason": "not in the worksheet (no row for "
+                    "this student's participant id or e-mail)",
+                }
+            )
             continue
         if len(indexes) > 1:
-            skipped.append({"student": row.student, "reason": f"{len(indexes)} worksheet rows "
-                            "belong to this student"})
+            skipped.append(
+                {
+                    "student": row.student,
+                    "reason": f"{len(indexes)} worksheet rows belong to this student",
+                }
+            )
             continue
         rec = records[indexes[0]]
         if "can_change" in columns and _key(values(rec, "can_change")) in NO:
-            skipped.append({"student": row.student, "reason": "Moodle says the grade cannot be "
-                            "changed (locked or overridden in the gradebook)"})
+            skipped.append(
+                {
+                    "student": row.student,
+                    "reason": "Moodle says the grade cannot be "
+                    "changed (locked or overridden in the gradebook)",
+                }
+            )
             continue
         score = row.score
         maximum = _number(values(rec, "max_grade")) if "max_grade" in columns else None
@@ -371,21 +451,37 @@ def fill_worksheet(worksheet: bytes, grades: list[GradeRow], students_by_row, la
                 replacements.append((f.start, f.end, encode_field(value, delimiter, f.quoted)))
             else:  # a short row: add the missing cells at its end
                 pad = delimiter * (index - len(rec.fields) + 1)
-                replacements.append((rec.content_end, rec.content_end,
-                                     pad + encode_field(value, delimiter, False)))
+                replacements.append(
+                    (rec.content_end, rec.content_end, pad + encode_field(value, delimiter, False))
+                )
         touched.add(indexes[0])
-        filled.append({"student": row.student, "row": indexes[0] + 1,
-                       "identifier": values(rec, "identifier"), **new})
+        filled.append(
+            {
+                "student": row.student,
+                "row": indexes[0] + 1,
+                "identifier": values(rec, "identifier"),
+                **new,
+            }
+        )
     out = text
     for start, end, new_text in sorted(replacements, key=lambda r: (r[0], r[1]), reverse=True):
         out = out[:start] + new_text + out[end:]
-    return WorksheetFill(out.encode("utf-8", errors="surrogateescape"), filled, skipped,
-                         len(records) - 1 - len(touched), scaled_to, notes)
+    return WorksheetFill(
+        out.encode("utf-8", errors="surrogateescape"),
+        filled,
+        skipped,
+        len(records) - 1 - len(touched),
+        scaled_to,
+        notes,
+    )
 
 
 def _row_matcher(course: Course, assignment_id: str, roster: Roster):
-    placements = {str(p.get("lms_id")): sid for sid, p in
-                  load_placements(course, assignment_id).items() if p.get("lms") == "moodle"}
+    placements = {
+        str(p.get("lms_id")): sid
+        for sid, p in load_placements(course, assignment_id).items()
+        if p.get("lms") == "moodle"
+    }
 
     def students_by_row(records: list[Record], columns: dict[str, int]) -> dict[int, str]:
         who: dict[int, str] = {}
@@ -395,8 +491,9 @@ def _row_matcher(course: Course, assignment_id: str, roster: Roster):
                 continue
             student = placements.get(pid)
             if student is None and roster:
-                person = (roster.by("moodle_id", pid)
-                          or roster.by("email", cell_value(rec, columns, "email").strip()))
+                person = roster.by("moodle_id", pid) or roster.by(
+                    "email", cell_value(rec, columns, "email").strip()
+                )
                 student = person.student_id if person else None
             if student:
                 who[index] = student
@@ -406,9 +503,15 @@ def _row_matcher(course: Course, assignment_id: str, roster: Roster):
 
 
 @exporter("moodle")
-def export_moodle(course: Course, assignment_id: str | None = None, out: str | Path | None = None,
-                  worksheet: str | os.PathLike | None = None, roster: str | os.PathLike | None = None,
-                  feedback: bool = True, **options) -> Path:
+def export_moodle(
+    course: Course,
+    assignment_id: str | None = None,
+    out: str | Path | None = None,
+    worksheet: str | os.PathLike | None = None,
+    roster: str | os.PathLike | None = None,
+    feedback: bool = True,
+    **options,
+) -> Path:
     """Fill the grading worksheet the teacher downloaded from Moodle for ``assignment_id``.
 
     Writes ``out`` (default ``exports/moodle_<assignment>.csv``; never the downloaded file
@@ -420,26 +523,44 @@ def export_moodle(course: Course, assignment_id: str | None = None, out: str | P
             raise LmsError("The Moodle worksheet belongs to one assignment: pass --assignment.")
         assignment_id = next(iter(course.assignments))
     course.assignment(assignment_id)
-    path = Path(worksheet) if worksheet else resolve_path(
-        course, per_assignment(settings.get("worksheets"), assignment_id))
+    path = (
+        Path(worksheet)
+        if worksheet
+        else resolve_path(course, per_assignment(settings.get("worksheets"), assignment_id))
+    )
     if path is None:
-        raise LmsError("Pass the grading worksheet downloaded from Moodle (Assignment > "
-                       "Submissions > Actions > Download grading worksheet) with --worksheet.")
+        raise LmsError(
+            "Pass the grading worksheet downloaded from Moodle (Assignment > "
+            "Submissions > Actions > Download grading worksheet) with --worksheet."
+        )
     if not path.is_file():
         raise LmsError(f"Worksheet {path} does not exist.")
     people = course_roster(course, roster)
     grades = class_grades(course, assignment_id)
-    result = fill_worksheet(path.read_bytes(), grades, _row_matcher(course, assignment_id, people),
-                            course.language, feedback and settings.get("feedback", True),
-                            settings.get("columns"))
+    result = fill_worksheet(
+        path.read_bytes(),
+        grades,
+        _row_matcher(course, assignment_id, people),
+        course.language,
+        feedback and settings.get("feedback", True),
+        settings.get("columns"),
+    )
     out = Path(out) if out else course.exports_dir / f"moodle_{assignment_id}.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(result.data)
-    write_json_atomic(out.with_name(out.name + ".report.json"), {
-        "format": "moodle", "file": str(out), "worksheet": str(path),
-        "filled": result.filled, "skipped": result.skipped,
-        "rows_left_as_they_were": result.untouched_rows, "scaled_to": result.scaled_to,
-        "notes": result.notes})
+    write_json_atomic(
+        out.with_name(out.name + ".report.json"),
+        {
+            "format": "moodle",
+            "file": str(out),
+            "worksheet": str(path),
+            "filled": result.filled,
+            "skipped": result.skipped,
+            "rows_left_as_they_were": result.untouched_rows,
+            "scaled_to": result.scaled_to,
+            "notes": result.notes,
+        },
+    )
     for note in result.notes:
         log.warning("moodle export: %s", note)
     for item in result.skipped:

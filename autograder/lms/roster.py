@@ -40,12 +40,27 @@ from autograder.collect import STUDENT_ID
 from autograder.lms import LmsError
 
 ALIASES: dict[str, tuple[str, ...]] = {
-    "student_id": ("student_id", "student id", "studentid", "nbgrader_id", "id_estudiante",
-                   "estudiante"),
+    "student_id": (
+        "student_id",
+        "student id",
+        "studentid",
+        "nbgrader_id",
+        "id_estudiante",
+        "estudiante",
+    ),
     "name": ("name", "full name", "fullname", "full_name", "nombre", "nombre completo"),
     "sortable_name": ("sortable_name", "sortable name"),
-    "email": ("email", "email address", "e-mail", "e-mail address", "mail", "correo",
-              "dirección de correo", "dirección email", "dirección de correo electrónico"),
+    "email": (
+        "email",
+        "email address",
+        "e-mail",
+        "e-mail address",
+        "mail",
+        "correo",
+        "dirección de correo",
+        "dirección email",
+        "dirección de correo electrónico",
+    ),
     "canvas_id": ("canvas_id", "canvas id", "canvas_user_id", "canvas user id"),
     "sis_user_id": ("sis_user_id", "sis user id"),
     "sis_login_id": ("sis_login_id", "sis login id"),
@@ -55,12 +70,25 @@ ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 # Moodle's "Identifier" column ("Participant 123", localized), Canvas's "ID".
-MOODLE_IDENTIFIER = ("identifier", "identificador", "identificateur", "identificativo",
-                     "identificatie")
+MOODLE_IDENTIFIER = (
+    "identifier",
+    "identificador",
+    "identificateur",
+    "identificativo",
+    "identificatie",
+)
 MOODLE_FULLNAME = ("full name", "nombre completo", "nom complet", "nome completo")
-MOODLE_EMAIL = ("email address", "dirección de correo", "dirección email",
-                "dirección de correo electrónico", "adresse de courriel", "adresse courriel",
-                "indirizzo email", "endereço de email", "e-mail")
+MOODLE_EMAIL = (
+    "email address",
+    "dirección de correo",
+    "dirección email",
+    "dirección de correo electrónico",
+    "adresse de courriel",
+    "adresse courriel",
+    "indirizzo email",
+    "endereço de email",
+    "e-mail",
+)
 
 
 @dataclass
@@ -138,25 +166,37 @@ class Roster:
         seen_students: dict[str, Person] = {}
         for person in people:
             if not STUDENT_ID.match(person.student_id):
-                problems.append(f"student id {person.student_id!r} is not valid (letters, digits "
-                                "and . _ @ + - only; it becomes a folder name)")
+                problems.append(
+                    f"student id {person.student_id!r} is not valid (letters, digits "
+                    "and . _ @ + - only; it becomes a folder name)"
+                )
             if person.student_id in seen_students:
                 problems.append(f"student id {person.student_id!r} appears twice")
             seen_students[person.student_id] = person
-            for key in ("canvas_id", "sis_user_id", "sis_login_id", "moodle_id", "lti_user_id",
-                        "email"):
+            for key in (
+                "canvas_id",
+                "sis_user_id",
+                "sis_login_id",
+                "moodle_id",
+                "lti_user_id",
+                "email",
+            ):
                 value = getattr(person, key)
                 if not value:
                     continue
                 value = value.casefold() if key == "email" else value
                 index = self._index.setdefault(key, {})
                 if value in index and index[value] is not person:
-                    problems.append(f"{key} {value!r} is given to both "
-                                    f"{index[value].student_id} and {person.student_id}")
+                    problems.append(
+                        f"{key} {value!r} is given to both "
+                        f"{index[value].student_id} and {person.student_id}"
+                    )
                 index[value] = person
         if problems:
-            raise LmsError(f"The roster {source} has problems; fix them and run again:\n  - "
-                           + "\n  - ".join(problems))
+            raise LmsError(
+                f"The roster {source} has problems; fix them and run again:\n  - "
+                + "\n  - ".join(problems)
+            )
         self.students = seen_students
 
     def __len__(self) -> int:
@@ -178,8 +218,10 @@ class Roster:
         field (this roster wins), new students are added."""
         if not other:
             return self
-        people = {p.student_id: Person(**{f.name: getattr(p, f.name) for f in fields(Person)})
-                  for p in self.people}
+        people = {
+            p.student_id: Person(**{f.name: getattr(p, f.name) for f in fields(Person)})
+            for p in self.people
+        }
         for p in other.people:
             mine = people.get(p.student_id)
             if mine is None:
@@ -192,8 +234,9 @@ class Roster:
 
     # --- matching LMS identities ------------------------------------------------------------
 
-    def match_name(self, name: str, id_field: str, canvas_style: bool = False
-                   ) -> tuple[Person | None, str | None]:
+    def match_name(
+        self, name: str, id_field: str, canvas_style: bool = False
+    ) -> tuple[Person | None, str | None]:
         """The one person called ``name`` among rows without ``id_field``; else why not."""
         if not name:
             return None, "no name to match"
@@ -204,18 +247,23 @@ class Roster:
             if person.name and " " in person.name.strip():
                 first, _, last = person.name.strip().rpartition(" ")
                 candidates.add(f"{last}, {first}")
-            keys = {canvas_file_name(c) if canvas_style else normalize_name(c)
-                    for c in candidates if c}
+            keys = {
+                canvas_file_name(c) if canvas_style else normalize_name(c) for c in candidates if c
+            }
             if target in keys:
                 found.append(person)
         if not found:
             return None, f"nobody called {name!r} in the roster"
         if len(found) > 1:
-            return None, (f"{len(found)} students are called {name!r} in the roster "
-                          f"({', '.join(p.student_id for p in found)}): add their {id_field}")
+            return None, (
+                f"{len(found)} students are called {name!r} in the roster "
+                f"({', '.join(p.student_id for p in found)}): add their {id_field}"
+            )
         if getattr(found[0], id_field):
-            return None, (f"the roster's {name!r} ({found[0].student_id}) has another "
-                          f"{id_field} ({getattr(found[0], id_field)})")
+            return None, (
+                f"the roster's {name!r} ({found[0].student_id}) has another "
+                f"{id_field} ({getattr(found[0], id_field)})"
+            )
         return found[0], None
 
 
@@ -247,8 +295,11 @@ def _safe_id(text: str) -> str:
 def _canvas_gradebook(rows: list[list[str]], source: str) -> Roster:
     header = rows[0]
     keys = [_header_key(h) for h in header]
-    col = {k: keys.index(k) for k in ("student", "id", "sis user id", "sis login id", "section")
-           if k in keys}
+    col = {
+        k: keys.index(k)
+        for k in ("student", "id", "sis user id", "sis login id", "section")
+        if k in keys
+    }
     people = []
     for row in rows[1:]:
         name = _cell(row, col.get("student"))
@@ -259,9 +310,16 @@ def _canvas_gradebook(rows: list[list[str]], source: str) -> Roster:
             continue  # Canvas's Test Student (Student View)
         sis_login = _cell(row, col.get("sis login id"))
         sis_user = _cell(row, col.get("sis user id"))
-        people.append(Person(student_id=_safe_id(sis_login or sis_user or canvas_id),
-                             sortable_name=name, canvas_id=canvas_id, sis_user_id=sis_user,
-                             sis_login_id=sis_login, section=_cell(row, col.get("section"))))
+        people.append(
+            Person(
+                student_id=_safe_id(sis_login or sis_user or canvas_id),
+                sortable_name=name,
+                canvas_id=canvas_id,
+                sis_user_id=sis_user,
+                sis_login_id=sis_login,
+                section=_cell(row, col.get("section")),
+            )
+        )
     return Roster(people, source)
 
 
@@ -276,8 +334,14 @@ def _moodle_worksheet(rows: list[list[str]], source: str) -> Roster:
         if not pid:
             continue
         mail = _cell(row, email)
-        people.append(Person(student_id=_safe_id(mail) if mail else pid, name=_cell(row, name),
-                             email=mail, moodle_id=pid))
+        people.append(
+            Person(
+                student_id=_safe_id(mail) if mail else pid,
+                name=_cell(row, name),
+                email=mail,
+                moodle_id=pid,
+            )
+        )
     return Roster(people, source)
 
 
@@ -296,9 +360,11 @@ def load_roster(path: str | os.PathLike) -> Roster:
             return _canvas_gradebook(rows, str(path))
         if any(k in MOODLE_IDENTIFIER for k in keys):
             return _moodle_worksheet(rows, str(path))
-        raise LmsError(f"Roster file {path} has no student_id column (found: "
-                       f"{', '.join(rows[0])}). Add one, or use a Canvas gradebook export or a "
-                       "Moodle grading worksheet as the roster.")
+        raise LmsError(
+            f"Roster file {path} has no student_id column (found: "
+            f"{', '.join(rows[0])}). Add one, or use a Canvas gradebook export or a "
+            "Moodle grading worksheet as the roster."
+        )
     known = set(columns.values())
     people = []
     for row in rows[1:]:
@@ -307,7 +373,9 @@ def load_roster(path: str | os.PathLike) -> Roster:
             continue
         values = {name: _cell(row, index) for name, index in columns.items()}
         if values.get("moodle_id"):
-            values["moodle_id"] = parse_moodle_identifier(values["moodle_id"]) or values["moodle_id"]
+            values["moodle_id"] = (
+                parse_moodle_identifier(values["moodle_id"]) or values["moodle_id"]
+            )
         extra = {rows[0][i]: _cell(row, i) for i in range(len(rows[0])) if i not in known}
         people.append(Person(**values, extra=extra))
     return Roster(people, str(path))
@@ -322,7 +390,7 @@ def course_roster(course, extra: str | os.PathLike | None = None, lti: bool = Fa
     if extra:
         paths.append(Path(extra))
     configured = lms_settings(course).get("roster")
-    for value in (configured if isinstance(configured, list | tuple) else [configured]):
+    for value in configured if isinstance(configured, list | tuple) else [configured]:
         path = resolve_path(course, value)
         if path is not None:
             paths.append(path)

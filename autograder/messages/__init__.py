@@ -45,7 +45,9 @@ def render(message_id: str, params: dict | None = None, language: str = "es") ->
     """The text of ``message_id`` in ``language`` with ``params`` filled in."""
     entry = catalogue().get(message_id)
     if entry is None:
-        raise KeyError(f"Unknown message id {message_id!r}; add it to a catalogue file in autograder/messages/.")
+        raise KeyError(
+            f"Unknown message id {message_id!r}; add it to a catalogue file in autograder/messages/."
+        )
     return _template(entry[language]).render(**(params or {}))
 
 

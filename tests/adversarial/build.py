@@ -34,12 +34,20 @@ from tests.sample_class.lesson4_learning_rate import SOLUTIONS
 
 AID = "lesson4_learning_rate"
 NOTEBOOK = "learning_rate.ipynb"
-FULL = {"test_steps_lr_003": 1.0, "test_steps_lr_01": 1.0, "test_lr_1_outcome": 1.0,
-        "test_goldilocks_lr": 1.0, "test_step_size": 1.0, "test_steps_per_epoch": 1.0,
-        "test_curve_labels": 2.0}
+FULL = {
+    "test_steps_lr_003": 1.0,
+    "test_steps_lr_01": 1.0,
+    "test_lr_1_outcome": 1.0,
+    "test_goldilocks_lr": 1.0,
+    "test_step_size": 1.0,
+    "test_steps_per_epoch": 1.0,
+    "test_curve_labels": 2.0,
+}
 ORDER = list(FULL)  # the graded cells, in notebook order
-WRONG_LABELS = ('{"A": "tasa_alta", "B": "tasa_correcta", "C": "tasa_baja", '
-                '"D": "sobreajuste"}')  # every panel wrong
+WRONG_LABELS = (
+    '{"A": "tasa_alta", "B": "tasa_correcta", "C": "tasa_baja", '
+    '"D": "sobreajuste"}'
+)  # every panel wrong
 RIGHT_LABELS = SOLUTIONS["ans_curve_labels"].split("=", 1)[1].strip()
 ORPHAN_MARKER = "987.654"  # `sleep 987.654`: no such process may outlive its sandbox
 SECRET_ENV = "AUTOGRADER_TEST_SECRET"
@@ -144,10 +152,15 @@ def _attempt(label, action):
 def fill(code: str, ctx: Context) -> str:
     """``code`` with ``{root}``, ``{state}``, ``{gradebook}``, ``{perfect_submitted}``,
     ``{partial_submitted}``, ``{perfect_autograded}`` and ``{honeypot}`` as string literals."""
-    paths = {"root": ctx.course_root, "state": ctx.state_dir, "gradebook": ctx.gradebook,
-             "perfect_submitted": ctx.submitted("a_perfect"),
-             "partial_submitted": ctx.submitted("a_partial"),
-             "perfect_autograded": ctx.autograded("a_perfect"), "honeypot": ctx.honeypot}
+    paths = {
+        "root": ctx.course_root,
+        "state": ctx.state_dir,
+        "gradebook": ctx.gradebook,
+        "perfect_submitted": ctx.submitted("a_perfect"),
+        "partial_submitted": ctx.submitted("a_partial"),
+        "perfect_autograded": ctx.autograded("a_perfect"),
+        "honeypot": ctx.honeypot,
+    }
     return code.format(**{k: repr(str(v)) for k, v in paths.items()})
 
 
@@ -156,8 +169,12 @@ def steal(target_gid: str, right: str, wrong: str, attempts: str, use: str = "")
     name = target_gid.removeprefix("ans_")
 
     def build(nb, ctx):
-        code = (EVIDENCE + fill(attempts, ctx) + "\n"
-                + (use or f"{name} = {right} if any(ok for ok, _ in results) else {wrong}"))
+        code = (
+            EVIDENCE
+            + fill(attempts, ctx)
+            + "\n"
+            + (use or f"{name} = {right} if any(ok for ok, _ in results) else {wrong}")
+        )
         return answer(nb, target_gid, code)
 
     return build
@@ -168,14 +185,16 @@ def steal(target_gid: str, right: str, wrong: str, attempts: str, use: str = "")
 
 def _write(name: str, text: str | bytes, folder: str = "answers") -> str:
     mode = "wb" if isinstance(text, bytes) else "w"
-    return (f"import os\nos.makedirs(os.path.join(os.environ['AUTOGRADER_ARTIFACTS'], "
-            f"{folder!r}), exist_ok=True)\n"
-            f"open(os.path.join(os.environ['AUTOGRADER_ARTIFACTS'], {folder!r}, {name!r}), "
-            f"{mode!r}).write({text!r})\n")
+    return (
+        f"import os\nos.makedirs(os.path.join(os.environ['AUTOGRADER_ARTIFACTS'], "
+        f"{folder!r}), exist_ok=True)\n"
+        f"open(os.path.join(os.environ['AUTOGRADER_ARTIFACTS'], {folder!r}, {name!r}), "
+        f"{mode!r}).write({text!r})\n"
+    )
 
 
 def _pickle_bomb(ctx: Context) -> str:
-    return f'''import os, pickle
+    return f"""import os, pickle
 class Payload:
     def __reduce__(self):
         return (os.system, ("touch " + {str(ctx.pwned)!r},))
@@ -184,11 +203,11 @@ folder = os.environ["AUTOGRADER_ARTIFACTS"]
 os.makedirs(os.path.join(folder, "model"), exist_ok=True)
 open(os.path.join(folder, "model", "weights.npz"), "wb").write(blob)
 open(os.path.join(folder, "answers", "steps_lr_003.json"), "wb").write(blob)
-'''
+"""
 
 
 def _symlinks(ctx: Context) -> str:
-    return '''import os, json
+    return """import os, json
 folder = os.path.join(os.environ["AUTOGRADER_ARTIFACTS"], "answers")
 fake = {"name": "steps_lr_01", "present": True, "value": {"kind": "int", "value": 12}}
 json.dump(fake, open("/tmp/fake.json", "w"))
@@ -197,30 +216,30 @@ for name, target in (("steps_lr_003.json", "/etc/passwd"), ("steps_lr_01.json", 
     if os.path.exists(path):
         os.remove(path)
     os.symlink(target, path)
-'''
+"""
 
 
 def _grader_write_links(ctx: Context) -> str:
-    return f'''import os
+    return f"""import os
 for name in ({NOTEBOOK!r}, "timestamp.txt", os.path.join("artifacts", "execution.json")):
     if os.path.lexists(name):
         os.remove(name)
     os.symlink({str(ctx.honeypot)!r}, name)
 os.symlink("/", "root-link")
-'''
+"""
 
 
 def _grader_write_fifos(ctx: Context) -> str:
-    return f'''import os
+    return f"""import os
 for name in ({NOTEBOOK!r}, "timestamp.txt", os.path.join("artifacts", "execution.json")):
     if os.path.lexists(name):
         os.remove(name)
     os.mkfifo(name)
-'''
+"""
 
 
 def _orphans(ctx: Context) -> str:
-    return f'''import os, subprocess
+    return f"""import os, subprocess
 subprocess.Popen(["setsid", "sleep", {ORPHAN_MARKER!r}], stdout=subprocess.DEVNULL,
                  stderr=subprocess.DEVNULL, start_new_session=True)
 if os.fork() == 0:  # a classic double-fork daemon
@@ -229,13 +248,15 @@ if os.fork() == 0:  # a classic double-fork daemon
         os.execvp("sleep", ["sleep", {ORPHAN_MARKER!r}])
     os._exit(0)
 os.system("nohup sleep {ORPHAN_MARKER} >/dev/null 2>&1 &")
-'''
+"""
 
 
 def _fake_checkers(ctx: Context) -> str:
-    fake = ("import pytest\n@pytest.fixture(autouse=True)\ndef _win():\n    pass\n"
-            "def pytest_runtest_makereport(item, call):\n    call.excinfo = None\n")
-    return f'''import os, sys, types
+    fake = (
+        "import pytest\n@pytest.fixture(autouse=True)\ndef _win():\n    pass\n"
+        "def pytest_runtest_makereport(item, call):\n    call.excinfo = None\n"
+    )
+    return f"""import os, sys, types
 os.makedirs("autograder/checkers", exist_ok=True)
 open("autograder/__init__.py", "w").write("")
 open("autograder/checkers/__init__.py", "w").write("")
@@ -244,11 +265,11 @@ for folder in (".", os.environ["AUTOGRADER_ARTIFACTS"]):
     open(os.path.join(folder, "conftest.py"), "w").write({fake!r})
 sys.modules["autograder.checkers"] = types.ModuleType("autograder.checkers")
 open(os.path.join(os.environ["AUTOGRADER_ARTIFACTS"], "score.json"), "w").write('{{"score": 8}}')
-'''
+"""
 
 
 def _patched_capture(ctx: Context) -> str:
-    return '''from autograder.course import capture
+    return """from autograder.course import capture
 import json, os
 def forged(namespace, *names):
     folder = os.path.join(os.environ["AUTOGRADER_ARTIFACTS"], "answers")
@@ -259,7 +280,7 @@ def forged(namespace, *names):
     open(os.path.join(os.environ["AUTOGRADER_ARTIFACTS"], "execution.json"), "w").write(
         json.dumps({"status": "completed", "cells": {}, "score": 8}))
 capture.answers = forged
-'''
+"""
 
 
 def _remove_cells(nb, ctx):
@@ -293,8 +314,8 @@ def _retype_cells(nb, ctx):
 def _reorder_cells(nb, ctx):
     nb = perfect(nb)
     a, b = index_of(nb, "ans_steps_lr_003"), index_of(nb, "ans_steps_per_epoch")
-    block_a, block_b = nb.cells[a:a + 2], nb.cells[b:b + 2]
-    nb.cells[a:a + 2], nb.cells[b:b + 2] = block_b, block_a
+    block_a, block_b = nb.cells[a : a + 2], nb.cells[b : b + 2]
+    nb.cells[a : a + 2], nb.cells[b : b + 2] = block_b, block_a
     return nb
 
 
@@ -368,127 +389,263 @@ def _strange_cells(nb, ctx):
     data["cells"][3:3] = [
         {"cell_type": "code", "source": 42, "metadata": {}, "outputs": [], "execution_count": 1},
         {"cell_type": "weird", "source": "raise SystemExit", "metadata": {}},
-        {"cell_type": "code", "source": "pass", "outputs": [], "execution_count": None,
-         "metadata": {"nbgrader": "not a dict", "tags": ["skip-execution"]}},
+        {
+            "cell_type": "code",
+            "source": "pass",
+            "outputs": [],
+            "execution_count": None,
+            "metadata": {"nbgrader": "not a dict", "tags": ["skip-execution"]},
+        },
     ]
     return json.dumps(data)
 
 
 RESOURCE_CASES = [
-    Case("infinite_loop", "an answer cell loops forever",
-         "a cell time limit interrupts the cell; the rest of the notebook still runs",
-         lambda nb, ctx: answer(nb, "ans_steps_lr_003", "while True:\n    pass"),
-         cells={"test_steps_lr_003": 0}, messages={"test_steps_lr_003": ("answer_cell_timeout",)},
-         slow=True),
-    Case("loop_ignoring_interrupt", "the last answer ignores SIGINT and loops forever",
-         "the notebook's wall-clock limit kills the sandbox; captured answers still count",
-         lambda nb, ctx: answer(nb, "ans_curve_labels", "import signal\nsignal.signal("
-                                "signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"),
-         status="error", reason=r"exceeded its \d+ s time limit",
-         cells={"test_curve_labels": 0}, messages={"test_curve_labels": ("not_executed",)},
-         slow=True),
-    Case("memory_bomb", "the last answer allocates memory without end",
-         "the sandbox's memory limit stops the kernel, with the reason",
-         lambda nb, ctx: answer(nb, "ans_curve_labels", "hog = []\nwhile True:\n"
-                                "    hog.append(bytearray(64 * 2**20))"),
-         status="error", reason=r"more than \d+ MB of memory",
-         cells={"test_curve_labels": 0}),
-    Case("memory_one_allocation", "an answer asks for 64 GB at once",
-         "the address-space limit turns it into a MemoryError in that cell only",
-         lambda nb, ctx: answer(nb, "ans_steps_lr_01", "hog = bytearray(64 * 2**30)"),
-         cells={"test_steps_lr_01": 0}, messages={"test_steps_lr_01": ("answer_cell_error",)}),
-    Case("fork_bomb", "the last answer forks without end",
-         "the process limit and the watchdog stop it; no process survives",
-         lambda nb, ctx: answer(nb, "ans_curve_labels", "import os\nwhile True:\n    os.fork()"),
-         status="error", reason=r"processes or threads", cells={"test_curve_labels": 0}),
-    Case("orphan_processes", "a cell starts daemons (setsid, double fork, nohup)",
-         "the whole process tree dies with the sandbox",
-         lambda nb, ctx: after(nb, "setup", _orphans(ctx))),
-    Case("huge_output", "the last answer prints without end",
-         "outputs are capped: the grader's memory and the executed notebook stay small",
-         lambda nb, ctx: answer(nb, "ans_curve_labels", "while True:\n    print('x' * 10_000)"),
-         status=("graded", "error"), reason=r"output truncated|memory|time",
-         cells={"test_curve_labels": 0}, slow=True),
-    Case("huge_single_output", "an answer prints one 100 MB string, then answers",
-         "the oversized message is dropped; the answer still counts",
-         lambda nb, ctx: answer(nb, "ans_steps_lr_01",
-                                "print('x' * 100_000_000)\nsteps_lr_01 = 12")),
-    Case("fill_disk", "the last answer writes files until the disk is full",
-         "the disk quota of the work folder stops it",
-         lambda nb, ctx: answer(nb, "ans_curve_labels", "i = 0\nwhile True:\n    open(f'junk{i}', "
-                                "'wb').write(b'0' * 16 * 2**20)\n    i += 1"),
-         status="error", reason=r"more than \d+ MB to disk", cells={"test_curve_labels": 0}),
-    Case("big_file", "an answer writes one 64 MB file",
-         "the file-size limit makes that write fail in that cell only",
-         lambda nb, ctx: answer(nb, "ans_steps_lr_01",
-                                "open('big.bin', 'wb').write(b'0' * 64 * 2**20)\nsteps_lr_01 = 12"),
-         cells={"test_steps_lr_01": 0}, messages={"test_steps_lr_01": ("answer_cell_error",)}),
-    Case("many_files", "the last answer creates files without end",
-         "the file-count limit of the work folder stops it",
-         lambda nb, ctx: answer(nb, "ans_curve_labels", "import os\nos.makedirs('d', exist_ok=True)"
-                                "\nfor i in range(10**6):\n    open(f'd/{i}', 'w').close()"),
-         status="error", reason=r"more than \d+ files", cells={"test_curve_labels": 0}),
-    Case("fill_tmp", "an answer fills /tmp and /dev/shm",
-         "the private /tmp is small and thrown away; only that cell fails",
-         lambda nb, ctx: answer(nb, "ans_steps_lr_01", "for d in ('/tmp', '/dev/shm'):\n"
-                                "    with open(d + '/fill', 'wb') as f:\n"
-                                "        for _ in range(10**4):\n"
-                                "            f.write(b'0' * 2**20)"),
-         cells={"test_steps_lr_01": 0}, messages={"test_steps_lr_01": ("answer_cell_error",)}),
-    Case("os_exit", "an answer calls os._exit(0): the kernel vanishes",
-         "a dead kernel is an error with a reason; answers captured before it still count",
-         lambda nb, ctx: answer(nb, "ans_goldilocks_lr", "import os\nos._exit(0)"),
-         status="error", reason=r"kernel exited",
-         cells=dict.fromkeys(ORDER[3:], 0),
-         messages=dict.fromkeys(ORDER[3:], ("not_executed",))),
-    Case("segfault", "an answer dereferences NULL (ctypes.string_at(0))",
-         "a crashed kernel is an error saying so; earlier answers still count",
-         lambda nb, ctx: answer(nb, "ans_goldilocks_lr", "import ctypes\nctypes.string_at(0)"),
-         status="error", reason=r"segmentation fault", cells=dict.fromkeys(ORDER[3:], 0)),
-    Case("kill_everything", "an answer sends SIGKILL to every process it can (kill -1)",
-         "it can only reach its own sandbox: the batch and the grader live on",
-         lambda nb, ctx: answer(nb, "ans_goldilocks_lr",
-                                "import os, signal\nos.kill(-1, signal.SIGKILL)"),
-         status="error", reason=r"killed|exited", cells=dict.fromkeys(ORDER[3:], 0)),
+    Case(
+        "infinite_loop",
+        "an answer cell loops forever",
+        "a cell time limit interrupts the cell; the rest of the notebook still runs",
+        lambda nb, ctx: answer(nb, "ans_steps_lr_003", "while True:\n    pass"),
+        cells={"test_steps_lr_003": 0},
+        messages={"test_steps_lr_003": ("answer_cell_timeout",)},
+        slow=True,
+    ),
+    Case(
+        "loop_ignoring_interrupt",
+        "the last answer ignores SIGINT and loops forever",
+        "the notebook's wall-clock limit kills the sandbox; captured answers still count",
+        lambda nb, ctx: answer(
+            nb,
+            "ans_curve_labels",
+            "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass",
+        ),
+        status="error",
+        reason=r"exceeded its \d+ s time limit",
+        cells={"test_curve_labels": 0},
+        messages={"test_curve_labels": ("not_executed",)},
+        slow=True,
+    ),
+    Case(
+        "memory_bomb",
+        "the last answer allocates memory without end",
+        "the sandbox's memory limit stops the kernel, with the reason",
+        lambda nb, ctx: answer(
+            nb, "ans_curve_labels", "hog = []\nwhile True:\n    hog.append(bytearray(64 * 2**20))"
+        ),
+        status="error",
+        reason=r"more than \d+ MB of memory",
+        cells={"test_curve_labels": 0},
+    ),
+    Case(
+        "memory_one_allocation",
+        "an answer asks for 64 GB at once",
+        "the address-space limit turns it into a MemoryError in that cell only",
+        lambda nb, ctx: answer(nb, "ans_steps_lr_01", "hog = bytearray(64 * 2**30)"),
+        cells={"test_steps_lr_01": 0},
+        messages={"test_steps_lr_01": ("answer_cell_error",)},
+    ),
+    Case(
+        "fork_bomb",
+        "the last answer forks without end",
+        "the process limit and the watchdog stop it; no process survives",
+        lambda nb, ctx: answer(nb, "ans_curve_labels", "import os\nwhile True:\n    os.fork()"),
+        status="error",
+        reason=r"processes or threads",
+        cells={"test_curve_labels": 0},
+    ),
+    Case(
+        "orphan_processes",
+        "a cell starts daemons (setsid, double fork, nohup)",
+        "the whole process tree dies with the sandbox",
+        lambda nb, ctx: after(nb, "setup", _orphans(ctx)),
+    ),
+    Case(
+        "huge_output",
+        "the last answer prints without end",
+        "outputs are capped: the grader's memory and the executed notebook stay small",
+        lambda nb, ctx: answer(nb, "ans_curve_labels", "while True:\n    print('x' * 10_000)"),
+        status=("graded", "error"),
+        reason=r"output truncated|memory|time",
+        cells={"test_curve_labels": 0},
+        slow=True,
+    ),
+    Case(
+        "huge_single_output",
+        "an answer prints one 100 MB string, then answers",
+        "the oversized message is dropped; the answer still counts",
+        lambda nb, ctx: answer(nb, "ans_steps_lr_01", "print('x' * 100_000_000)\nsteps_lr_01 = 12"),
+    ),
+    Case(
+        "fill_disk",
+        "the last answer writes files until the disk is full",
+        "the disk quota of the work folder stops it",
+        lambda nb, ctx: answer(
+            nb,
+            "ans_curve_labels",
+            "i = 0\nwhile True:\n    open(f'junk{i}', 'wb').write(b'0' * 16 * 2**20)\n    i += 1",
+        ),
+        status="error",
+        reason=r"more than \d+ MB to disk",
+        cells={"test_curve_labels": 0},
+    ),
+    Case(
+        "big_file",
+        "an answer writes one 64 MB file",
+        "the file-size limit makes that write fail in that cell only",
+        lambda nb, ctx: answer(
+            nb,
+            "ans_steps_lr_01",
+            "open('big.bin', 'wb').write(b'0' * 64 * 2**20)\nsteps_lr_01 = 12",
+        ),
+        cells={"test_steps_lr_01": 0},
+        messages={"test_steps_lr_01": ("answer_cell_error",)},
+    ),
+    Case(
+        "many_files",
+        "the last answer creates files without end",
+        "the file-count limit of the work folder stops it",
+        lambda nb, ctx: answer(
+            nb,
+            "ans_curve_labels",
+            "import os\nos.makedirs('d', exist_ok=True)"
+            "\nfor i in range(10**6):\n    open(f'd/{i}', 'w').close()",
+        ),
+        status="error",
+        reason=r"more than \d+ files",
+        cells={"test_curve_labels": 0},
+    ),
+    Case(
+        "fill_tmp",
+        "an answer fills /tmp and /dev/shm",
+        "the private /tmp is small and thrown away; only that cell fails",
+        lambda nb, ctx: answer(
+            nb,
+            "ans_steps_lr_01",
+            "for d in ('/tmp', '/dev/shm'):\n"
+            "    with open(d + '/fill', 'wb') as f:\n"
+            "        for _ in range(10**4):\n"
+            "            f.write(b'0' * 2**20)",
+        ),
+        cells={"test_steps_lr_01": 0},
+        messages={"test_steps_lr_01": ("answer_cell_error",)},
+    ),
+    Case(
+        "os_exit",
+        "an answer calls os._exit(0): the kernel vanishes",
+        "a dead kernel is an error with a reason; answers captured before it still count",
+        lambda nb, ctx: answer(nb, "ans_goldilocks_lr", "import os\nos._exit(0)"),
+        status="error",
+        reason=r"kernel exited",
+        cells=dict.fromkeys(ORDER[3:], 0),
+        messages=dict.fromkeys(ORDER[3:], ("not_executed",)),
+    ),
+    Case(
+        "segfault",
+        "an answer dereferences NULL (ctypes.string_at(0))",
+        "a crashed kernel is an error saying so; earlier answers still count",
+        lambda nb, ctx: answer(nb, "ans_goldilocks_lr", "import ctypes\nctypes.string_at(0)"),
+        status="error",
+        reason=r"segmentation fault",
+        cells=dict.fromkeys(ORDER[3:], 0),
+    ),
+    Case(
+        "kill_everything",
+        "an answer sends SIGKILL to every process it can (kill -1)",
+        "it can only reach its own sandbox: the batch and the grader live on",
+        lambda nb, ctx: answer(
+            nb, "ans_goldilocks_lr", "import os, signal\nos.kill(-1, signal.SIGKILL)"
+        ),
+        status="error",
+        reason=r"killed|exited",
+        cells=dict.fromkeys(ORDER[3:], 0),
+    ),
 ]
 
 THEFT_CASES = [
-    Case("network", "the last answer downloads the labels (HTTP, DNS, raw TCP, loopback)",
-         "the kernel has no network at all", steal("ans_curve_labels", RIGHT_LABELS, WRONG_LABELS,
-         '''import socket, urllib.request
+    Case(
+        "network",
+        "the last answer downloads the labels (HTTP, DNS, raw TCP, loopback)",
+        "the kernel has no network at all",
+        steal(
+            "ans_curve_labels",
+            RIGHT_LABELS,
+            WRONG_LABELS,
+            """import socket, urllib.request
 results = [
     _attempt("https", lambda: urllib.request.urlopen("https://pypi.org/simple/", timeout=3).read(10)),
     _attempt("dns", lambda: socket.getaddrinfo("pypi.org", 443)),
     _attempt("tcp 1.1.1.1:53", lambda: socket.create_connection(("1.1.1.1", 53), timeout=3)),
     _attempt("loopback ssh", lambda: socket.create_connection(("127.0.0.1", 22), timeout=3)),
-]'''), cells={"test_curve_labels": 0}, evidence=True),
-    Case("read_checkers", "the last answer reads the hidden checker module's source",
-         "the checkers are not in the sandbox", steal("ans_curve_labels", "None", WRONG_LABELS,
-         '''results = [_attempt("checker source", lambda: open({root}
-    + "/autograder/checkers/lesson4_learning_rate.py").read())]''',
-         use=("curve_labels = eval(results[0][1].split('CURVE_TRUTH = ')[1].splitlines()[0]) "
-              "if results[0][0] else " + WRONG_LABELS)),
-         cells={"test_curve_labels": 0}, evidence=True),
-    Case("import_checkers", "the last answer imports autograder.checkers / autograder.check",
-         "the checker package cannot be imported inside", steal(
-         "ans_curve_labels", "None", WRONG_LABELS, '''import importlib
+]""",
+        ),
+        cells={"test_curve_labels": 0},
+        evidence=True,
+    ),
+    Case(
+        "read_checkers",
+        "the last answer reads the hidden checker module's source",
+        "the checkers are not in the sandbox",
+        steal(
+            "ans_curve_labels",
+            "None",
+            WRONG_LABELS,
+            """results = [_attempt("checker source", lambda: open({root}
+    + "/autograder/checkers/lesson4_learning_rate.py").read())]""",
+            use=(
+                "curve_labels = eval(results[0][1].split('CURVE_TRUTH = ')[1].splitlines()[0]) "
+                "if results[0][0] else " + WRONG_LABELS
+            ),
+        ),
+        cells={"test_curve_labels": 0},
+        evidence=True,
+    ),
+    Case(
+        "import_checkers",
+        "the last answer imports autograder.checkers / autograder.check",
+        "the checker package cannot be imported inside",
+        steal(
+            "ans_curve_labels",
+            "None",
+            WRONG_LABELS,
+            """import importlib
 results = [
     _attempt("import checkers", lambda: importlib.import_module(
         "autograder.checkers.lesson4_learning_rate").CURVE_TRUTH),
     _attempt("import check", lambda: importlib.import_module("autograder.check")),
-]''', use="curve_labels = dict(results[0][1]) if results[0][0] else " + WRONG_LABELS),
-         cells={"test_curve_labels": 0}, evidence=True),
-    Case("read_source", "an answer reads the instructor's source notebook (the solutions)",
-         "source/ is not in the sandbox", steal("ans_steps_lr_003", "None", "3",
-         '''import re
+]""",
+            use="curve_labels = dict(results[0][1]) if results[0][0] else " + WRONG_LABELS,
+        ),
+        cells={"test_curve_labels": 0},
+        evidence=True,
+    ),
+    Case(
+        "read_source",
+        "an answer reads the instructor's source notebook (the solutions)",
+        "source/ is not in the sandbox",
+        steal(
+            "ans_steps_lr_003",
+            "None",
+            "3",
+            """import re
 results = [_attempt("source notebook", lambda: open({root}
-    + "/source/lesson4_learning_rate/learning_rate.ipynb").read())]''',
-         use=("steps_lr_003 = int(re.search(r'steps_lr_003 = (\\d+)', results[0][1]).group(1)) "
-              "if results[0][0] else 3")),
-         cells={"test_steps_lr_003": 0}, evidence=True),
-    Case("read_gradebook", "the last answer opens gradebook.db (read, then write a score)",
-         "the gradebook is not in the sandbox", steal("ans_curve_labels", RIGHT_LABELS, WRONG_LABELS,
-         '''import sqlite3
+    + "/source/lesson4_learning_rate/learning_rate.ipynb").read())]""",
+            use=(
+                "steps_lr_003 = int(re.search(r'steps_lr_003 = (\\d+)', results[0][1]).group(1)) "
+                "if results[0][0] else 3"
+            ),
+        ),
+        cells={"test_steps_lr_003": 0},
+        evidence=True,
+    ),
+    Case(
+        "read_gradebook",
+        "the last answer opens gradebook.db (read, then write a score)",
+        "the gradebook is not in the sandbox",
+        steal(
+            "ans_curve_labels",
+            RIGHT_LABELS,
+            WRONG_LABELS,
+            """import sqlite3
 def _read():
     con = sqlite3.connect("file:" + {gradebook} + "?mode=ro", uri=True)
     return con.execute("select count(*) from grade").fetchone()
@@ -496,20 +653,41 @@ def _write():
     con = sqlite3.connect({gradebook})
     con.execute("update grade set manual_score = 100")
     con.commit()
-results = [_attempt("read gradebook", _read), _attempt("write gradebook", _write)]'''),
-         cells={"test_curve_labels": 0}, evidence=True),
-    Case("read_other_student", "the last answer copies an honest student's submitted answers",
-         "other students' folders are not in the sandbox", steal(
-         "ans_curve_labels", "None", WRONG_LABELS, '''import json
-results = [_attempt("other submission", lambda: json.load(open({perfect_submitted})))]''',
-         use=("curve_labels = eval([c['source'] for c in results[0][1]['cells'] "
-              "if 'curve_labels =' in ''.join(c['source'])][-1].split('=', 1)[1]) "
-              "if results[0][0] else " + WRONG_LABELS)),
-         cells={"test_curve_labels": 0}, evidence=True),
-    Case("write_other_student", "a cell rewrites another student's submission, artifacts and "
-         "results, the results file and an instructor file",
-         "nothing outside the work folder can be written", lambda nb, ctx: after(
-         nb, "setup", EVIDENCE + fill('''import json
+results = [_attempt("read gradebook", _read), _attempt("write gradebook", _write)]""",
+        ),
+        cells={"test_curve_labels": 0},
+        evidence=True,
+    ),
+    Case(
+        "read_other_student",
+        "the last answer copies an honest student's submitted answers",
+        "other students' folders are not in the sandbox",
+        steal(
+            "ans_curve_labels",
+            "None",
+            WRONG_LABELS,
+            """import json
+results = [_attempt("other submission", lambda: json.load(open({perfect_submitted})))]""",
+            use=(
+                "curve_labels = eval([c['source'] for c in results[0][1]['cells'] "
+                "if 'curve_labels =' in ''.join(c['source'])][-1].split('=', 1)[1]) "
+                "if results[0][0] else " + WRONG_LABELS
+            ),
+        ),
+        cells={"test_curve_labels": 0},
+        evidence=True,
+    ),
+    Case(
+        "write_other_student",
+        "a cell rewrites another student's submission, artifacts and "
+        "results, the results file and an instructor file",
+        "nothing outside the work folder can be written",
+        lambda nb, ctx: after(
+            nb,
+            "setup",
+            EVIDENCE
+            + fill(
+                """import json
 def _overwrite(path, text):
     def act():
         with open(path, "w") as handle:
@@ -525,11 +703,21 @@ targets = [
 results = [_attempt("write " + t, _overwrite(t, "{{}}")) for t in targets]
 results.append(_attempt("hard link", lambda: __import__("os").link(targets[-1], "stolen")))
 results.append(_attempt("mkdir sibling", lambda: __import__("os").makedirs(
-    {state} + "/autograded/adv_evil_twin")))''', ctx)),
-         evidence=True),
-    Case("env_secrets", "the last answer looks for the grader's secrets in its environment",
-         "the kernel's environment is clean", steal("ans_curve_labels", RIGHT_LABELS, WRONG_LABELS,
-         '''import os
+    {state} + "/autograded/adv_evil_twin")))""",
+                ctx,
+            ),
+        ),
+        evidence=True,
+    ),
+    Case(
+        "env_secrets",
+        "the last answer looks for the grader's secrets in its environment",
+        "the kernel's environment is clean",
+        steal(
+            "ans_curve_labels",
+            RIGHT_LABELS,
+            WRONG_LABELS,
+            """import os
 def _find():
     if "{secret}" in os.environ:
         return os.environ["{secret}"]
@@ -541,11 +729,20 @@ def _find():
             except OSError:
                 pass
     raise LookupError("no secret")
-results = [_attempt("secret", _find)]'''.replace("{secret}", SECRET_ENV)),
-         cells={"test_curve_labels": 0}, evidence=True),
-    Case("proc_escape", "the last answer tries to leave through /proc (PID 1's root, cwd, fds)",
-         "the sandbox's PID 1 belongs to another user; the host is not reachable", steal(
-         "ans_curve_labels", RIGHT_LABELS, WRONG_LABELS, '''import os
+results = [_attempt("secret", _find)]""".replace("{secret}", SECRET_ENV),
+        ),
+        cells={"test_curve_labels": 0},
+        evidence=True,
+    ),
+    Case(
+        "proc_escape",
+        "the last answer tries to leave through /proc (PID 1's root, cwd, fds)",
+        "the sandbox's PID 1 belongs to another user; the host is not reachable",
+        steal(
+            "ans_curve_labels",
+            RIGHT_LABELS,
+            WRONG_LABELS,
+            """import os
 results = [
     _attempt("/proc/1/root", lambda: os.listdir("/proc/1/root/work")),
     _attempt("/proc/1/cwd", lambda: os.listdir("/proc/1/cwd")),
@@ -554,10 +751,20 @@ results = [
     _attempt("parent fds", lambda: [os.readlink("/proc/%d/fd/%s" % (os.getppid(), f))
                                     for f in os.listdir("/proc/%d/fd" % os.getppid())
                                     if "gradebook" in os.readlink("/proc/%d/fd/%s" % (os.getppid(), f))] or 1/0),
-]'''), cells={"test_curve_labels": 0}, evidence=True),
-    Case("poison_package", "a cell rewrites the course package and the venv for later students",
-         "the package and the environment are read-only", lambda nb, ctx: after(
-         nb, "setup", EVIDENCE + '''import autograder.course.capture as _cap, sys
+]""",
+        ),
+        cells={"test_curve_labels": 0},
+        evidence=True,
+    ),
+    Case(
+        "poison_package",
+        "a cell rewrites the course package and the venv for later students",
+        "the package and the environment are read-only",
+        lambda nb, ctx: after(
+            nb,
+            "setup",
+            EVIDENCE
+            + """import autograder.course.capture as _cap, sys
 def _write(path):
     return lambda: open(path, "a").write("\\nraise SystemExit")
 results = [
@@ -566,110 +773,257 @@ results = [
     _attempt("stdlib", _write(sys.base_prefix + "/lib/python3.11/os.py")),
     _attempt("/usr", _write("/usr/lib/evil")),
     _attempt("/etc", _write("/etc/profile")),
-]'''), evidence=True),
+]""",
+        ),
+        evidence=True,
+    ),
 ]
 
 FORGERY_CASES = [
-    Case("monkeypatch_capture_noop", "a cell replaces capture.answers with a no-op",
-         "without a capture there is nothing to credit, and the student is told why",
-         lambda nb, ctx: after(nb, "setup", "from autograder.course import capture\n"
-                               "capture.answers = lambda *args, **kwargs: None"),
-         cells=dict.fromkeys(ORDER, 0), messages=dict.fromkeys(ORDER, ("not_executed",))),
-    Case("monkeypatch_capture_forge", "blank answers; the capture is patched to write "
-         "'passed'/'score' fields, and a forged execution.json",
-         "only plain values are read, and the grader writes execution.json itself",
-         lambda nb, ctx: _blank_after_setup(nb, _patched_capture(ctx)),
-         cells=dict.fromkeys(ORDER, 0)),
-    Case("fake_checkers", "blank answers; fake checker modules, conftest.py and score.json are "
-         "written into the work folder and artifacts",
-         "the checkers run in the grader, from the package, never from the work folder",
-         lambda nb, ctx: _blank_after_setup(nb, _fake_checkers(ctx)),
-         cells=dict.fromkeys(ORDER, 0), messages=dict.fromkeys(ORDER, ("not_attempted",))),
-    Case("forge_invalid_json", "a cell overwrites a captured answer with invalid JSON",
-         "a broken artifact is rejected with a reason",
-         lambda nb, ctx: after(nb, "test_steps_lr_003", _write("steps_lr_003.json", "{not json")),
-         cells={"test_steps_lr_003": 0},
-         messages={"test_steps_lr_003": ("artifact_invalid",)}),
-    Case("forge_enormous_json", "a cell overwrites a captured answer with a 5 MB JSON",
-         "oversized artifacts are refused unread",
-         lambda nb, ctx: after(nb, "test_steps_lr_01", _write("steps_lr_01.json", json.dumps(
-             {"name": "steps_lr_01", "present": True, "value": {"kind": "int", "value": 12},
-              "pad": "x" * 5_000_000}))),
-         cells={"test_steps_lr_01": 0}, messages={"test_steps_lr_01": ("artifact_invalid",)}),
-    Case("forge_nan", "a cell rewrites a captured answer as JSON with NaN",
-         "non-standard JSON constants are refused",
-         lambda nb, ctx: after(nb, "test_goldilocks_lr", _write(
-             "goldilocks_lr.json", '{"name": "goldilocks_lr", "present": true, '
-             '"value": {"kind": "float", "value": NaN}}')),
-         cells={"test_goldilocks_lr": 0},
-         messages={"test_goldilocks_lr": ("artifact_invalid",)}),
-    Case("answers_nan_inf", "answers are NaN and infinity",
-         "non-finite numbers are wrong answers, with a clear message",
-         lambda nb, ctx: answer(nb, "ans_goldilocks_lr", "goldilocks_lr = float('nan')",
-                                ans_step_size="step_size = float('inf')"),
-         cells={"test_goldilocks_lr": 0, "test_step_size": 0},
-         messages={"test_goldilocks_lr": ("wrong_type",), "test_step_size": ("wrong_type",)}),
-    Case("forge_pickle", "a cell writes a pickle (with an os.system payload) where JSON and "
-         ".npz are expected", "nothing is ever unpickled: the payload never runs",
-         lambda nb, ctx: after(nb, "test_steps_lr_003", _pickle_bomb(ctx)),
-         cells={"test_steps_lr_003": 0}, messages={"test_steps_lr_003": ("artifact_invalid",)}),
-    Case("forge_symlinks", "captured answers are replaced by symlinks to /etc/passwd and to a "
-         "forged file outside the work folder", "artifacts are plain files or nothing",
-         lambda nb, ctx: after(nb, "test_steps_lr_01", _symlinks(ctx)),
-         cells={"test_steps_lr_003": 0, "test_steps_lr_01": 0},
-         messages={"test_steps_lr_003": ("artifact_invalid",),
-                   "test_steps_lr_01": ("artifact_invalid",)}),
-    Case("symlinks_for_grader", "the last cell plants symlinks where the grader writes (executed "
-         "notebook, timestamp.txt, execution.json) aiming at an instructor file",
-         "the grader never follows a link out of the work folder",
-         lambda nb, ctx: after(nb, "test_curve_labels", _grader_write_links(ctx))),
-    Case("fifos_for_grader", "the last cell plants FIFOs where the grader writes",
-         "the grader never blocks on them; the batch goes on",
-         lambda nb, ctx: after(nb, "test_curve_labels", _grader_write_fifos(ctx))),
+    Case(
+        "monkeypatch_capture_noop",
+        "a cell replaces capture.answers with a no-op",
+        "without a capture there is nothing to credit, and the student is told why",
+        lambda nb, ctx: after(
+            nb,
+            "setup",
+            "from autograder.course import capture\ncapture.answers = lambda *args, **kwargs: None",
+        ),
+        cells=dict.fromkeys(ORDER, 0),
+        messages=dict.fromkeys(ORDER, ("not_executed",)),
+    ),
+    Case(
+        "monkeypatch_capture_forge",
+        "blank answers; the capture is patched to write "
+        "'passed'/'score' fields, and a forged execution.json",
+        "only plain values are read, and the grader writes execution.json itself",
+        lambda nb, ctx: _blank_after_setup(nb, _patched_capture(ctx)),
+        cells=dict.fromkeys(ORDER, 0),
+    ),
+    Case(
+        "fake_checkers",
+        "blank answers; fake checker modules, conftest.py and score.json are "
+        "written into the work folder and artifacts",
+        "the checkers run in the grader, from the package, never from the work folder",
+        lambda nb, ctx: _blank_after_setup(nb, _fake_checkers(ctx)),
+        cells=dict.fromkeys(ORDER, 0),
+        messages=dict.fromkeys(ORDER, ("not_attempted",)),
+    ),
+    Case(
+        "forge_invalid_json",
+        "a cell overwrites a captured answer with invalid JSON",
+        "a broken artifact is rejected with a reason",
+        lambda nb, ctx: after(nb, "test_steps_lr_003", _write("steps_lr_003.json", "{not json")),
+        cells={"test_steps_lr_003": 0},
+        messages={"test_steps_lr_003": ("artifact_invalid",)},
+    ),
+    Case(
+        "forge_enormous_json",
+        "a cell overwrites a captured answer with a 5 MB JSON",
+        "oversized artifacts are refused unread",
+        lambda nb, ctx: after(
+            nb,
+            "test_steps_lr_01",
+            _write(
+                "steps_lr_01.json",
+                json.dumps(
+                    {
+                        "name": "steps_lr_01",
+                        "present": True,
+                        "value": {"kind": "int", "value": 12},
+                        "pad": "x" * 5_000_000,
+                    }
+                ),
+            ),
+        ),
+        cells={"test_steps_lr_01": 0},
+        messages={"test_steps_lr_01": ("artifact_invalid",)},
+    ),
+    Case(
+        "forge_nan",
+        "a cell rewrites a captured answer as JSON with NaN",
+        "non-standard JSON constants are refused",
+        lambda nb, ctx: after(
+            nb,
+            "test_goldilocks_lr",
+            _write(
+                "goldilocks_lr.json",
+                '{"name": "goldilocks_lr", "present": true, '
+                '"value": {"kind": "float", "value": NaN}}',
+            ),
+        ),
+        cells={"test_goldilocks_lr": 0},
+        messages={"test_goldilocks_lr": ("artifact_invalid",)},
+    ),
+    Case(
+        "answers_nan_inf",
+        "answers are NaN and infinity",
+        "non-finite numbers are wrong answers, with a clear message",
+        lambda nb, ctx: answer(
+            nb,
+            "ans_goldilocks_lr",
+            "goldilocks_lr = float('nan')",
+            ans_step_size="step_size = float('inf')",
+        ),
+        cells={"test_goldilocks_lr": 0, "test_step_size": 0},
+        messages={"test_goldilocks_lr": ("wrong_type",), "test_step_size": ("wrong_type",)},
+    ),
+    Case(
+        "forge_pickle",
+        "a cell writes a pickle (with an os.system payload) where JSON and .npz are expected",
+        "nothing is ever unpickled: the payload never runs",
+        lambda nb, ctx: after(nb, "test_steps_lr_003", _pickle_bomb(ctx)),
+        cells={"test_steps_lr_003": 0},
+        messages={"test_steps_lr_003": ("artifact_invalid",)},
+    ),
+    Case(
+        "forge_symlinks",
+        "captured answers are replaced by symlinks to /etc/passwd and to a "
+        "forged file outside the work folder",
+        "artifacts are plain files or nothing",
+        lambda nb, ctx: after(nb, "test_steps_lr_01", _symlinks(ctx)),
+        cells={"test_steps_lr_003": 0, "test_steps_lr_01": 0},
+        messages={
+            "test_steps_lr_003": ("artifact_invalid",),
+            "test_steps_lr_01": ("artifact_invalid",),
+        },
+    ),
+    Case(
+        "symlinks_for_grader",
+        "the last cell plants symlinks where the grader writes (executed "
+        "notebook, timestamp.txt, execution.json) aiming at an instructor file",
+        "the grader never follows a link out of the work folder",
+        lambda nb, ctx: after(nb, "test_curve_labels", _grader_write_links(ctx)),
+    ),
+    Case(
+        "fifos_for_grader",
+        "the last cell plants FIFOs where the grader writes",
+        "the grader never blocks on them; the batch goes on",
+        lambda nb, ctx: after(nb, "test_curve_labels", _grader_write_fifos(ctx)),
+    ),
 ]
 
 STRUCTURE_CASES = [
-    Case("delete_graded_cells", "a test cell and an answer cell are deleted",
-         "locked cells are restored; a deleted answer is not attempted",
-         _remove_cells, reason=r"was missing and has been restored",
-         cells={"test_steps_lr_01": 0}, messages={"test_steps_lr_01": ("not_attempted",)}),
-    Case("duplicate_graded_cells", "a test cell is duplicated (the copy emptied) and an answer "
-         "cell is duplicated", "only the first copy of a graded cell counts",
-         _duplicate_cells, reason=r"appears more than once"),
-    Case("retype_cells", "an answer cell is turned into markdown, a test cell into raw",
-         "cell types come from the assignment", _retype_cells, reason=r"was changed to markdown"),
-    Case("reorder_cells", "two answer+test blocks are swapped",
-         "graded cells run in the assignment's order", _reorder_cells, reason=r"reordered"),
-    Case("edit_metadata", "points set to 100, locks removed, a test cell marked as a solution and "
-         "emptied, skip-execution tags, kernelspec changed to bash",
-         "metadata, points and kernel come from the instructor's notebook", _edit_metadata,
-         reason=r"was modified; the original was restored"),
-    Case("edit_checksums", "nbgrader checksums, schema versions and cell ids forged",
-         "checksums and ids are not trusted", _edit_checksums),
-    Case("renamed_notebook", "the notebook is submitted under another name",
-         "the student is told which file was expected", _renamed, status="error",
-         reason=r"no notebook named learning_rate\.ipynb.*renamed", cells=dict.fromkeys(ORDER, 0)),
-    Case("wrong_nbformat", "the notebook claims nbformat 99", "an unknown format is refused",
-         _nbformat_99, status="error", reason=r"not a valid Jupyter notebook",
-         cells=dict.fromkeys(ORDER, 0)),
-    Case("nbformat_v3", "the notebook is saved in the old nbformat 3",
-         "an old but valid format is upgraded and graded normally", _nbformat_v3),
-    Case("empty_file", "an empty file", "an empty upload gets a clear reason",
-         lambda nb, ctx: b"", status="error", reason=r"empty", cells=dict.fromkeys(ORDER, 0)),
-    Case("binary_junk", "random bytes", "a non-text upload gets a clear reason", _binary_junk,
-         status="error", reason=r"not UTF-8|not a valid", cells=dict.fromkeys(ORDER, 0)),
-    Case("json_not_notebook", "valid JSON whose cells are not a list",
-         "the structure is checked before anything runs", _json_not_notebook, status="error",
-         reason=r"not a valid Jupyter notebook", cells=dict.fromkeys(ORDER, 0)),
-    Case("huge_notebook", "a 51 MB notebook", "oversized uploads are refused unread",
-         _huge_notebook, status="error", reason=r"larger than 50 MB",
-         cells=dict.fromkeys(ORDER, 0)),
-    Case("non_dict_cells", "numbers, strings, nulls and lists among the cells",
-         "a malformed notebook gets a clear reason", _non_dict_cells, status="error",
-         reason=r"not a valid Jupyter notebook", cells=dict.fromkeys(ORDER, 0)),
-    Case("strange_cells", "a cell with a numeric source, a cell of an unknown type, a cell with "
-         "non-dict nbgrader metadata", "odd cells are neutralised, the rest is graded",
-         _strange_cells),
+    Case(
+        "delete_graded_cells",
+        "a test cell and an answer cell are deleted",
+        "locked cells are restored; a deleted answer is not attempted",
+        _remove_cells,
+        reason=r"was missing and has been restored",
+        cells={"test_steps_lr_01": 0},
+        messages={"test_steps_lr_01": ("not_attempted",)},
+    ),
+    Case(
+        "duplicate_graded_cells",
+        "a test cell is duplicated (the copy emptied) and an answer cell is duplicated",
+        "only the first copy of a graded cell counts",
+        _duplicate_cells,
+        reason=r"appears more than once",
+    ),
+    Case(
+        "retype_cells",
+        "an answer cell is turned into markdown, a test cell into raw",
+        "cell types come from the assignment",
+        _retype_cells,
+        reason=r"was changed to markdown",
+    ),
+    Case(
+        "reorder_cells",
+        "two answer+test blocks are swapped",
+        "graded cells run in the assignment's order",
+        _reorder_cells,
+        reason=r"reordered",
+    ),
+    Case(
+        "edit_metadata",
+        "points set to 100, locks removed, a test cell marked as a solution and "
+        "emptied, skip-execution tags, kernelspec changed to bash",
+        "metadata, points and kernel come from the instructor's notebook",
+        _edit_metadata,
+        reason=r"was modified; the original was restored",
+    ),
+    Case(
+        "edit_checksums",
+        "nbgrader checksums, schema versions and cell ids forged",
+        "checksums and ids are not trusted",
+        _edit_checksums,
+    ),
+    Case(
+        "renamed_notebook",
+        "the notebook is submitted under another name",
+        "the student is told which file was expected",
+        _renamed,
+        status="error",
+        reason=r"no notebook named learning_rate\.ipynb.*renamed",
+        cells=dict.fromkeys(ORDER, 0),
+    ),
+    Case(
+        "wrong_nbformat",
+        "the notebook claims nbformat 99",
+        "an unknown format is refused",
+        _nbformat_99,
+        status="error",
+        reason=r"not a valid Jupyter notebook",
+        cells=dict.fromkeys(ORDER, 0),
+    ),
+    Case(
+        "nbformat_v3",
+        "the notebook is saved in the old nbformat 3",
+        "an old but valid format is upgraded and graded normally",
+        _nbformat_v3,
+    ),
+    Case(
+        "empty_file",
+        "an empty file",
+        "an empty upload gets a clear reason",
+        lambda nb, ctx: b"",
+        status="error",
+        reason=r"empty",
+        cells=dict.fromkeys(ORDER, 0),
+    ),
+    Case(
+        "binary_junk",
+        "random bytes",
+        "a non-text upload gets a clear reason",
+        _binary_junk,
+        status="error",
+        reason=r"not UTF-8|not a valid",
+        cells=dict.fromkeys(ORDER, 0),
+    ),
+    Case(
+        "json_not_notebook",
+        "valid JSON whose cells are not a list",
+        "the structure is checked before anything runs",
+        _json_not_notebook,
+        status="error",
+        reason=r"not a valid Jupyter notebook",
+        cells=dict.fromkeys(ORDER, 0),
+    ),
+    Case(
+        "huge_notebook",
+        "a 51 MB notebook",
+        "oversized uploads are refused unread",
+        _huge_notebook,
+        status="error",
+        reason=r"larger than 50 MB",
+        cells=dict.fromkeys(ORDER, 0),
+    ),
+    Case(
+        "non_dict_cells",
+        "numbers, strings, nulls and lists among the cells",
+        "a malformed notebook gets a clear reason",
+        _non_dict_cells,
+        status="error",
+        reason=r"not a valid Jupyter notebook",
+        cells=dict.fromkeys(ORDER, 0),
+    ),
+    Case(
+        "strange_cells",
+        "a cell with a numeric source, a cell of an unknown type, a cell with "
+        "non-dict nbgrader metadata",
+        "odd cells are neutralised, the rest is graded",
+        _strange_cells,
+    ),
 ]
 
 
@@ -679,8 +1033,9 @@ def _blank_after_setup(nb, source: str):
     return nb
 
 
-CASES: dict[str, Case] = {c.name: c for c in
-                          RESOURCE_CASES + THEFT_CASES + FORGERY_CASES + STRUCTURE_CASES}
+CASES: dict[str, Case] = {
+    c.name: c for c in RESOURCE_CASES + THEFT_CASES + FORGERY_CASES + STRUCTURE_CASES
+}
 
 
 # --- writing the corpus -----------------------------------------------------------------------
@@ -701,8 +1056,9 @@ def write_submission(folder: Path, produced: object) -> Path:
     return target
 
 
-def build_corpus(release_dir: Path, submitted_dir: Path, ctx: Context,
-                 names: list[str] | None = None) -> dict[str, Case]:
+def build_corpus(
+    release_dir: Path, submitted_dir: Path, ctx: Context, names: list[str] | None = None
+) -> dict[str, Case]:
     """Write every case (or ``names``) as ``submitted/adv_<name>/<aid>/``; returns the cases."""
     release = nbformat.read(Path(release_dir) / AID / NOTEBOOK, as_version=4)
     chosen = {n: CASES[n] for n in (names or CASES)}
@@ -733,8 +1089,10 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context(root, state, state / "instructor_notes.txt", state / "PWNED")
     cases = build_corpus(root / "release", state / "submitted", ctx)
     honest = build_honest(root / "release", state / "submitted")
-    print(f"wrote {len(cases)} adversarial cases and {len(honest)} honest students under "
-          f"{state / 'submitted'}")
+    print(
+        f"wrote {len(cases)} adversarial cases and {len(honest)} honest students under "
+        f"{state / 'submitted'}"
+    )
     for case in cases.values():
         print(f"  {case.student:32} {case.attack}")
     return 0

@@ -26,6 +26,8 @@ def recipes(assignment_id: str) -> dict[str, Callable]:
 def expected(assignment_id: str) -> dict[str, dict]:
     """What a careful teacher gives each sample student: status, per-cell scores, messages."""
     return importlib.import_module(f"tests.sample_class.{assignment_id}").EXPECTED
+
+
 def fill(nb: nbformat.NotebookNode, answers: dict[str, str]) -> nbformat.NotebookNode:
     """A copy of ``nb`` with the source of each answer cell (by grade id) replaced."""
     nb = copy.deepcopy(nb)
@@ -46,14 +48,16 @@ def cell_by_id(nb: nbformat.NotebookNode, gid: str) -> nbformat.NotebookNode:
 def insert_after(nb: nbformat.NotebookNode, gid: str, source: str) -> nbformat.NotebookNode:
     """A copy of ``nb`` with a new plain code cell after the cell ``gid``."""
     nb = copy.deepcopy(nb)
-    index = next(i for i, c in enumerate(nb.cells)
-                 if c.metadata.get("nbgrader", {}).get("grade_id") == gid)
+    index = next(
+        i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == gid
+    )
     nb.cells.insert(index + 1, new_code_cell(source))
     return nb
 
 
-def build_sample_class(release_dir: Path, submitted_dir: Path, assignment_id: str,
-                       notebook: str) -> list[str]:
+def build_sample_class(
+    release_dir: Path, submitted_dir: Path, assignment_id: str, notebook: str
+) -> list[str]:
     """Write every sample student of ``assignment_id``; returns their ids."""
     release_nb = nbformat.read(Path(release_dir) / assignment_id / notebook, as_version=4)
     written = []

@@ -73,12 +73,20 @@ def _fill(nb, answers):
 
 def _blocks(block: str, head: str = "", tail: str = "") -> str:
     """A model of three identical hidden blocks (``block`` is their source lines)."""
-    return ("model = keras.Sequential([\n    keras.Input(shape=(11,)),\n" + head + block * 3
-            + "    layers.Dense(1),\n" + tail + "])\nmodel.compile(optimizer=\"adam\", loss=\"mae\")\n")
+    return (
+        "model = keras.Sequential([\n    keras.Input(shape=(11,)),\n"
+        + head
+        + block * 3
+        + "    layers.Dense(1),\n"
+        + tail
+        + '])\nmodel.compile(optimizer="adam", loss="mae")\n'
+    )
 
 
-BLOCK = ('    layers.Dense(1024, activation="relu"),\n    layers.Dropout(0.3),\n'
-         '    layers.BatchNormalization(),\n')
+BLOCK = (
+    '    layers.Dense(1024, activation="relu"),\n    layers.Dropout(0.3),\n'
+    "    layers.BatchNormalization(),\n"
+)
 
 
 def _epochs(epochs: int) -> str:
@@ -95,8 +103,10 @@ def perfect(nb):
 def style_seed(nb):
     """The seed's spellings: tf.keras, input_shape, seed 5.4's second placement (linear Dense,
     BatchNormalization, Activation), Dropout(rate=...), optimizer and loss objects."""
-    return _fill(nb, {
-        "ans_model": """\
+    return _fill(
+        nb,
+        {
+            "ans_model": """\
 from tensorflow import keras
 from tensorflow.keras import layers
 
@@ -120,18 +130,21 @@ model.compile(
     loss=keras.losses.MeanAbsoluteError(),
 )
 """,
-        "ans_history": """\
+            "ans_history": """\
 history = model.fit(X_train, y_train, epochs=100, batch_size=256,
                     validation_data=(X_valid, y_valid), verbose=0)
 """,
-        "ans_regularization_effect": "regularization_effect = 'C'\n",
-    })
+            "ans_regularization_effect": "regularization_effect = 'C'\n",
+        },
+    )
 
 
 def style_add(nb):
     """model.add in a loop, BatchNormalization before Dropout, the loss's long name."""
-    return _fill(nb, {
-        "ans_model": """\
+    return _fill(
+        nb,
+        {
+            "ans_model": """\
 model = keras.Sequential()
 model.add(keras.Input(shape=(11,)))
 for _ in range(3):
@@ -141,8 +154,9 @@ for _ in range(3):
 model.add(layers.Dense(1))
 model.compile(optimizer="adam", loss="mean_absolute_error")
 """,
-        "ans_regularization_effect": 'regularization_effect = " c) "\n',
-    })
+            "ans_regularization_effect": 'regularization_effect = " c) "\n',
+        },
+    )
 
 
 def input_dropout(nb):
@@ -170,28 +184,45 @@ def rate_30(nb):
 
 def rate_0(nb):
     """Dropout(0): the layer is there and does nothing; trains 1 epoch only."""
-    return _fill(nb, {"ans_model": _blocks(BLOCK.replace("Dropout(0.3)", "Dropout(0)")),
-                      "ans_history": _epochs(1)})
+    return _fill(
+        nb,
+        {
+            "ans_model": _blocks(BLOCK.replace("Dropout(0.3)", "Dropout(0)")),
+            "ans_history": _epochs(1),
+        },
+    )
 
 
 def dropout_after_output(nb):
     """One more Dropout after Dense(1); trains 1 epoch only; thinks dropout speeds training."""
-    return _fill(nb, {"ans_model": _blocks(BLOCK, tail="    layers.Dropout(0.3),\n"),
-                      "ans_history": _epochs(1),
-                      "ans_regularization_effect": 'regularization_effect = "a"\n'})
+    return _fill(
+        nb,
+        {
+            "ans_model": _blocks(BLOCK, tail="    layers.Dropout(0.3),\n"),
+            "ans_history": _epochs(1),
+            "ans_regularization_effect": 'regularization_effect = "a"\n',
+        },
+    )
 
 
 def batchnorm_after_output(nb):
     """One more BatchNormalization after Dense(1); trains 1 epoch only."""
-    return _fill(nb, {"ans_model": _blocks(BLOCK, tail="    layers.BatchNormalization(),\n"),
-                      "ans_history": _epochs(1)})
+    return _fill(
+        nb,
+        {
+            "ans_model": _blocks(BLOCK, tail="    layers.BatchNormalization(),\n"),
+            "ans_history": _epochs(1),
+        },
+    )
 
 
 def not_retrained(nb):
     """Trains a plain network first, then builds the one with dropout and batch normalization
     and keeps the first history: the new model is never trained."""
-    return _fill(nb, {
-        "ans_model": """\
+    return _fill(
+        nb,
+        {
+            "ans_model": """\
 first = keras.Sequential([
     keras.Input(shape=(11,)),
     layers.Dense(1024, activation="relu"),
@@ -204,9 +235,11 @@ first_history = first.fit(X_train, y_train, validation_data=(X_valid, y_valid),
                           batch_size=256, epochs=10, verbose=0)
 
 # now with dropout and batch normalization
-""" + _blocks(BLOCK),
-        "ans_history": "history = first_history  # already trained above\n",
-    })
+"""
+            + _blocks(BLOCK),
+            "ans_history": "history = first_history  # already trained above\n",
+        },
+    )
 
 
 RECIPES = {
@@ -223,8 +256,7 @@ RECIPES = {
     "not_retrained": not_retrained,
 }
 
-CELLS = {"test_dropout": 3, "test_batchnorm": 2, "test_history": 4,
-         "test_regularization_effect": 1}
+CELLS = {"test_dropout": 3, "test_batchnorm": 2, "test_history": 4, "test_regularization_effect": 1}
 _FULL = dict(CELLS)
 _ZERO = dict.fromkeys(CELLS, 0)
 # A 1-epoch training run (of 100) loses the epochs check (0.5) and the validation
@@ -239,31 +271,54 @@ EXPECTED: dict[str, dict] = {
     "style_seed": {"status": "graded", "cells": _FULL},
     "style_add": {"status": "graded", "cells": _FULL},
     "input_dropout": {"status": "graded", "cells": _FULL},
-    "blank": {"status": "graded", "cells": _ZERO,
-              "messages": dict.fromkeys(CELLS, ["not_attempted"])},
+    "blank": {
+        "status": "graded",
+        "cells": _ZERO,
+        "messages": dict.fromkeys(CELLS, ["not_attempted"]),
+    },
     "dense_10_3": {
-        "status": "graded", "cells": {**_FULL, **MODEL_FAILED},
-        "messages": {"test_dropout": ["db_dropout.dense_not_dropout"],
-                     "test_batchnorm": ["db_dropout.dense_not_dropout"],
-                     "test_history": ["db_history.no_model_built"]}},
+        "status": "graded",
+        "cells": {**_FULL, **MODEL_FAILED},
+        "messages": {
+            "test_dropout": ["db_dropout.dense_not_dropout"],
+            "test_batchnorm": ["db_dropout.dense_not_dropout"],
+            "test_history": ["db_history.no_model_built"],
+        },
+    },
     "rate_30": {
-        "status": "graded", "cells": {**_FULL, **MODEL_FAILED},
-        "messages": {"test_dropout": ["db_dropout.rate_percent"],
-                     "test_batchnorm": ["db_dropout.rate_percent"],
-                     "test_history": ["db_history.no_model_built"]}},
+        "status": "graded",
+        "cells": {**_FULL, **MODEL_FAILED},
+        "messages": {
+            "test_dropout": ["db_dropout.rate_percent"],
+            "test_batchnorm": ["db_dropout.rate_percent"],
+            "test_history": ["db_history.no_model_built"],
+        },
+    },
     "rate_0": {
-        "status": "graded", "cells": {**_FULL, "test_dropout": 2, **SHORT},
-        "messages": {"test_dropout": ["db_dropout.rate_zero"], "test_history": SHORT_MESSAGES}},
+        "status": "graded",
+        "cells": {**_FULL, "test_dropout": 2, **SHORT},
+        "messages": {"test_dropout": ["db_dropout.rate_zero"], "test_history": SHORT_MESSAGES},
+    },
     "dropout_after_output": {
         "status": "graded",
         "cells": {**_FULL, "test_dropout": 2.5, **SHORT, "test_regularization_effect": 0},
-        "messages": {"test_dropout": ["db_dropout.after_output"], "test_history": SHORT_MESSAGES,
-                     "test_regularization_effect": ["db_effect.faster"]}},
+        "messages": {
+            "test_dropout": ["db_dropout.after_output"],
+            "test_history": SHORT_MESSAGES,
+            "test_regularization_effect": ["db_effect.faster"],
+        },
+    },
     "batchnorm_after_output": {
-        "status": "graded", "cells": {**_FULL, "test_batchnorm": 1.5, **SHORT},
-        "messages": {"test_batchnorm": ["db_batchnorm.after_output"],
-                     "test_history": SHORT_MESSAGES}},
+        "status": "graded",
+        "cells": {**_FULL, "test_batchnorm": 1.5, **SHORT},
+        "messages": {
+            "test_batchnorm": ["db_batchnorm.after_output"],
+            "test_history": SHORT_MESSAGES,
+        },
+    },
     "not_retrained": {
-        "status": "graded", "cells": {**_FULL, "test_history": 0.5},
-        "messages": {"test_history": ["db_history.not_retrained", "db_history.val_mae_high"]}},
+        "status": "graded",
+        "cells": {**_FULL, "test_history": 0.5},
+        "messages": {"test_history": ["db_history.not_retrained", "db_history.val_mae_high"]},
+    },
 }
