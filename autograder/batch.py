@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
+from itertools import islice
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -39,20 +40,22 @@ from autograder.core import (
 )
 from autograder.execute import ARTIFACTS_DIRNAME, KernelLauncher
 from autograder.record import open_gradebook, record_result, sync_assignment
-from autograder.results import AssignmentResult, StudentResult
+from autograder.results import AssignmentResult, ResultsFile, StudentResult
 
 log = logging.getLogger(__name__)
 
 
+def results_file(course: Course, assignment_id: str) -> ResultsFile:
+    return ResultsFile(course.results_dir, assignment_id)
+
+
 def results_path(course: Course, assignment_id: str) -> Path:
-    return course.results_dir / f"{assignment_id}.json"
+    return results_file(course, assignment_id).path
 
 
 def load_results(course: Course, assignment_id: str) -> AssignmentResult:
-    path = results_path(course, assignment_id)
-    if path.is_file():
-        return AssignmentResult.read_json(path)
-    return AssignmentResult(assignment_id)
+    """The assignment's results, including students an interrupted run had finished."""
+    return results_file(course, assignment_id).load()
 
 
 def default_workers(course: Course) -> int:
@@ -188,28 +191,46 @@ def run_dask(
     launcher: KernelLauncher | None,
     scheduler: str,
 ) -> Iterator[StudentResult]:
+    """Grade on a Dask cluster, keeping a bounded number of submissions in flight.
+
+    The assignment (both notebooks as text) is sent to the workers once, not once per task;
+    at most two submissions per worker thread are queued at a time, and each result is
+    released as soon as it is unpacked, so 10,000 notebooks and their artifacts never sit in
+    the scheduler's or the workers' memory at once.
+    """
     from distributed import Client
     from distributed import as_completed as dask_completed
 
     with Client(scheduler, timeout="30s") as client:
-        futures = {}
-        for job in jobs:
+        shared_assignment = client.scatter(assignment, broadcast=True)
+        in_flight = max(4, 2 * sum(client.nthreads().values()))
+        waiting = iter(jobs)
+
+        def submit(job: Job):
             payload = Path(job.path).read_bytes() if job.path else None
-            future = client.submit(
+            return client.submit(
                 grade_remote,
                 payload,
                 job,
-                assignment,
+                shared_assignment,
                 settings,
                 launcher,
                 pure=False,
                 key=f"grade-{assignment.id}-{job.student}-{time.time_ns()}",
             )
-            futures[future] = job
-        for future in dask_completed(list(futures)):
-            job = futures[future]
+
+        futures = {submit(job): job for job in islice(waiting, in_flight)}
+        running = dask_completed(list(futures))
+        for future in running:
+            job = futures.pop(future)
             result, archive = future.result()
+            future.release()
             _unpack(archive, Path(job.workdir))
+            following = next(waiting, None)
+            if following is not None:
+                new = submit(following)
+                futures[new] = following
+                running.add(new)
             yield result
 
 
@@ -297,13 +318,17 @@ def grade_class(
         disable=not progress,
         file=sys.stderr,
     )
-    with open_gradebook(course.db_url) as gb, bar:  # the one writer
-        for result in stream:
-            record_result(gb, assignment, result, timestamps.get(result.student))
-            results.students[result.student] = result
-            results.write_json(results_path(course, assignment_id))
-            bar.set_postfix_str(result.student)
-            bar.update()
+    store = results_file(course, assignment_id)
+    try:
+        with open_gradebook(course.db_url) as gb, bar:  # the one writer
+            for result in stream:
+                record_result(gb, assignment, result, timestamps.get(result.student))
+                store.append(result)  # on disk now: a crash after this loses nothing
+                results.students[result.student] = result
+                bar.set_postfix_str(result.student)
+                bar.update()
+    finally:
+        store.save(results)  # after kill -9 this never runs; the journal holds the work
     if json_path:
         results.write_json(json_path)
     return results
@@ -370,7 +395,7 @@ def regrade_class(
         with open_gradebook(course.db_url) as gb:
             for change in changes:
                 record_result(gb, assignment, results.students[change.student])
-    results.write_json(results_path(course, assignment_id))
+    results_file(course, assignment_id).save(results)
     if json_path:
         results.write_json(json_path)
     return results, changes

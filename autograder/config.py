@@ -21,11 +21,12 @@ class ConfigError(RuntimeError):
 
 @dataclass(frozen=True)
 class AssignmentSpec:
-    """One assignment as configured: its id, notebook file and time limit."""
+    """One assignment as configured: its id, notebook file and time limits."""
 
     id: str
     notebook: str
-    timeout: float
+    timeout: float  # the whole notebook
+    cell_timeout: float | None = None  # one cell; None: the course's (c.Execute.timeout)
 
 
 @dataclass
@@ -140,6 +141,7 @@ def load_course(
             id=aid,
             notebook=spec["notebook"],
             timeout=float(spec.get("timeout", notebook_timeout)),
+            cell_timeout=float(spec["cell_timeout"]) if spec.get("cell_timeout") else None,
         )
         for aid, spec in dict(course.get("assignments", {})).items()
     }

@@ -44,7 +44,8 @@ class Assignment:
     source_json: str  # the instructor's notebook (solutions and hidden tests)
     release_json: str  # the student's version (stubs in answer cells)
     cell_points: dict[str, float]
-    timeout: float
+    timeout: float  # the whole notebook, seconds
+    cell_timeout: float | None = None  # one cell; None: the course's (GradingSettings)
 
     @classmethod
     def from_course(cls, course: Course, assignment_id: str) -> Assignment:
@@ -59,7 +60,9 @@ class Assignment:
             for c in nb.cells
             if grade_id(c) and nbgrader_meta(c).get("grade")
         }
-        return cls(assignment_id, spec.notebook, source, release, points, spec.timeout)
+        return cls(
+            assignment_id, spec.notebook, source, release, points, spec.timeout, spec.cell_timeout
+        )
 
     @property
     def max_score(self) -> float:
@@ -146,9 +149,11 @@ def grade(
         nbformat.reads(assignment.source_json, as_version=4),
         nbformat.reads(assignment.release_json, as_version=4),
     )
+    notebook_timeout = settings.notebook_timeout or assignment.timeout
     run = RunSettings(
-        cell_timeout=settings.cell_timeout,
-        notebook_timeout=settings.notebook_timeout or assignment.timeout,
+        # an assignment whose training cell is long (lesson 5) sets its own cell limit
+        cell_timeout=min(assignment.cell_timeout or settings.cell_timeout, notebook_timeout),
+        notebook_timeout=notebook_timeout,
         data_home=settings.data_home,
         extra_env=settings.kernel_env(),
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 from autograder.config import Course
 from autograder.core import Assignment
 from autograder.record import gradebook_scores
-from autograder.results import AssignmentResult
+from autograder.results import ResultsFile
 
 EXPORTERS: dict[str, Callable[..., Path]] = {}
 
@@ -46,12 +46,7 @@ def export_csv(
             continue
         assignment = Assignment.from_course(course, aid)
         scores = gradebook_scores(course.db_url, assignment)
-        results_file = course.results_dir / f"{aid}.json"
-        results = (
-            AssignmentResult.read_json(results_file)
-            if results_file.is_file()
-            else AssignmentResult(aid)
-        )
+        results = ResultsFile(course.results_dir, aid).load()
         for cell in assignment.cell_points:
             column = f"{aid}:{cell}"
             if column not in cell_columns:

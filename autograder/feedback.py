@@ -175,8 +175,11 @@ def questions_from_release(release_notebook: Path | None, grade_ids: list[str]) 
                     elif line.startswith("#") and not fenced:
                         current = _EMPHASIS.sub("", line.lstrip("#").strip())
             gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-            if isinstance(gid, str) and gid.startswith("ans_") and current:
-                headings[gid.removeprefix("ans_")] = current
+            if isinstance(gid, str) and current:
+                if gid.startswith("ans_"):
+                    headings[gid.removeprefix("ans_")] = current
+                elif gid.startswith("test_"):  # a task with no answer cell of its own
+                    headings.setdefault(gid.removeprefix("test_"), current)
     out = []
     for number, gid in enumerate(grade_ids, start=1):
         name = gid.removeprefix("test_")

@@ -99,6 +99,62 @@ class AssignmentResult:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
+class ResultsFile:
+    """An assignment's results on disk: ``<A>.json`` plus an append-only journal beside it.
+
+    While a class is graded, each finished student is appended to ``<A>.journal.jsonl`` (one
+    line, flushed to disk), so a crash loses nothing that had finished, and the cost per student
+    stays constant; rewriting the whole JSON per student would cost O(class size) each time, which
+    at 10,000 students makes the writer the bottleneck. ``save`` folds everything into the JSON
+    and removes the journal; ``load`` replays a journal left by an interrupted run.
+    """
+
+    def __init__(self, folder: str | os.PathLike, assignment_id: str):
+        self.assignment_id = assignment_id
+        self.path = Path(folder) / f"{assignment_id}.json"
+        self.journal = Path(folder) / f"{assignment_id}.journal.jsonl"
+        self._journal_handle: Any = None
+
+    def exists(self) -> bool:
+        return self.path.is_file() or self.journal.is_file()
+
+    def load(self) -> AssignmentResult:
+        results = (
+            AssignmentResult.read_json(self.path)
+            if self.path.is_file()
+            else AssignmentResult(self.assignment_id)
+        )
+        if self.journal.is_file():
+            with self.journal.open(encoding="utf-8") as lines:
+                for line in lines:
+                    try:
+                        result = student_from_dict(json.loads(line))
+                    except (ValueError, TypeError, KeyError):
+                        break  # the line a crash cut short: that student is graded again
+                    results.students[result.student] = result
+        return results
+
+    def append(self, result: StudentResult) -> None:
+        if self._journal_handle is None:
+            self.journal.parent.mkdir(parents=True, exist_ok=True)
+            self._journal_handle = self.journal.open("a", encoding="utf-8")
+        self._journal_handle.write(json.dumps(asdict(result), ensure_ascii=False) + "\n")
+        self._journal_handle.flush()
+        os.fsync(self._journal_handle.fileno())
+
+    def save(self, results: AssignmentResult) -> Path:
+        """The whole results in ``<A>.json`` (atomically); the journal is then redundant."""
+        self.close()
+        results.write_json(self.path)
+        self.journal.unlink(missing_ok=True)
+        return self.path
+
+    def close(self) -> None:
+        if self._journal_handle is not None:
+            self._journal_handle.close()
+            self._journal_handle = None
+
+
 def student_from_dict(raw: dict[str, Any]) -> StudentResult:
     cells = {
         gid: CellResult(

@@ -144,3 +144,33 @@ def test_old_nbformat_is_upgraded(tmp_path, notebooks):
     path = tmp_path / "nb.ipynb"
     nbformat.write(release, path)
     assert read_submission(path).nbformat == 4
+
+
+def test_course_config_gives_lesson5_its_own_cell_limit(course):
+    from autograder.core import Assignment
+
+    assert course.assignment("lesson5_dropout_batchnorm").cell_timeout == 300
+    assert course.assignment("lesson4_learning_rate").cell_timeout is None
+    assert Assignment.from_course(course, "lesson5_dropout_batchnorm").cell_timeout == 300
+
+
+@pytest.mark.slow
+def test_an_assignments_cell_limit_overrides_the_courses(course, notebooks, tmp_path):
+    """A real kernel: a 6 s answer cell times out under the assignment's 2 s cell limit,
+    although the course's (120 s) would let it run; the checker names the cell and the limit."""
+    from dataclasses import replace
+
+    from autograder.core import Assignment, GradingSettings, grade
+
+    _source, release = notebooks
+    nb = answered(release)
+    cell(nb, "ans_steps_lr_003").source = "import time\ntime.sleep(6)\nsteps_lr_003 = 45"
+    path = tmp_path / "learning_rate.ipynb"
+    nbformat.write(nb, path)
+    assignment = replace(Assignment.from_course(course, "lesson4_learning_rate"), cell_timeout=2)
+    settings = GradingSettings.from_course(course)
+    assert settings.cell_timeout == 120
+    result = grade(path, assignment, settings, workdir=tmp_path / "work")
+    check = next(c for c in result.cells["test_steps_lr_003"].checks if not c.passed)
+    assert check.message_id == "answer_cell_timeout"
+    assert check.params["seconds"] == 2

@@ -826,3 +826,14 @@ def test_question_titles_from_the_release_notebook(course):
     assert [q.number for q in questions] == list(range(1, 8))
     assert questions[0].name == "steps_lr_003" and questions[0].title == "Ejercicio 1"
     assert questions[3].title == 'La tasa "justa" (Goldilocks)'
+
+
+def test_graded_cells_without_an_answer_cell_take_the_heading_above_them(course):
+    """Lesson 5 grades the model in two test cells (dropout, batch normalization) that follow
+    one code task with no ``ans_`` cell: both are titled with that task's heading."""
+    release = course.release_dir / "lesson5_dropout_batchnorm" / "dropout_batchnorm.ipynb"
+    gids = ["test_dropout", "test_batchnorm", "test_history", "test_regularization_effect"]
+    titles = {q.grade_id: q.title for q in questions_from_release(release, gids)}
+    assert titles["test_dropout"] == titles["test_batchnorm"]
+    assert titles["test_dropout"].startswith("Pregunta 1")
+    assert titles["test_history"].startswith("Pregunta 2")

@@ -84,3 +84,32 @@ def test_new_gradebook_is_stamped_with_the_revision_nbgrader_migrates_from(tmp_p
         ).stdout
     # alembic itself reads the stamp and agrees it is the head: nothing to migrate
     assert current.split() == [stamped, "(head)"]
+
+
+def test_results_journal_keeps_finished_students_across_a_crash(course, tmp_path):
+    """Grading appends each finished student to a journal; a run killed before it saved the
+    JSON loses nothing, a line cut short by the crash is ignored, and saving folds it in."""
+    from autograder.results import ResultsFile
+
+    assignment = Assignment.from_course(course, "lesson4_learning_rate")
+    store = ResultsFile(tmp_path, assignment.id)
+    earlier = AssignmentResult(assignment.id)
+    earlier.students["ana"] = make_result("ana", assignment, {})
+    store.save(earlier)
+    store.append(make_result("ana", assignment, {"test_step_size": 1.0}))  # regraded: wins
+    store.append(make_result("bo", assignment, {"test_curve_labels": 1.5}))
+    store.close()
+    with store.journal.open("a", encoding="utf-8") as torn:
+        torn.write('{"student": "cy", "assignment": "lesson4_le')  # killed mid-write
+
+    loaded = store.load()
+    assert sorted(loaded.students) == ["ana", "bo"]
+    assert loaded.students["ana"].score == 1.0 and loaded.students["bo"].score == 1.5
+    assert (
+        loaded.students["bo"].cells
+        == make_result("bo", assignment, {"test_curve_labels": 1.5}).cells
+    )
+
+    store.save(loaded)
+    assert not store.journal.exists()
+    assert AssignmentResult.read_json(store.path).to_dict() == loaded.to_dict()

@@ -17,6 +17,7 @@ import pytest
 from autograder.batch import grade_class, regrade_class
 from autograder.core import Assignment
 from autograder.record import gradebook_scores
+from autograder.results import ResultsFile
 from tests.conftest import ROOT, make_course
 from tests.sample_class import build_sample_class
 
@@ -103,14 +104,17 @@ def test_killed_run_resumes_without_regrading(tmp_path):
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
-    results_file = course.results_dir / f"{AID}.json"
+    store = ResultsFile(course.results_dir, AID)
     deadline = time.time() + 120
-    while time.time() < deadline and not results_file.exists():
+    while time.time() < deadline and not (store.journal.is_file() and store.journal.stat().st_size):
         time.sleep(0.2)
     time.sleep(1.0)
     os.killpg(proc.pid, signal.SIGKILL)  # kill -9 the grader and its kernels mid-class
     proc.wait()
     from autograder.batch import load_results
+
+    # the finished students survive only in the journal (the JSON is written at the end)
+    assert store.journal.is_file() and not store.path.exists()
 
     done_before = dict(load_results(course, AID).students)
     assert 0 < len(done_before) < 8
@@ -122,6 +126,7 @@ def test_killed_run_resumes_without_regrading(tmp_path):
         assert after.students[student].timing == before.timing
     scores_db = gradebook_scores(course.db_url, Assignment.from_course(course, AID))
     assert set(scores_db) == set(after.students)
+    assert store.path.is_file() and not store.journal.exists()  # folded into the JSON
 
 
 @pytest.fixture

@@ -129,16 +129,11 @@ def class_grades(course: Course, assignment_id: str) -> list[GradeRow]:
     status and messages of the results file. Sorted by student id."""
     from autograder.core import Assignment
     from autograder.record import gradebook_scores
-    from autograder.results import AssignmentResult
+    from autograder.results import ResultsFile
 
     assignment = Assignment.from_course(course, assignment_id)
     scores = gradebook_scores(course.db_url, assignment)
-    results_file = course.results_dir / f"{assignment_id}.json"
-    results = (
-        AssignmentResult.read_json(results_file)
-        if results_file.is_file()
-        else AssignmentResult(assignment_id)
-    )
+    results = ResultsFile(course.results_dir, assignment_id).load()
     rows = []
     for student, cells in sorted(scores.items()):
         result = results.students.get(student)

@@ -260,7 +260,13 @@ def build_bundle(course: Course, assignment_id: str, out: str | Path | None = No
         course_id=course.course_id,
         cell_timeout=course.cell_timeout,
         language=course.language,
-        assignments={assignment_id: {"notebook": spec.notebook, "timeout": spec.timeout}},
+        assignments={
+            assignment_id: {
+                "notebook": spec.notebook,
+                "timeout": spec.timeout,
+                **({"cell_timeout": spec.cell_timeout} if spec.cell_timeout else {}),
+            }
+        },
         notebook_timeout=course.notebook_timeout,
         thresholds=dict(course.thresholds),
     )
