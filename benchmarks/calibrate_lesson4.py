@@ -10,8 +10,8 @@ the course's validation split. Baselines (the training mean, a linear regression
 model that learned nothing useful lands.
 
 Prints a table and writes ``benchmarks/results/calibrate_lesson4.json``.
-Run: ``.venv/bin/python benchmarks/calibrate_lesson4.py [--seeds 20]`` (about 12 s per seed
-on 2 cores).
+Run: ``.venv/bin/python benchmarks/calibrate_lesson4.py [--seeds 20] [--threads 1]`` (about
+12 s per seed on 2 cores). One TensorFlow thread by default, as in every grading kernel.
 """
 
 from __future__ import annotations
@@ -140,7 +140,18 @@ def summarize(runs: list[dict], thresholds: dict) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20, help="number of seeds (0, 1, ...)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="TensorFlow threads (default 1: what every grading kernel gets, "
+        "GradingSettings.kernel_threads); 0 = TensorFlow's default",
+    )
     args = parser.parse_args(argv)
+    if args.threads:  # before TensorFlow is imported: thread counts are read once
+        from autograder.core import GradingSettings
+
+        os.environ.update(GradingSettings(kernel_threads=args.threads).kernel_env())
 
     from autograder.checkers import keras_model as km
     from autograder.config import load_course
@@ -180,6 +191,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     print("baselines: " + ", ".join(f"{k} {v:.4f}" for k, v in summary["baselines"].items()))
     OUT.parent.mkdir(parents=True, exist_ok=True)
+    summary["tensorflow_threads"] = args.threads or "default"
     OUT.write_text(json.dumps({"summary": summary, "runs": runs}, indent=1))
     return summary
 
