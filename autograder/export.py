@@ -10,10 +10,10 @@ import csv
 from collections.abc import Callable
 from pathlib import Path
 
+from autograder.batch import load_results
 from autograder.config import Course
 from autograder.core import Assignment
 from autograder.record import gradebook_scores
-from autograder.results import ResultsFile
 
 EXPORTERS: dict[str, Callable[..., Path]] = {}
 
@@ -46,7 +46,7 @@ def export_csv(
             continue
         assignment = Assignment.from_course(course, aid)
         scores = gradebook_scores(course.db_url, assignment)
-        results = ResultsFile(course.results_dir, aid).load()
+        results = load_results(course, aid)
         for cell in assignment.cell_points:
             column = f"{aid}:{cell}"
             if column not in cell_columns:

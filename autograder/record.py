@@ -8,8 +8,6 @@ whatever gradebook (SQLite file or PostgreSQL ``db_url``) the course uses.
 
 from __future__ import annotations
 
-import os
-import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,21 +46,16 @@ def alembic_head() -> str:
     return heads[0]
 
 
-# Gradebook() looks the function up in its module at call time, so this is where it is replaced.
-nbgrader.api.get_alembic_version = alembic_head
-
-
-def ensure_alembic_on_path() -> None:
-    """nbgrader runs ``alembic`` as a command to create or check a gradebook: it lives in the
-    same environment as this interpreter, which may not be on PATH (``.venv/bin/python -m``)."""
-    bindir = str(Path(sys.executable).parent)
-    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+def use_inprocess_alembic_head() -> None:
+    """Make nbgrader stamp new gradebooks with ``alembic_head`` instead of the ``alembic``
+    command (which also had to be on PATH). Gradebook() looks the function up in its module
+    at call time, so replacing it there is enough; idempotent."""
+    nbgrader.api.get_alembic_version = alembic_head
 
 
 @contextmanager
 def open_gradebook(db_url: str) -> Iterator[Gradebook]:
-    ensure_alembic_on_path()
+    use_inprocess_alembic_head()
     if db_url.startswith("sqlite:///"):
         Path(db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     gb = Gradebook(db_url)

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 
 from autograder.config import Course
-from autograder.record import ensure_alembic_on_path
+from autograder.record import use_inprocess_alembic_head
 
 SOLUTION = re.compile(r"### BEGIN SOLUTION(.*?)### END SOLUTION", re.S)
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS(.*?)### END HIDDEN TESTS", re.S)
@@ -46,7 +46,7 @@ def generate_release(course: Course, assignment_id: str, root: Path | None = Non
     # a throwaway gradebook: the release must not depend on (or touch) the grading state
     with tempfile.TemporaryDirectory() as tmp:
         config.CourseDirectory.db_url = f"sqlite:///{Path(tmp) / 'release.db'}"
-        ensure_alembic_on_path()
+        use_inprocess_alembic_head()
         api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
         outcome = api.generate_assignment(assignment_id, force=True, create=True)
     if not outcome.get("success"):

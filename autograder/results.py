@@ -115,9 +115,6 @@ class ResultsFile:
         self.journal = Path(folder) / f"{assignment_id}.journal.jsonl"
         self._journal_handle: Any = None
 
-    def exists(self) -> bool:
-        return self.path.is_file() or self.journal.is_file()
-
     def load(self) -> AssignmentResult:
         results = (
             AssignmentResult.read_json(self.path)

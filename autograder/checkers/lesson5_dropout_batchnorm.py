@@ -92,6 +92,31 @@ def _layers(found: l5.Structure) -> dict:
     return {"layers": found.describe()}
 
 
+def _one_per_block(found: l5.Structure, kind: str, message_prefix: str) -> None:
+    """Every hidden block holds exactly one layer of ``kind``; else ``<prefix>.before_dense``
+    (it sits before the first Dense instead), ``<prefix>.missing`` or ``<prefix>.twice``."""
+    missing = [block for block in found.blocks if not block.kinds(kind)]
+    if missing:
+        block = missing[0]
+        params = {
+            "block": block.number,
+            "position": block.position,
+            "found": block.describe(),
+            **_layers(found),
+        }
+        if any(layer.kind == kind for layer in found.prefix):
+            raise Fail(f"{message_prefix}.before_dense", **params)
+        raise Fail(f"{message_prefix}.missing", **params)
+    for block in found.blocks:
+        if len(block.kinds(kind)) > 1:
+            raise Fail(
+                f"{message_prefix}.twice",
+                block=block.number,
+                position=block.position,
+                found=block.describe(),
+            )
+
+
 @pytest.mark.grade_cell("test_dropout", points=1)
 def test_dropout_hidden(sub, verdict):
     found = _structure(sub)
@@ -106,26 +131,7 @@ def test_dropout_hidden(sub, verdict):
     for layer in found.layers():
         if layer.kind in l5.OTHER_DROPOUTS:
             raise Fail("db_dropout.other_kind", found=layer.kind, position=l5.position(layer))
-    missing = [block for block in found.blocks if not block.kinds(l5.DROPOUT)]
-    if missing:
-        block = missing[0]
-        params = {
-            "block": block.number,
-            "position": block.position,
-            "found": block.describe(),
-            **_layers(found),
-        }
-        if any(layer.kind == l5.DROPOUT for layer in found.prefix):
-            raise Fail("db_dropout.before_dense", **params)
-        raise Fail("db_dropout.missing", **params)
-    for block in found.blocks:
-        if len(block.kinds(l5.DROPOUT)) > 1:
-            raise Fail(
-                "db_dropout.twice",
-                block=block.number,
-                position=block.position,
-                found=block.describe(),
-            )
+    _one_per_block(found, l5.DROPOUT, "db_dropout")
     verdict.ok(
         "db_dropout.hidden_ok",
         n=len(found.blocks),
@@ -237,26 +243,7 @@ def test_batchnorm_blocks(sub, verdict):
     found = _structure(sub)
     if not found.blocks:
         raise Fail("db_model.no_hidden", **_layers(found))
-    missing = [block for block in found.blocks if not block.kinds(l5.BATCH_NORM)]
-    if missing:
-        block = missing[0]
-        params = {
-            "block": block.number,
-            "position": block.position,
-            "found": block.describe(),
-            **_layers(found),
-        }
-        if any(layer.kind == l5.BATCH_NORM for layer in found.prefix):
-            raise Fail("db_batchnorm.before_dense", **params)
-        raise Fail("db_batchnorm.missing", **params)
-    for block in found.blocks:
-        if len(block.kinds(l5.BATCH_NORM)) > 1:
-            raise Fail(
-                "db_batchnorm.twice",
-                block=block.number,
-                position=block.position,
-                found=block.describe(),
-            )
+    _one_per_block(found, l5.BATCH_NORM, "db_batchnorm")
     placements = {_placement(block) for block in found.blocks}
     verdict.ok(
         "db_batchnorm.blocks_ok",

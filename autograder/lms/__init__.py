@@ -127,13 +127,13 @@ class GradeRow:
 def class_grades(course: Course, assignment_id: str) -> list[GradeRow]:
     """Every student the gradebook holds for ``assignment_id`` (manual overrides win), with the
     status and messages of the results file. Sorted by student id."""
+    from autograder.batch import load_results
     from autograder.core import Assignment
     from autograder.record import gradebook_scores
-    from autograder.results import ResultsFile
 
     assignment = Assignment.from_course(course, assignment_id)
     scores = gradebook_scores(course.db_url, assignment)
-    results = ResultsFile(course.results_dir, assignment_id).load()
+    results = load_results(course, assignment_id)
     rows = []
     for student, cells in sorted(scores.items()):
         result = results.students.get(student)
