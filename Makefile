@@ -12,10 +12,12 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: demo test test-fast lint release bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml student/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	@# tensorflow-cpu (older checkouts) and tensorflow (what dlcourse needs) cannot coexist
+	$(PY) -m pip uninstall --quiet --yes tensorflow-cpu 2>/dev/null || true
+	$(PY) -m pip install --quiet -e ./student -e '.[dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)

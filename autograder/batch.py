@@ -129,7 +129,7 @@ def grade_remote(
     """What a Dask worker runs: no shared file system, the notebook travels as bytes and the
     executed notebook and artifacts come back as a tar archive. The launcher (the sandbox)
     is plain data too: it starts the kernel with the worker's own bubblewrap."""
-    from autograder.course.data import get_data_home
+    from dlcourse.data import get_data_home
 
     if settings.data_home and not Path(settings.data_home).is_dir():
         # the grader's data home is a path on its own machine; use the worker's

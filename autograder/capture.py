@@ -1,4 +1,4 @@
-"""Grader-side reading of what the hidden test cells captured (see ``autograder.course.capture``).
+"""Grader-side reading of what the hidden test cells captured (see ``dlcourse.capture``).
 
 Artifacts are untrusted: the student's kernel wrote them. They are read as plain data only
 (JSON with a size limit; ``.npz`` with ``allow_pickle=False``), never followed outside their
@@ -9,73 +9,16 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ANSWERS = "answers"
+from dlcourse.artifacts import ANSWERS, Answer, ArtifactError, Opaque, to_python
+
+__all__ = ["ANSWERS", "Answer", "ArtifactError", "Artifacts", "Opaque", "to_python"]
+
 EXECUTION_RECORD = "execution.json"  # written by the grader after the kernel stopped
 MAX_JSON_BYTES = 2_000_000
 MAX_NPZ_BYTES = 200_000_000
-
-
-class ArtifactError(Exception):
-    """An artifact is missing, unreadable, too large or not plain data."""
-
-
-@dataclass
-class Answer:
-    """A captured answer: whether the variable existed and its description (see ``describe``)."""
-
-    name: str
-    present: bool
-    description: dict[str, Any] | None
-
-    @property
-    def kind(self) -> str | None:
-        return None if self.description is None else self.description.get("kind")
-
-    @property
-    def value(self) -> Any:
-        return to_python(self.description) if self.description else None
-
-
-def to_python(desc: dict[str, Any]) -> Any:
-    """Rebuild the plain Python value of a description (sets, dicts, numbers, strings)."""
-    kind = desc.get("kind")
-    if kind in ("int", "bool", "str"):
-        return desc["value"]
-    if kind == "float":
-        return float(desc["value"]) if desc.get("nonfinite") else desc["value"]
-    if kind == "none":
-        return None
-    if kind == "list":
-        return [to_python(d) for d in desc["items"]]
-    if kind == "tuple":
-        return tuple(to_python(d) for d in desc["items"])
-    if kind == "set":
-        return frozenset(_hashable(to_python(d)) for d in desc["items"])
-    if kind == "dict":
-        return {_hashable(to_python(k)): to_python(v) for k, v in desc["items"]}
-    if kind == "placeholder":
-        return Ellipsis
-    return Opaque(desc.get("type", "?"), desc.get("repr", ""))
-
-
-def _hashable(value: Any) -> Any:
-    if isinstance(value, list):
-        return tuple(value)
-    if isinstance(value, dict):
-        return tuple(sorted(value.items(), key=repr))
-    return value
-
-
-@dataclass(frozen=True)
-class Opaque:
-    """A value the capture could not turn into plain data (a model, a function...)."""
-
-    type: str
-    repr: str
 
 
 class Artifacts:

@@ -84,7 +84,7 @@ class GradingSettings:
 
     @classmethod
     def from_course(cls, course: Course) -> GradingSettings:
-        from autograder.course.data import get_data_home
+        from dlcourse.data import get_data_home
 
         data_home = str(get_data_home(course.data_home or None).resolve())
         return cls(

@@ -397,8 +397,8 @@ FigureBuilder = Callable[[CellResult, Artifacts, Text], "FigureView | None"]
 def _curve_labels_figure(cell: CellResult, artifacts: Artifacts, text: Text) -> FigureView | None:
     """lesson4_learning_rate, ``curve_labels``: the published curves with the student's labels
     and a tick or a cross each. The expected label is never drawn."""
-    from autograder.course.playground import PANELS, learning_curves
     from autograder.plots import labelled_panels_png
+    from dlcourse.playground import PANELS, learning_curves
 
     verdicts = {str(c.params.get("panel")): c.outcome for c in cell.checks if c.params.get("panel")}
     if not verdicts or all(v in ("not_attempted", "error") for v in verdicts.values()):

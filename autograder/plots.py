@@ -68,7 +68,7 @@ class TrainingCurves:
         return None
 
 
-# Where training runs are captured. ``autograder.course.keras_capture.capture_training`` writes
+# Where training runs are captured. ``dlcourse.keras_capture.capture_training`` writes
 # ``keras/<prefix>training.json`` (one per ``fit``; see ``_from_keras_capture``). The simpler
 # layouts below are also read (the first existing file wins for each answer name).
 KERAS_TRAINING_GLOB = "*training.json"

@@ -38,8 +38,8 @@ def run_seed(seed: int, data: dict) -> dict:
     import tensorflow as tf
     from keras import callbacks, layers
 
-    from autograder.checkers import keras_model as km
-    from autograder.course import keras_capture
+    from dlcourse import keras_capture
+    from dlcourse import keras_model as km
 
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
@@ -153,10 +153,11 @@ def main(argv: list[str] | None = None) -> dict:
 
         os.environ.update(GradingSettings(kernel_threads=args.threads).kernel_env())
 
-    from autograder.checkers import keras_model as km
+
+    from autograder.checkers.support import wine_arrays
     from autograder.config import load_course
 
-    data = km.wine_arrays()
+    data = wine_arrays()
     thresholds = load_course(ROOT / "course_config.py").thresholds
     runs = []
     header = (

@@ -68,7 +68,7 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 if "COURSE_DATA_HOME" not in os.environ and SHARED_DATA.is_dir():
     os.environ["COURSE_DATA_HOME"] = str(SHARED_DATA)
 
-from autograder.checkers.lesson5_support import (  # noqa: E402
+from dlcourse.rules.lesson5_dropout_batchnorm import (  # noqa: E402
     BATCH_SIZE,
     DROPOUT_RATE,
     EPOCHS,
@@ -144,10 +144,11 @@ def train(job: dict) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from autograder.checkers import keras_model as km
-    from autograder.course.keras_capture import describe_model, model_weights
+    from autograder.checkers.support import wine_arrays
+    from dlcourse import keras_model as km
+    from dlcourse.keras_capture import describe_model, model_weights
 
-    data = km.wine_arrays()
+    data = wine_arrays()
     keras.utils.set_random_seed(job["seed"])
     tf.config.experimental.enable_op_determinism()
     model = build(job["variant"], job["units"])
@@ -218,9 +219,9 @@ def twin_facts(runs: list[dict], kind: str, without: str, with_: str) -> list[di
 def summarize(runs: list[dict]) -> dict:
     import numpy as np
 
-    from autograder.checkers import keras_model as km
+    from autograder.checkers.support import wine_arrays
 
-    data = km.wine_arrays()
+    data = wine_arrays()
     y_train, y_valid = data["y_train"], data["y_valid"]
     design = np.c_[data["X_train"], np.ones(len(y_train))]
     coef = np.linalg.lstsq(design, y_train, rcond=None)[0]

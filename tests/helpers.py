@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from autograder.course import capture
+from dlcourse import capture
 
 MISSING = object()
 

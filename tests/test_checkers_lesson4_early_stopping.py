@@ -23,10 +23,11 @@ import numpy as np
 import pytest
 
 from autograder.check import run_checks_many
-from autograder.checkers import keras_model as km
+from autograder.checkers.support import wine_arrays
 from autograder.config import load_course
-from autograder.course import capture, keras_capture
 from autograder.messages import catalogue
+from dlcourse import capture, keras_capture
+from dlcourse import keras_model as km
 from tests.conftest import ROOT
 from tests.helpers import write_execution
 
@@ -64,7 +65,7 @@ class KerasObject:
 
 @pytest.fixture(scope="module")
 def data():
-    return km.wine_arrays()
+    return wine_arrays()
 
 
 def _pandas_split(data, random_state=3, test_size=0.2):
@@ -88,7 +89,7 @@ def fake_network(data, hidden=128, seed=0, shift=0.0, fit_on="all"):
 
 @functools.lru_cache(maxsize=8)
 def _fake_network(_, hidden, seed, shift, fit_on):
-    data = km.wine_arrays()
+    data = wine_arrays()
     rng = np.random.default_rng(seed)
     w1 = rng.normal(0.0, 0.8, (11, hidden))
     b1 = rng.normal(0.0, 0.5, hidden)
@@ -287,7 +288,7 @@ class Student:
 
 @functools.lru_cache(maxsize=1)
 def _right_split():
-    data = km.wine_arrays()
+    data = wine_arrays()
     X_train, X_valid, y_train, y_valid = _pandas_split(data)
     return (*_minmax(X_train, X_valid), *_minmax(y_train, y_valid))
 

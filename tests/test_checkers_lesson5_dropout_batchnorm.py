@@ -27,11 +27,12 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from autograder.check import run_checks_many  # noqa: E402
-from autograder.checkers import keras_model as km  # noqa: E402
-from autograder.checkers import lesson5_support as l5  # noqa: E402
+from autograder.checkers.support import wine_arrays
 from autograder.config import load_course  # noqa: E402
-from autograder.course import capture, keras_capture  # noqa: E402
 from autograder.messages import catalogue, render_all  # noqa: E402
+from dlcourse import capture, keras_capture  # noqa: E402
+from dlcourse import keras_model as km  # noqa: E402
+from dlcourse.rules import lesson5_dropout_batchnorm as l5  # noqa: E402
 from tests.conftest import ROOT  # noqa: E402
 from tests.helpers import write_execution  # noqa: E402
 
@@ -105,7 +106,7 @@ def model_of(layer_list, loss="mae", optimizer="adam", compiled=True):
 
 @pytest.fixture(scope="module")
 def data():
-    return km.wine_arrays()
+    return wine_arrays()
 
 
 def _view_and_weights(model):

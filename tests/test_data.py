@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.model_selection import train_test_split
 
-from autograder.course import data
+from dlcourse import data
 
 
 def test_loads_verified_copy(data_home):

@@ -18,7 +18,6 @@ import pytest
 from autograder import messages
 from autograder.batch import results_path
 from autograder.check import failed_cells
-from autograder.course.capture import describe
 from autograder.feedback import (
     FIGURES,
     NOTE_PATTERNS,
@@ -33,6 +32,7 @@ from autograder.feedback import (
 from autograder.plots import TrainingCurves, diagnose, read_trainings
 from autograder.report import check_stats, report_path, write_report
 from autograder.results import AssignmentResult, CellResult, CheckResult, StudentResult
+from dlcourse.capture import describe
 
 AID = "lesson4_learning_rate"
 NOTEBOOK = "learning_rate.ipynb"
@@ -685,7 +685,7 @@ def test_read_trainings_does_not_follow_symlinks(tmp_path):
 
 
 def _panel(name: str) -> TrainingCurves:
-    from autograder.course.playground import learning_curves
+    from dlcourse.playground import learning_curves
 
     train, valid = learning_curves()[name]
     return TrainingCurves("history", train, valid, epochs_limit=100)

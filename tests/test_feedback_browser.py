@@ -299,7 +299,7 @@ def test_reads_what_a_real_keras_fit_captures(tmp_path, monkeypatch):
     import numpy as np
 
     keras = pytest.importorskip("keras")
-    from autograder.course import keras_capture
+    from dlcourse import keras_capture
 
     monkeypatch.setenv("AUTOGRADER_ARTIFACTS", str(tmp_path))
     keras.utils.set_random_seed(0)

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from autograder.course.playground import CURVE, Playground, learning_curves
+from dlcourse.playground import CURVE, Playground, learning_curves
 
 
 def test_published_step_counts():

@@ -1,6 +1,6 @@
 """Hidden checkers of ``lesson4_early_stopping`` (lessons 4.2 to 4.7).
 
-They judge the plain data captured by ``autograder.course.keras_capture`` and never retrain a
+They judge the plain data captured by ``dlcourse.keras_capture`` and never retrain a
 model: the split is matched row by row against the course's data, the callback and the model
 are read from their settings and configs, and the validation loss is re-computed with a numpy
 forward pass from the captured weights, both on the student's own validation data (to check
@@ -13,45 +13,28 @@ Points (15): split 2, early_stopping 2, model 3, history 4, best_epoch 1, fit_di
 
 from __future__ import annotations
 
-import hashlib
 import math
 from typing import Any
 
-import numpy as np
 import pytest
 
-from autograder.checkers import keras_model as km
-from autograder.checkers.support import (
-    CapturedSubmission,
-    Fail,
-    Memo,
-    NotAttempted,
-    describe_found,
-)
-from autograder.course.keras_capture import match_rows
-
-# --- what the lesson asks for (public: it is in the notebook's text) ---------------------------
-N_FEATURES = 11
-TEST_SIZE = 0.2
-RANDOM_STATE = 3
-SPEC_LAYERS = [km.dense(512, "relu")] * 3 + [km.dense(1)]
-SPEC_TEXT = "3 × Dense(512, relu) + Dense(1)"
-ES_MONITOR = "val_loss"
-ES_MIN_DELTA = 0.001
-ES_PATIENCE = 20
-EPOCHS = 500
-BATCH_SIZE = 256
-OPTIMIZER = "adam"
-LOSS = "mae"
-# Seed values that a student may recognise in a message (4.3's example, not the exercise).
-SEED_43_MIN_DELTA = 0.01
-SEED_43_PATIENCE = 30
+from autograder.checkers.support import Fail, NotAttempted, describe_found, wine_arrays
+from dlcourse import keras_model as km
+from dlcourse.rules import lesson4_early_stopping as rules
 
 # fit_diagnosis: seed lessons 4.6 and 4.7 (scenarios, the two schematic curves, remedies).
 UNDER, OVER = "underfitting", "overfitting"
+
+
 LABEL_ITEMS = {"una_raza": UNDER, "perros_marrones": OVER, "curva_A": OVER, "curva_B": UNDER}
+
+
 SET_ITEMS = {"remedios_underfitting": frozenset("abe"), "remedios_overfitting": frozenset("cd")}
+
+
 REMEDY_LETTERS = "abcde"
+
+
 LABEL_ALIASES = {
     "underfitting": UNDER,
     "desajuste": UNDER,
@@ -62,585 +45,85 @@ LABEL_ALIASES = {
     "sobreajuste": OVER,
     "over": OVER,
 }
+
+
 DIAGNOSIS_ITEMS = [*LABEL_ITEMS, *SET_ITEMS]
 
-DEFAULTS = {
-    "es_val_mae_max": 0.0875,
-    "es_val_mae_min": 0.06,
-    "es_history_atol": 1e-6,
-    "es_history_rtol": 1e-5,
-    "es_scale_atol": 1e-5,
-}
-SPLIT_NAMES = ("X_train", "X_valid", "y_train", "y_valid")
 
-
-# --- the submission, analysed once per grading ------------------------------------------------
-
-
-_ANSWER_OF = {
-    "split": "split",
-    "callback": "early_stopping",
-    "model": "model",
-    "training": "history",
-    "weights": "history",
-    "integrity": "history",
-}
-
-
-def _d(value: Any) -> dict:
-    """A captured field that must be a dict (artifacts are untrusted: anything else is {})."""
-    return value if isinstance(value, dict) else {}
-
-
-class Submission(CapturedSubmission):
-    def __init__(self, artifacts, thresholds: dict[str, Any]):
-        super().__init__(artifacts, thresholds, DEFAULTS, Memo(malformed=_ANSWER_OF))
+DEFAULTS = {**rules.DEFAULTS, "es_val_mae_max": 0.0875, "es_val_mae_min": 0.06}
 
 
 @pytest.fixture
-def sub(context) -> Submission:
+def sub(context) -> rules.Submission:
     """The submission being checked, analysed once (memoized in the context's cache)."""
     if "lesson4_early_stopping" not in context.cache:
-        context.cache["lesson4_early_stopping"] = Submission(context.artifacts, context.thresholds)
-    return context.cache["lesson4_early_stopping"]
-
-
-# --- split (lessons 4.2 and 4.5) --------------------------------------------------------------
-
-
-class Split:
-    """The student's four arrays, the data-set rows they hold and the course's data."""
-
-    def __init__(
-        self,
-        arrays: dict[str, np.ndarray],
-        train_rows: np.ndarray,
-        valid_rows: np.ndarray,
-        data: dict[str, np.ndarray],
-        canon: np.ndarray,
-    ):
-        self.arrays = arrays
-        self.train_rows = train_rows
-        self.valid_rows = valid_rows
-        self.data = data
-        self.canon = canon
-
-
-def _canonical_rows(raw: np.ndarray) -> np.ndarray:
-    """For each data row, the first row identical to it (the data has duplicated rows)."""
-    first: dict[tuple, int] = {}
-    return np.array([first.setdefault(row, i) for i, row in enumerate(map(tuple, raw.tolist()))])
-
-
-def _split(sub: Submission) -> Split:
-    sub.answers.get("split")  # not attempted / answer cell error / never executed
-    meta = sub.json("split/split.json", "split")
-    if "error" in meta and "parts" not in meta:
-        raise Fail("artifact_invalid", name="split", reason=str(meta["error"])[:200])
-    parts = {n: _d(p) for n, p in _d(meta.get("parts")).items()}
-    missing = [n for n in SPLIT_NAMES if not parts.get(n, {}).get("present")]
-    if missing:
-        raise Fail("es_split.missing", names=", ".join(f"`{n}`" for n in missing))
-    arrays = sub.npz("split/arrays.npz", "split")
-    for name in SPLIT_NAMES:
-        if name not in arrays:
-            found = str(parts[name].get("type") or "?").rsplit(".", 1)[-1]
-            raise Fail("es_split.wrong_type", name=name, found=found)
-    x_train, x_valid = arrays["X_train"], arrays["X_valid"]
-    ys = {n: arrays[n] for n in ("y_train", "y_valid")}
-    if any(x.ndim != 2 for x in (x_train, x_valid)) or any(
-        y.ndim == 2 and y.shape[1] == N_FEATURES for y in ys.values()
-    ):
-        raise Fail("es_split.unpack_order")
-    for name, x in (("X_train", x_train), ("X_valid", x_valid)):
-        if x.shape[1] != N_FEATURES:
-            raise Fail("es_split.columns", name=name, found=int(x.shape[1]))
-    for name, y in ys.items():
-        if y.ndim == 2 and y.shape[1] != 1:
-            raise Fail("es_split.columns_y", name=name, found=int(y.shape[1]))
-        ys[name] = y.reshape(len(y))
-    for x_name, y_name in (("X_train", "y_train"), ("X_valid", "y_valid")):
-        if len(arrays[x_name]) != len(ys[y_name]):
-            raise Fail(
-                "es_split.lengths", x=x_name, y=y_name, n_x=len(arrays[x_name]), n_y=len(ys[y_name])
-            )
-    if not all(np.all(np.isfinite(a)) for a in (x_train, x_valid, *ys.values())):
-        raise Fail("es_split.not_finite")
-    data = km.wine_arrays()
-    train_rows, valid_rows = _match_rows(x_train, x_valid, data["raw_X"])
-    unknown = int((train_rows < 0).sum() + (valid_rows < 0).sum())
-    if unknown:
-        raise Fail("es_split.unknown_rows", count=unknown, total=len(train_rows) + len(valid_rows))
-    student = {"X_train": x_train, "X_valid": x_valid, **ys}
-    return Split(student, train_rows, valid_rows, data, _canonical_rows(data["raw_X"]))
-
-
-_MATCHED: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-
-
-def _match_rows(x_train: np.ndarray, x_valid: np.ndarray, raw: np.ndarray):
-    """``match_rows``, remembered for identical arrays (regrading the same splits is free)."""
-    key = hashlib.sha256(
-        b"".join(
-            np.ascontiguousarray(a, dtype=np.float64).tobytes() + (str(a.shape).encode())
-            for a in (x_train, x_valid, raw)
+        context.cache["lesson4_early_stopping"] = rules.Submission(
+            context.artifacts, context.thresholds, data=wine_arrays, defaults=DEFAULTS
         )
-    ).hexdigest()
-    if key not in _MATCHED:
-        if len(_MATCHED) >= 256:
-            _MATCHED.clear()
-        _MATCHED[key] = tuple(np.asarray(r) for r in match_rows(x_train, x_valid, raw))
-    return _MATCHED[key]
-
-
-def _same_rows(split: Split, train_index: np.ndarray, valid_index: np.ndarray) -> bool:
-    canon = split.canon
-    return (
-        len(split.train_rows) == len(train_index)
-        and len(split.valid_rows) == len(valid_index)
-        and np.array_equal(np.sort(canon[split.train_rows]), np.sort(canon[train_index]))
-        and np.array_equal(np.sort(canon[split.valid_rows]), np.sort(canon[valid_index]))
-    )
-
-
-def _other_random_state(split: Split) -> int | None:
-    """The ``random_state`` that gives the student's rows, when it is a common one."""
-    from sklearn.model_selection import train_test_split
-
-    n = len(split.data["raw_X"])
-    for seed in [
-        *range(0, 201),
-        314,
-        1234,
-        1337,
-        2020,
-        2021,
-        2022,
-        2023,
-        2024,
-        2025,
-        2026,
-        12345,
-        31415,
-        54321,
-        99999,
-    ]:
-        if seed == RANDOM_STATE:
-            continue
-        train, valid = train_test_split(np.arange(n), test_size=TEST_SIZE, random_state=seed)
-        if _same_rows(split, train, valid):
-            return seed
-    return None
-
-
-def _scalings(rows_raw: np.ndarray, train_raw: np.ndarray, all_raw: np.ndarray):
-    """Candidate transforms of ``rows_raw`` a student may have applied, in order of preference."""
-
-    def minmax(reference):
-        low, high = reference.min(axis=0), reference.max(axis=0)
-        return (rows_raw - low) / np.where(high > low, high - low, 1.0)
-
-    def standard(reference, ddof):
-        spread = reference.std(axis=0, ddof=ddof)
-        return (rows_raw - reference.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
-
-    yield "train", minmax(train_raw)
-    yield "whole", minmax(all_raw)
-    yield "none", rows_raw
-    yield "own", minmax(rows_raw)
-    for ddof in (0, 1):
-        yield "standard", standard(train_raw, ddof)
-        yield "standard", standard(all_raw, ddof)
-
-
-def _classify(
-    values: np.ndarray,
-    rows_raw: np.ndarray,
-    train_raw: np.ndarray,
-    all_raw: np.ndarray,
-    atol: float,
-) -> tuple[str, bool]:
-    """How ``values`` were scaled, and whether only the row order differs (misaligned)."""
-    for name, candidate in _scalings(rows_raw, train_raw, all_raw):
-        if candidate.shape == values.shape and np.allclose(values, candidate, rtol=1e-6, atol=atol):
-            return name, False
-    if values.ndim == 1:
-        for name, candidate in _scalings(rows_raw, train_raw, all_raw):
-            if np.allclose(np.sort(values), np.sort(candidate), rtol=1e-6, atol=atol):
-                return name, True
-    return "other", False
+    return context.cache["lesson4_early_stopping"]
 
 
 @pytest.mark.grade_cell("test_split", points=1)
 def test_split_rows(sub, verdict):
-    split = sub.memo.get("split", lambda: _split(sub))
-    data = split.data
-    if _same_rows(split, data["train_index"], data["valid_index"]):
-        verdict.ok("es_split.rows_ok", n_train=len(split.train_rows), n_valid=len(split.valid_rows))
-        return
-    n_total = len(split.train_rows) + len(split.valid_rows)
-    if len(split.valid_rows) != math.ceil(TEST_SIZE * len(data["raw_X"])):
-        raise Fail(
-            "es_split.test_size",
-            n_valid=len(split.valid_rows),
-            n_total=n_total,
-            share=round(100 * len(split.valid_rows) / max(n_total, 1), 1),
-        )
-    seed = _other_random_state(split)
-    if seed is not None:
-        raise Fail("es_split.random_state", found=seed)
-    raise Fail("es_split.rows_wrong")
+    verdict.accept(rules.split_rows(sub))
 
 
 @pytest.mark.grade_cell("test_split", points=1)
 def test_split_scaling(sub, verdict):
-    try:
-        split = sub.memo.get("split", lambda: _split(sub))
-    except Fail as exc:
-        if exc.message_id in (
-            "not_attempted",
-            "answer_cell_error",
-            "not_executed",
-            "answer_cell_timeout",
-            "artifact_invalid",
-            "es_split.missing",
-            "es_split.wrong_type",
-        ):
-            raise
-        raise Fail("es_split.scaling_unchecked") from None
-    data, atol = split.data, float(sub.t["es_scale_atol"])
-    raw_x, raw_y = data["raw_X"], data["raw_y"]
-    train_x = raw_x[split.train_rows]
-    kinds = {}
-    for name, rows in (("X_train", split.train_rows), ("X_valid", split.valid_rows)):
-        kinds[name], _ = _classify(split.arrays[name], raw_x[rows], train_x, raw_x, atol)
-    if kinds["X_train"] == "whole" or kinds["X_valid"] == "whole":
-        raise Fail("es_split.leakage", name="X_train" if kinds["X_train"] == "whole" else "X_valid")
-    if kinds["X_train"] == "none" and kinds["X_valid"] == "none":
-        raise Fail("es_split.not_scaled")
-    if kinds["X_train"] == "standard" or kinds["X_valid"] == "standard":
-        raise Fail("es_split.standardized")
-    if kinds["X_train"] == "train" and kinds["X_valid"] == "own":
-        raise Fail("es_split.valid_own_scale")
-    if kinds["X_train"] == "train" and kinds["X_valid"] == "none":
-        raise Fail("es_split.valid_not_scaled")
-    if kinds["X_train"] != "train" or kinds["X_valid"] != "train":
-        raise Fail(
-            "es_split.scaling_wrong", name="X_train" if kinds["X_train"] != "train" else "X_valid"
-        )
-    train_y = raw_y[split.train_rows]
-    for name, rows in (("y_train", split.train_rows), ("y_valid", split.valid_rows)):
-        kind, misaligned = _classify(split.arrays[name], raw_y[rows], train_y, raw_y, atol)
-        if misaligned:
-            raise Fail("es_split.misaligned", name=name)
-        if kind == "none":
-            raise Fail("es_split.target_not_scaled", name=name)
-        if kind == "whole":
-            raise Fail("es_split.leakage", name=name)
-        if kind != "train":
-            raise Fail("es_split.target_wrong", name=name)
-    verdict.ok("es_split.scaling_ok")
-
-
-# --- early_stopping (lessons 4.3 and 4.4) -----------------------------------------------------
-
-
-def _callback(sub: Submission) -> dict:
-    value = sub.answers.get("early_stopping")
-    payload = sub.json("keras/early_stopping.json", "early_stopping")
-    callback = _d(payload.get("callback"))
-    if callback.get("is_early_stopping") is not True:
-        raise Fail("es_callback.wrong_type", found=describe_found(value))
-    settings = dict(_d(callback.get("settings")))
-    settings["swallowed"] = (
-        _is_number(settings.get("min_delta"))
-        and settings["min_delta"] > 0
-        and settings.get("patience") == 0
-        and settings.get("restore_best_weights") is False
-    )
-    return settings
-
-
-def _show(value: Any) -> str:
-    """A value the student typed, as they would write it (``'loss'``, ``0.1``, ``False``)."""
-    if value is None or isinstance(value, (str, bool, int, float)):
-        return repr(value)
-    return describe_found(value)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    verdict.accept(rules.split_scaling(sub))
 
 
 @pytest.mark.grade_cell("test_early_stopping", points=0.5)
 def test_early_stopping_monitor(sub, verdict):
-    s = sub.memo.get("callback", lambda: _callback(sub))
-    monitor = s.get("monitor")
-    if monitor == "loss":
-        raise Fail("es_callback.monitor_loss")
-    if monitor != ES_MONITOR:
-        raise Fail("es_callback.monitor", found=_show(monitor))
-    if s.get("mode") not in ("auto", "min"):
-        raise Fail("es_callback.mode", found=_show(s.get("mode")))
-    verdict.ok("es_callback.monitor_ok")
+    verdict.accept(rules.early_stopping_monitor(sub))
 
 
 @pytest.mark.grade_cell("test_early_stopping", points=0.5)
 def test_early_stopping_min_delta(sub, verdict):
-    s = sub.memo.get("callback", lambda: _callback(sub))
-    found = s.get("min_delta")
-    if _is_number(found) and math.isclose(found, ES_MIN_DELTA, rel_tol=1e-6):
-        verdict.ok("es_callback.min_delta_ok")
-        return
-    if found == 0:
-        raise Fail("es_callback.min_delta_default")
-    if _is_number(found) and math.isclose(found, SEED_43_MIN_DELTA, rel_tol=1e-6):
-        raise Fail("es_callback.min_delta_seed", found=found)
-    raise Fail("es_callback.min_delta", found=_show(s.get("min_delta_raw", found)))
+    verdict.accept(rules.early_stopping_min_delta(sub))
 
 
 @pytest.mark.grade_cell("test_early_stopping", points=0.5)
 def test_early_stopping_patience(sub, verdict):
-    s = sub.memo.get("callback", lambda: _callback(sub))
-    found = s.get("patience")
-    if _is_number(found) and found == ES_PATIENCE:
-        verdict.ok("es_callback.patience_ok")
-        return
-    if s["swallowed"]:
-        raise Fail("es_callback.swallowed", argument="patience")
-    if found == 0:
-        raise Fail("es_callback.patience_default")
-    if found == SEED_43_PATIENCE:
-        raise Fail("es_callback.patience_seed", found=found)
-    raise Fail("es_callback.patience", found=_show(found))
+    verdict.accept(rules.early_stopping_patience(sub))
 
 
 @pytest.mark.grade_cell("test_early_stopping", points=0.5)
 def test_early_stopping_restore(sub, verdict):
-    s = sub.memo.get("callback", lambda: _callback(sub))
-    found = s.get("restore_best_weights")
-    if found is True or (found == 1 and not isinstance(found, float)):
-        verdict.ok("es_callback.restore_ok")
-        return
-    if s["swallowed"]:
-        raise Fail("es_callback.swallowed", argument="restore_best_weights")
-    raise Fail("es_callback.restore_false", found=_show(found))
-
-
-# --- model (lesson 4.5) -----------------------------------------------------------------------
-
-
-def _model(sub: Submission) -> dict:
-    value = sub.answers.get("model")
-    payload = sub.json("keras/model.json", "model")
-    model = _d(payload.get("model"))
-    if model.get("is_model") is not True:
-        raise Fail("es_model.wrong_type", found=describe_found(value))
-    return model
+    verdict.accept(rules.early_stopping_restore(sub))
 
 
 @pytest.mark.grade_cell("test_model", points=2)
 def test_model_architecture(sub, verdict):
-    model = sub.memo.get("model", lambda: _model(sub))
-    view = km.normalize(model)
-    if view.problem:
-        raise Fail("es_model.not_a_stack", found=view.problem.removeprefix("nested model "))
-    mismatch = km.compare(view, SPEC_LAYERS, N_FEATURES)
-    if mismatch is None:
-        verdict.ok("es_model.architecture_ok", layers=view.describe())
-        return
-    params = {
-        "position": mismatch.position,
-        "expected": mismatch.expected,
-        "found": mismatch.found,
-        "n_found": mismatch.n_found,
-        "n_expected": mismatch.n_expected,
-        "layers": view.describe(),
-        "spec": SPEC_TEXT,
-    }
-    if mismatch.kind == "input":
-        raise Fail("es_model.input", found=mismatch.found, expected=N_FEATURES)
-    if mismatch.kind == "count":
-        raise Fail("es_model.layer_count", **params)
-    if mismatch.kind == "output_activation":
-        raise Fail("es_model.output_activation", **params)
-    if mismatch.kind == "activation":
-        raise Fail("es_model.layer_activation", **params)
-    if mismatch.kind == "units":
-        raise Fail("es_model.layer_units", **params)
-    raise Fail("es_model.layer_type", **params)
+    verdict.accept(rules.model_architecture(sub))
 
 
 @pytest.mark.grade_cell("test_model", points=0.5)
 def test_model_optimizer(sub, verdict):
-    model = sub.memo.get("model", lambda: _model(sub))
-    compiled = _d(model.get("compile"))
-    if not compiled.get("compiled"):
-        raise Fail("es_model.not_compiled")
-    name, found = km.normalize_optimizer(compiled)
-    if name != OPTIMIZER:
-        raise Fail("es_model.optimizer", found=found)
-    verdict.ok("es_model.optimizer_ok")
+    verdict.accept(rules.model_optimizer(sub))
 
 
 @pytest.mark.grade_cell("test_model", points=0.5)
 def test_model_loss(sub, verdict):
-    model = sub.memo.get("model", lambda: _model(sub))
-    compiled = _d(model.get("compile"))
-    if not compiled.get("compiled"):
-        raise Fail("es_model.not_compiled")
-    loss = km.normalize_loss(compiled)
-    if loss.name != LOSS:
-        raise Fail("es_model.loss", found=loss.found)
-    verdict.ok("es_model.loss_ok", found=loss.found)
-
-
-# --- history (lesson 4.5) ---------------------------------------------------------------------
-
-
-class Training:
-    """What ``fit`` left behind, plus the numpy re-evaluation of the trained weights."""
-
-    def __init__(self, sub: Submission, payload: dict):
-        self.sub = sub
-        self.payload = payload
-        self.history = _d(payload["history"])
-        self.values: dict[str, list] = {
-            k: v for k, v in _d(self.history.get("history")).items() if isinstance(v, list)
-        }
-        self.params: dict = _d(self.history.get("params"))
-        self.model = _d(payload["model"])
-        self.callback = _d(payload.get("callback"))
-        self.settings = _d(self.callback.get("settings"))
-        self.state = _d(self.callback.get("state"))
-        others = payload.get("other_early_stopping")
-        payload["other_early_stopping"] = (
-            [o for o in others if isinstance(o, dict)] if isinstance(others, list) else []
-        )
-        self.view = km.normalize(self.model)
-        self.loss = km.normalize_loss(_d(self.model.get("compile")))
-        self._predictions: dict[str, np.ndarray] = {}
-
-    @property
-    def val_loss(self) -> list[float] | None:
-        values = self.values.get("val_loss")
-        if not values or not all(_is_number(v) for v in values):
-            return None
-        return [float(v) for v in values]
-
-    @property
-    def epochs_run(self) -> int:
-        return len(self.values.get("loss") or [])
-
-    def weights(self) -> dict[int, dict[str, np.ndarray]]:
-        def load():
-            arrays = self.sub.npz("keras/weights.npz", "history")
-            return km.weights_by_layer(self.payload.get("weights") or [], arrays)
-
-        return self.sub.memo.get("weights", load)
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(x, dtype=np.float64)
-        key = hashlib.sha256(x.tobytes() + str(x.shape).encode()).hexdigest()
-        if key not in self._predictions:  # the student's validation set is often the course's
-            try:
-                self._predictions[key] = km.forward(self.view, self.weights(), x)
-            except km.Unsupported as exc:
-                raise Fail("es_history.forward_unsupported", what=str(exc)) from None
-        return self._predictions[key]
-
-    def student_split(self) -> dict[str, np.ndarray]:
-        try:
-            split = self.sub.memo.get("split", lambda: _split(self.sub))
-        except (Fail, NotAttempted):
-            split = None
-        if split is None:
-            raise Fail("es_history.no_split")
-        return split.arrays
-
-    def matches(self, value: float, series: list[float]) -> list[int]:
-        atol, rtol = float(self.sub.t["es_history_atol"]), float(self.sub.t["es_history_rtol"])
-        return [k for k, v in enumerate(series) if abs(v - value) <= atol + rtol * abs(v)]
-
-
-def _training(sub: Submission) -> Training:
-    sub.answers.get("history")
-    payload = sub.json("keras/training.json", "history")
-    if "error" in payload and "history" not in payload:
-        raise Fail("artifact_invalid", name="history", reason=str(payload["error"])[:200])
-    history = _d(payload.get("history"))
-    if history.get("is_history") is not True:
-        value = sub.answers.get("history")
-        raise Fail("es_history.wrong_type", found=describe_found(value))
-    model = _d(payload.get("model"))
-    if not payload.get("model_present") or model.get("is_model") is not True:
-        raise Fail("es_history.no_model")
-    if not _d(history.get("history")).get("loss"):
-        raise Fail("es_history.empty")
-    if not history.get("model_is_model"):
-        raise Fail("es_history.other_model")
-    return Training(sub, payload)
-
-
-def _train(sub: Submission) -> Training:
-    return sub.memo.get("training", lambda: _training(sub))
+    verdict.accept(rules.model_loss(sub))
 
 
 @pytest.mark.grade_cell("test_history", points=0.5)
 def test_history_fit(sub, verdict):
-    training = _train(sub)
-    if training.val_loss is None:
-        raise Fail("es_history.no_validation")
-    epochs = training.params.get("epochs")
-    if epochs != EPOCHS:
-        raise Fail("es_history.epochs", found=_show(epochs))
-    steps = training.params.get("steps")
-    try:
-        n_train = len(training.student_split()["X_train"])
-    except Fail:
-        n_train = len(km.wine_arrays()["X_train"])
-    if steps != math.ceil(n_train / BATCH_SIZE):
-        batch = math.ceil(n_train / steps) if _is_number(steps) and steps > 0 else "?"
-        raise Fail("es_history.batch_size", steps=_show(steps), batch=batch)
-    verdict.ok("es_history.fit_ok")
+    verdict.accept(rules.history_fit(sub))
 
 
 @pytest.mark.grade_cell("test_history", points=0.5)
 def test_history_callback(sub, verdict):
-    training = _train(sub)
-    if not training.payload.get("callback_present"):
-        raise Fail("es_history.callback_missing")
-    if not training.callback.get("is_early_stopping"):
-        raise Fail("es_history.callback_wrong_type")
-    if training.state.get("attached_to_model"):
-        verdict.ok("es_history.callback_ok")
-        return
-    if training.state.get("attached"):
-        raise Fail("es_history.callback_other_model")
-    if training.payload.get("other_early_stopping"):
-        raise Fail("es_history.callback_other_instance")
-    raise Fail("es_history.callback_not_used")
+    verdict.accept(rules.history_callback(sub))
 
 
 @pytest.mark.grade_cell("test_history", points=0.5)
 def test_history_stopped(sub, verdict):
-    training = _train(sub)
-    limit = training.params.get("epochs")
-    run = training.epochs_run
-    if _is_number(limit) and run < limit:
-        verdict.ok("es_history.stopped_ok", epochs=run, limit=limit)
-        return
-    if training.val_loss is None:
-        raise Fail("es_history.not_stopped_no_validation", epochs=run)
-    attached = training.state.get("attached_to_model") or training.payload.get(
-        "other_early_stopping"
-    )
-    if not attached:
-        raise Fail("es_history.not_stopped_no_callback", epochs=run)
-    raise Fail("es_history.not_stopped", epochs=run)
+    verdict.accept(rules.history_stopped(sub))
 
 
-def _explainable_epochs(training: Training, n: int) -> list[int]:
+def _explainable_epochs(training: rules.Training, n: int) -> list[int]:
     """Epochs whose weights the final model may hold: the one the callback restored, or the
     last one (no restoring). A match anywhere else would be a coincidence."""
     epochs = []
@@ -650,16 +133,16 @@ def _explainable_epochs(training: Training, n: int) -> list[int]:
         best = (callback.get("state") or {}).get("best_epoch")
         if (
             (callback.get("settings") or {}).get("restore_best_weights")
-            and _is_number(best)
+            and rules.is_number(best)
             and 0 <= best < n
         ):
             epochs.append(int(best))
     return [*epochs, n - 1]
 
 
-def _integrity(sub: Submission) -> dict:
+def _integrity(sub: rules.Submission) -> dict:
     """Which epoch of the history the final weights belong to (on the student's own data)."""
-    training = _train(sub)
+    training = rules.trained(sub)
     series = training.val_loss
     if series is None:
         raise Fail("es_history.no_validation")
@@ -698,7 +181,7 @@ def test_history_integrity(sub, verdict):
 
 @pytest.mark.grade_cell("test_history", points=1)
 def test_history_restored(sub, verdict):
-    training = _train(sub)
+    training = rules.trained(sub)
     try:
         found = sub.memo.get("integrity", lambda: _integrity(sub))
     except Fail as exc:
@@ -706,7 +189,7 @@ def test_history_restored(sub, verdict):
             raise
         raise Fail("es_history.restored_unverified") from None
     best = min(found["series"])
-    tolerance = ES_MIN_DELTA + float(sub.t["es_history_atol"])
+    tolerance = rules.ES_MIN_DELTA + float(sub.t["es_history_atol"])
     if found["value"] <= best + tolerance:
         verdict.ok("es_history.restored_ok", value=round(found["value"], 5), best=round(best, 5))
         return
@@ -725,16 +208,18 @@ def test_history_restored(sub, verdict):
     )
     if callback.get("restore_best_weights") is not True:
         raise Fail("es_history.not_restored", **params)
-    if callback.get("monitor") != ES_MONITOR:
-        raise Fail("es_history.restored_by_loss", monitor=_show(callback.get("monitor")), **params)
+    if callback.get("monitor") != rules.ES_MONITOR:
+        raise Fail(
+            "es_history.restored_by_loss", monitor=rules.shown(callback.get("monitor")), **params
+        )
     raise Fail("es_history.not_best", **params)
 
 
 @pytest.mark.grade_cell("test_history", points=1)
 def test_history_val_mae(sub, verdict):
-    training = _train(sub)
-    data = km.wine_arrays()
-    if training.view.input_dim not in (None, N_FEATURES):
+    training = rules.trained(sub)
+    data = sub.data()
+    if training.view.input_dim not in (None, rules.N_FEATURES):
         raise Fail(
             "es_history.forward_unsupported",
             what=f"keras.Input(shape=({training.view.input_dim},))",
@@ -748,14 +233,11 @@ def test_history_val_mae(sub, verdict):
     verdict.ok("es_history.val_mae_ok", value=round(value, 4), threshold=high)
 
 
-# --- best_epoch (lesson 4.5) ------------------------------------------------------------------
-
-
 @pytest.mark.grade_cell("test_best_epoch", points=1)
 def test_best_epoch(sub, answers, verdict):
     found = answers.integer("best_epoch")
     try:
-        training = _train(sub)
+        training = rules.trained(sub)
     except (Fail, NotAttempted):
         training = None
     series = training.val_loss if training is not None else None
@@ -773,14 +255,11 @@ def test_best_epoch(sub, answers, verdict):
     if found + 1 in best:
         raise Fail("es_best_epoch.zero_based")
     restored = training.state.get("best_epoch")
-    if _is_number(restored) and found == restored + 1:
+    if rules.is_number(restored) and found == restored + 1:
         raise Fail("es_best_epoch.restored_epoch")
     if found == len(series):
         raise Fail("es_best_epoch.last_epoch")
     raise Fail("es_best_epoch.wrong", found=found)
-
-
-# --- fit_diagnosis (lessons 4.6 and 4.7) ------------------------------------------------------
 
 
 def _letters(value: Any) -> frozenset[str] | None:

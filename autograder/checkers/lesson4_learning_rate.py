@@ -1,6 +1,6 @@
 """Hidden checkers of ``lesson4_learning_rate`` (lessons 4.1 and 4.2).
 
-Expected values are computed from the published curve (``autograder.course.playground``), the
+Expected values are computed from the published curve (``dlcourse.playground``), the
 same definition the student's playground uses, never typed in by hand.
 """
 
@@ -11,8 +11,8 @@ import math
 import pytest
 
 from autograder.checkers.support import Fail, as_letter, describe_found
-from autograder.course.data import N_ROWS, n_train
-from autograder.course.playground import CURVE, CURVE_LABELS, PANELS
+from dlcourse.data import N_ROWS, n_train
+from dlcourse.playground import CURVE, CURVE_LABELS, PANELS
 
 BATCH_SIZE = 256
 STEP_EXAMPLE = {"gradient": 2.5, "learning_rate": 0.01}

@@ -203,7 +203,7 @@ def _data_files(course: Course) -> list[Path]:
     """The course's data files (every ``RemoteFile`` the data module declares) found in the
     instructor's data home."""
     from autograder.core import GradingSettings
-    from autograder.course import data
+    from dlcourse import data
 
     home = Path(GradingSettings.from_course(course).data_home)
     files = [v for v in vars(data).values() if isinstance(v, data.RemoteFile)]

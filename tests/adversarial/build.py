@@ -269,7 +269,7 @@ open(os.path.join(os.environ["AUTOGRADER_ARTIFACTS"], "score.json"), "w").write(
 
 
 def _patched_capture(ctx: Context) -> str:
-    return """from autograder.course import capture
+    return """from dlcourse import capture
 import json, os
 def forged(namespace, *names):
     folder = os.path.join(os.environ["AUTOGRADER_ARTIFACTS"], "answers")
@@ -764,7 +764,7 @@ results = [
             nb,
             "setup",
             EVIDENCE
-            + """import autograder.course.capture as _cap, sys
+            + """import dlcourse.capture as _cap, sys
 def _write(path):
     return lambda: open(path, "a").write("\\nraise SystemExit")
 results = [
@@ -787,7 +787,7 @@ FORGERY_CASES = [
         lambda nb, ctx: after(
             nb,
             "setup",
-            "from autograder.course import capture\ncapture.answers = lambda *args, **kwargs: None",
+            "from dlcourse import capture\ncapture.answers = lambda *args, **kwargs: None",
         ),
         cells=dict.fromkeys(ORDER, 0),
         messages=dict.fromkeys(ORDER, ("not_executed",)),

@@ -4,24 +4,82 @@ During grading the executor sets ``AUTOGRADER_ARTIFACTS`` to a folder; each capt
 written there as ``answers/<name>.json``. The checkers read those files in the grader's own
 process (``autograder.capture``). Nothing here judges anything, and nothing here can set a
 score: a student who tampers with this module only changes what the checkers then verify.
-Outside grading (the variable is unset) every function is a no-op.
+Outside grading (the variable is unset) every function is a no-op, except inside
+``recording(store)``: a self-check captures into memory and judges what it captured.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+from dlcourse.artifacts import ANSWERS, MemoryArtifacts
 
 ENV_ARTIFACTS = "AUTOGRADER_ARTIFACTS"
 MAX_ITEMS = 1000  # containers larger than this are summarised, not stored
 MAX_TEXT = 10_000
 
 
+_recording: list[MemoryArtifacts] = []  # innermost last; a self-check's in-memory store
+
+
 def artifacts_dir() -> Path | None:
+    """The grading artifacts folder, or None outside grading."""
     folder = os.environ.get(ENV_ARTIFACTS)
     return Path(folder) if folder else None
+
+
+def active() -> bool:
+    """Whether a capture writes anything: while graded, or inside ``recording``."""
+    return bool(_recording) or artifacts_dir() is not None
+
+
+@contextlib.contextmanager
+def recording(store: MemoryArtifacts) -> Iterator[MemoryArtifacts]:
+    """Capture into ``store`` (in memory) instead of the artifacts folder, for a self-check."""
+    _recording.append(store)
+    try:
+        yield store
+    finally:
+        _recording.remove(store)
+
+
+def write_json(relative: str, payload: Any) -> None:
+    """Save ``payload`` as ``relative`` (JSON) where the capture currently writes."""
+    if _recording:
+        _recording[-1].write_json(relative, payload)
+        return
+    folder = artifacts_dir()
+    if folder is None:
+        return
+    path = folder / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, ensure_ascii=False, allow_nan=False))
+    tmp.replace(path)
+
+
+def write_npz(relative: str, arrays: dict[str, Any]) -> None:
+    """Save ``arrays`` as ``relative`` (``.npz``, no pickle) where the capture writes."""
+    if _recording:
+        _recording[-1].write_npz(relative, arrays)
+        return
+    folder = artifacts_dir()
+    if folder is None:
+        return
+    import numpy as np
+
+    path = folder / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
+    tmp.replace(path)
 
 
 def describe(value, depth: int = 0) -> dict:
@@ -73,17 +131,9 @@ def describe(value, depth: int = 0) -> dict:
     return {"kind": "other", "type": type_name, "repr": text}
 
 
-def _write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, ensure_ascii=False, allow_nan=False))
-    tmp.replace(path)
-
-
 def answers(namespace: dict, *names: str) -> None:
     """Save each named variable of ``namespace`` (the notebook's ``globals()``)."""
-    folder = artifacts_dir()
-    if folder is None:
+    if not active():
         return
     for name in names:
         if name in namespace:
@@ -101,4 +151,4 @@ def answers(namespace: dict, *names: str) -> None:
                 }
         else:
             payload = {"name": name, "present": False}
-        _write_json(folder / "answers" / f"{name}.json", payload)
+        write_json(f"{ANSWERS}/{name}.json", payload)

@@ -1,7 +1,7 @@
 """A normalized view of a captured Keras model, and a numpy forward pass through it.
 
 Reusable by every assignment whose students build a plain stack of layers (lessons 4 and 5).
-It works on the plain data written by ``autograder.course.keras_capture`` (layer configs,
+It works on the plain data written by ``dlcourse.keras_capture`` (layer configs,
 activation names, compile settings, a weights index and a ``.npz``), never on live Keras
 objects, and it never retrains anything.
 
@@ -22,10 +22,8 @@ Normalization makes equivalent spellings compare equal:
 from __future__ import annotations
 
 import math
-import os
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -592,45 +590,3 @@ def normalize_optimizer(compile_info: dict) -> tuple[str | None, str]:
         name = str(optimizer.get("class_name", ""))
         return name.lower(), name
     return None, "none"
-
-
-# --- the course data --------------------------------------------------------------------------
-
-
-def _data_home() -> str | None:
-    """The course's data home: ``$COURSE_DATA_HOME``, else ``course_config.py``'s setting."""
-    if os.environ.get("COURSE_DATA_HOME"):
-        return None  # the loader reads the variable itself
-    try:
-        from autograder.config import load_course
-
-        return load_course().data_home or None
-    except Exception:  # noqa: BLE001 - no course config in reach: the loader's default
-        return None
-
-
-@lru_cache(maxsize=2)
-def _wine_arrays(data_home: str | None) -> dict[str, np.ndarray]:
-    from autograder.course.data import TARGET, lesson4_scaled_split, load_red_wine, split_indices
-
-    frame = load_red_wine(data_home)
-    x_train, x_valid, y_train, y_valid = lesson4_scaled_split(frame)
-    train, valid = split_indices(len(frame))
-    arrays = {
-        "raw_X": frame.drop(columns=[TARGET]).to_numpy(dtype=np.float64),
-        "raw_y": frame[TARGET].to_numpy(dtype=np.float64),
-        "train_index": np.asarray(train),
-        "valid_index": np.asarray(valid),
-        "X_train": x_train.to_numpy(dtype=np.float64),
-        "X_valid": x_valid.to_numpy(dtype=np.float64),
-        "y_train": y_train.to_numpy(dtype=np.float64),
-        "y_valid": y_valid.to_numpy(dtype=np.float64),
-    }
-    for array in arrays.values():
-        array.setflags(write=False)
-    return arrays
-
-
-def wine_arrays() -> dict[str, np.ndarray]:
-    """The red wine data and the course's lesson-4 split (scaled with the training split)."""
-    return _wine_arrays(_data_home())

@@ -18,10 +18,8 @@ What is written (paths relative to the artifacts folder)::
                                  the trained model's description and its weights index
     keras/weights.npz            one array per weight, in layer order (names in the index)
 
-The second half of the module holds the *visible* form checks of the lesson-4 notebook
-(``check_*``): like ``autograder.course.sanity`` they only say whether an answer has the
-right form, with Spanish and English messages, and they print what Keras actually received
-(e.g. the callback's ``patience``) so that a student can spot a mistake early.
+A self-check (``dlcourse.selfcheck``) runs the same capture into memory
+(``dlcourse.capture.recording``) and judges it with the public rules the hidden checkers use.
 
 Only numpy is imported at module level: the checkers import ``match_rows`` from here and must
 not pay for TensorFlow.
@@ -36,8 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from autograder.course import capture as _capture
-from autograder.course.sanity import _fail, _get
+from dlcourse import capture as _capture
 
 SPLIT_NAMES = ("X_train", "X_valid", "y_train", "y_valid")
 MAX_ROWS = 100_000
@@ -94,25 +91,6 @@ def _number(value: Any) -> float | None:
 
 def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:300]
-
-
-def _write_json(relative: str, payload: dict) -> None:
-    folder = _capture.artifacts_dir()
-    if folder is None:
-        return
-    _capture._write_json(folder / relative, payload)
-
-
-def _write_npz(relative: str, arrays: dict[str, np.ndarray]) -> None:
-    folder = _capture.artifacts_dir()
-    if folder is None:
-        return
-    path = folder / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)
-    tmp.replace(path)
 
 
 def _answer(namespace: dict, name: str) -> None:
@@ -302,7 +280,7 @@ def match_rows(
 
 def _load_features() -> tuple[np.ndarray, list[str]] | None:
     try:
-        from autograder.course.data import TARGET, load_red_wine
+        from dlcourse.data import TARGET, load_red_wine
 
         frame = load_red_wine()
         features = frame.drop(columns=[TARGET])
@@ -315,11 +293,11 @@ def capture_split(
     namespace: dict, names: tuple[str, ...] = SPLIT_NAMES, answer: str = "split"
 ) -> None:
     """Save the four parts of the split: descriptions, data-set row numbers and the arrays."""
-    if _capture.artifacts_dir() is None:
+    if not _capture.active():
         return
     try:
         present = {n: namespace[n] for n in names if not _missing(namespace, n)}
-        _write_json(
+        _capture.write_json(
             f"answers/{answer}.json",
             {
                 "name": answer,
@@ -347,7 +325,7 @@ def capture_split(
                 rows = {names[0]: train_rows, names[1]: valid_rows}
             except Exception as exc:  # noqa: BLE001
                 rows = {"error": _error(exc)}
-        _write_json(
+        _capture.write_json(
             "split/split.json",
             {
                 "names": list(names),
@@ -356,9 +334,9 @@ def capture_split(
                 "n_data": None if loaded is None else len(loaded[0]),
             },
         )
-        _write_npz("split/arrays.npz", arrays)
+        _capture.write_npz("split/arrays.npz", arrays)
     except Exception as exc:  # noqa: BLE001 - never break the test cell
-        _write_json("split/split.json", {"names": list(names), "error": _error(exc)})
+        _capture.write_json("split/split.json", {"names": list(names), "error": _error(exc)})
 
 
 # --- Keras objects ----------------------------------------------------------------------------
@@ -444,7 +422,7 @@ def describe_callback(callback: Any, model: Any = None) -> dict:
 def _capture_described(namespace: dict, name: str, key: str, describe) -> None:
     """Save ``describe(namespace[name])`` under ``key`` as ``keras/<name>.json`` (and the
     plain answer); a failing description is saved as an error, never raised."""
-    if _capture.artifacts_dir() is None:
+    if not _capture.active():
         return
     _answer(namespace, name)
     try:
@@ -453,7 +431,7 @@ def _capture_described(namespace: dict, name: str, key: str, describe) -> None:
             payload[key] = describe(namespace[name])
     except Exception as exc:  # noqa: BLE001 - the test cell must never raise
         payload = {"name": name, "present": True, "error": _error(exc)}
-    _write_json(f"keras/{name}.json", payload)
+    _capture.write_json(f"keras/{name}.json", payload)
 
 
 def capture_callback(namespace: dict, name: str = "early_stopping") -> None:
@@ -687,7 +665,7 @@ def capture_training(
     prefix: str = "",
 ) -> None:
     """Save what ``fit`` left behind: history, params, callback state, trained weights."""
-    if _capture.artifacts_dir() is None:
+    if not _capture.active():
         return
     _answer(namespace, history)
     payload: dict[str, Any] = {
@@ -720,196 +698,8 @@ def capture_training(
             payload["other_early_stopping"] = _other_early_stoppings(the_model, the_callback)
     except Exception as exc:  # noqa: BLE001 - never break the test cell
         payload["error"] = _error(exc)
-    _write_json(f"keras/{prefix}training.json", payload)
-    _write_npz(f"keras/{prefix}weights.npz", arrays)
-
-
-# --- visible form checks (run by the student; the hidden checkers decide the grade) -----------
-
-
-def _ok(es: str, en: str) -> None:
-    print(f"✓ {es}\n  (EN: {en})")
-
-
-def check_split(namespace: dict) -> None:
-    """The four parts exist, have matching lengths, 11 feature columns and scaled values."""
-    __tracebackhide__ = True
-    arrays = {}
-    for name in SPLIT_NAMES:
-        array, problem = to_array(_get(name, namespace))
-        if problem:
-            _fail(
-                f"`{name}` debe ser una tabla de números (DataFrame, Series o array); {problem}.",
-                f"`{name}` must be a table of numbers (DataFrame, Series or array); {problem}.",
-            )
-        arrays[name] = array
-    for x_name, y_name in (("X_train", "y_train"), ("X_valid", "y_valid")):
-        x, y = arrays[x_name], arrays[y_name]
-        if x.ndim != 2 or x.shape[1] != N_FEATURES:
-            _fail(
-                f"`{x_name}` debe tener {N_FEATURES} columnas (las características, sin "
-                f"`quality`); tiene forma {x.shape}. ¿Está bien el orden de "
-                "`X_train, X_valid, y_train, y_valid = train_test_split(...)`?",
-                f"`{x_name}` must have {N_FEATURES} columns (the features, without `quality`); "
-                f"its shape is {x.shape}. Is the order `X_train, X_valid, y_train, y_valid = "
-                "train_test_split(...)` right?",
-            )
-        if y.ndim == 2 and y.shape[1] != 1:
-            _fail(
-                f"`{y_name}` debe ser una sola columna (`quality`); tiene forma {y.shape}.",
-                f"`{y_name}` must be a single column (`quality`); its shape is {y.shape}.",
-            )
-        if len(x) != len(y):
-            _fail(
-                f"`{x_name}` y `{y_name}` deben tener las mismas filas ({len(x)} ≠ {len(y)}).",
-                f"`{x_name}` and `{y_name}` must have the same rows ({len(x)} ≠ {len(y)}).",
-            )
-    for name, array in arrays.items():
-        if not np.all(np.isfinite(array)):
-            _fail(
-                f"`{name}` contiene valores NaN o infinitos.",
-                f"`{name}` holds NaN or infinite values.",
-            )
-    x_train = arrays["X_train"]
-    low, high = x_train.min(axis=0), x_train.max(axis=0)
-    if not (np.allclose(low, 0, atol=1e-6) and np.allclose(high, 1, atol=1e-6)):
-        _fail(
-            "Cada columna de `X_train` escalada con el mínimo y el máximo del conjunto de "
-            "entrenamiento va exactamente de 0 a 1, y aquí no es así: revisa el escalado "
-            "(Lección 4.5).",
-            "Every column of `X_train` scaled with the training split's min and max goes "
-            "exactly from 0 to 1, and here it does not: check the scaling (Lesson 4.5).",
-        )
-    n_train, n_valid = len(x_train), len(arrays["X_valid"])
-    _ok(
-        f"split: {n_train} filas de entrenamiento y {n_valid} de validación, {N_FEATURES} "
-        "características; el formato es correcto. Las filas y el escalado se califican al entregar.",
-        f"split: {n_train} training and {n_valid} validation rows, {N_FEATURES} features; the "
-        "format is right. Rows and scaling are graded on submission.",
-    )
-
-
-def check_callback(namespace: dict, name: str = "early_stopping") -> None:
-    """``name`` is an EarlyStopping; print the settings Keras actually received."""
-    __tracebackhide__ = True
-    value = _get(name, namespace)
-    if not is_early_stopping(value):
-        _fail(
-            f"`{name}` debe ser un objeto `callbacks.EarlyStopping(...)`, no {_type_name(value)}.",
-            f"`{name}` must be a `callbacks.EarlyStopping(...)` object, not {_type_name(value)}.",
-        )
-    s = describe_callback(value)["settings"]
-    settings = (
-        f"monitor={s['monitor']!r}, min_delta={s['min_delta']}, patience={s['patience']}, "
-        f"restore_best_weights={s['restore_best_weights']}"
-    )
-    _ok(
-        f"`{name}` es un EarlyStopping. Keras ha recibido: {settings}. Comprueba que son los "
-        "valores que querías (¡un comentario `#` se traga el resto de la línea!).",
-        f"`{name}` is an EarlyStopping. Keras received: {settings}. Check that these are the "
-        "values you meant (a `#` comment swallows the rest of the line!).",
-    )
-    if s["patience"] == 0 and s["restore_best_weights"] is False:
-        print(
-            "⚠ patience=0 y restore_best_weights=False son los valores por defecto: ¿los "
-            "escribiste detrás de un `#`?\n  (EN: patience=0 and restore_best_weights=False are "
-            "the defaults: did you write them after a `#`?)"
-        )
-
-
-def check_model(namespace: dict, name: str = "model") -> None:
-    """``name`` is a compiled Keras model; print its layers as Keras sees them."""
-    __tracebackhide__ = True
-    value = _get(name, namespace)
-    if not is_model(value):
-        _fail(
-            f"`{name}` debe ser un modelo de Keras (`keras.Sequential([...])`), no "
-            f"{_type_name(value)}.",
-            f"`{name}` must be a Keras model (`keras.Sequential([...])`), not {_type_name(value)}.",
-        )
-    if getattr(value, "optimizer", None) is None:
-        _fail(
-            f"`{name}` todavía no está compilado: llama a `{name}.compile(optimizer=..., loss=...)`.",
-            f"`{name}` is not compiled yet: call `{name}.compile(optimizer=..., loss=...)`.",
-        )
-    layers = ", ".join(type(layer).__name__ for layer in value.layers)
-    _ok(
-        f"`{name}` es un modelo compilado con las capas: {layers}. La arquitectura se califica "
-        "al entregar.",
-        f"`{name}` is a compiled model with layers: {layers}. The architecture is graded on "
-        "submission.",
-    )
-
-
-def check_history(namespace: dict, name: str = "history") -> None:
-    """``name`` is what ``fit`` returns, with training and validation losses."""
-    __tracebackhide__ = True
-    value = _get(name, namespace)
-    if not is_history(value):
-        _fail(
-            f"`{name}` debe ser lo que devuelve `model.fit(...)` (un objeto History), no "
-            f"{_type_name(value)}.",
-            f"`{name}` must be what `model.fit(...)` returns (a History object), not "
-            f"{_type_name(value)}.",
-        )
-    data = getattr(value, "history", {}) or {}
-    if not data.get("loss"):
-        _fail(
-            f"`{name}.history` está vacío: ¿se ha entrenado el modelo?",
-            f"`{name}.history` is empty: was the model trained?",
-        )
-    if "val_loss" not in data:
-        _fail(
-            f"`{name}.history` no tiene `val_loss`: pasa `validation_data=(X_valid, y_valid)` "
-            "a `fit` (Lección 4.5).",
-            f"`{name}.history` has no `val_loss`: pass `validation_data=(X_valid, y_valid)` to "
-            "`fit` (Lesson 4.5).",
-        )
-    epochs = len(data["loss"])
-    best = min(float(v) for v in data["val_loss"])
-    _ok(
-        f"`{name}`: {epochs} épocas entrenadas; pérdida de validación mínima {best:.4f}.",
-        f"`{name}`: {epochs} epochs trained; minimum validation loss {best:.4f}.",
-    )
-
-
-def check_diagnosis(name: str, namespace: dict, label_keys, labels, set_keys, letters: str) -> None:
-    """A dict: each of ``label_keys`` maps to one of ``labels``, each of ``set_keys`` to letters."""
-    __tracebackhide__ = True
-    value = _get(name, namespace)
-    if not isinstance(value, dict):
-        _fail(
-            f"`{name}` debe ser un diccionario como el del enunciado.",
-            f"`{name}` must be a dict like the one in the instructions.",
-        )
-    missing = [k for k in (*label_keys, *set_keys) if k not in value]
-    if missing:
-        _fail(f"A `{name}` le faltan las claves {missing}.", f"`{name}` lacks the keys {missing}.")
-    for key in label_keys:
-        item = value[key]
-        if not isinstance(item, str) or item.strip().lower() not in labels:
-            _fail(
-                f"`{name}[{key!r}]` debe ser una de {list(labels)}; es {item!r}.",
-                f"`{name}[{key!r}]` must be one of {list(labels)}; it is {item!r}.",
-            )
-    for key in set_keys:
-        item = value[key]
-        items = [c for c in item if c.isalpha()] if isinstance(item, str) else item
-        if (
-            not isinstance(items, (set, frozenset, list, tuple))
-            or not items
-            or not all(isinstance(i, str) and i.strip().lower() in letters for i in items)
-        ):
-            _fail(
-                f"`{name}[{key!r}]` debe ser un conjunto de letras como {{'a', 'c'}} "
-                f"(letras de {letters!r}); es {item!r}.",
-                f"`{name}[{key!r}]` must be a set of letters such as {{'a', 'c'}} (letters "
-                f"from {letters!r}); it is {item!r}.",
-            )
-    _ok(
-        f"{name}: el formato es correcto; la respuesta se califica al entregar.",
-        f"{name}: the format is right; the answer is graded on submission.",
-    )
+    _capture.write_json(f"keras/{prefix}training.json", payload)
+    _capture.write_npz(f"keras/{prefix}weights.npz", arrays)
 
 
 __all__ = [
@@ -917,11 +707,6 @@ __all__ = [
     "capture_model",
     "capture_split",
     "capture_training",
-    "check_callback",
-    "check_diagnosis",
-    "check_history",
-    "check_model",
-    "check_split",
     "describe_callback",
     "describe_history",
     "describe_loss",

@@ -16,6 +16,7 @@ import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -175,3 +176,29 @@ def lesson4_scaled_split(frame=None, data_home=None):
     X_train, X_valid = minmax_scale(X_train, X_valid)
     y_train, y_valid = minmax_scale(y_train, y_valid)
     return X_train, X_valid, y_train, y_valid
+
+
+@lru_cache(maxsize=2)
+def course_arrays(data_home: str | None = None) -> dict[str, np.ndarray]:
+    """The red wine data and the lesson-4 split as read-only float64 arrays.
+
+    ``raw_X``/``raw_y`` are the unscaled data set; ``train_index``/``valid_index`` the rows of
+    the lesson-4 split; ``X_train`` ... ``y_valid`` that split scaled with the training split's
+    min and max. The self-checks and the hidden checkers compare a student's split with these.
+    """
+    frame = load_red_wine(data_home)
+    x_train, x_valid, y_train, y_valid = lesson4_scaled_split(frame)
+    train, valid = split_indices(len(frame))
+    arrays = {
+        "raw_X": frame.drop(columns=[TARGET]).to_numpy(dtype=np.float64),
+        "raw_y": frame[TARGET].to_numpy(dtype=np.float64),
+        "train_index": np.asarray(train),
+        "valid_index": np.asarray(valid),
+        "X_train": x_train.to_numpy(dtype=np.float64),
+        "X_valid": x_valid.to_numpy(dtype=np.float64),
+        "y_train": y_train.to_numpy(dtype=np.float64),
+        "y_valid": y_valid.to_numpy(dtype=np.float64),
+    }
+    for array in arrays.values():
+        array.setflags(write=False)
+    return arrays
