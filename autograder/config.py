@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ class AssignmentSpec:
     notebook: str
     timeout: float  # the whole notebook
     cell_timeout: float | None = None  # one cell; None: the course's (c.Execute.timeout)
+    mode: str = "graded"  # "practice": the release carries an answer key (docs/student.md)
 
 
 @dataclass
@@ -121,6 +123,34 @@ def load_nbgrader_config(config_file: Path) -> Config:
     return loader.load_config()
 
 
+ASSIGNMENT_KEYS = ("notebook", "timeout", "cell_timeout", "mode")
+MODES = ("graded", "practice")
+
+
+def _assignment_spec(aid: str, spec: Any, notebook_timeout: float) -> AssignmentSpec:
+    """One entry of ``c.Course.assignments``, strictly: unknown keys and modes are errors."""
+    if not isinstance(spec, dict) or "notebook" not in spec:
+        raise ConfigError(f'c.Course.assignments["{aid}"] must be a dict with a "notebook" key.')
+    for key in spec:
+        if key not in ASSIGNMENT_KEYS:
+            near = difflib.get_close_matches(str(key), ASSIGNMENT_KEYS, n=1)
+            hint = f' Did you mean "{near[0]}"?' if near else ""
+            raise ConfigError(
+                f'c.Course.assignments["{aid}"] has an unknown key "{key}".{hint} '
+                f"Known keys: {', '.join(ASSIGNMENT_KEYS)}."
+            )
+    mode = str(spec.get("mode", "graded"))
+    if mode not in MODES:
+        raise ConfigError(f'c.Course.assignments["{aid}"]["mode"] must be "graded" or "practice".')
+    return AssignmentSpec(
+        id=aid,
+        notebook=spec["notebook"],
+        timeout=float(spec.get("timeout", notebook_timeout)),
+        cell_timeout=float(spec["cell_timeout"]) if spec.get("cell_timeout") else None,
+        mode=mode,
+    )
+
+
 def load_course(
     config_file: str | Path | None = None,
     state_dir: str | Path | None = None,
@@ -137,12 +167,7 @@ def load_course(
     state = state_dir or os.environ.get(ENV_STATE_DIR) or root
     notebook_timeout = float(course.get("notebook_timeout", 600))
     assignments = {
-        aid: AssignmentSpec(
-            id=aid,
-            notebook=spec["notebook"],
-            timeout=float(spec.get("timeout", notebook_timeout)),
-            cell_timeout=float(spec["cell_timeout"]) if spec.get("cell_timeout") else None,
-        )
+        aid: _assignment_spec(aid, spec, notebook_timeout)
         for aid, spec in dict(course.get("assignments", {})).items()
     }
     language = str(course.get("language", "es"))

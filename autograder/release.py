@@ -3,6 +3,7 @@ check that no solution or hidden test reached the students' notebooks."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import tempfile
@@ -11,8 +12,10 @@ from pathlib import Path
 
 import nbformat
 
+from autograder.checkers.answer_key import practice_key
 from autograder.config import Course
 from autograder.record import use_inprocess_alembic_head
+from dlcourse import practice
 
 SOLUTION = re.compile(r"### BEGIN SOLUTION(.*?)### END SOLUTION", re.S)
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS(.*?)### END HIDDEN TESTS", re.S)
@@ -87,5 +90,18 @@ def release(course: Course, assignment_id: str | None = None) -> list[ReleaseRep
         leaks = leaked_lines(source_nb, release_nb)
         if leaks:
             raise ReleaseError(f"{release_path} leaks the solution or hidden tests: {leaks}")
+        write_practice_key(course, aid, folder)
         reports.append(ReleaseReport(aid, release_path, leaks))
     return reports
+
+
+def write_practice_key(course: Course, assignment_id: str, folder: Path) -> Path | None:
+    """In practice mode, ``practice.json`` beside the release notebook (the hidden checkers'
+    answer key, as salted digests: ``dlcourse.practice``); in graded mode, make sure there is
+    none (an assignment switched back to graded must not keep shipping its answers)."""
+    path = folder / practice.FILENAME
+    if course.assignment(assignment_id).mode != "practice":
+        path.unlink(missing_ok=True)
+        return None
+    salt = hashlib.sha256(f"{course.course_id}/{assignment_id}".encode()).hexdigest()[:16]
+    return practice.write(folder, practice_key(assignment_id), salt)

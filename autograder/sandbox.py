@@ -8,8 +8,9 @@ kernel command is ``prlimit ... bwrap ... python -m ipykernel_launcher -f {conne
   namespace in which no further user namespace can be created (``--disable-userns``).
 * **file system, whitelisted**: the root is an empty tmpfs, read-only once built. Bound into
   it, read-only: the system (``/usr``, ``/etc``, the ``/bin``/``/lib`` links), the Python
-  installation and the virtualenv, ``autograder/__init__.py`` and the ``autograder/course/``
-  subpackage the notebooks import, and the data home. Read-write: the submission's own work
+  installation and the virtualenv, the student distribution (``dlcourse``, what notebooks
+  import) and the data home; the grader package itself is hidden even when it is installed
+  inside the virtualenv. Read-write: the submission's own work
   folder, nothing else. ``/tmp`` and ``/dev/shm`` are small private tmpfs. So the course tree
   (``source/``, the checkers), the gradebook, other students' folders and the grader's home
   simply do not exist inside.
@@ -54,8 +55,8 @@ from autograder.execute import KernelLauncher, LocalLauncher
 
 log = logging.getLogger(__name__)
 
-PACKAGE_DIR = Path(__file__).resolve().parent  # .../autograder
-COURSE_SUBPACKAGE = PACKAGE_DIR / "course"
+PACKAGE_DIR = Path(__file__).resolve().parent  # .../autograder: never visible to a kernel
+STUDENT_PACKAGE = "dlcourse"  # the student distribution: what notebooks import
 SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 IPC_DIRNAME = ".ipc"
 MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes; keep a margin for "-<port>"
@@ -211,6 +212,23 @@ def choose_launcher(course, allow_unsandboxed: bool = False) -> KernelLauncher:
 # --- the launcher -----------------------------------------------------------------------------
 
 
+def student_package_dir() -> Path:
+    """Where the student distribution's package is installed (bound read-only into kernels)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(STUDENT_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise SandboxUnavailable(
+            f"the student distribution ({STUDENT_PACKAGE}) is not installed: "
+            "pip install ./student (the grader depends on it)"
+        )
+    return Path(next(iter(spec.submodule_search_locations))).resolve()
+
+
+def _inside(path: Path, roots: list[Path]) -> bool:
+    return any(path == root or root in path.parents for root in roots)
+
+
 def _python_roots() -> list[Path]:
     """The interpreter's installation and the virtualenv (whatever is outside /usr)."""
     roots = []
@@ -266,8 +284,14 @@ class BubblewrapLauncher:
                 system += ["--symlink", os.readlink(path), entry]
             elif path.is_dir():
                 system += ["--ro-bind", entry, entry]
-        readonly = [str(r) for r in _python_roots()]
-        readonly += [str(PACKAGE_DIR / "__init__.py"), str(COURSE_SUBPACKAGE)]
+        roots = _python_roots()
+        readonly = [str(r) for r in roots]
+        student = student_package_dir()
+        if not _inside(student, roots):  # an editable install lives outside the venv
+            readonly.append(str(student))
+        # A regular install puts the grader (checkers, thresholds) inside the bound venv:
+        # an empty, read-only folder hides it. (An editable install points outside: absent.)
+        hidden = [str(PACKAGE_DIR)] if _inside(PACKAGE_DIR, roots) else []
         for extra in (data_home, *s.extra_ro_paths):
             if extra and Path(extra).exists():
                 readonly.append(str(Path(extra).resolve()))
@@ -299,6 +323,8 @@ class BubblewrapLauncher:
                         made.add(str(parent))
                         bw += ["--perms", "0755", "--dir", str(parent)]
                 bw += [flag, path, path]
+        for path in hidden:
+            bw += ["--perms", "0555", "--tmpfs", path]
         return bw + ["--remount-ro", "/"]
 
 

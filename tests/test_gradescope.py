@@ -197,6 +197,14 @@ def test_bundle_has_everything_gradescope_needs_and_no_secrets(course, tmp_path,
     )
     project = tomllib.loads((bundle / "package/pyproject.toml").read_text())["project"]
     assert project["name"] == "autograder" and any("nbgrader" in d for d in project["dependencies"])
+    assert any(d.startswith("dlcourse") for d in project["dependencies"])
+    student = tomllib.loads((bundle / "package/student/pyproject.toml").read_text())["project"]
+    assert student["name"] == "dlcourse" and not any(
+        "nbgrader" in d for d in student["dependencies"]
+    )
+    assert not [n for n in names if n.startswith("package/student/") and "checkers" in n]
+    setup_sh = (bundle / "setup.sh").read_text()
+    assert "pip install /autograder/source/package/student /autograder/source/package" in setup_sh
     config = (bundle / "course/course_config.py").read_text()
     assert "s3cret" not in config and "lti" not in config and "k.pem" not in config
     bundled = load_course(bundle / "course/course_config.py", state_dir=tmp_path / "s")

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import pickle
+import shutil
 import socket
 import sys
 import time
@@ -69,7 +70,8 @@ attempt("read_gradebook", lambda: open(GRADEBOOK, "rb").read(16))
 attempt("read_source", lambda: os.listdir(SOURCE))
 attempt("read_checkers", lambda: open(CHECKERS).read(100))
 attempt("import_checkers", lambda: __import__("autograder.checkers"))
-attempt("import_course", lambda: __import__("dlcourse.capture").course.capture.ENV_ARTIFACTS)
+attempt("import_course", lambda: __import__("dlcourse.capture").capture.ENV_ARTIFACTS)
+attempt("import_grader", lambda: __import__("autograder.core"))
 attempt("read_data", lambda: open(DATA, "rb").read(10))
 attempt("write_data", write(DATA_DIR + "/x"))
 attempt("secret_env", lambda: os.environ[SECRET])
@@ -95,7 +97,11 @@ def _probe(tmp: Path, course, launcher, port: int, token: str) -> dict:
     gradebook = course.state_dir / "gradebook.db"
     gradebook.parent.mkdir(parents=True, exist_ok=True)
     gradebook.write_bytes(b"SQLite format 3\x00 pretend")
-    data = Path(os.environ["COURSE_DATA_HOME"]).resolve()
+    # A private copy of the data home: the unsandboxed control run *can* write into it, and
+    # tests never write into the shared data folder.
+    data = tmp / "data"
+    data.mkdir()
+    shutil.copy2(Path(os.environ["COURSE_DATA_HOME"]) / "winequality-red.csv", data)
     values = {
         "PORT": port,
         "GRADEBOOK": str(gradebook),
@@ -166,6 +172,7 @@ CONTAINED = [
     "read_source",
     "read_checkers",
     "import_checkers",
+    "import_grader",
     "secret_env",
     "write_course_tree",
 ]
@@ -190,7 +197,13 @@ def test_sandboxed_kernel_cannot_open_a_socket(sandboxed):
 @needs_bwrap
 def test_sandboxed_kernel_cannot_read_the_gradebook_source_or_checkers(sandboxed):
     facts, _ = sandboxed
-    for name in ("read_gradebook", "read_source", "read_checkers", "import_checkers"):
+    for name in (
+        "read_gradebook",
+        "read_source",
+        "read_checkers",
+        "import_checkers",
+        "import_grader",
+    ):
         assert not facts[name]["ok"], (name, facts[name])
         assert "No such file" in facts[name]["error"] or "No module" in facts[name]["error"]
 
@@ -374,3 +387,26 @@ def test_sanitize_removes_links_and_special_files(tmp_path):
     placeholder = tmp_path / "artifacts" / "dir-link"  # artifacts: a plain file, rejected later
     assert placeholder.is_file() and not placeholder.is_symlink()
     assert not (tmp_path / "learning_rate.ipynb").exists()
+
+
+def test_kernel_mounts_bind_the_student_package_and_hide_an_installed_grader(monkeypatch, tmp_path):
+    """A regular (non-editable) install puts the grader inside the bound virtualenv; the
+    kernel's file system must then hide it, while the student package stays visible."""
+    from autograder import sandbox
+
+    venv = tmp_path / "venv"
+    grader = venv / "lib" / "site-packages" / "autograder"
+    grader.mkdir(parents=True)
+    monkeypatch.setattr(sandbox, "_python_roots", lambda: [venv])
+    monkeypatch.setattr(sandbox, "PACKAGE_DIR", grader)
+    args = BubblewrapLauncher(LIMITS).mounts(tmp_path / "work", tmp_path / "work" / ".ipc", None)
+    pairs = list(zip(args, args[1:], strict=False))
+    assert ("--tmpfs", str(grader)) in pairs
+    student = str(sandbox.student_package_dir())
+    assert any(a == "--ro-bind" and b == student for a, b in pairs) or student.startswith(str(venv))
+    # an editable grader (outside every bound root) is simply absent: nothing to hide
+    monkeypatch.setattr(sandbox, "PACKAGE_DIR", tmp_path / "elsewhere" / "autograder")
+    args = BubblewrapLauncher(LIMITS).mounts(tmp_path / "work", tmp_path / "work" / ".ipc", None)
+    assert "--tmpfs" not in [
+        a for a, b in zip(args, args[1:], strict=False) if b.endswith("autograder")
+    ]

@@ -18,34 +18,15 @@ from typing import Any
 
 import pytest
 
+from autograder.checkers.answer_key import (
+    LABEL_ALIASES,
+    LABEL_ITEMS,
+    REMEDY_LETTERS,
+    SET_ITEMS,
+)
 from autograder.checkers.support import Fail, NotAttempted, describe_found, wine_arrays
 from dlcourse import keras_model as km
 from dlcourse.rules import lesson4_early_stopping as rules
-
-# fit_diagnosis: seed lessons 4.6 and 4.7 (scenarios, the two schematic curves, remedies).
-UNDER, OVER = "underfitting", "overfitting"
-
-
-LABEL_ITEMS = {"una_raza": UNDER, "perros_marrones": OVER, "curva_A": OVER, "curva_B": UNDER}
-
-
-SET_ITEMS = {"remedios_underfitting": frozenset("abe"), "remedios_overfitting": frozenset("cd")}
-
-
-REMEDY_LETTERS = "abcde"
-
-
-LABEL_ALIASES = {
-    "underfitting": UNDER,
-    "desajuste": UNDER,
-    "subajuste": UNDER,
-    "infraajuste": UNDER,
-    "under": UNDER,
-    "overfitting": OVER,
-    "sobreajuste": OVER,
-    "over": OVER,
-}
-
 
 DIAGNOSIS_ITEMS = [*LABEL_ITEMS, *SET_ITEMS]
 

@@ -10,6 +10,7 @@ import math
 
 import pytest
 
+from autograder.checkers.answer_key import CURVE_TRUTH, LR_1_OUTCOME
 from autograder.checkers.support import Fail, as_letter, describe_found
 from dlcourse.data import N_ROWS, n_train
 from dlcourse.playground import CURVE, CURVE_LABELS, PANELS
@@ -17,8 +18,6 @@ from dlcourse.playground import CURVE, CURVE_LABELS, PANELS
 BATCH_SIZE = 256
 STEP_EXAMPLE = {"gradient": 2.5, "learning_rate": 0.01}
 LETTERS = "abcd"
-LR_1_OUTCOME = "c"  # "it never reaches the minimum: every step jumps across and climbs"
-CURVE_TRUTH = {"A": "tasa_baja", "B": "sobreajuste", "C": "tasa_alta", "D": "tasa_correcta"}
 
 
 def _check_steps(answers, verdict, name: str, lr: float, exercise: int, other_lr: float) -> None:

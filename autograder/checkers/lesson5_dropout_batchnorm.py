@@ -26,18 +26,13 @@ import math
 
 import pytest
 
+from autograder.checkers.answer_key import EFFECT_ANSWER, EFFECT_LETTERS
 from autograder.checkers.support import Fail, as_letter, describe_found, wine_arrays
 from dlcourse import keras_model as km
 from dlcourse.rules import lesson5_dropout_batchnorm as l5
 
 DEFAULTS = {**l5.DEFAULTS, "db_val_mae_max": 0.145, "db_val_mae_min": 0.05}
 ASSIGNMENT = "lesson5_dropout_batchnorm"
-
-
-EFFECT_LETTERS = "abcd"
-
-
-EFFECT_ANSWER = "c"
 
 
 EFFECT_WRONG = {

@@ -7,6 +7,7 @@
     run_autograder      runs ``python -m autograder.lms.gradescope run`` under a hard time limit
     gradescope.json     the assignment, visibility, time limits, language
     package/            this package's source (pyproject.toml generated from the installed one)
+    package/student/    the student distribution (dlcourse): all the kernel may import
     course/             a course_config.py for the bundle (no db_url, no LMS settings, no
                         secrets) and the assignment's source/ and release/ notebooks
     data/               the course data (verified copies), so grading needs no download
@@ -44,6 +45,7 @@ from typing import Any
 
 from autograder.config import Course
 from autograder.lms import LmsError, fmt_points, lms_section, notebook_stem, per_assignment
+from autograder.sandbox import STUDENT_PACKAGE, student_package_dir
 
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 DEFAULT_TIME_LIMIT = 600  # Gradescope's default autograder timeout (seconds)
@@ -132,7 +134,7 @@ if ! "$PY" -m venv /autograder/venv; then
   "$PY" -m venv /autograder/venv
 fi
 /autograder/venv/bin/python -m pip install --upgrade pip
-/autograder/venv/bin/python -m pip install /autograder/source/package
+/autograder/venv/bin/python -m pip install /autograder/source/package/student /autograder/source/package
 # the unprivileged user for the student's kernel; permissions on the course material
 /autograder/venv/bin/python -m autograder.lms.gradescope setup --root /autograder
 """
@@ -149,7 +151,7 @@ requires = ["setuptools>=68", "wheel"]
 build-backend = "setuptools.build_meta"
 
 [project]
-name = "autograder"
+name = {name}
 version = {version}
 requires-python = {requires_python}
 dependencies = {dependencies}
@@ -158,10 +160,10 @@ dependencies = {dependencies}
 include-package-data = true
 
 [tool.setuptools.packages.find]
-include = ["autograder*"]
+include = ["{package}*"]
 """
 
-MANIFEST = """recursive-include autograder *
+MANIFEST = """recursive-include {package} *
 global-exclude *.py[cod] __pycache__
 """
 
@@ -176,27 +178,48 @@ c.Course.thresholds = {thresholds!r}
 '''
 
 
-def _package_requirements() -> tuple[str, str, list[str]]:
-    """(version, requires-python, dependencies) of this package, from its pyproject.toml when
-    running from a source checkout, else from the installed distribution's metadata."""
+def _package_requirements(package: str = "autograder") -> tuple[str, str, list[str]]:
+    """(version, requires-python, dependencies) of a distribution (``autograder`` or the student
+    ``dlcourse``), from its pyproject.toml when running from a source checkout, else from the
+    installed distribution's metadata."""
+    import importlib
     import tomllib
-
-    import autograder
-
-    pyproject = Path(autograder.__file__).resolve().parent.parent / "pyproject.toml"
-    if pyproject.is_file():
-        project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
-        if project.get("name") == "autograder":
-            return (
-                project.get("version", autograder.__version__),
-                project.get("requires-python", ">=3.11"),
-                list(project.get("dependencies", [])),
-            )
     from importlib import metadata
 
-    dist = metadata.distribution("autograder")
+    folder = Path(importlib.import_module(package).__file__).resolve().parent
+    for pyproject in (folder.parent / "pyproject.toml", folder.parent.parent / "pyproject.toml"):
+        if pyproject.is_file():
+            project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
+            if project.get("name") == package:
+                return (
+                    project["version"],
+                    project.get("requires-python", ">=3.11"),
+                    list(project.get("dependencies", [])),
+                )
+    dist = metadata.distribution(package)
     deps = [r for r in (dist.requires or []) if "extra ==" not in r]
     return dist.version, dist.metadata.get("Requires-Python") or ">=3.11", deps
+
+
+def _add_package(zf: zipfile.ZipFile, package: str, arcroot: str) -> None:
+    """An installable source tree of ``package`` (pyproject, manifest, the package folder)."""
+    import importlib
+
+    version, requires_python, dependencies = _package_requirements(package)
+    _add_text(
+        zf,
+        f"{arcroot}/pyproject.toml",
+        PYPROJECT.format(
+            name=json.dumps(package),
+            package=package,
+            version=json.dumps(version),
+            requires_python=json.dumps(requires_python),
+            dependencies=json.dumps(dependencies, indent=4),
+        ),
+    )
+    _add_text(zf, f"{arcroot}/MANIFEST.in", MANIFEST.format(package=package))
+    folder = Path(importlib.import_module(package).__file__).resolve().parent
+    _add_tree(zf, folder, f"{arcroot}/{package}")
 
 
 def _data_files(course: Course) -> list[Path]:
@@ -233,8 +256,6 @@ def _add_text(zf: zipfile.ZipFile, name: str, text: str, executable: bool = Fals
 def build_bundle(course: Course, assignment_id: str, out: str | Path | None = None) -> Path:
     """``autograder gradescope ASSIGNMENT --out autograder.zip``: the zip to upload as the
     assignment's autograder (Gradescope: Configure Autograder > Zip file upload)."""
-    import autograder
-
     settings = GradescopeSettings.from_course(course, assignment_id)
     spec = course.assignment(assignment_id)
     source = course.source_dir / assignment_id
@@ -255,7 +276,6 @@ def build_bundle(course: Course, assignment_id: str, out: str | Path | None = No
         )
     out = Path(out) if out else course.exports_dir / f"gradescope_{assignment_id}.zip"
     out.parent.mkdir(parents=True, exist_ok=True)
-    version, requires_python, dependencies = _package_requirements()
     config = CONFIG.format(
         course_id=course.course_id,
         cell_timeout=course.cell_timeout,
@@ -275,17 +295,8 @@ def build_bundle(course: Course, assignment_id: str, out: str | Path | None = No
         _add_text(zf, "setup.sh", SETUP_SH, executable=True)
         _add_text(zf, "run_autograder", RUN_AUTOGRADER, executable=True)
         _add_text(zf, SETTINGS_FILE, json.dumps(settings.to_dict(), indent=1))
-        _add_text(
-            zf,
-            "package/pyproject.toml",
-            PYPROJECT.format(
-                version=json.dumps(version),
-                requires_python=json.dumps(requires_python),
-                dependencies=json.dumps(dependencies, indent=4),
-            ),
-        )
-        _add_text(zf, "package/MANIFEST.in", MANIFEST)
-        _add_tree(zf, Path(autograder.__file__).resolve().parent, "package/autograder")
+        _add_package(zf, "autograder", "package")
+        _add_package(zf, STUDENT_PACKAGE, "package/student")
         _add_text(zf, "course/course_config.py", config)
         _add_tree(zf, source, f"course/source/{assignment_id}")
         _add_tree(zf, release, f"course/release/{assignment_id}")
@@ -342,13 +353,10 @@ def setup(root: str | Path = "/autograder", user: str = RUN_AS) -> None:
         subprocess.run(
             ["useradd", "--create-home", "--shell", "/usr/sbin/nologin", user], check=True
         )
-    package = installed_package_dir()
-    # The kernel imports only autograder/__init__.py and autograder/course/: the checkers and
-    # messages (expected answers, thresholds) become root-only.
-    for sub in package.iterdir():
-        if sub.name not in ("__init__.py", "course"):
-            _chmod_tree(sub, remove=0o077)
-    protect_material(root, [root / "source" / "data"])
+    # The kernel imports only the student distribution; the whole grader (checkers, hidden
+    # messages, thresholds) becomes root-only.
+    _chmod_tree(installed_package_dir(), remove=0o077)
+    protect_material(root, [root / "source" / "data", student_package_dir()])
 
 
 # --- at run time: pick the notebook, grade it, write results.json --------------------------------

@@ -34,6 +34,7 @@ class Question:
     rules: tuple[Rule, ...] = ()  # public checks on the captured submission
     form: Callable[[Any, str], Passed] | None = None  # format check of the answer's value
     submission: Callable[..., Any] | None = None  # the rules module's Submission class
+    practice: str | None = None  # how practice mode compares it (``dlcourse.practice``)
 
     @property
     def variables(self) -> tuple[str, ...]:
@@ -53,14 +54,18 @@ def _integer(minimum: int) -> Callable[[Any, str], Passed]:
 LESSON4_LEARNING_RATE = Assignment(
     "lesson4_learning_rate",
     {
-        "steps_lr_003": Question("steps_lr_003", form=_integer(1)),
-        "steps_lr_01": Question("steps_lr_01", form=_integer(1)),
-        "lr_1_outcome": Question("lr_1_outcome", form=partial(sanity.letter, options="abcd")),
+        "steps_lr_003": Question("steps_lr_003", form=_integer(1), practice="integer"),
+        "steps_lr_01": Question("steps_lr_01", form=_integer(1), practice="integer"),
+        "lr_1_outcome": Question(
+            "lr_1_outcome", form=partial(sanity.letter, options="abcd"), practice="letter"
+        ),
         "goldilocks_lr": Question("goldilocks_lr", form=sanity.number),
         "step_size": Question("step_size", form=sanity.number),
-        "steps_per_epoch": Question("steps_per_epoch", form=_integer(1)),
+        "steps_per_epoch": Question("steps_per_epoch", form=_integer(1), practice="integer"),
         "curve_labels": Question(
-            "curve_labels", form=partial(sanity.labels, keys=PANELS, labels=CURVE_LABELS)
+            "curve_labels",
+            form=partial(sanity.labels, keys=PANELS, labels=CURVE_LABELS),
+            practice="labels",
         ),
     },
 )
@@ -115,6 +120,7 @@ LESSON4_EARLY_STOPPING = Assignment(
                 set_keys=["remedios_underfitting", "remedios_overfitting"],
                 letters="abcde",
             ),
+            practice="diagnosis",
         ),
     },
 )
@@ -148,7 +154,9 @@ LESSON5_DROPOUT_BATCHNORM = Assignment(
             submission=db.Submission,
         ),
         "regularization_effect": Question(
-            "regularization_effect", form=partial(sanity.letter, options="abcd")
+            "regularization_effect",
+            form=partial(sanity.letter, options="abcd"),
+            practice="letter",
         ),
     },
 )

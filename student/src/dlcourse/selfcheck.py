@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from dlcourse import capture
+from dlcourse import capture, practice
 from dlcourse.artifacts import MemoryArtifacts
 from dlcourse.assignments import ASSIGNMENTS, Question
 from dlcourse.catalogue import DEFAULT_LANGUAGE, LANGUAGES, student_catalogue
@@ -235,7 +235,10 @@ class Checker:
             )
             return Result(question, [outcome], False, self.language)
         outcomes = _run(spec, self.namespace)
-        result = Result(question, outcomes, spec.form is not None and not spec.rules, self.language)
+        if spec.practice and outcomes and outcomes[0].status == "passed":
+            outcomes += _practice(question, spec, self.namespace[spec.answer])
+        form_only = spec.form is not None and len(outcomes) == 1
+        result = Result(question, outcomes, form_only, self.language)
         self.last[question] = result
         return result
 
@@ -273,6 +276,20 @@ def _run(spec: Question, namespace: dict) -> list[Outcome]:
     except Exception as exc:  # noqa: BLE001 - a self-check never shows our traceback
         return [Outcome("error", "selfcheck.internal_error", {"error": _error(exc)})]
     return [_outcome(lambda rule=rule: rule(submission)) for rule in spec.rules]
+
+
+def _practice(question: str, spec: Question, value: Any) -> list[Outcome]:
+    """Practice mode only: whether each item is right, from the release's ``practice.json``."""
+    data = practice.load()
+    verdicts = practice.judge(data, question, value) if data else None
+    outcomes = []
+    for key, right in verdicts or []:
+        params = {"name": spec.answer, "item": f"['{key}']" if key else ""}
+        if right:
+            outcomes.append(Outcome("passed", "practice.right", params))
+        else:
+            outcomes.append(Outcome("failed", "practice.wrong", params))
+    return outcomes
 
 
 def _outcome(check) -> Outcome:
