@@ -29,6 +29,12 @@ c.Course.data_home = ""
 # for the whole notebook, optional "cell_timeout" for one cell (default: c.Execute.timeout).
 # Points are read from source/. Lesson 5 trains its graded model in one cell (about 46 s on
 # 2 idle cores, twice that on a loaded grader), so its cell limit leaves room.
+# "mode": "graded" (the default) or "practice": `autograder release` then writes
+# release/<assignment>/practice.json, and the notebook's self-checks also say whether the hidden
+# answers (step counts, letters, labels, the diagnosis) are right. Its digests are guessed in a
+# few tries: use practice mode only for ungraded practice (docs/student.md). For example:
+#     "lesson4_learning_rate": {"notebook": "learning_rate.ipynb", "timeout": 300,
+#                               "mode": "practice"},
 c.Course.assignments = {
     "lesson4_learning_rate": {"notebook": "learning_rate.ipynb", "timeout": 300},
     "lesson4_early_stopping": {"notebook": "early_stopping.ipynb", "timeout": 600},

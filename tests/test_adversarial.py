@@ -86,7 +86,7 @@ def _outside_the_work_folders(course, ctx: Context) -> dict[str, str]:
         [
             root / "source" / AID,
             root / "release" / AID,
-            root / "autograder" / "course",
+            root / "student" / "src" / "dlcourse",
             root / "autograder" / "__init__.py",
             root / "course_config.py",
             root / "autograder" / "checkers" / f"{AID}.py",

@@ -13,6 +13,7 @@ left after the deciding step is about half a step (in log scale) away from the t
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 
@@ -64,7 +65,12 @@ CURVE = LossCurve()
 
 @dataclass
 class Playground:
-    """Press STEP (``step()``) until ``reached`` is True; ``steps`` counts the presses."""
+    """Press STEP (``step()``) until ``reached`` is True; ``steps`` counts the presses.
+
+    The playground is the one state: the widget views of ``show()`` hold none of their own.
+    Every change (``step()``, ``reset()``, an assignment, a click, a rate typed in a box)
+    goes to the playground, and every view is redrawn from it, so a view never lags behind.
+    """
 
     learning_rate: float = 0.03
     curve: LossCurve = CURVE
@@ -74,7 +80,36 @@ class Playground:
     trail: list[float] = field(init=False)
 
     def __post_init__(self) -> None:
+        # Plain attributes, not dataclass fields: they are not the state (not compared, not in
+        # asdict()), only who shows it. The widget views, redrawn after every change:
+        self._views: list[_View] = []
+        # > 0 while step() or reset() runs: their assignments are one change, redrawn once.
+        self._changing = 0
         self.reset()
+
+    def __setattr__(self, name: str, value) -> None:
+        super().__setattr__(name, value)
+        # A plain assignment (``pg.learning_rate = 0.1``) is a change too. Before
+        # __post_init__ has set ``_changing`` there is no view to redraw, hence the default.
+        if not name.startswith("_") and not self.__dict__.get("_changing", 1):
+            self._redraw()
+
+    @contextmanager
+    def _change(self):
+        self._changing += 1
+        try:
+            yield
+        finally:
+            self._changing -= 1
+        if not self._changing:
+            self._redraw()
+
+    def _redraw(self) -> None:
+        self._views = [view for view in self._views if view.is_open()]
+        if self._views:  # no matplotlib without a view: grading and plain step() stay light
+            picture = _picture(self)  # drawn once, shown by every view
+            for view in self._views:
+                view.draw(picture)
 
     @property
     def reached(self) -> bool:
@@ -85,21 +120,23 @@ class Playground:
 
     def reset(self, learning_rate: float | None = None) -> None:
         """Back to the start point (optionally with a new learning rate)."""
-        if learning_rate is not None:
-            self.learning_rate = float(learning_rate)
-        self.w = self.curve.start
-        self.steps = 0
-        self.reached_at = None
-        self.trail = [self.w]
+        with self._change():
+            if learning_rate is not None:
+                self.learning_rate = float(learning_rate)
+            self.w = self.curve.start
+            self.steps = 0
+            self.reached_at = None
+            self.trail = [self.w]
 
     def step(self, verbose: bool = True) -> None:
         """One gradient-descent step: ``w <- w - learning_rate * L'(w)``."""
-        gradient = self.curve.gradient(self.w)
-        self.w = self.curve.step(self.w, self.learning_rate)
-        self.steps += 1
-        self.trail.append(self.w)
-        if self.reached_at is None and self.curve.reached(self.w):
-            self.reached_at = self.steps
+        with self._change():
+            gradient = self.curve.gradient(self.w)
+            self.w = self.curve.step(self.w, self.learning_rate)
+            self.steps += 1
+            self.trail.append(self.w)
+            if self.reached_at is None and self.curve.reached(self.w):
+                self.reached_at = self.steps
         if verbose:
             print(self.status(gradient))
 
@@ -142,6 +179,8 @@ class Playground:
     def show(self) -> None:
         """An interactive widget: learning-rate box, STEP and RESET buttons, counter and plot.
 
+        It is a view of this playground: ``step()``, ``reset()`` and the clicks all change the
+        same state, and every view shown (``show()`` may be called more than once) follows it.
         When widgets are not available, use ``step()`` and ``plot()`` instead: they do the same.
         While a notebook is being graded there is no one to click: the static plot is drawn
         instead (a headless kernel's widget messages can also stall nbclient for a whole cell
@@ -159,36 +198,80 @@ class Playground:
         except ImportError:  # pragma: no cover - ipywidgets is a course dependency
             print("ipywidgets no está disponible: usa playground.step() y playground.plot().")
             return
-        import matplotlib.pyplot as plt
+        view = _View(self, widgets)
+        self._views.append(view)
+        view.draw(_picture(self))
+        display(view.box)
 
-        rate = widgets.FloatText(value=self.learning_rate, description="Learning rate")
+
+class _View:
+    """One widget view of a playground. Its controls only send changes to the playground; what
+    they show is redrawn from it (``draw``), so two views, or a view and ``pg.step()``, agree."""
+
+    def __init__(self, playground: Playground, widgets) -> None:
+        self.playground = playground
+        self.rate = widgets.FloatText(
+            value=playground.learning_rate,
+            description="Learning rate",
+            style={"description_width": "initial"},
+        )
         step_button = widgets.Button(description="STEP", button_style="primary")
         reset_button = widgets.Button(description="RESET")
-        counter = widgets.Label(value=self.status())
-        out = widgets.Output()
+        self.counter = widgets.Label()
+        self.plot = widgets.Output()
+        self.box = widgets.VBox(
+            [widgets.HBox([self.rate, step_button, reset_button]), self.counter, self.plot]
+        )
+        self.drawing = False
+        # A new rate restarts the playground right away (not at the next click), so that every
+        # view shows it and the next STEP is step 1 at that rate.
+        self.rate.observe(self._on_rate, names="value")
+        step_button.on_click(lambda _: playground.step(verbose=False))
+        reset_button.on_click(lambda _: playground.reset(self.rate.value))
 
-        def redraw():
-            counter.value = self.status()
-            with out:
-                out.clear_output(wait=True)
-                self.plot()
-                plt.show()
+    def _on_rate(self, change) -> None:
+        # draw() writing the playground's rate into the box is not the student typing one
+        if not self.drawing and change["new"] != self.playground.learning_rate:
+            self.playground.reset(change["new"])
 
-        def on_step(_):
-            if rate.value != self.learning_rate:
-                self.reset(rate.value)
-            self.step(verbose=False)
-            redraw()
+    def is_open(self) -> bool:
+        """False once the widget was closed: it is no longer drawn (nor kept alive)."""
+        return self.box.comm is not None
 
-        def on_reset(_):
-            self.reset(rate.value)
-            redraw()
+    def draw(self, picture: dict) -> None:
+        self.drawing = True
+        try:
+            self.rate.value = self.playground.learning_rate
+            self.counter.value = self.playground.status()
+            # Assigned rather than captured (``with output:`` and plt.show()): the same whether
+            # a cell, a click or a test changed the state, and plt.show() would also pull in
+            # any other open figure of the student's.
+            self.plot.outputs = (picture,)
+        finally:
+            self.drawing = False
 
-        step_button.on_click(on_step)
-        reset_button.on_click(on_reset)
-        box = widgets.VBox([widgets.HBox([rate, step_button, reset_button]), counter, out])
-        display(box)
-        redraw()
+
+def _picture(playground: Playground) -> dict:
+    """The playground's plot as a display_data output (PNG, the status as its text)."""
+    import base64
+    import io
+
+    from matplotlib.figure import Figure
+
+    # A Figure outside pyplot: the inline backend does not show it a second time at the end
+    # of the cell, and it is not left open.
+    figure = Figure(figsize=(6, 3.5))
+    playground.plot(figure.subplots())
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")
+    return {
+        "output_type": "display_data",
+        "data": {
+            "image/png": base64.b64encode(buffer.getvalue()).decode("ascii"),
+            "text/plain": playground.status(),
+        },
+        "metadata": {},
+    }
 
 
 # --- learning curves to label (lesson 4.2, "interpreting the learning curves") ---------------
