@@ -10,7 +10,7 @@ export COURSE_DATA_HOME ?= $(abspath ../shared/data)
 endif
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: demo test test-fast lint release bench clean
+.PHONY: demo test test-fast lint release bench student-wheel clean
 
 $(STAMP): pyproject.toml student/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ release: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_grade_learning_rate.py
+
+# The wheel students install (dlcourse only: no grader, no answers); see tests/test_student_dist.py.
+# student/build is removed first: setuptools would put stale files left there into the wheel.
+student-wheel: $(STAMP)
+	rm -rf dist/student student/build
+	$(PY) -m pip wheel --no-deps -w dist/student ./student
 
 clean:
 	rm -rf demo submitted autograded feedback results exports gradebook.db

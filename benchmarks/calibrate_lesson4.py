@@ -153,7 +153,6 @@ def main(argv: list[str] | None = None) -> dict:
 
         os.environ.update(GradingSettings(kernel_threads=args.threads).kernel_env())
 
-
     from autograder.checkers.support import wine_arrays
     from autograder.config import load_course
 

@@ -2,7 +2,7 @@
 
 The hidden test cells call these functions; they write JSON and ``.npz`` files into the
 artifacts folder (``AUTOGRADER_ARTIFACTS``) and nothing else. The hidden checkers then judge
-those files in the grader's own process (``autograder.checkers``). Nothing here judges, and
+those files in the grader's own process (hidden checkers). Nothing here judges, and
 nothing here raises: a wrong type (a string, ``None``, a model that was never compiled or
 fitted) is recorded as data describing the problem. Outside grading every ``capture_*``
 function is a no-op.

@@ -1,5 +1,5 @@
 """Public checks of ``lesson4_early_stopping`` (lessons 4.2 to 4.5): one definition for the
-hidden checker (``autograder.checkers.lesson4_early_stopping``) and the student's self-check.
+hidden checker of this assignment (in the grader distribution) and the student's self-check.
 
 Every expected value here is stated by the lesson itself (COURSE.md, "public" checks): the
 split of 4.2 and its scaling, the ``EarlyStopping`` of 4.4, the model and compile settings of
