@@ -30,8 +30,8 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check autograder tests benchmarks
-	$(VENV)/bin/ruff format --check autograder tests benchmarks
+	$(VENV)/bin/ruff check autograder student tests benchmarks
+	$(VENV)/bin/ruff format --check autograder student tests benchmarks
 
 release: $(STAMP)
 	$(PY) -m autograder release

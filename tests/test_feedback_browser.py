@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -29,6 +28,7 @@ from autograder.feedback import (
 )
 from autograder.plots import read_trainings
 from autograder.report import check_stats, write_report
+from tests.helpers import headless_chromium
 
 pytestmark = pytest.mark.slow
 
@@ -42,21 +42,7 @@ HIDDEN_MARKERS = (
     "CURVE.curvature",
     "n_train() / 256",
 )
-CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
-CHROMEDRIVER = ("chromedriver", "/usr/lib/chromium/chromedriver")
-INSTALL = (
-    "this test needs a headless browser: apt-get install -y chromium chromium-driver "
-    "(Debian) and pip install selenium"
-)
 WIDTH = 1200
-
-
-def _which(names) -> str | None:
-    for name in names:
-        found = shutil.which(name) or (name if os.path.isfile(name) else None)
-        if found:
-            return found
-    return None
 
 
 class Browser:
@@ -111,35 +97,9 @@ class Browser:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    pytest.importorskip("selenium", reason=INSTALL)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    chromium, chromedriver = _which(CHROMIUM), _which(CHROMEDRIVER)
-    if not chromium or not chromedriver:
-        pytest.skip(INSTALL)
     shots = Path(os.environ.get("FEEDBACK_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
     shots.mkdir(parents=True, exist_ok=True)
-    options = Options()
-    options.binary_location = chromium
-    for arg in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-        f"--window-size={WIDTH},900",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-    ):
-        options.add_argument(arg)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SE_OFFLINE", "true")  # selenium must never try to download a driver
-        driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
-    driver.set_page_load_timeout(30)
+    driver = headless_chromium(tmp_path_factory.mktemp("chromium-profile"), WIDTH, 30)
     try:
         yield Browser(driver, shots)
     finally:

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from dlcourse.playground import Playground
-from tests.test_feedback_browser import CHROMEDRIVER, CHROMIUM, INSTALL, WIDTH, _which
+from tests.helpers import headless_chromium
 
 pytestmark = pytest.mark.slow
 
@@ -154,33 +154,7 @@ def lab(tmp_path):
 
 @pytest.fixture
 def driver(tmp_path):
-    pytest.importorskip("selenium", reason=INSTALL)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    chromium, chromedriver = _which(CHROMIUM), _which(CHROMEDRIVER)
-    if not chromium or not chromedriver:
-        pytest.skip(INSTALL)
-    options = Options()
-    options.binary_location = chromium
-    for arg in (  # as in test_feedback_browser.py
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-        f"--window-size={WIDTH},900",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):
-        options.add_argument(arg)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SE_OFFLINE", "true")  # selenium must never try to download a driver
-        driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
-    driver.set_page_load_timeout(WAIT)
+    driver = headless_chromium(tmp_path / "chromium-profile", 1200, WAIT)
     try:
         yield driver
     finally:

@@ -49,37 +49,37 @@ def recording(store: MemoryArtifacts) -> Iterator[MemoryArtifacts]:
         _recording.remove(store)
 
 
+def _target(relative: str) -> Path | None:
+    """Where a capture file goes in the artifacts folder (its parents made), or None."""
+    folder = artifacts_dir()
+    if folder is None:
+        return None
+    path = folder / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def write_json(relative: str, payload: Any) -> None:
     """Save ``payload`` as ``relative`` (JSON) where the capture currently writes."""
     if _recording:
         _recording[-1].write_json(relative, payload)
-        return
-    folder = artifacts_dir()
-    if folder is None:
-        return
-    path = folder / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, ensure_ascii=False, allow_nan=False))
-    tmp.replace(path)
+    elif (path := _target(relative)) is not None:
+        tmp = path.with_suffix(".tmp")  # atomic: a half-written file is never read
+        tmp.write_text(json.dumps(payload, ensure_ascii=False, allow_nan=False))
+        tmp.replace(path)
 
 
 def write_npz(relative: str, arrays: dict[str, Any]) -> None:
     """Save ``arrays`` as ``relative`` (``.npz``, no pickle) where the capture writes."""
     if _recording:
         _recording[-1].write_npz(relative, arrays)
-        return
-    folder = artifacts_dir()
-    if folder is None:
-        return
-    import numpy as np
+    elif (path := _target(relative)) is not None:
+        import numpy as np
 
-    path = folder / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)
-    tmp.replace(path)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+        tmp.replace(path)
 
 
 def describe(value, depth: int = 0) -> dict:

@@ -201,19 +201,30 @@ class Memo:
 class CapturedSubmission:
     """One submission as the Keras checkers read it: answers, thresholds (the assignment's
     ``defaults`` overridden by course_config.py), a memo, the execution record and the
-    captured JSON/.npz files, every read problem turned into ``artifact_invalid``."""
+    captured JSON/.npz files, every read problem turned into ``artifact_invalid``.
+
+    A lesson subclasses it with its class-level ``DEFAULTS`` (public tolerances; the hidden
+    checker passes ``defaults`` with its calibrated thresholds added) and ``MALFORMED`` (see
+    ``Memo``). ``data`` gives the course's arrays (``dlcourse.data.course_arrays``, from
+    wherever the reader keeps the data home)."""
+
+    DEFAULTS: dict[str, Any] = {}
+    MALFORMED: dict[str, str] | None = None
 
     def __init__(
         self,
         artifacts: ArtifactSource,
-        thresholds: dict[str, Any] | None,
-        defaults: dict[str, Any],
-        memo: Memo | None = None,
+        thresholds: dict[str, Any] | None = None,
+        *,
+        data: Callable[[], Any] | None = None,
+        defaults: dict[str, Any] | None = None,
     ):
+        defaults = defaults or self.DEFAULTS
         self.artifacts = artifacts
         self.answers = Answers(artifacts)
         self.t = {**defaults, **{k: v for k, v in (thresholds or {}).items() if k in defaults}}
-        self.memo = memo or Memo()
+        self.memo = Memo(malformed=self.MALFORMED)
+        self.data = data
         try:
             self.execution = artifacts.execution()
         except ArtifactError:

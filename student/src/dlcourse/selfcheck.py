@@ -42,8 +42,29 @@ class Outcome:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class Result:
+class _Shown:
+    """A verdict that shows itself: plain text in a terminal, a short styled box in Jupyter
+    (course language, the other language a click away)."""
+
+    language: str
+    ok: bool
+
+    def text(self, language: str | None = None) -> str:
+        raise NotImplementedError
+
+    def _html(self, language: str) -> str:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return self.text()
+
+    def _repr_html_(self) -> str:
+        other = _other(self.language)
+        return _box(self.ok, self._html(self.language), self._html(other), other)
+
+
+@dataclass(repr=False)
+class Result(_Shown):
     """What a self-check of one question found; shows itself in the notebook."""
 
     question: str
@@ -109,13 +130,6 @@ class Result:
         out += [f"  💡 {hint}" for hint in self.hints(language)]
         return "\n".join(out)
 
-    def __repr__(self) -> str:
-        return self.text()
-
-    def _repr_html_(self) -> str:
-        other = _other(self.language)
-        return _box(self.ok, self._html(self.language), self._html(other), other)
-
     def _html(self, language: str) -> str:
         render = student_catalogue().render
         summary, items = self.lines(language)
@@ -134,8 +148,8 @@ class Result:
         return "".join(parts)
 
 
-@dataclass
-class Summary:
+@dataclass(repr=False)
+class Summary(_Shown):
     """``check.all()``: every question's state, the unanswered ones named first."""
 
     results: dict[str, Result]
@@ -174,13 +188,6 @@ class Summary:
     def text(self, language: str | None = None) -> str:
         title, status, items = self._lines(language or self.language)
         return "\n".join([title, f"  {status}", *[f"  {m} {t}" for m, t in items]])
-
-    def __repr__(self) -> str:
-        return self.text()
-
-    def _repr_html_(self) -> str:
-        other = _other(self.language)
-        return _box(self.ok, self._html(self.language), self._html(other), other)
 
     def _html(self, language: str) -> str:
         title, status, items = self._lines(language)

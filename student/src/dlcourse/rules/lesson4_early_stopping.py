@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -22,7 +21,6 @@ from dlcourse import keras_model as km
 from dlcourse.checking import (
     CapturedSubmission,
     Fail,
-    Memo,
     NotAttempted,
     Passed,
     describe_found,
@@ -98,21 +96,10 @@ def as_dict(value: Any) -> dict:
 
 
 class Submission(CapturedSubmission):
-    """One submission (or a self-check's capture) as the lesson-4 checks read it.
+    """One submission (or a self-check's capture) as the lesson-4 checks read it."""
 
-    ``data`` gives the course's arrays (``dlcourse.data.course_arrays``, from wherever the
-    reader keeps the data home); ``defaults`` the tolerances and thresholds in force."""
-
-    def __init__(
-        self,
-        artifacts,
-        thresholds: dict[str, Any] | None,
-        *,
-        data: Callable[[], dict[str, np.ndarray]],
-        defaults: dict[str, Any] | None = None,
-    ):
-        super().__init__(artifacts, thresholds, defaults or DEFAULTS, Memo(malformed=_ANSWER_OF))
-        self.data = data
+    DEFAULTS = DEFAULTS
+    MALFORMED = _ANSWER_OF
 
 
 class Split:

@@ -24,11 +24,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
 
 from dlcourse import keras_model as km
 from dlcourse.artifacts import ArtifactError
@@ -74,16 +70,7 @@ DEFAULTS = {
 class Submission(CapturedSubmission):
     """One submission's artifacts, answers, thresholds and memo (kept in ``context.cache``)."""
 
-    def __init__(
-        self,
-        artifacts,
-        thresholds: dict[str, Any] | None,
-        *,
-        data: Callable[[], dict[str, np.ndarray]],
-        defaults: dict[str, Any] | None = None,
-    ):
-        super().__init__(artifacts, thresholds, defaults or DEFAULTS)
-        self.data = data
+    DEFAULTS = DEFAULTS
 
 
 # --- errors of the answer cells that the lesson's own code provokes ---------------------------
