@@ -11,7 +11,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,99}$")
+STUDENT_ID = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9_.@+-]{0,99}"
+)  # always fullmatch: "$" admits "ana\n"
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ def find_submissions(
         adir = folder / assignment_id
         if not adir.is_dir():
             continue
-        if not STUDENT_ID.match(student):
+        if not STUDENT_ID.fullmatch(student):
             found.append(
                 Submission(student, None, f"the folder name {student!r} is not a valid student id")
             )

@@ -485,7 +485,7 @@ class Layout:
             if student is None:
                 self.problem(zf, "unmatched", member_name(best.member), how, best)
                 continue
-            if not STUDENT_ID.match(student):
+            if not STUDENT_ID.fullmatch(student):
                 self.problem(
                     zf,
                     "unmatched",

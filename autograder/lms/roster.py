@@ -165,7 +165,7 @@ class Roster:
         problems = []
         seen_students: dict[str, Person] = {}
         for person in people:
-            if not STUDENT_ID.match(person.student_id):
+            if not STUDENT_ID.fullmatch(person.student_id):
                 problems.append(
                     f"student id {person.student_id!r} is not valid (letters, digits "
                     "and . _ @ + - only; it becomes a folder name)"
