@@ -289,6 +289,9 @@ def test_selfchecks_stay_quiet_while_graded_and_raise_under_nbgrader_validate(
     with pytest.raises(SelfCheckFailed) as raised:
         check("step_size")
     assert raised.value._render_traceback_()[0].startswith("✗")
+    # a success is printed, not returned: validate would parse a returned value as a score
+    assert Checker("lesson4_learning_rate", {"step_size": 0.025})("step_size") is None
+    monkeypatch.delenv("NBGRADER_VALIDATING")
     assert Checker("lesson4_learning_rate", {"step_size": 0.025})("step_size").ok
 
 

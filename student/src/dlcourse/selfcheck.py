@@ -227,10 +227,7 @@ class Checker:
         if capture.artifacts_dir() is not None:
             print(student_catalogue().render("selfcheck.graded", {}, self.language))
             return None
-        result = self.result(question)
-        if os.environ.get(ENV_VALIDATING) and not result.ok:
-            raise SelfCheckFailed(result.text())
-        return result
+        return _shown(self.result(question))
 
     def result(self, question: str) -> Result:
         """The verdict of one question, without the grading and validation rules of ``()``."""
@@ -253,10 +250,7 @@ class Checker:
         """Every question's check, and which questions are still unanswered."""
         if capture.artifacts_dir() is not None:
             return None
-        summary = Summary({q: self.result(q) for q in self.questions}, self.language)
-        if os.environ.get(ENV_VALIDATING) and not summary.ok:
-            raise SelfCheckFailed(summary.text())
-        return summary
+        return _shown(Summary({q: self.result(q) for q in self.questions}, self.language))
 
     def hint(self, question: str) -> str:
         """The hints for the checks of ``question`` that failed last time (printed)."""
@@ -267,6 +261,18 @@ class Checker:
         )
         print(text)
         return text
+
+
+def _shown(verdict):
+    """The verdict as the cell's result. Under ``nbgrader validate`` a failure raises (so that
+    validation reports it) and a success is printed: validate would try to read a returned
+    value as a partial-credit number."""
+    if not os.environ.get(ENV_VALIDATING):
+        return verdict
+    if not verdict.ok:
+        raise SelfCheckFailed(verdict.text())
+    print(verdict.text())
+    return None
 
 
 def _run(spec: Question, namespace: dict) -> list[Outcome]:
