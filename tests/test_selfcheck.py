@@ -316,3 +316,39 @@ def test_memory_capture_is_json_plain_like_the_files():
     assert store.answer("x").value == frozenset({1, 2})
     assert store.answer("y").value == 0.5
     assert capture.artifacts_dir() is None and not capture.active()
+
+
+@pytest.mark.slow
+def test_nbgrader_validate_reports_a_failed_selfcheck(tmp_path):
+    """`nbgrader validate` runs the notebook's self-checks: a wrong form fails validation with
+    the catalogue's message; the reference passes (and validate sees no stray result values)."""
+    import subprocess
+    import sys
+
+    import nbformat
+
+    from tests.sample_class.lesson4_learning_rate import perfect
+
+    release = nbformat.read(ROOT / "release" / "lesson4_learning_rate" / "learning_rate.ipynb", 4)
+    outcomes = {}
+    for name, answer in (("right", None), ("wrong", "step_size = 'abc'")):
+        nb = perfect(release)
+        for cell in nb.cells:
+            if answer and cell.metadata.get("nbgrader", {}).get("grade_id") == "ans_step_size":
+                cell.source = answer
+        folder = tmp_path / name
+        folder.mkdir()
+        nbformat.write(nb, folder / "learning_rate.ipynb")
+        done = subprocess.run(
+            [sys.executable, "-m", "nbgrader", "validate", "learning_rate.ipynb"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "MPLBACKEND": "Agg"},
+        )
+        outcomes[name] = done.stdout + done.stderr
+    assert "Success! Your notebook passes all the tests." in outcomes["right"]
+    assert "cannot be converted to" not in outcomes["right"]
+    assert "VALIDATION FAILED ON 1 CELL(S)" in outcomes["wrong"]
+    assert "`step_size` debe ser un número" in outcomes["wrong"]
