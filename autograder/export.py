@@ -14,6 +14,7 @@ from autograder.batch import load_results
 from autograder.config import Course
 from autograder.core import Assignment
 from autograder.record import gradebook_scores
+from autograder.spreadsheet import safe_row
 
 EXPORTERS: dict[str, Callable[..., Path]] = {}
 
@@ -65,9 +66,9 @@ def export_csv(
             rows.append(row)
     fields = ["student_id", "assignment", *cell_columns, "score", "max_score", "status", "error"]
     with open(out, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields, restval="")
-        writer.writeheader()
-        writer.writerows(rows)
+        writer = csv.writer(handle)
+        writer.writerow(safe_row(fields))
+        writer.writerows(safe_row([row.get(field, "") for field in fields]) for row in rows)
     return out
 
 

@@ -491,3 +491,39 @@ def test_moodle_worksheet_without_feedback_column_or_identifier(course, tmp_path
         export_moodle(course, AID, worksheet=bad)
     with pytest.raises(LmsError, match="--worksheet"):
         export_moodle(course, AID)
+
+
+def test_exported_cells_never_run_as_spreadsheet_formulas(tmp_path):
+    """Folder names, roster names and error reasons reach CSV cells: any that starts like a
+    formula (=, +, -, @, tab, CR) is neutralised with a leading quote."""
+    from autograder.spreadsheet import FORMULA_STARTS, safe_cell
+
+    course = make_course(tmp_path / "state")
+    hostile = [f"{start}HYPERLINK(x)" for start in FORMULA_STARTS]
+    results = [
+        student_result(course, "ana", status="error", error="=cmd|' /C calc'!A0"),
+        *(student_result(course, f"s{i}") for i in range(len(hostile))),
+    ]
+    graded_state(tmp_path / "state", results, course)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(
+        ["student_id", "name", "sortable_name", "canvas_id", "sis_user_id", "sis_login_id"]
+        + ["section", "email"]
+    )
+    for i, name in enumerate(hostile):
+        writer.writerow([f"s{i}", name, name, 2000 + i, "", "", "@SUM(1)", f"s{i}@uni.es"])
+    (tmp_path / "roster.csv").write_text(buffer.getvalue(), encoding="utf-8")
+    course.nbgrader_config.Course.lms = {
+        "roster": str(tmp_path / "roster.csv"),
+        "canvas": {"assignments": {AID: {"id": 7001, "name": "+Lección 4"}}},
+    }
+    for path in (EXPORTERS["csv"](course, AID), EXPORTERS["canvas"](course, AID)):
+        cells = [cell for row in csv.reader(io.StringIO(path.read_text())) for cell in row]
+        risky = [c for c in cells if c.startswith(FORMULA_STARTS) and c != "    Points Possible"]
+        assert not risky, (path.name, risky)
+    text = EXPORTERS["csv"](course, AID).read_text()
+    assert "'=cmd|' /C calc'!A0" in text
+    canvas = EXPORTERS["canvas"](course, AID).read_text()
+    assert "'=HYPERLINK(x)" in canvas and "'@SUM(1)" in canvas and "'+Lección 4" in canvas
+    assert safe_cell(-1.5) == -1.5 and safe_cell("ana") == "ana"

@@ -44,6 +44,7 @@ from autograder.lms import (
     write_json_atomic,
 )
 from autograder.lms.roster import Person, Roster, course_roster
+from autograder.spreadsheet import safe_row
 
 log = logging.getLogger(__name__)
 
@@ -310,7 +311,7 @@ def export_canvas(
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow([*HEADER, *(canvas_column(targets[a]) for a in aids)])
+        writer.writerow(safe_row([*HEADER, *(canvas_column(targets[a]) for a in aids)]))
         writer.writerow(
             [
                 POINTS_POSSIBLE,
@@ -321,7 +322,7 @@ def export_canvas(
                 *(format_score(targets[a].points or maxima[a]) for a in aids),
             ]
         )
-        writer.writerows(rows)
+        writer.writerows(safe_row(row) for row in rows)
     report = {
         "format": "canvas",
         "file": str(out),
