@@ -4,6 +4,7 @@ nbgrader's ``submitted/`` layout; every file either lands with its student or is
 from __future__ import annotations
 
 import json
+import stat
 import zipfile
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from autograder.collect import find_submissions
 from autograder.lms import LmsError, collect_archive, load_placements
-from autograder.lms.canvas import parse_canvas_name, parse_canvas_names
+from autograder.lms.canvas import CanvasName, parse_canvas_name, parse_canvas_names
 from autograder.lms.moodle import parse_moodle_path
 from autograder.lms.roster import load_roster
 from tests.conftest import make_course
@@ -32,10 +33,15 @@ def owner_of(path: Path) -> str:
     return nbformat.read(path, as_version=4).metadata["owner"]
 
 
-def write_zip(path: Path, members: dict[str, bytes], utf8_flag: bool = True) -> Path:
+def write_zip(
+    path: Path, members: dict[str, bytes], utf8_flag: bool = True, symlinks: frozenset = frozenset()
+) -> Path:
+    """A zip of ``members``; those named in ``symlinks`` are stored as symbolic links (their
+    data is the link's target), as ``zip -y`` stores them."""
     placeholders = {}
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for index, (name, data) in enumerate(members.items()):
+            link = name in symlinks
             if not utf8_flag:
                 # as some zip writers do: UTF-8 bytes without the UTF-8 flag. Python sets the
                 # flag for non-ASCII names, so write an ASCII stand-in and patch the bytes.
@@ -45,6 +51,9 @@ def write_zip(path: Path, members: dict[str, bytes], utf8_flag: bool = True) -> 
                 name = stand_in.decode()
             info = zipfile.ZipInfo(name, date_time=(2026, 11, 20, 10, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
+            if link:
+                info.create_system = 3  # Unix
+                info.external_attr = (stat.S_IFLNK | 0o777) << 16
             zf.writestr(info, data)
     if placeholders:
         blob = path.read_bytes()
@@ -101,7 +110,8 @@ def canvas_archive(tmp_path: Path) -> tuple[Path, dict[str, str]]:
         # two notebooks, neither is the assignment's: ambiguous
         "vidalhugo_1008_508_a.ipynb": notebook_bytes("hugo-a"),
         "vidalhugo_1008_509_b.ipynb": notebook_bytes("hugo-b"),
-        # the roster has no Canvas id for Iris: matched by her (unique) name
+        # the roster has no Canvas id for Iris: a name alone never decides (reported, with
+        # the id to add to her row)
         "ibáñeziris_1009_510_learning_rate.ipynb": notebook_bytes("iris"),
         # litter and strangers
         "__MACOSX/._garcíaana_1001_501_learning_rate.ipynb": b"\x00\x05\x16\x07",
@@ -113,7 +123,6 @@ def canvas_archive(tmp_path: Path) -> tuple[Path, dict[str, str]]:
         "carla": "carla",
         "anon_Xy12z": "anon",
         "frank": "frank",
-        "iris": "iris",
     }
     return write_zip(tmp_path / "submissions.zip", members), owners
 
@@ -136,12 +145,27 @@ def test_canvas_names_are_parsed_like_canvas_writes_them():
     )
     text = parse_canvas_name("sanzeve_1005_text.html")
     assert (text.user_id, text.attachment_id, text.filename) == ("1005", None, "text.html")
-    # names keep underscores and digits; the roster's ids settle an ambiguous split
+    # names keep underscores; the first all-digit part is the user id (Canvas's own rule),
+    # so the file name the student chose can never move the ids, whatever the roster holds
     assert parse_canvas_name("o_neil_12_34_x.ipynb").name == "o_neil"
-    assert len(parse_canvas_names("smith_2_123_456_f.ipynb")) == 2
-    assert parse_canvas_name("smith_2_123_456_f.ipynb", {"123"}).user_id == "123"
+    assert parse_canvas_names("smith_2_123_456_f.ipynb") == [
+        CanvasName("smith", False, "2", None, "123", "456_f.ipynb")
+    ]
+    assert parse_canvas_name("smith_2_123_456_f.ipynb", {"123"}).user_id == "2"
+    assert parse_canvas_name("x_111_99999_learning_rate.ipynb", {"111"}).user_id == "111"
+    assert parse_canvas_name("zed_9_7_x_111_99999_lr.ipynb", {"111"}).user_id == "9"
     assert parse_canvas_name("README.txt") is None
     assert parse_canvas_name("Doejane_1_2_x.ipynb") is None  # Canvas lower-cases names
+    assert parse_canvas_name("doe\njane_1_2_x.ipynb") is None  # and keeps only [[:word:]]
+    assert parse_canvas_name("1001_501_x.ipynb") is None  # a user id always follows a name
+    # marks are word characters to Canvas (Ruby), not to Python's \w
+    assert parse_canvas_name("s\u0301a_1_2_x.ipynb").name == "s\u0301a"
+    # resubmissions: Canvas renames a re-uploaded file "name-N.ext"
+    assert parse_canvas_name("ana_1_640_learning_rate-2.ipynb").resubmission == 2
+    assert parse_canvas_name("ana_1_640_learning_rate.ipynb").resubmission == 0
+    # a name that is literally "anon": named if the roster knows the id, else anonymous
+    assert parse_canvas_name("anon_1001_5_x.ipynb", {"1001"}).user_id == "1001"
+    assert parse_canvas_name("anon_1001_5_x.ipynb", set()).anon_id == "anon_1001"
 
 
 def test_canvas_archive_with_roster_every_student_lands_where_they_belong(course, tmp_path):
@@ -157,7 +181,6 @@ def test_canvas_archive_with_roster_every_student_lands_where_they_belong(course
     assert placed["ben"].late and placed["anon_Xy12z"].late and not placed["ana"].late
     assert placed["ben"].renamed_from == "learning_rate-2.ipynb"
     assert placed["frank"].renamed_from == "Copia de learning_rate (1).ipynb"
-    assert placed["iris"].matched_by == "roster:name"
     assert placed["ana"].matched_by == "roster:canvas_id"
     assert json.loads((course.submitted_dir / "ben" / AID / "lms.json").read_text())["late"]
 
@@ -167,6 +190,7 @@ def test_canvas_archive_with_roster_every_student_lands_where_they_belong(course
         ("not_notebook", "ruizdani_1004_505_learning_rate.pdf"),
         ("not_notebook", "sanzeve_1005_text.html"),
         ("unmatched", "nadiegina_9999_507_learning_rate.ipynb"),
+        ("unmatched", "ibáñeziris_1009_510_learning_rate.ipynb"),
         ("ambiguous", "vidalhugo_1008_508_a.ipynb"),
         ("ambiguous", "vidalhugo_1008_509_b.ipynb"),
         ("unrecognized", "README.txt"),
@@ -174,9 +198,11 @@ def test_canvas_archive_with_roster_every_student_lands_where_they_belong(course
     # nothing is dropped: what was not placed is kept for the instructor
     for problem in report.problems:
         assert problem.kept_at and Path(problem.kept_at).is_file(), problem
-    gina = next(p for p in report.problems if p.kind == "unmatched")
+    unmatched = {p.lms_id: p for p in report.problems if p.kind == "unmatched"}
+    gina, iris = unmatched["9999"], unmatched["1009"]
     assert owner_of(Path(gina.kept_at)) == "gina"
     assert "9999" in gina.detail and "not in the roster" in gina.detail
+    assert "add canvas_id 1009" in iris.detail and "iris" in iris.detail
 
     # exactly what `autograder grade` will grade
     found = find_submissions(course.submitted_dir, AID, NOTEBOOK)
@@ -184,7 +210,7 @@ def test_canvas_archive_with_roster_every_student_lands_where_they_belong(course
     assert all(s.path is not None for s in found)
 
     summary = report.summary()
-    assert "collected 6 submission(s)" in summary and "unmatched" in summary
+    assert "collected 5 submission(s)" in summary and "unmatched" in summary
     saved = load_placements(course, AID)
     assert saved["ana"]["lms_id"] == "1001" and saved["ben"]["late"] is True
 
@@ -260,7 +286,8 @@ def test_duplicate_ids_in_roster_and_two_users_for_one_student_are_refused(cours
     invalid = write_csv(tmp_path / "invalid.csv", "student_id,canvas_id\n../etc,1001\n")
     with pytest.raises(LmsError, match="not valid"):
         load_roster(invalid)
-    # two Canvas users matched (by name) to the same student: neither is placed
+    # two Canvas users with the name of a student whose row has no canvas_id: a name alone
+    # never decides, so neither is placed, and both reasons say what to add
     roster = write_csv(tmp_path / "r.csv", 'student_id,sortable_name\nana,"García, Ana"\n')
     archive = write_zip(
         tmp_path / "s.zip",
@@ -271,7 +298,8 @@ def test_duplicate_ids_in_roster_and_two_users_for_one_student_are_refused(cours
     )
     report = collect_archive(course, AID, archive, "canvas", roster=roster)
     assert not report.placed
-    assert [p.kind for p in report.problems] == ["duplicate", "duplicate"]
+    assert [p.kind for p in report.problems] == ["unmatched", "unmatched"]
+    assert all("no canvas_id" in p.detail for p in report.problems)
 
 
 def test_zip_names_without_utf8_flag_are_repaired(course, tmp_path):
@@ -280,7 +308,7 @@ def test_zip_names_without_utf8_flag_are_repaired(course, tmp_path):
         {"ibáñeziris_1009_510_learning_rate.ipynb": notebook_bytes("iris")},
         utf8_flag=False,
     )
-    roster = write_csv(tmp_path / "r.csv", "student_id,name\niris,Iris Ibáñez\n")
+    roster = write_csv(tmp_path / "r.csv", "student_id,name,canvas_id\niris,Iris Ibáñez,1009\n")
     with zipfile.ZipFile(archive) as zf:
         assert not zf.infolist()[0].flag_bits & 0x800
         assert zf.namelist()[0] != "ibáñeziris_1009_510_learning_rate.ipynb"  # mojibake
@@ -307,6 +335,302 @@ def test_oversized_notebook_is_reported_not_extracted(course, tmp_path, monkeypa
     report = collect_archive(course, AID, archive, "canvas")
     assert not report.placed and report.problems[0].kind == "too_large"
     assert not course.submitted_dir.exists()
+
+
+# --- impostors: a file is a student's only by the structure the LMS writes, confirmed by the
+# roster; anything else goes to unplaced/ with a reason and never takes a student's place ------
+
+IMPOSTOR_ROSTER = """student_id,sortable_name,canvas_id
+ana,"García, Ana",1001
+ben,"López, Ben",1002
+s111,"Once, Uno",111
+"""
+IDS_ONLY_ROSTER = "student_id,canvas_id\nana,1001\nben,1002\ns111,111\n"
+
+
+def unplaced(report, kind: str | None = None) -> dict[str, object]:
+    """source -> problem, for the problems of ``kind`` (all if None)."""
+    return {p.source: p for p in report.problems if kind is None or p.kind == kind}
+
+
+def assert_graded_as(course, student: str, owner: str) -> None:
+    found = {s.student: s for s in find_submissions(course.submitted_dir, AID, NOTEBOOK)}
+    assert found[student].path is not None
+    assert owner_of(found[student].path) == owner
+
+
+@pytest.mark.parametrize("roster_text", [IMPOSTOR_ROSTER, IDS_ONLY_ROSTER])
+def test_canvas_quoted_impostor_is_never_graded_as_student_111(course, tmp_path, roster_text):
+    # a Canvas user outside the roster uploads "x_111_99999_learning_rate.ipynb": Canvas
+    # writes their own name and ids first, and the parse reads those, from the start
+    impostor = "mallorymal_9999_700_x_111_99999_learning_rate.ipynb"
+    archive = write_zip(
+        tmp_path / "s.zip",
+        {
+            "onceuno_111_501_learning_rate.ipynb": notebook_bytes("uno"),
+            impostor: notebook_bytes("mallory"),
+        },
+    )
+    roster = write_csv(tmp_path / "r.csv", roster_text)
+    report = collect_archive(course, AID, archive, "canvas", roster=roster)
+    assert set(report.by_student()) == {"s111"}
+    assert report.by_student()["s111"].source == "onceuno_111_501_learning_rate.ipynb"
+    assert_graded_as(course, "s111", "uno")
+    problem = unplaced(report)[impostor]
+    assert problem.kind == "unmatched" and problem.lms_id == "9999"
+    assert "Canvas user 9999" in problem.detail and "not in the roster" in problem.detail
+    assert owner_of(Path(problem.kept_at)) == "mallory"
+
+
+def test_canvas_files_imitating_another_students_structure_are_unplaced(course, tmp_path):
+    members = {
+        # the impostors come first and carry higher attachment ids: neither order nor
+        # "newest wins" may let them in
+        "lópezben_1001_99999_learning_rate.ipynb": notebook_bytes("ben-as-ana"),  # ana's id
+        "x_1001_99998_learning_rate.ipynb": notebook_bytes("x-as-ana"),  # ana's id, no name
+        "garcíaana_1002_99997_learning_rate.ipynb": notebook_bytes("ana-as-ben"),  # ben's id
+        "nadie_4242_99996_learning_rate.ipynb": notebook_bytes("nadie"),  # id not in roster
+        "garcíaana_1001_501_learning_rate.ipynb": notebook_bytes("ana"),
+        "lópezben_1002_502_learning_rate.ipynb": notebook_bytes("ben"),
+    }
+    archive = write_zip(tmp_path / "s.zip", members)
+    roster = write_csv(tmp_path / "r.csv", IMPOSTOR_ROSTER)
+    report = collect_archive(course, AID, archive, "canvas", roster=roster)
+    assert set(report.by_student()) == {"ana", "ben"}
+    assert_graded_as(course, "ana", "ana")
+    assert_graded_as(course, "ben", "ben")
+    problems = unplaced(report)
+    assert set(problems) == set(members) - {
+        "garcíaana_1001_501_learning_rate.ipynb",
+        "lópezben_1002_502_learning_rate.ipynb",
+    }
+    assert all(p.kind == "unmatched" and p.kept_at for p in problems.values())
+    imitation = problems["lópezben_1001_99999_learning_rate.ipynb"].detail
+    assert "imitates" in imitation and "ana" in imitation and "'garcíaana'" in imitation
+    assert "not in the roster" in problems["nadie_4242_99996_learning_rate.ipynb"].detail
+    assert owner_of(Path(problems["x_1001_99998_learning_rate.ipynb"].kept_at)) == "x-as-ana"
+
+
+def test_canvas_conflicting_names_without_a_roster_name_are_reported_not_guessed(course, tmp_path):
+    # a zip no Canvas writes (one user, two names) and a roster with ids only: nobody can say
+    # which file is the student's, so neither is graded and both are reported
+    archive = write_zip(
+        tmp_path / "s.zip",
+        {
+            "onceuno_111_501_learning_rate.ipynb": notebook_bytes("uno"),
+            "x_111_99999_learning_rate.ipynb": notebook_bytes("x"),
+        },
+    )
+    roster = write_csv(tmp_path / "r.csv", IDS_ONLY_ROSTER)
+    report = collect_archive(course, AID, archive, "canvas", roster=roster)
+    assert not report.placed and not course.submitted_dir.exists()
+    assert {p.kind for p in report.problems} == {"unmatched"}
+    assert all("different names" in p.detail for p in report.problems)
+
+
+def test_canvas_crafted_name_holding_another_prefix_is_not_taken_as_renamed(course, tmp_path):
+    # a user who may edit their name sets it to "garcíaana_1001._9._x": Canvas joins
+    # "_<digits>_" before it removes punctuation, so their file starts with Ana's prefix and
+    # carries their own (x_777_800_) after it. Ana did not submit: it is not taken as hers.
+    crafted = "garcíaana_1001_9_x_777_800_learning_rate.ipynb"
+    archive = write_zip(tmp_path / "s.zip", {crafted: notebook_bytes("crafted")})
+    roster = write_csv(tmp_path / "r.csv", IMPOSTOR_ROSTER)
+    report = collect_archive(course, AID, archive, "canvas", roster=roster)
+    assert not report.placed and not course.submitted_dir.exists()
+    problem = unplaced(report)[crafted]
+    assert "another Canvas download name" in problem.detail and "by hand" in problem.detail
+    # when Ana did submit, her notebook named as released is graded, the crafted one reported
+    ana = "garcíaana_1001_501_learning_rate.ipynb"
+    archive = write_zip(
+        tmp_path / "s2.zip", {crafted: notebook_bytes("crafted"), ana: notebook_bytes("ana")}
+    )
+    report = collect_archive(course, AID, archive, "canvas", roster=roster)
+    assert_graded_as(course, "ana", "ana")
+    assert unplaced(report)[crafted].kind == "duplicate"
+
+
+def test_canvas_resubmissions_newest_upload_wins_whatever_the_zip_order(course, tmp_path):
+    members = {
+        "garcíaana_LATE_1001_777_learning_rate-2.ipynb": notebook_bytes("ana-v3"),
+        "garcíaana_LATE_1001_501_learning_rate.ipynb": notebook_bytes("ana-v1"),
+        "garcíaana_LATE_1001_640_learning_rate-1.ipynb": notebook_bytes("ana-v2"),
+    }
+    roster = write_csv(tmp_path / "r.csv", IMPOSTOR_ROSTER)
+    for order in (list(members), list(reversed(members))):
+        archive = write_zip(tmp_path / "s.zip", {name: members[name] for name in order})
+        report = collect_archive(course, AID, archive, "canvas", roster=roster)
+        placed = report.by_student()["ana"]
+        assert placed.attachment_id == "777" and placed.late
+        assert_graded_as(course, "ana", "ana-v3")
+        duplicates = unplaced(report, "duplicate")
+        assert set(duplicates) == set(members) - {"garcíaana_LATE_1001_777_learning_rate-2.ipynb"}
+        assert all("learning_rate-2.ipynb was used" in p.detail for p in duplicates.values())
+
+
+def test_canvas_hostile_file_names_are_escaped_and_never_leave_their_place(course, tmp_path):
+    renamed = "learning\n\x1b[2Jrate.ipynb"
+    members = {
+        # Ana's only notebook, with a newline and a terminal escape in its name: still hers
+        f"garcíaana_1001_501_{renamed}": notebook_bytes("ana"),
+        # Ben's only notebook is called "..ipynb": written under the released name only
+        "lópezben_1002_502_..ipynb": notebook_bytes("ben"),
+        # not Canvas's: a newline in the name part, a folder
+        "garcía\nana_1001_503_learning_rate.ipynb": notebook_bytes("newline-name"),
+        "lópezben_1002_504_sub/learning_rate.ipynb": notebook_bytes("folder"),
+        # an outsider whose file name sets the terminal title
+        "mallorymal_9999_700_\x1b]0;owned\x07learning_rate.ipynb": notebook_bytes("mallory"),
+    }
+    archive = write_zip(tmp_path / "s.zip", members)
+    roster = write_csv(tmp_path / "r.csv", IMPOSTOR_ROSTER)
+    report = collect_archive(course, AID, archive, "canvas", roster=roster)
+    placed = report.by_student()
+    assert set(placed) == {"ana", "ben"}
+    assert_graded_as(course, "ana", "ana")
+    assert_graded_as(course, "ben", "ben")
+    assert sorted(p.name for p in (course.submitted_dir / "ben" / AID).iterdir()) == [
+        "learning_rate.ipynb",
+        "lms.json",
+    ]
+    assert placed["ana"].renamed_from == "learning\\n\\x1b[2Jrate.ipynb"
+    kinds = {p.source: p.kind for p in report.problems}
+    assert kinds == {
+        "garcía\\nana_1001_503_learning_rate.ipynb": "unrecognized",
+        "lópezben_1002_504_sub/learning_rate.ipynb": "unrecognized",
+        "mallorymal_9999_700_\\x1b]0;owned\\x07learning_rate.ipynb": "unmatched",
+    }
+    # what the instructor reads (the CLI prints the summary) has no raw control character
+    summary = report.summary()
+    assert all(line.isprintable() for line in summary.splitlines())
+    assert "\\x1b]0;owned\\x07" in summary and "learning\\n\\x1b[2Jrate.ipynb" in summary
+    for problem in report.problems:
+        assert all(
+            text is None or text.isprintable()
+            for text in (problem.source, problem.detail, problem.name, problem.lms_id)
+        )
+        assert Path(problem.kept_at).parent == course.state_dir / "lms" / "unplaced" / AID
+
+
+def test_zip_slip_and_symlink_members_are_refused_and_never_displace(course, tmp_path):
+    real = "garcíaana_1001_501_learning_rate.ipynb"
+    members = {
+        "../../garcíaana_1001_999_learning_rate.ipynb": notebook_bytes("slip"),
+        "/tmp/garcíaana_1001_998_learning_rate.ipynb": notebook_bytes("absolute"),
+        "x/../garcíaana_1001_997_learning_rate.ipynb": notebook_bytes("dotdot"),
+        "garcíaana_1001_996_learning_rate.ipynb": b"/etc/passwd",  # a symbolic link
+        "C:garcíaana_1001_995_learning_rate.ipynb": notebook_bytes("drive"),
+        real: notebook_bytes("ana"),
+    }
+    archive = write_zip(
+        tmp_path / "s.zip", members, symlinks=frozenset({"garcíaana_1001_996_learning_rate.ipynb"})
+    )
+    before = set(tmp_path.parent.rglob("*"))
+    roster = write_csv(tmp_path / "r.csv", IMPOSTOR_ROSTER)
+    report = collect_archive(course, AID, archive, "canvas", roster=roster)
+    assert report.by_student()["ana"].source == real
+    assert_graded_as(course, "ana", "ana")
+    problems = unplaced(report)
+    assert set(problems) == set(members) - {real}
+    assert {p.kind for p in problems.values()} == {"unsafe"}
+    assert "symbolic link" in problems["garcíaana_1001_996_learning_rate.ipynb"].detail
+    # every file written is inside the course's state (nothing by the members' paths)
+    written = {p for p in set(tmp_path.parent.rglob("*")) - before if p.is_file()}
+    assert written and all(course.state_dir in p.parents or p == roster for p in written)
+    # Moodle refuses the same members
+    moodle = write_zip(
+        tmp_path / "m.zip",
+        {
+            "Ana García López_101_assignsubmission_file/../../x.ipynb": notebook_bytes("slip"),
+            "Ana García López_101_assignsubmission_file/learning_rate.ipynb": b"/etc/passwd",
+        },
+        symlinks=frozenset({"Ana García López_101_assignsubmission_file/learning_rate.ipynb"}),
+    )
+    report = collect_archive(course, AID, moodle, "moodle")
+    assert not report.placed and [p.kind for p in report.problems] == ["unsafe", "unsafe"]
+
+
+def test_student_ids_that_are_not_valid_are_refused(course, tmp_path):
+    # without a roster the LMS id becomes the student id: it must fullmatch STUDENT_ID
+    long_anon = "anon_" + "A" * 120
+    archive = write_zip(
+        tmp_path / "s.zip",
+        {
+            f"{long_anon}_501_learning_rate.ipynb": notebook_bytes("long"),
+            "garcíaana_1001_502_learning_rate.ipynb": notebook_bytes("ana"),
+        },
+    )
+    report = collect_archive(course, AID, archive, "canvas")
+    assert set(report.by_student()) == {"1001"}
+    assert (
+        "not a valid student id" in unplaced(report)[f"{long_anon}_501_learning_rate.ipynb"].detail
+    )
+    moodle = write_zip(
+        tmp_path / "m.zip",
+        {f"Ana_{'1' * 150}_assignsubmission_file/learning_rate.ipynb": notebook_bytes("ana")},
+    )
+    report = collect_archive(course, AID, moodle, "moodle")
+    assert not report.placed and "not a valid student id" in report.problems[0].detail
+    assert not (course.submitted_dir / ("1" * 150)).exists()
+
+
+MOODLE_WORKSHEET = (
+    "Identifier,Full name,Email address,Status,Grade,Maximum grade\n"
+    '"Participant 101",Ana García López,ana@uni.es,Submitted,,8.00\n'
+    '"Participant 102",Benito Pérez,ben@uni.es,Submitted,,8.00\n'
+)
+
+
+def test_moodle_folders_imitating_another_participant_are_unplaced(course, tmp_path):
+    ana = "Ana García López_101_assignsubmission_file/learning_rate.ipynb"
+    ben = "Benito Pérez_102_assignsubmission_file_/learning_rate.ipynb"
+    impostors = {
+        # Zoe (not in the worksheet) nests a folder named like Ana's inside her own
+        "Zoe Extra_199_assignsubmission_file/Ana García López_101_assignsubmission_file/"
+        "learning_rate.ipynb": "zoe-nested",
+        # a first folder no Moodle writes: names never hold "_" (Moodle makes them spaces)
+        "Zoe_Extra_101_assignsubmission_file/learning_rate.ipynb": "zoe-underscore",
+        "Zoe Extra_199_assignsubmission_file_Ana García López_101_assignsubmission_file/"
+        "learning_rate.ipynb": "zoe-long-folder",
+        # flat layout: the student's file name after Zoe's own prefix
+        "Zoe Extra_199_assignsubmission_file_Ana García López_101_assignsubmission_file_"
+        "learning_rate.ipynb": "zoe-flat",
+        # Ana's participant id under Ben's name
+        "Benito Pérez_101_assignsubmission_file/learning_rate.ipynb": "ben-as-ana",
+    }
+    members = {name: notebook_bytes(owner) for name, owner in impostors.items()}
+    members |= {ana: notebook_bytes("ana"), ben: notebook_bytes("ben")}
+    archive = write_zip(tmp_path / "m.zip", members)
+    worksheet = write_csv(tmp_path / "worksheet.csv", MOODLE_WORKSHEET)
+    report = collect_archive(course, AID, archive, "moodle", roster=worksheet)
+    assert set(report.by_student()) == {"ana@uni.es", "ben@uni.es"}
+    assert_graded_as(course, "ana@uni.es", "ana")
+    assert_graded_as(course, "ben@uni.es", "ben")
+    problems = unplaced(report)
+    assert set(problems) == set(impostors)
+    for source, owner in impostors.items():
+        assert owner_of(Path(problems[source].kept_at)) == owner
+    kinds = {impostors[s]: p.kind for s, p in problems.items()}
+    assert kinds == {
+        "zoe-nested": "unmatched",
+        "zoe-underscore": "unrecognized",
+        "zoe-long-folder": "unrecognized",
+        "zoe-flat": "unmatched",
+        "ben-as-ana": "unmatched",
+    }
+    by_owner = {impostors[s]: p.detail for s, p in problems.items()}
+    assert "participant 199" in by_owner["zoe-nested"]
+    assert "imitates" in by_owner["ben-as-ana"] and "ana@uni.es" in by_owner["ben-as-ana"]
+
+
+def test_moodle_worksheet_of_another_assignment_is_caught_by_the_names(course, tmp_path):
+    # participant ids differ in every assignment: 101 is Ana in the worksheet, Ben here
+    archive = write_zip(
+        tmp_path / "m.zip",
+        {"Benito Pérez_101_assignsubmission_file/learning_rate.ipynb": notebook_bytes("ben")},
+    )
+    worksheet = write_csv(tmp_path / "worksheet.csv", MOODLE_WORKSHEET)
+    report = collect_archive(course, AID, archive, "moodle", roster=worksheet)
+    assert not report.placed and not course.submitted_dir.exists()
+    assert "another assignment" in report.problems[0].detail
 
 
 # --- Moodle -----------------------------------------------------------------------------------

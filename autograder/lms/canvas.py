@@ -1,13 +1,23 @@
 """Canvas: the "Download submissions" zip in, a gradebook import CSV out.
 
-Download names (Canvas's ``ContentZipper``)::
+Download names (Canvas's ``ContentZipper``), every file at the top of the zip::
 
-    <sortable name>_[LATE_]<user id>_<attachment id>_<file name>
+    <name>_[LATE_]<user id>_<attachment id>_<file name>
     [LATE_]anon_<anonymous id>_<attachment id>_<file name>        (anonymous grading)
-    <sortable name>_[LATE_]<user id>_text.html | _link.html       (text entry, URL submissions)
+    <name>_[LATE_]<user id>_text.html | _link.html                 (text entry, URL submissions)
 
-The sortable name is lower-cased with every non-word character removed; the file name is the
-student's, where Canvas appends ``-1``, ``-2`` when a file of that name was uploaded before.
+``<name>`` is the sortable name with ``_<digits>_`` joined into ``<digits>`` (so that
+``_<digits>_`` marks the ids), lower-cased, every character but ``[[:word:]]`` removed;
+``LATE`` stays upper case. The ids are ASCII digits; Canvas's own reader of these names (the
+"re-upload submissions" importer) takes the first all-digit ``_``-separated part as the user
+id, and so do we: the name is read from the start, and the student's file name, which the
+student chose, can never move the ids. ``<file name>`` is the uploaded file's display name
+with ``\x00 / \\ : * ? " < > |`` replaced by ``_``; an upload over a file of the same name
+(a resubmission) is renamed ``name-1.ext``, ``name-2.ext``.
+
+A file is attributed to a student only when its user id is in the roster and its name part is
+that student's name as Canvas writes it (when the roster has a name for them); see
+``collect_canvas``.
 
 Gradebook import (Canvas's ``GradebookImporter``): the header starts ``Student``, ``ID``, then
 optionally ``SIS User ID``, ``SIS Login ID``, and the student columns end at ``Section``; each
@@ -24,26 +34,40 @@ import csv
 import logging
 import os
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autograder.collect import STUDENT_ID
 from autograder.config import Course
 from autograder.export import exporter
 from autograder.lms import (
     Candidate,
-    Layout,
     LmsError,
     class_grades,
     lms_section,
     load_placements,
     member_name,
+    notebook_stem,
     open_archive,
     per_assignment,
     skippable_member,
     write_json_atomic,
 )
-from autograder.lms.roster import Person, Roster, course_roster
+from autograder.lms.roster import (
+    Person,
+    Roster,
+    SafeLayout,
+    canvas_file_name,
+    canvas_name_keys,
+    canvas_word,
+    course_roster,
+    fold,
+    member_refusal,
+    name_orders,
+    printable_report,
+)
 from autograder.spreadsheet import safe_row
 
 log = logging.getLogger(__name__)
@@ -51,16 +75,18 @@ log = logging.getLogger(__name__)
 POINTS_POSSIBLE = "    Points Possible"  # as Canvas writes it in its own exports
 HEADER = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
 
-_ID = r"(?:(?P<anon>anon_[A-Za-z0-9]+)|(?P<uid>\d+))"
-_REST = re.compile(r"^(?:(?P<att>\d+)_(?P<file>.+)|(?P<kind>text|link)\.html)$", re.S)
-_HEAD = re.compile(rf"^(?:(?P<late>LATE)_)?{_ID}$")
+_DIGITS = re.compile(r"[0-9]+")
+_ANON_ID = re.compile(r"[A-Za-z0-9]+")
+_UPLOAD = re.compile(r"(?P<att>[0-9]+)_(?P<file>.+)", re.S)
+_ONLINE = re.compile(r"(?P<kind>text|link)\.html")
+_RESUBMISSION = re.compile(r"-([0-9]+)$")
 
 
 @dataclass(frozen=True)
 class CanvasName:
     """What a Canvas download file name says."""
 
-    name: str  # sanitized sortable name ("" when anonymous)
+    name: str  # the name part as Canvas wrote it ("" when anonymous)
     late: bool
     user_id: str | None
     anon_id: str | None  # "anon_xxxxx"
@@ -71,70 +97,148 @@ class CanvasName:
     def lms_id(self) -> str:
         return self.anon_id or self.user_id or ""
 
+    @property
+    def resubmission(self) -> int:
+        """The ``-N`` Canvas added to a re-uploaded file of the same name (0: none)."""
+        stem = self.filename.rsplit(".", 1)[0] if "." in self.filename else self.filename
+        match = _RESUBMISSION.search(stem)
+        return int(match.group(1)) if match else 0
+
+    @property
+    def order(self) -> int:
+        """Newer uploads sort higher: the attachment id, then the resubmission number."""
+        return int(self.attachment_id or 0) * 1000 + min(self.resubmission, 999)
+
+
+def _canvas_name_part(text: str) -> bool:
+    return text == text.lower() and all(canvas_word(ch) for ch in text)
+
+
+def _tail(parts: list[str]) -> tuple[str | None, str] | None:
+    rest = "_".join(parts)
+    if _ONLINE.fullmatch(rest):
+        return None, rest
+    upload = _UPLOAD.fullmatch(rest)
+    return (upload["att"], upload["file"]) if upload else None
+
 
 def parse_canvas_names(basename: str) -> list[CanvasName]:
-    """Every reading of a download file name, most likely first.
+    """Every reading of a download file name: none, one, or (only for a name part that is
+    literally ``anon``) one named and one anonymous. Anchored at the start, never searched.
 
-    Names may hold underscores and digits ("o_neil", "smith_2"), so more than one split can be
-    valid; the caller prefers a reading whose user id is in the roster.
+    Named: the name is every ``_``-part before the first all-digit part (Canvas's own rule),
+    less a ``LATE`` right before it; it must be lower-case ``[[:word:]]``. Anonymous: the name
+    starts ``anon_<id>_`` or ``LATE_anon_<id>_``.
     """
     parts = basename.split("_")
     readings = []
-    for cut in range(0, len(parts)):
-        name = "_".join(parts[:cut])
-        if cut and not (re.fullmatch(r"\w+", name) and name == name.lower()):
-            continue  # Canvas lower-cases names and keeps only word characters
-        for width in (1, 2, 3):  # "123", "LATE_123", "anon_x", "LATE_anon_x"
-            head = "_".join(parts[cut : cut + width])
-            rest = "_".join(parts[cut + width :])
-            m = _HEAD.match(head)
-            r = _REST.match(rest) if m else None
-            if not (m and r):
-                continue
-            if m["anon"] and cut:
-                continue  # anonymous names carry no sortable name
-            if not m["anon"] and not cut:
-                continue  # a user id always follows a name
-            readings.append(
-                CanvasName(
-                    name=name,
-                    late=bool(m["late"]),
-                    user_id=m["uid"],
-                    anon_id=m["anon"],
-                    attachment_id=r["att"],
-                    filename=r["file"] if r["att"] else f"{r['kind']}.html",
-                )
-            )
+    first = next((i for i, part in enumerate(parts) if _DIGITS.fullmatch(part)), None)
+    if first is not None and first >= 1:
+        late = first >= 2 and parts[first - 1] == "LATE"
+        name = "_".join(parts[: first - 1] if late else parts[:first])
+        tail = _tail(parts[first + 1 :])
+        if tail and _canvas_name_part(name):
+            readings.append(CanvasName(name, late, parts[first], None, tail[0], tail[1]))
+    late = parts[0] == "LATE"
+    at = 1 if late else 0
+    if len(parts) > at + 2 and parts[at] == "anon" and _ANON_ID.fullmatch(parts[at + 1]):
+        tail = _tail(parts[at + 2 :])
+        if tail:
+            anon = f"anon_{parts[at + 1]}"
+            readings.append(CanvasName("", late, None, anon, tail[0], tail[1]))
     return readings
 
 
 def parse_canvas_name(basename: str, known_ids: set[str] | None = None) -> CanvasName | None:
+    """The reading of a download file name: the named one when its user id is in
+    ``known_ids`` (or no ids are given), else the anonymous one if the name allows it."""
     readings = parse_canvas_names(basename)
-    if known_ids:
-        for reading in readings:
-            if reading.user_id in known_ids:
-                return reading
-    return readings[0] if readings else None
+    named = [r for r in readings if r.user_id]
+    anon = [r for r in readings if r.anon_id]
+    if named and (not anon or known_ids is None or named[0].user_id in known_ids):
+        return named[0]
+    return anon[0] if anon else None
+
+
+def holds_canvas_name(filename: str) -> bool:
+    """Whether a student's file name itself continues like a Canvas download name
+    (``[x_][LATE_]<digits>_<digits>_...``). A Canvas user who may edit their own name can
+    get ``<victim's name>_<victim's id>_<n>_x`` written as their name (Canvas joins
+    ``_<digits>_`` before it removes punctuation, so ``_1001._9._x`` survives), and their
+    files then start with the victim's prefix and carry their own after it."""
+    return any(r.user_id for r in parse_canvas_names("x_" + filename))
 
 
 # --- collect ------------------------------------------------------------------------------------
 
+FORMAT = "<name>_[LATE_]<user id>_<attachment id>_<file>, at the top of the zip"
 
-def _resolver(roster: Roster):
-    def resolve(cand: Candidate) -> tuple[str | None, str]:
-        if cand.lms_id.startswith("anon_"):
-            return cand.lms_id, "anonymous grading (no identity in the download)"
-        if not roster:
-            return cand.lms_id, "Canvas user id (no roster)"
-        person = roster.by("canvas_id", cand.lms_id)
-        if person:
-            return person.student_id, "roster:canvas_id"
-        person, why = roster.match_name(cand.name, "canvas_id", canvas_style=True)
-        if person:
-            return person.student_id, "roster:name"
-        return None, f"Canvas user {cand.lms_id} ({cand.name}) is not in the roster: {why}"
 
-    return resolve
+@dataclass
+class _Claim:
+    """A file whose Canvas name parsed, and what the roster says about it."""
+
+    reading: CanvasName
+    candidate: Candidate
+    student: str | None = None
+    how: str = ""
+    refusal: str | None = None
+    by_name: bool = False  # the roster confirmed the name part, not only the id
+
+
+def _confirm(claim: _Claim, roster: Roster, basename: str) -> None:
+    """Attribute ``claim`` to a student, or say why not (``claim.refusal``)."""
+    r = claim.reading
+    if r.anon_id:
+        if roster.get(r.anon_id):
+            claim.refusal = (
+                f"the anonymous id {r.anon_id} is also a student id in the roster: "
+                "an anonymous submission is never filed under a student"
+            )
+        else:
+            claim.student, claim.how = r.anon_id, "anonymous grading (no identity in the download)"
+        return
+    if not roster:
+        claim.student, claim.how = r.user_id, "Canvas user id (no roster)"
+        return
+    person = roster.by("canvas_id", r.user_id)
+    if person is None:
+        claim.refusal = f"Canvas user {r.user_id} ('{r.name}') is not in the roster" + _hint(
+            roster, r, basename
+        )
+        return
+    keys = canvas_name_keys(person)
+    if keys and fold(r.name) not in keys:
+        expected = canvas_file_name(person.sortable_name or person.name)
+        claim.refusal = (
+            f"the file is named for '{r.name}', but Canvas user {r.user_id} is "
+            f"{person.student_id} ('{expected}') in the roster: Canvas writes each user's own "
+            "name, so this file imitates another student's, or the roster is wrong"
+        )
+        return
+    claim.student, claim.how, claim.by_name = person.student_id, "roster:canvas_id", bool(keys)
+
+
+def _hint(roster: Roster, r: CanvasName, basename: str) -> str:
+    """Why a Canvas user may be missing from the roster, when the roster suggests it."""
+    for person in roster.people:
+        if not person.canvas_id:
+            continue
+        for key in {canvas_file_name(n) for n in name_orders(person)}:
+            for late in ("", "LATE_"):
+                if basename.startswith(f"{key}_{late}{person.canvas_id}_"):
+                    return (
+                        f"; the roster's {person.student_id} (Canvas user {person.canvas_id}) "
+                        f"is called '{key}', which ends in digits that Canvas's file names "
+                        "cannot tell from a user id: check this file by hand"
+                    )
+    person, _ = roster.match_name(r.name, "canvas_id", canvas_style=True)
+    if person:
+        return (
+            f"; the roster's {person.student_id} has that name but no canvas_id: if this is "
+            f"them, add canvas_id {r.user_id} to their row (a name alone never decides)"
+        )
+    return ""
 
 
 def collect_canvas(
@@ -144,40 +248,128 @@ def collect_canvas(
     roster: str | os.PathLike | None = None,
     dry_run: bool = False,
 ):
-    """Lay a Canvas "Download submissions" zip out in ``submitted/`` (see ``CollectReport``)."""
+    """Lay a Canvas "Download submissions" zip out in ``submitted/`` (see ``CollectReport``).
+
+    A file is placed only when its name parses as Canvas writes it (``parse_canvas_names``),
+    its user id is in the roster and its name part is that student's (when the roster has a
+    name). Without a roster, the Canvas user id is the student id. Everything else is kept in
+    ``unplaced/`` with the reason, and never takes a student's place: of one user's files the
+    one named as released wins, then the newest upload (attachment id, then ``-N``).
+    """
     people = course_roster(course, roster)
-    known = {p.canvas_id for p in people.people if p.canvas_id}
-    layout = Layout(course, assignment_id, "canvas", archive, _resolver(people), dry_run)
-    candidates = []
+    decided: dict[str, tuple[str, str]] = {}
+    layout = SafeLayout(
+        course, assignment_id, "canvas", archive, lambda c: decided[c.lms_id], dry_run
+    )
+    want = notebook_stem(layout.notebook)
     with open_archive(archive) as zf:
+        parsed: list[tuple[zipfile.ZipInfo, str, list[CanvasName]]] = []
         for info in zf.infolist():
             name = member_name(info)
             if skippable_member(name):
                 continue
-            base = name.rsplit("/", 1)[-1]
-            parsed = parse_canvas_name(base, known)
-            if parsed is None:
+            stranger = Candidate("", "", info, name.rsplit("/", 1)[-1])
+            unsafe = member_refusal(info, name)
+            if unsafe:
+                layout.problem(zf, "unsafe", name, unsafe, stranger)
+                continue
+            if "/" in name:
                 layout.problem(
                     zf,
                     "unrecognized",
                     name,
-                    "not a Canvas submission file name "
-                    "(sortablename_[LATE_]userid_attachmentid_file)",
-                    Candidate("", "", info, base),
+                    f"in a folder: Canvas writes every file at the top of the zip ({FORMAT}); "
+                    "collect the zip as Canvas gave it",
+                    stranger,
                 )
                 continue
-            candidates.append(
-                Candidate(
-                    lms_id=parsed.lms_id,
-                    name=parsed.name,
-                    member=info,
-                    filename=parsed.filename,
-                    late=parsed.late,
-                    order=int(parsed.attachment_id or 0),
-                    attachment_id=parsed.attachment_id,
+            readings = parse_canvas_names(name)
+            if not readings:
+                layout.problem(
+                    zf,
+                    "unrecognized",
+                    name,
+                    f"not a Canvas submission file name ({FORMAT})",
+                    stranger,
                 )
+                continue
+            parsed.append((info, name, readings))
+        anonymous = any(len(r) == 1 and r[0].anon_id for _, _, r in parsed)
+        known = {p.canvas_id for p in people.people if p.canvas_id} if people else None
+        claims = []
+        for info, name, readings in parsed:
+            if len(readings) > 1 and known is None:
+                reading = readings[1] if anonymous else readings[0]
+            else:
+                reading = parse_canvas_name(name, known)
+            claim = _Claim(
+                reading,
+                Candidate(
+                    lms_id=reading.lms_id,
+                    name=reading.name,
+                    member=info,
+                    filename=reading.filename,
+                    late=reading.late,
+                    order=reading.order,
+                    attachment_id=reading.attachment_id,
+                ),
             )
-        return layout.run(zf, candidates)
+            _confirm(claim, people, name)
+            if claim.student is not None and not STUDENT_ID.fullmatch(claim.student):
+                claim.refusal = f"'{claim.student}' is not a valid student id"
+            claims.append(claim)
+        accepted = _settle(claims, want)
+        for claim in claims:
+            if claim.refusal:
+                layout.problem(
+                    zf,
+                    "unmatched",
+                    member_name(claim.candidate.member),
+                    claim.refusal,
+                    claim.candidate,
+                )
+        for claim in accepted:
+            decided[claim.candidate.lms_id] = (claim.student, claim.how)
+        report = layout.run(zf, [c.candidate for c in accepted])
+    return printable_report(report)
+
+
+def _settle(claims: list[_Claim], want: str) -> list[_Claim]:
+    """The attributed claims that may be laid out; the others get their ``refusal``.
+
+    One Canvas user's files carry one name: if they disagree and the roster cannot say which
+    is right (no name for the student), none is taken. A notebook not named as released is
+    not taken as a renamed submission when its own file name holds another Canvas prefix
+    (``holds_canvas_name``).
+    """
+    groups: dict[str, list[_Claim]] = {}
+    for claim in claims:
+        if claim.refusal is None:
+            groups.setdefault(claim.candidate.lms_id, []).append(claim)
+    accepted = []
+    for lms_id, group in groups.items():
+        names = sorted({c.reading.name for c in group})
+        if len(names) > 1 and not all(c.by_name for c in group):
+            for claim in group:
+                claim.refusal = (
+                    f"the files of Canvas user {lms_id} carry different names "
+                    f"({', '.join(names)}), and Canvas writes one: some imitate this "
+                    "student's and the roster has no name to tell which (add sortable_name)"
+                )
+            continue
+        notebooks = [c for c in group if c.reading.filename.lower().endswith(".ipynb")]
+        if not any(notebook_stem(c.reading.filename) == want for c in notebooks):
+            for claim in notebooks:
+                if holds_canvas_name(claim.reading.filename):
+                    claim.refusal = (
+                        f"the file name the student gave, '{claim.reading.filename}', "
+                        "continues like another Canvas download name (<name>_<id>_<id>_...): "
+                        "a crafted Canvas name can produce that to pass a file off as this "
+                        "student's, so it is not taken as their renamed notebook; check it "
+                        "by hand"
+                    )
+        accepted += [c for c in group if c.refusal is None]
+    return accepted
 
 
 # --- export -------------------------------------------------------------------------------------

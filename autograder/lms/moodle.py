@@ -8,6 +8,12 @@ Download layout (``mod_assign``; the id is the assignment's *participant* id, th
     Full Name_<id>_assignsubmission_file_<file>      "download submissions in folders" off
     Participant_<id>_assignsubmission_file/<file>    blind marking
 
+Moodle writes the full name with its underscores turned into spaces and ``clean_filename``
+applied (no control characters, no ``& < > " ` | ' : \\ /``), so the name never holds
+``_``: like Moodle's own feedback importer (``explode('_', $path, 5)``), we read the name as
+everything before the first ``_`` of the *first* path part, then the participant id. What
+follows (sub-folders, the file name) is the student's and never decides who they are.
+
 The **offline grading worksheet** (Assignment > Submissions > "Download grading worksheet")
 is filled in, not generated: its columns depend on the site's settings and language, and
 Moodle's importer finds them by their (localized) titles. Only the ``Grade`` and
@@ -24,6 +30,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from autograder.collect import STUDENT_ID
 from autograder.config import Course
 from autograder.export import exporter
 from autograder.lms import (
@@ -48,16 +55,31 @@ from autograder.lms.roster import (
     MOODLE_FULLNAME,
     MOODLE_IDENTIFIER,
     Roster,
+    SafeLayout,
     course_roster,
+    member_refusal,
+    moodle_file_name,
+    name_orders,
     parse_moodle_identifier,
+    printable_report,
 )
 
 log = logging.getLogger(__name__)
 
-_FOLDER = re.compile(
-    r"^(?P<name>.+?)_(?P<pid>\d+)_assignsubmission_(?P<plugin>[a-z]+)(?P<trail>_?)$"
-)
-_FLAT = re.compile(r"^(?P<name>.+?)_(?P<pid>\d+)_assignsubmission_(?P<plugin>[a-z]+)_(?P<file>.+)$")
+_PREFIX = r"(?P<name>[^_/\x00-\x1f\x7f]+)_(?P<pid>[0-9]+)_assignsubmission_(?P<plugin>[a-z0-9]+)"
+_FOLDER = re.compile(_PREFIX + r"(?P<trail>_?)")
+_FLAT = re.compile(_PREFIX + r"_(?P<file>.+)", re.S)
+
+# mod_assign's "participant" string, as blind marking writes it instead of the name (the
+# languages the worksheet columns are recognised in; "Teilnehmer/in" loses its "/").
+BLIND_NAMES = {
+    "participant",
+    "participante",
+    "partecipante",
+    "teilnehmerin",
+    "teilnehmer",
+    "deelnemer",
+}
 
 
 @dataclass(frozen=True)
@@ -70,11 +92,13 @@ class MoodlePath:
 
 
 def parse_moodle_path(path: str) -> MoodlePath | None:
-    """What a member of a Moodle download says about its student."""
-    parts = [p for p in path.split("/") if p]
-    for part in parts[:-1]:
-        m = _FOLDER.match(part)
-        if m:
+    """What a member of a Moodle download says about its student: read from the first path
+    part only (``Full Name_<id>_assignsubmission_<plugin>[_]/...``, or the whole member name
+    ``Full Name_<id>_assignsubmission_<plugin>_<file>`` when Moodle did not make folders)."""
+    parts = path.split("/")
+    if len(parts) > 1:
+        m = _FOLDER.fullmatch(parts[0])
+        if m and parts[-1]:
             return MoodlePath(
                 m["name"],
                 m["pid"],
@@ -82,27 +106,65 @@ def parse_moodle_path(path: str) -> MoodlePath | None:
                 parts[-1],
                 "3.x folders" if m["trail"] else "4.x folders",
             )
-    if parts:
-        m = _FLAT.match(parts[-1])
-        if m:
-            return MoodlePath(m["name"], m["pid"], m["plugin"], m["file"], "flat")
+        return None
+    m = _FLAT.fullmatch(path)
+    if m:
+        return MoodlePath(m["name"], m["pid"], m["plugin"], m["file"], "flat")
     return None
+
+
+def is_blind_name(name: str) -> bool:
+    return moodle_file_name(name) in BLIND_NAMES
+
+
+def _named_as(person, name: str) -> bool:
+    """Whether ``name`` (as Moodle wrote it in the download) is this person's name."""
+    return moodle_file_name(name) in {moodle_file_name(n) for n in name_orders(person)}
 
 
 # --- collect ------------------------------------------------------------------------------------
 
+FORMAT = "Full Name_<id>_assignsubmission_file/<file>"
+
 
 def _resolver(roster: Roster):
-    def resolve(cand: Candidate) -> tuple[str | None, str]:
+    """``(student id, how)`` or ``(None, why not)`` for a participant of the download.
+
+    With participant ids in the roster (the grading worksheet), the id decides and the
+    folder's name must be that participant's: participant ids differ in every assignment,
+    so a worksheet of another assignment would otherwise file everyone under someone else.
+    A roster without any participant id matches by name, only the one row of that name.
+    """
+    with_ids = any(p.moodle_id for p in roster.people)
+
+    def resolve(pid: str, name: str) -> tuple[str | None, str]:
         if not roster:
-            return cand.lms_id, "Moodle participant id (no roster)"
-        person = roster.by("moodle_id", cand.lms_id)
+            return pid, "Moodle participant id (no roster)"
+        person = roster.by("moodle_id", pid)
         if person:
-            return person.student_id, "roster:moodle_id"
-        person, why = roster.match_name(cand.name, "moodle_id")
+            blind = is_blind_name(name)
+            if person.name and not blind and not _named_as(person, name):
+                return None, (
+                    f"the folder is named for '{name}', but participant {pid} is "
+                    f"{person.student_id} ('{person.name}') in the roster: a worksheet of "
+                    "another assignment (participant ids differ in each), or a file "
+                    "imitating another student's"
+                )
+            return person.student_id, "roster:moodle_id" + (" (blind marking)" if blind else "")
+        if with_ids:
+            return None, (
+                f"Moodle participant {pid} ('{name}') is not in the roster; its participant "
+                "ids are this assignment's only if it is this assignment's grading worksheet"
+            )
+        if is_blind_name(name):
+            return None, (
+                f"blind marking: participant {pid} has no name in the download; give this "
+                "assignment's grading worksheet as the roster"
+            )
+        person, why = roster.match_name(name, "moodle_id")
         if person:
             return person.student_id, "roster:name"
-        return None, f"Moodle participant {cand.lms_id} ({cand.name}) is not in the roster: {why}"
+        return None, f"Moodle participant {pid} ('{name}') is not in the roster: {why}"
 
     return resolve
 
@@ -117,15 +179,26 @@ def collect_moodle(
     """Lay a Moodle "Download all submissions" zip out in ``submitted/``.
 
     ``roster`` may be the assignment's grading worksheet: its participant ids and e-mail
-    addresses then identify the students.
+    addresses then identify the students (see ``_resolver``). A member whose first path part
+    is not Moodle's, or whose participant is not confirmed by the roster, is kept in
+    ``unplaced/`` with the reason and never takes a student's place.
     """
     people = course_roster(course, roster)
-    layout = Layout(course, assignment_id, "moodle", archive, _resolver(people), dry_run)
-    candidates = []
+    resolve = _resolver(people)
+    decided: dict[str, tuple[str, str]] = {}
+    layout = SafeLayout(
+        course, assignment_id, "moodle", archive, lambda c: decided[c.lms_id], dry_run
+    )
     with open_archive(archive) as zf:
+        claims: dict[str, list[Candidate]] = {}
         for info in zf.infolist():
             name = member_name(info)
             if skippable_member(name):
+                continue
+            stranger = Candidate("", "", info, name.rsplit("/", 1)[-1])
+            unsafe = member_refusal(info, name)
+            if unsafe:
+                layout.problem(zf, "unsafe", name, unsafe, stranger)
                 continue
             parsed = parse_moodle_path(name)
             if parsed is None:
@@ -133,20 +206,65 @@ def collect_moodle(
                     zf,
                     "unrecognized",
                     name,
-                    "not a Moodle submission path (Full Name_<id>_assignsubmission_file/<file>)",
-                    Candidate("", "", info, name.rsplit("/", 1)[-1]),
+                    f"not a Moodle submission path ({FORMAT}, read from the first folder)",
+                    stranger,
                 )
                 continue
-            candidates.append(
-                Candidate(
-                    lms_id=parsed.participant_id,
-                    name=parsed.name,
-                    member=info,
-                    filename=parsed.filename,
-                    order=_dos_order(info),
-                )
+            candidate = Candidate(
+                lms_id=parsed.participant_id,
+                name=parsed.name,
+                member=info,
+                filename=parsed.filename,
+                order=_dos_order(info),
             )
-        return layout.run(zf, candidates)
+            claims.setdefault(parsed.participant_id, []).append(candidate)
+        accepted = []
+        for pid, group in claims.items():
+            names = sorted({c.name for c in group})
+            if len(names) > 1:
+                group = _one_name(zf, layout, people, pid, group)
+                names = sorted({c.name for c in group})
+            if len(names) != 1:
+                why = (
+                    f"the files of participant {pid} carry different names "
+                    f"({', '.join(names)}), and Moodle writes one: some imitate another's, "
+                    "and the roster has no name for this participant to tell which"
+                )
+                student = None
+            else:
+                student, why = resolve(pid, names[0])
+                if student is not None and not STUDENT_ID.fullmatch(student):
+                    student, why = None, f"'{student}' is not a valid student id"
+            if student is None:
+                for c in group:
+                    layout.problem(zf, "unmatched", member_name(c.member), why, c)
+                continue
+            decided[pid] = (student, why)
+            accepted += group
+        report = layout.run(zf, accepted)
+    return printable_report(report)
+
+
+def _one_name(zf, layout: Layout, roster: Roster, pid: str, group: list[Candidate]):
+    """Of files claiming one participant under different names, those under the name the
+    roster gives that participant (the others are reported); all of them if it gives none."""
+    person = roster.by("moodle_id", pid) if roster else None
+    if not (person and person.name):
+        return group
+    rightful = [c for c in group if _named_as(person, c.name)]
+    if not rightful:
+        return group
+    for c in group:
+        if c not in rightful:
+            layout.problem(
+                zf,
+                "unmatched",
+                member_name(c.member),
+                f"the folder is named for '{c.name}', but participant {pid} is "
+                f"{person.student_id} ('{person.name}') in the roster: it imitates their files",
+                c,
+            )
+    return rightful
 
 
 def _dos_order(info) -> int:

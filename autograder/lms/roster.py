@@ -23,7 +23,13 @@ Two LMS files are rosters too, so instructors need not build one by hand:
   id is the e-mail address, else the participant id.
 
 Matching never guesses: an LMS id matches the row holding that id; a name matches only a row
-with no id for that LMS, and only when exactly one row has that name.
+with no id for that LMS, and only when exactly one row has that name (the Canvas collector
+never attributes by name; the Moodle one only with a roster without participant ids).
+
+This module also holds what the collectors share: how Canvas and Moodle write names in their
+downloads (``canvas_file_name``, ``moodle_file_name``), the refusal of archive members that are
+links or leave the archive (``member_refusal``), the escaping of student-chosen text before an
+instructor reads it (``printable``) and ``SafeLayout``.
 """
 
 from __future__ import annotations
@@ -32,12 +38,15 @@ import csv
 import io
 import os
 import re
+import stat
 import unicodedata
+import zipfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from autograder import lms
 from autograder.collect import STUDENT_ID
-from autograder.lms import LmsError
+from autograder.lms import Layout, LmsError, member_name
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "student_id": (
@@ -121,11 +130,53 @@ def normalize_name(text: str) -> str:
     return " ".join(text.casefold().replace("_", " ").split())
 
 
+def canvas_word(ch: str) -> bool:
+    """Ruby's ``[[:word:]]``, which Canvas keeps in download names: letters, marks, decimal
+    digits and connector punctuation (``_``). Python's ``\\w`` leaves marks out."""
+    category = unicodedata.category(ch)
+    return category[0] in "LM" or category in ("Nd", "Pc")
+
+
 def canvas_file_name(sortable_name: str) -> str:
-    """How Canvas writes a sortable name in download file names: lower case, only word
-    characters kept (``"García, Ana-María"`` -> ``"garcíaanamaría"``)."""
-    name = re.sub(r"_(\d+)_", r"\1", sortable_name)
-    return re.sub(r"[^\w]", "", name.lower())
+    """How Canvas writes a sortable name in download file names (``ContentZipper``:
+    ``sanitize_user_name`` joins ``_123_`` to ``123`` and lower-cases, then every character
+    that is not ``[[:word:]]`` goes): ``"García, Ana-María"`` -> ``"garcíaanamaría"``."""
+    name = re.sub(r"_([0-9]+)_", r"\1", sortable_name).lower()
+    return "".join(ch for ch in name if canvas_word(ch))
+
+
+def fold(text: str) -> str:
+    """Accent-, case- and Unicode-form-insensitive form, to compare a name with a name."""
+    text = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
+
+
+def name_orders(person: Person) -> list[str]:
+    """The ways an LMS may write this person's name: as given, the sortable name, and every
+    "last, first" split of the full name ("Ana García López" -> "López, Ana García",
+    "García López, Ana")."""
+    found = [n for n in (person.name.strip(), person.sortable_name.strip()) if n]
+    words = person.name.split()
+    for cut in range(1, len(words)):
+        first, last = " ".join(words[:cut]), " ".join(words[cut:])
+        found += [f"{last}, {first}", f"{last} {first}"]
+    return found
+
+
+def canvas_name_keys(person: Person) -> set[str]:
+    """What the name part of this person's Canvas download files may be (folded)."""
+    return {fold(canvas_file_name(n)) for n in name_orders(person)}
+
+
+_MOODLE_DROPPED = re.compile(r"[\x00-\x1f\x7f&<>\"`|':\\/]")
+
+
+def moodle_file_name(full_name: str) -> str:
+    """How Moodle writes a full name in download paths (``mod_assign\\downloader``:
+    underscores become spaces, then ``clean_filename`` drops control characters and
+    ``& < > " ` | ' : \\ /``), folded for comparison."""
+    text = _MOODLE_DROPPED.sub("", full_name.replace("_", " "))
+    return " ".join(fold(text).split())
 
 
 def parse_moodle_identifier(text: str) -> str | None:
@@ -237,31 +288,28 @@ class Roster:
     def match_name(
         self, name: str, id_field: str, canvas_style: bool = False
     ) -> tuple[Person | None, str | None]:
-        """The one person called ``name`` among rows without ``id_field``; else why not."""
+        """The one person called ``name`` among rows without ``id_field``; else why not.
+
+        ``name`` is as the LMS wrote it in a download: Canvas's file-name form with
+        ``canvas_style``, else Moodle's folder form (see ``moodle_file_name``).
+        """
         if not name:
             return None, "no name to match"
-        target = canvas_file_name(name) if canvas_style else normalize_name(name)
-        found = []
-        for person in self.people:
-            candidates = {person.name, person.sortable_name}
-            if person.name and " " in person.name.strip():
-                first, _, last = person.name.strip().rpartition(" ")
-                candidates.add(f"{last}, {first}")
-            keys = {
-                canvas_file_name(c) if canvas_style else normalize_name(c) for c in candidates if c
-            }
-            if target in keys:
-                found.append(person)
+        key = (lambda n: fold(canvas_file_name(n))) if canvas_style else moodle_file_name
+        target = key(name)
+        if not target:
+            return None, "no name to match"
+        found = [p for p in self.people if target in {key(n) for n in name_orders(p)}]
         if not found:
-            return None, f"nobody called {name!r} in the roster"
+            return None, f"nobody called '{name}' in the roster"
         if len(found) > 1:
             return None, (
-                f"{len(found)} students are called {name!r} in the roster "
+                f"{len(found)} students are called '{name}' in the roster "
                 f"({', '.join(p.student_id for p in found)}): add their {id_field}"
             )
         if getattr(found[0], id_field):
             return None, (
-                f"the roster's {name!r} ({found[0].student_id}) has another "
+                f"the roster's '{name}' ({found[0].student_id}) has another "
                 f"{id_field} ({getattr(found[0], id_field)})"
             )
         return found[0], None
@@ -403,3 +451,89 @@ def course_roster(course, extra: str | os.PathLike | None = None, lti: bool = Fa
         loaded = load_roster(path)
         roster = roster.merged(loaded) if roster else loaded
     return roster
+
+
+# --- what the collectors share: archive members and what the instructor reads -------------------
+
+
+def member_refusal(info: zipfile.ZipInfo, name: str) -> str | None:
+    """Why an archive member can never be a submission (its path leaves the archive, or it is
+    a link or a device rather than a file), or None. Nothing is extracted by its path, but a
+    member like this is not something an LMS writes: it is refused before it is read."""
+    kind = stat.S_IFMT(info.external_attr >> 16)
+    if kind == stat.S_IFLNK:
+        return "a symbolic link, not a file (an LMS download holds only files)"
+    if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+        return "a special file (device, pipe or socket), not a file"
+    if name.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", name):
+        return "an absolute path: it points outside the archive"
+    if "\\" in name:
+        return "a path with backslashes (an LMS writes '/')"
+    parts = name.rstrip("/").split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return "a path with '..', '.' or an empty folder name: it could point outside the archive"
+    return None
+
+
+class SafeLayout(Layout):
+    """``Layout`` whose copies of unplaced files have bounded names (at most 200 bytes: a
+    student's file name may be 180 characters of 3-byte UTF-8) and never overwrite another
+    file kept in the same run (two strangers' ``learning_rate.ipynb`` both stay)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._kept: set[str] = set()
+
+    def _keep(self, zf: zipfile.ZipFile, candidate) -> str | None:
+        limit = lms.MAX_MEMBER_BYTES
+        if candidate.member.file_size > limit:
+            return None
+        base = member_name(candidate.member).rsplit("/", 1)[-1]
+        safe = re.sub(r"[^\w.+-]", "_", base).lstrip(".") or "file"
+        who = re.sub(r"[^\w.+-]", "_", candidate.lms_id)[:40] or "unknown"
+        name = f"{who}__{safe}".encode()[:200].decode("utf-8", "ignore")
+        stem, dot, ext = name.rpartition(".") if "." in name[1:] else (name, "", "")
+        count = 1
+        while name in self._kept:
+            count += 1
+            name = f"{stem}~{count}{dot}{ext}"
+        try:
+            with zf.open(candidate.member) as handle:
+                data = handle.read(limit + 1)
+        except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError):
+            return None
+        if len(data) > limit:
+            return None
+        self._kept.add(name)
+        target = self.unplaced_dir / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        return str(target)
+
+
+def printable(text: str | None) -> str | None:
+    """``text`` with every character a terminal could act on escaped (``\\n``, ``\\x1b``,
+    ``\\u202e``, ...; a backslash doubled): file names are chosen by students, and this is
+    how they reach the instructor's screen. Printable text comes out unchanged."""
+    if text is None or (text.isprintable() and "\\" not in text):
+        return text
+    out = []
+    for ch in text:
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch.isprintable():
+            out.append(ch)
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+    return "".join(out)
+
+
+def printable_report(report):
+    """Escape (``printable``) every text of a ``CollectReport`` that came from the archive."""
+    for placed in report.placed:
+        for attr in ("lms_id", "name", "source", "renamed_from", "attachment_id"):
+            setattr(placed, attr, printable(getattr(placed, attr)))
+    for problem in report.problems:
+        for attr in ("source", "detail", "lms_id", "name"):
+            setattr(problem, attr, printable(getattr(problem, attr)))
+    return report
