@@ -10,17 +10,16 @@ same command again grades only the students still missing (unless ``force``).
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
-import shutil
 import sys
 import tarfile
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, replace
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass, replace
 from itertools import islice
 from multiprocessing import get_context
 from pathlib import Path
@@ -29,7 +28,7 @@ from tqdm import tqdm
 
 from autograder.capture import EXECUTION_RECORD
 from autograder.check import CheckerError, run_checks_many
-from autograder.collect import Submission, find_submissions
+from autograder.collect import STUDENT_ID, TIMESTAMP_FILE, Submission, scan_submissions
 from autograder.config import Course
 from autograder.core import (
     Assignment,
@@ -38,9 +37,10 @@ from autograder.core import (
     grade,
     submission_digest,
 )
-from autograder.execute import ARTIFACTS_DIRNAME, KernelLauncher
+from autograder.execute import ARTIFACTS_DIRNAME, MAX_NOTEBOOK_BYTES, KernelLauncher
 from autograder.record import open_gradebook, record_result, sync_assignment
 from autograder.results import AssignmentResult, ResultsFile, StudentResult
+from autograder.untrusted import UnsafeInput, clean_text, read_bounded, read_json, remove_tree
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ class Job:
     problem: str | None
     timestamp: str | None
     workdir: str
+    notes: tuple[str, ...] = ()  # from collect: problems around the notebook
 
 
 def grade_job(
@@ -84,38 +85,52 @@ def grade_job(
     settings: GradingSettings,
     launcher: KernelLauncher | None = None,
 ) -> StudentResult:
-    """Grade one job into ``job.workdir`` (the core, plus the class-level error handling)."""
+    """Grade one job into ``job.workdir`` (the core, plus the class-level error handling).
+
+    Never raises for anything the submission controls: whatever goes wrong around the core
+    (a work folder the last run left 1,100 levels deep, a folder where ``timestamp.txt`` goes)
+    becomes this student's error, and the class goes on."""
+    try:
+        result = _grade_job(job, assignment, settings, launcher)
+    except CheckerError:
+        raise  # the grader is broken for everyone: stop and say so
+    except Exception as exc:  # noqa: BLE001 - one student's failure must not stop the class
+        log.exception("grading %s failed", job.student)
+        result = internal_error(job, assignment, settings, exc)
+    result.problems = [*result.problems, *job.notes]
+    return result
+
+
+def internal_error(
+    job: Job, assignment: Assignment, settings: GradingSettings, exc: BaseException
+) -> StudentResult:
+    result = error_result(
+        job.student,
+        assignment,
+        f"internal grader error ({type(exc).__name__}: {exc})"[:300],
+        settings.language,
+    )
+    result.submission_sha256 = submission_digest(job.path) if job.path else None
+    return result
+
+
+def _grade_job(
+    job: Job, assignment: Assignment, settings: GradingSettings, launcher: KernelLauncher | None
+) -> StudentResult:
     if job.path is None:
         return error_result(
             job.student, assignment, job.problem or "no notebook", settings.language
         )
     workdir = Path(job.workdir)
-    if workdir.exists():
-        shutil.rmtree(workdir)
-    try:
-        result = grade(
-            job.path, assignment, settings, student=job.student, workdir=workdir, launcher=launcher
-        )
-    except CheckerError:
-        raise  # the grader is broken for everyone: stop and say so
-    except Exception as exc:  # noqa: BLE001 - one student's failure must not stop the class
-        log.exception("grading %s failed", job.student)
-        result = error_result(
-            job.student,
-            assignment,
-            f"internal grader error ({type(exc).__name__}: {exc})"[:300],
-            settings.language,
-        )
-        result.submission_sha256 = submission_digest(job.path)
-    if job.timestamp:
-        workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / "timestamp.txt").write_text(job.timestamp, encoding="utf-8")
-    lms_note = Path(job.path).parent / "lms.json"  # lateness recorded by `autograder collect`
-    if lms_note.is_file():
-        try:
-            result.lateness = json.loads(lms_note.read_text(encoding="utf-8"))
-        except ValueError:
-            log.warning("ignoring unreadable %s", lms_note)
+    remove_tree(workdir)  # whatever an earlier run's kernel left, however deep
+    result = grade(
+        job.path, assignment, settings, student=job.student, workdir=workdir, launcher=launcher
+    )
+    if job.timestamp:  # for nbgrader's feedback and ours; written after the kernel is gone
+        stamp = workdir / TIMESTAMP_FILE
+        if stamp.is_symlink() or stamp.exists():
+            remove_tree(stamp)
+        stamp.write_text(job.timestamp, encoding="utf-8")
     return result
 
 
@@ -133,21 +148,13 @@ def grade_remote(
 
     if settings.data_home and not Path(settings.data_home).is_dir():
         # the grader's data home is a path on its own machine; use the worker's
-        from dataclasses import replace
-
         settings = replace(settings, data_home=str(get_data_home()))
     with tempfile.TemporaryDirectory(prefix="autograder-remote-") as tmp:
         path = None
         if notebook is not None:
             path = Path(tmp) / "submission.ipynb"
             path.write_bytes(notebook)
-        local = Job(
-            job.student,
-            str(path) if path else None,
-            job.problem,
-            job.timestamp,
-            str(Path(tmp) / "work"),
-        )
+        local = replace(job, path=str(path) if path else None, workdir=str(Path(tmp) / "work"))
         result = grade_job(local, assignment, settings, launcher)
         buffer = io.BytesIO()
         work = Path(local.workdir)
@@ -177,11 +184,41 @@ def run_pool(
     launcher: KernelLauncher | None,
     workers: int,
 ) -> Iterator[StudentResult]:
+    """Grade in a local process pool. A worker that dies (killed, out of memory) breaks the
+    pool for every job in flight; those jobs are graded again, each in a pool of its own, so
+    only the one that kills its worker again gets an error."""
+    broken: list[Job] = []
+    yield from _pool_round(jobs, assignment, settings, launcher, workers, broken)
+    for job in broken:
+        again: list[Job] = []
+        yield from _pool_round([job], assignment, settings, launcher, 1, again)
+        for lost in again:
+            yield internal_error(lost, assignment, settings, BrokenProcessPool("worker died"))
+
+
+def _pool_round(
+    jobs: list[Job],
+    assignment: Assignment,
+    settings: GradingSettings,
+    launcher: KernelLauncher | None,
+    workers: int,
+    broken: list[Job],
+) -> Iterator[StudentResult]:
     # "spawn": workers start clean (no inherited threads, sockets or gradebook connection)
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(grade_job, job, assignment, settings, launcher) for job in jobs]
+        futures = {pool.submit(grade_job, job, assignment, settings, launcher): job for job in jobs}
         for future in as_completed(futures):
-            yield future.result()
+            job = futures[future]
+            try:
+                result = future.result()
+            except CheckerError:
+                raise
+            except BrokenProcessPool:
+                broken.append(job)
+                continue
+            except Exception as exc:  # noqa: BLE001 - e.g. a result that would not unpickle
+                result = internal_error(job, assignment, settings, exc)
+            yield result
 
 
 def run_dask(
@@ -207,7 +244,12 @@ def run_dask(
         waiting = iter(jobs)
 
         def submit(job: Job):
-            payload = Path(job.path).read_bytes() if job.path else None
+            payload = None
+            if job.path:
+                try:  # bounded as the core bounds it: the worker would refuse it anyway
+                    payload = read_bounded(job.path, MAX_NOTEBOOK_BYTES)
+                except (OSError, UnsafeInput) as exc:
+                    job = replace(job, path=None, problem=f"the file cannot be read: {exc}")
             return client.submit(
                 grade_remote,
                 payload,
@@ -223,9 +265,14 @@ def run_dask(
         running = dask_completed(list(futures))
         for future in running:
             job = futures.pop(future)
-            result, archive = future.result()
+            try:
+                result, archive = future.result()
+                _unpack(archive, Path(job.workdir))
+            except CheckerError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - this student's alone
+                result = internal_error(job, assignment, settings, exc)
             future.release()
-            _unpack(archive, Path(job.workdir))
             following = next(waiting, None)
             if following is not None:
                 new = submit(following)
@@ -235,8 +282,7 @@ def run_dask(
 
 
 def _unpack(archive: bytes, workdir: Path) -> None:
-    if workdir.exists():
-        shutil.rmtree(workdir)
+    remove_tree(workdir)
     workdir.mkdir(parents=True)
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
         tar.extractall(workdir, filter="data")  # refuses links and paths outside workdir
@@ -285,11 +331,18 @@ def grade_class(
         launcher = choose_launcher(course, allow_unsandboxed)
     assignment = Assignment.from_course(course, assignment_id)
     settings = GradingSettings.from_course(course)
-    submissions = find_submissions(
+    scan = scan_submissions(
         submitted_dir or course.submitted_dir, assignment_id, assignment.notebook, students
     )
+    submissions = scan.submissions
+    for refusal in scan.refused:
+        log.warning("refused submission folder %s: %s", refusal.folder, refusal.reason)
     sync_assignment(course.db_url, assignment)
     results = load_results(course, assignment_id)
+    results.refused = [asdict(r) for r in scan.refused]
+    for stale in [sid for sid in results.students if not STUDENT_ID.fullmatch(sid)]:
+        del results.students[stale]  # recorded by an older version that admitted such ids
+    placements = _placements(course, assignment_id)
     todo = [
         s for s in submissions if force or not _already_graded(results, s, course, assignment_id)
     ]
@@ -300,6 +353,7 @@ def grade_class(
             s.problem,
             s.timestamp,
             str(course.autograded_dir / s.student / assignment_id),
+            s.notes,
         )
         for s in todo
     ]
@@ -322,7 +376,8 @@ def grade_class(
     try:
         with open_gradebook(course.db_url) as gb, bar:  # the one writer
             for result in stream:
-                record_result(gb, assignment, result, timestamps.get(result.student))
+                result.lateness = placements.get(result.student, {})
+                result = _record(gb, assignment, result, timestamps.get(result.student), settings)
                 store.append(result)  # on disk now: a crash after this loses nothing
                 results.students[result.student] = result
                 bar.set_postfix_str(result.student)
@@ -332,6 +387,42 @@ def grade_class(
     if json_path:
         results.write_json(json_path)
     return results
+
+
+def _record(
+    gb, assignment: Assignment, result: StudentResult, timestamp: str | None, settings
+) -> StudentResult:
+    """Record one result in the gradebook; if that fails, the student gets an error result
+    saying so (recorded without the timestamp), and the class goes on."""
+    try:
+        record_result(gb, assignment, result, timestamp)
+        return result
+    except Exception as exc:  # noqa: BLE001 - this student's alone
+        log.exception("recording %s failed", result.student)
+        failed = error_result(
+            result.student,
+            assignment,
+            f"the grade could not be recorded ({type(exc).__name__}: {exc})"[:300],
+            settings.language,
+        )
+        failed.submission_sha256 = None  # graded again on the next run
+        try:
+            record_result(gb, assignment, failed)
+        except Exception:  # noqa: BLE001
+            log.exception("recording the error of %s failed too", result.student)
+        return failed
+
+
+def _placements(course: Course, assignment_id: str) -> dict[str, dict]:
+    """What ``autograder collect`` recorded per student (LMS id, lateness), from the
+    instructor's own collect report: never from a file in the student's submission folder."""
+    from autograder.lms import load_placements
+
+    try:
+        return load_placements(course, assignment_id)
+    except (OSError, ValueError):
+        log.warning("the collect report of %s is unreadable; lateness is unknown", assignment_id)
+        return {}
 
 
 @dataclass
@@ -372,14 +463,15 @@ def regrade_class(
     changes: list[Change] = []
     for student, cells in checked.items():
         old = results.students[student]
-        record = json.loads((folders[student] / EXECUTION_RECORD).read_text(encoding="utf-8"))
+        record = _execution_record(folders[student])
+        reason = record.get("reason")
         new = replace(
             old,
             cells=cells,
             score=round(sum(c.score for c in cells.values()), 6),
             max_score=assignment.max_score,
             status="graded" if record.get("status") == "completed" else "error",
-            error=record.get("reason"),
+            error=clean_text(reason, 500) if reason else None,
             timing={**old.timing, "regrade_check": round(per_student, 4)},
         )
         diff = {
@@ -394,11 +486,23 @@ def regrade_class(
         sync_assignment(course.db_url, assignment)
         with open_gradebook(course.db_url) as gb:
             for change in changes:
-                record_result(gb, assignment, results.students[change.student])
+                result = results.students[change.student]
+                results.students[change.student] = _record(gb, assignment, result, None, settings)
     results_file(course, assignment_id).save(results)
     if json_path:
         results.write_json(json_path)
     return results, changes
+
+
+def _execution_record(artifacts: Path) -> dict:
+    """How the notebook ran (written by the grader, read bounded all the same)."""
+    try:
+        record = read_json(artifacts / EXECUTION_RECORD, max_bytes=2_000_000, max_depth=8)
+    except (OSError, ValueError):
+        record = None
+    if not isinstance(record, dict):
+        return {"status": "failed", "reason": "the record of how the notebook ran is unreadable"}
+    return record
 
 
 def format_table(results: AssignmentResult, student_ids: list[str] | None = None) -> str:
@@ -414,10 +518,12 @@ def format_table(results: AssignmentResult, student_ids: list[str] | None = None
         r = results.students[sid]
         rows.append(
             [
-                sid,
+                clean_text(sid, 100, one_line=True),
                 *(f"{r.cells[c].score:g}" if c in r.cells else "-" for c in cells),
                 f"{r.score:g}/{r.max_score:g}",
-                r.status if not r.error else f"{r.status}: {r.error[:60]}",
+                r.status
+                if not r.error
+                else f"{r.status}: {clean_text(r.error, 60, one_line=True)}",
             ]
         )
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]

@@ -1,24 +1,28 @@
 """Grader-side reading of what the hidden test cells captured (see ``dlcourse.capture``).
 
 Artifacts are untrusted: the student's kernel wrote them. They are read as plain data only
-(JSON with a size limit; ``.npz`` with ``allow_pickle=False``), never followed outside their
+(JSON bounded in size and depth; ``.npz`` bounded in every inflated size, numeric arrays only,
+never unpickled: ``autograder.untrusted``), never followed outside their
 folder, and every problem becomes an ``ArtifactError`` with a reason a student can read.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
+from autograder.untrusted import UnsafeInput, read_json, read_npz
 from dlcourse.artifacts import ANSWERS, Answer, ArtifactError, Opaque, to_python
 
 __all__ = ["ANSWERS", "Answer", "ArtifactError", "Artifacts", "Opaque", "to_python"]
 
 EXECUTION_RECORD = "execution.json"  # written by the grader after the kernel stopped
 MAX_JSON_BYTES = 2_000_000
-MAX_NPZ_BYTES = 200_000_000
+MAX_JSON_DEPTH = 64  # a captured description is a few levels deep
+MAX_NPZ_BYTES = 64_000_000  # the archive as stored
+MAX_NPZ_MEMBER_BYTES = 64_000_000  # one array, inflated (lesson 5's weights: a few MB)
+MAX_NPZ_TOTAL_BYTES = 128_000_000  # all its arrays, inflated
 
 
 class Artifacts:
@@ -31,7 +35,10 @@ class Artifacts:
         path = self.folder / relative
         if path.is_symlink():
             raise ArtifactError(f"{relative} is a symbolic link; artifacts must be plain files")
-        resolved = path.resolve()
+        try:
+            resolved = path.resolve()
+        except (OSError, RuntimeError):  # a link loop
+            raise ArtifactError(f"{relative} cannot be resolved") from None
         if self.folder.resolve() not in resolved.parents:
             raise ArtifactError(f"{relative} points outside the artifacts folder")
         if not path.is_file():
@@ -47,28 +54,24 @@ class Artifacts:
 
     def read_json(self, relative: str) -> Any:
         path = self._path(relative)
-        if path.stat().st_size > MAX_JSON_BYTES:
-            raise ArtifactError(f"{relative} is larger than {MAX_JSON_BYTES} bytes")
         try:
-            return json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ArtifactError(f"{relative} is not valid JSON ({exc})") from None
+            return read_json(path, max_bytes=MAX_JSON_BYTES, max_depth=MAX_JSON_DEPTH)
+        except UnsafeInput as exc:
+            raise ArtifactError(f"{relative} cannot be read: {exc}") from None
 
     def read_npz(self, relative: str) -> dict[str, Any]:
-        import numpy as np
-
         path = self._path(relative)
-        if path.stat().st_size > MAX_NPZ_BYTES:
-            raise ArtifactError(f"{relative} is larger than {MAX_NPZ_BYTES} bytes")
         try:
-            with np.load(path, allow_pickle=False) as archive:
-                arrays = {key: archive[key] for key in archive.files}
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is the same verdict
-            raise ArtifactError(f"{relative} is not a plain .npz of arrays ({exc})") from None
-        for key, array in arrays.items():
-            if array.dtype.kind not in "biuf":
-                raise ArtifactError(f"{relative}:{key} is not numeric")
-        return arrays
+            return read_npz(
+                path,
+                max_bytes=MAX_NPZ_BYTES,
+                max_member_bytes=MAX_NPZ_MEMBER_BYTES,
+                max_total_bytes=MAX_NPZ_TOTAL_BYTES,
+            )
+        except UnsafeInput as exc:
+            raise ArtifactError(
+                f"{relative} is not a plain .npz of numeric arrays: {exc}"
+            ) from None
 
     def answer(self, name: str) -> Answer | None:
         """The captured answer ``name``; None when the capture never ran."""
@@ -90,11 +93,6 @@ class Artifacts:
             return self.read_json(EXECUTION_RECORD)
         except FileNotFoundError:
             return {}
-
-
-def _reject_constant(token: str) -> float:
-    # NaN/Infinity are not JSON; the capture writes non-finite floats as strings instead.
-    raise ValueError(f"non-standard JSON constant {token}")
 
 
 def is_finite_number(value: Any) -> bool:

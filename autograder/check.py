@@ -19,6 +19,7 @@ from autograder import messages
 from autograder.capture import Artifacts
 from autograder.checkers.support import Fail, NotAttempted
 from autograder.results import CellResult, CheckResult
+from autograder.untrusted import MAX_TEXT_CHARS, clean_text, plain_data
 
 CHECKERS_DIR = Path(__file__).parent / "checkers"
 VERDICT_KEY = pytest.StashKey[Any]()
@@ -240,15 +241,16 @@ def _aggregate(
 
 
 def _to_result(raw: _Raw, language: str) -> CheckResult:
-    texts = messages.render_all(raw.message_id, raw.params)
+    params = _plain(raw.params)  # quoted from the submission: printable, bounded text only
+    texts = messages.render_all(raw.message_id, params)
     passed = raw.outcome == "passed"
-    hint = None if passed else messages.render_hint(raw.message_id, raw.params, language)
+    hint = None if passed else messages.render_hint(raw.message_id, params, language)
     return CheckResult(
         id=raw.check_id,
         passed=passed,
         message=texts[language],
         message_id=raw.message_id,
-        params=_plain(raw.params),
+        params=params,
         messages=texts,
         hint=hint,
         outcome=raw.outcome,  # type: ignore[arg-type]
@@ -258,17 +260,28 @@ def _to_result(raw: _Raw, language: str) -> CheckResult:
 
 
 def _plain(params: dict[str, Any]) -> dict[str, Any]:
-    """Parameters as JSON-able values (they are stored in the results file)."""
+    """Parameters as JSON-able, printable scalars (they are stored in the results file and
+    quoted in every page and table): see ``autograder.untrusted.plain_data``."""
     out = {}
     for key, value in params.items():
-        out[key] = value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+        if not isinstance(value, (str, int, float, bool, type(None))):
+            value = clean_text(value if isinstance(value, str) else _short_str(value))
+        out[clean_text(key, 100)] = plain_data(value)
     return out
+
+
+def _short_str(value: Any) -> str:
+    try:
+        return str(value)[:MAX_TEXT_CHARS]
+    except Exception:  # noqa: BLE001 - a value whose str() fails (too deep, hostile)
+        return f"<{type(value).__name__}>"
 
 
 def failed_cells(
     cell_points: dict[str, float], message_id: str, params: dict[str, Any], language: str = "es"
 ) -> dict[str, CellResult]:
     """Every cell at zero with one explanatory check (a submission that could not be graded)."""
+    params = _plain(params)
     texts = messages.render_all(message_id, params)
     return {
         gid: CellResult(
@@ -280,7 +293,7 @@ def failed_cells(
                     passed=False,
                     message=texts[language],
                     message_id=message_id,
-                    params=_plain(params),
+                    params=params,
                     messages=texts,
                     outcome="error",
                     points=0.0,

@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 from autograder.config import ConfigError, load_course
 from autograder.sandbox import SandboxUnavailable
+from autograder.untrusted import clean_text
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -69,6 +70,8 @@ def _grade(args: argparse.Namespace) -> int:
         allow_unsandboxed=args.allow_unsandboxed,
     )
     print(format_table(results))
+    for refusal in results.refused:
+        print(f"refused folder {refusal['folder']}: {refusal['reason']}")
     print(f"\nresults: {args.json or results_path(course, args.assignment)}")
     print(f"gradebook: {course.db_url}")
     return 0
@@ -242,12 +245,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class PrintableFormatter(logging.Formatter):
+    """Log lines quote submissions (a reason, a kernel's last words, a file name): nothing in
+    them may reach the terminal as an escape sequence or a control character."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return clean_text(super().format(record), None)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:
@@ -258,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except Exception as exc:  # noqa: BLE001 - the grader itself failed: say so, exit 1
         logging.getLogger("autograder").debug("failure", exc_info=True)
-        print(f"autograder: {args.command} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        failure = clean_text(f"{type(exc).__name__}: {exc}", 1000)
+        print(f"autograder: {args.command} failed: {failure}", file=sys.stderr)
         return 1
 
 

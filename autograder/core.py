@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from autograder.capture import EXECUTION_RECORD
 from autograder.config import Course
 from autograder.execute import (
     ARTIFACTS_DIRNAME,
+    MAX_NOTEBOOK_BYTES,
     KernelLauncher,
     RunSettings,
     SubmissionError,
@@ -33,6 +33,14 @@ from autograder.execute import (
     run_notebook,
 )
 from autograder.results import CellResult, StudentResult
+from autograder.untrusted import (
+    UnsafeInput,
+    clean_text,
+    neutralize_active_content,
+    plain_data,
+    read_bounded,
+    remove_tree,
+)
 
 
 @dataclass(frozen=True)
@@ -149,17 +157,33 @@ def grade(
         nbformat.reads(assignment.source_json, as_version=4),
         nbformat.reads(assignment.release_json, as_version=4),
     )
+    del nb  # the submission as read may be large; only the rebuilt notebook runs
     notebook_timeout = settings.notebook_timeout or assignment.timeout
+    # reading and rebuilding count against the notebook's own time budget
+    remaining = notebook_timeout - (time.perf_counter() - started)
+    if remaining <= 1:
+        result = error_result(
+            student,
+            assignment,
+            f"reading the notebook took longer than its {notebook_timeout:.0f} s time limit",
+            settings.language,
+            {"total": time.perf_counter() - started},
+        )
+        result.submission_sha256 = digest
+        return result
     run = RunSettings(
         # an assignment whose training cell is long (lesson 5) sets its own cell limit
-        cell_timeout=min(assignment.cell_timeout or settings.cell_timeout, notebook_timeout),
-        notebook_timeout=notebook_timeout,
+        cell_timeout=min(assignment.cell_timeout or settings.cell_timeout, remaining),
+        notebook_timeout=remaining,
         data_home=settings.data_home,
         extra_env=settings.kernel_env(),
     )
     record = run_notebook(rebuilt.notebook, workdir, run, launcher)
     artifacts = workdir / ARTIFACTS_DIRNAME
     _write_execution_record(artifacts, record.to_dict())
+    # formgrader shows this notebook in the instructor's browser: nothing in it may run there
+    neutralize_active_content(rebuilt.notebook)
+    _replace_with_file(workdir / assignment.notebook)
     nbformat.write(rebuilt.notebook, workdir / assignment.notebook)
 
     checked = time.perf_counter()
@@ -182,17 +206,24 @@ def grade(
 def submission_digest(path: str | Path) -> str | None:
     """sha256 of the submitted file: a rerun skips students whose file has not changed."""
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except OSError:
+        # bounded like the read itself: a file past the limit is refused, its digest unneeded
+        return hashlib.sha256(read_bounded(path, MAX_NOTEBOOK_BYTES)).hexdigest()
+    except (OSError, UnsafeInput):
         return None
 
 
+def _replace_with_file(target: Path) -> None:
+    """Clear ``target`` for a file the grader writes after the kernel is gone: whatever the
+    student's code left there (a folder, a link, a file) is removed."""
+    if target.is_symlink() or target.exists():
+        remove_tree(target)
+
+
 def _write_execution_record(artifacts: Path, record: dict[str, Any]) -> None:
-    # Written after the kernel is gone: whatever the student's code put at this path is replaced.
     target = artifacts / EXECUTION_RECORD
-    if target.is_symlink() or target.is_dir():
-        shutil.rmtree(target) if target.is_dir() else target.unlink()
-    target.write_text(json.dumps(record), encoding="utf-8")
+    artifacts.mkdir(parents=True, exist_ok=True)
+    _replace_with_file(target)
+    target.write_text(json.dumps(plain_data(record, max_depth=6)), encoding="utf-8")
 
 
 def _student_result(
@@ -204,16 +235,17 @@ def _student_result(
     problems: list[str],
     timing: dict[str, float],
 ) -> StudentResult:
+    # reasons and repair notes quote the kernel and the notebook: printable text only
     return StudentResult(
         student=student,
         assignment=assignment.id,
         status=status,  # type: ignore[arg-type]
-        error=error,
+        error=clean_text(error, 500) if error else None,
         score=round(sum(c.score for c in cells.values()), 6),
         max_score=assignment.max_score,
         cells=cells,
         notebook=assignment.notebook,
-        problems=problems,
+        problems=[clean_text(p, 300) for p in problems[:50]],
         timing={k: round(v, 3) for k, v in timing.items()},
     )
 

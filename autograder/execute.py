@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import os
 import shutil
 import time
@@ -28,8 +29,13 @@ import nbformat
 from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_cell
 
+from autograder.untrusted import UnsafeInput, read_bounded
+
 ARTIFACTS_DIRNAME = "artifacts"
-MAX_NOTEBOOK_BYTES = 50_000_000
+MAX_NOTEBOOK_BYTES = 50_000_000  # outputs included: they are read, then dropped
+MAX_CELLS = 2_000  # the assignments have ~40; a student may add many, not 650,000
+MAX_CELL_SOURCE_CHARS = 10_000_000  # a 5 MB literal is code; 50 MB is not
+MAX_SOURCE_CHARS = 20_000_000
 MAX_CELL_OUTPUT_BYTES = 1_000_000  # outputs kept per cell; the rest is dropped, with a note
 MAX_NOTEBOOK_OUTPUT_BYTES = 5_000_000  # and per notebook (a print loop must not fill memory)
 
@@ -41,8 +47,13 @@ class SubmissionError(Exception):
 # --- rebuild ---------------------------------------------------------------------------------
 
 
+def cell_metadata(cell: NotebookNode) -> dict[str, Any]:
+    meta = cell.get("metadata", {}) if isinstance(cell, dict) else {}
+    return meta if isinstance(meta, dict) else {}  # a submission may hold any JSON here
+
+
 def nbgrader_meta(cell: NotebookNode) -> dict[str, Any]:
-    meta = cell.get("metadata", {}).get("nbgrader", {})
+    meta = cell_metadata(cell).get("nbgrader", {})
     return meta if isinstance(meta, dict) else {}
 
 
@@ -66,25 +77,66 @@ def is_trusted_cell(cell: NotebookNode) -> bool:
 
 
 def read_submission(path: str | os.PathLike) -> NotebookNode:
-    """Read a submitted notebook, or raise ``SubmissionError`` with a reason a student reads."""
-    path = Path(path)
+    """Read a submitted notebook, or raise ``SubmissionError`` with a reason a student reads.
+
+    Bounded before it is parsed: the file's size, then its cell count and each source's
+    length. The notebook is not validated against nbformat's schema (a jsonschema pass over
+    650,000 cells cost minutes): ``rebuild`` keeps only the sources, so nothing else in the
+    file is ever used."""
     try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise SubmissionError(f"the file cannot be read ({exc.strerror})") from None
-    if size == 0:
+        raw = read_bounded(path, MAX_NOTEBOOK_BYTES)
+    except FileNotFoundError:
+        raise SubmissionError("the file cannot be read (it does not exist)") from None
+    except UnsafeInput as exc:
+        raise SubmissionError(f"the file cannot be read: {exc}") from None
+    if not raw.strip():
         raise SubmissionError("the file is empty")
-    if size > MAX_NOTEBOOK_BYTES:
-        raise SubmissionError(f"the file is larger than {MAX_NOTEBOOK_BYTES // 1_000_000} MB")
     try:
-        nb = nbformat.read(path, as_version=4)
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise SubmissionError("the file is not a notebook (it is not UTF-8 text)") from None
-    except nbformat.reader.NotJSONError:
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise SubmissionError(
+            "the file is not a valid Jupyter notebook (it is nested too deeply)"
+        ) from None
+    except ValueError:
         raise SubmissionError(
             "the file is not a valid Jupyter notebook: it is not JSON (it may "
             "be truncated or corrupted; download it again and resubmit)"
         ) from None
+    cells = _cells_of(data)
+    if cells is None:
+        raise SubmissionError("the file is not a valid Jupyter notebook (no list of cells)")
+    if len(cells) > MAX_CELLS:
+        raise SubmissionError(
+            f"the notebook has {len(cells)} cells (at most {MAX_CELLS} are graded); "
+            "remove the extra cells and resubmit"
+        )
+    total = 0
+    for index, cell in enumerate(cells):
+        if not isinstance(cell, dict):
+            raise SubmissionError(
+                f"the file is not a valid Jupyter notebook (cell {index + 1} is not a cell)"
+            )
+        source = cell.get("source", "")
+        size = (
+            sum(len(s) for s in source if isinstance(s, str))
+            if isinstance(source, list)
+            else (len(source) if isinstance(source, str) else 0)
+        )
+        total += size
+        if size > MAX_CELL_SOURCE_CHARS or total > MAX_SOURCE_CHARS:
+            raise SubmissionError(
+                f"the notebook's code is too long (a cell may hold {MAX_CELL_SOURCE_CHARS:,} "
+                f"characters, the notebook {MAX_SOURCE_CHARS:,})"
+            )
+    major = data.get("nbformat")
+    try:
+        nb = nbformat.from_dict(data)
+        if major != 4:
+            nb = nbformat.convert(nb, 4)
     except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds for bad input
         raise SubmissionError(
             f"the file is not a valid Jupyter notebook ({type(exc).__name__}: {str(exc)[:120]})"
@@ -92,6 +144,20 @@ def read_submission(path: str | os.PathLike) -> NotebookNode:
     if not isinstance(nb.get("cells"), list):
         raise SubmissionError("the file is not a valid Jupyter notebook (no list of cells)")
     return nb
+
+
+def _cells_of(data: Any) -> list | None:
+    """The cells of a notebook as parsed JSON (nbformat 4, or 3's worksheets), or None."""
+    if not isinstance(data, dict):
+        return None
+    if data.get("nbformat") == 3 and isinstance(data.get("worksheets"), list):
+        cells: list = []
+        for sheet in data["worksheets"]:
+            if not isinstance(sheet, dict) or not isinstance(sheet.get("cells"), list):
+                return None
+            cells += sheet["cells"]
+        return cells
+    return data["cells"] if isinstance(data.get("cells"), list) else None
 
 
 def _clean_cell(
@@ -148,7 +214,7 @@ def rebuild(submission: NotebookNode, source: NotebookNode, release: NotebookNod
                 and gid not in seen
                 and (
                     _text(cell) != _text(release_ids.get(gid, source_ids[gid]))
-                    or cell.get("metadata", {}).get("tags")
+                    or cell_metadata(cell).get("tags")
                 )
             ):
                 problems.append(f"locked cell {gid} was modified; the original was restored")

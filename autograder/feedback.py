@@ -191,7 +191,7 @@ def answer_text(artifacts: Artifacts, name: str) -> str | None:
     """The student's own captured value of ``name``, short (None when there is none)."""
     try:
         answer = artifacts.answer(name)
-    except (ArtifactError, OSError):
+    except Exception:  # noqa: BLE001 - unreadable or hostile: the page shows no answer
         return None
     if answer is None or not answer.present or answer.kind == "placeholder":
         return None
@@ -654,26 +654,50 @@ def write_feedback(
     references: dict | None = None  # graded lazily: only when some student trained a model
     written = []
     for sid in chosen:
-        result = results.students[sid]
+        result = results.students.get(sid)
+        if result is None:
+            log.warning("no results for %s in %s: no feedback written", sid, assignment_id)
+            continue
         artifacts = course.autograded_dir / sid / assignment_id / "artifacts"
         if reference and references is None and _has_training(artifacts):
-            references = reference_trainings(course, assignment_id)
-        html = render_feedback(
-            result,
+            references = _reference_or_nothing(course, assignment_id)
+        page = dict(
             language=language,
             questions=questions,
-            artifacts_dir=artifacts,
-            reference=references or {},
             course_id=course.course_id,
             notebook=spec.notebook,
             timestamp=_timestamp(course, sid, assignment_id),
         )
+        try:
+            html = render_feedback(
+                result, artifacts_dir=artifacts, reference=references or {}, **page
+            )
+        except Exception:  # noqa: BLE001 - one student's artifacts must not cost the class
+            # what the student's kernel wrote broke the page: give the scores and messages,
+            # without the figures and answers read from those artifacts
+            log.exception("feedback of %s: artifacts unusable, page written without them", sid)
+            try:
+                html = render_feedback(result, artifacts_dir=None, reference={}, **page)
+            except Exception:  # noqa: BLE001
+                log.exception("feedback of %s could not be written", sid)
+                continue
         path = feedback_path(out_dir, sid, assignment_id, spec.notebook)
         written.append(write_text_atomic(path, html))
     return written
 
 
+def _reference_or_nothing(course: Course, assignment_id: str) -> dict:
+    try:
+        return reference_trainings(course, assignment_id)
+    except Exception:  # noqa: BLE001 - the reference curves are a comparison, not the grade
+        log.exception("the reference solution of %s could not be graded", assignment_id)
+        return {}
+
+
 def _has_training(artifacts: Path) -> bool:
     from autograder.plots import read_trainings
 
-    return artifacts.is_dir() and bool(read_trainings(artifacts))
+    try:
+        return artifacts.is_dir() and bool(read_trainings(artifacts))
+    except Exception:  # noqa: BLE001 - unreadable artifacts train nothing worth comparing
+        return False

@@ -165,6 +165,9 @@ def _early_stopping(artifacts: Artifacts, data: dict) -> dict:
     return {}
 
 
+MAX_PLOTTED = 1e100
+
+
 def _floats(values: Any) -> list[float] | None:
     if not isinstance(values, list) or not values:
         return None
@@ -175,7 +178,8 @@ def _floats(values: Any) -> list[float] | None:
         if v is None:  # how the Keras capture writes a non-finite loss
             out.append(float("nan"))
         elif isinstance(v, (int, float)):
-            out.append(float(v))
+            # a loss past ±1e100 is off any chart, and ±1e308 overflows the axis arithmetic
+            out.append(float(v) if abs(v) <= MAX_PLOTTED else float("nan"))
         elif isinstance(v, str) and v.strip().lower() in (
             "nan",
             "inf",
@@ -355,7 +359,8 @@ def _y_limits(curves: list[TrainingCurves]) -> tuple[float, float] | None:
         # a few wild epochs (a diverging run) must not flatten the rest of the curve
         top = values[int(0.98 * (len(values) - 1))]
     pad = (top - low) * 0.06 or abs(top) * 0.1 or 1.0
-    return low - pad, top + pad
+    limits = (low - pad, top + pad)
+    return limits if all(math.isfinite(v) for v in limits) and limits[0] < limits[1] else None
 
 
 def _draw_run(

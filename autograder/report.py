@@ -11,6 +11,7 @@ and this page holds every student's data.
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 from collections import Counter
@@ -253,8 +254,12 @@ def render_report(
                 _seconds(r, "check"),
             )
         )
-    timed = [row for row in rows if row.wall is not None]
-    slowest = max(timed, key=lambda row: row.wall) if timed else None
+    # the slowest first; a student who never ran (no notebook, unreadable) has no time
+    timed = sorted(
+        (row for row in rows if row.wall is not None and math.isfinite(row.wall)),
+        key=lambda row: (-row.wall, row.student),
+    )
+    slowest = timed[0] if timed else None
     timing_summary = (
         text(
             "report.timing_summary",
@@ -291,6 +296,7 @@ def render_report(
             checks=check_stats(results, language),
             cells=cells,
             rows=rows,
+            timed_rows=timed,
             incidents=incidents(course, results, language),
             timing_summary=timing_summary,
             fmt_percent=fmt_percent,

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from autograder.untrusted import plain_data
+
 Outcome = Literal["passed", "failed", "not_attempted", "error"]
 
 
@@ -69,27 +71,32 @@ class StudentResult:
 class AssignmentResult:
     assignment: str
     students: dict[str, StudentResult] = field(default_factory=dict)
+    # folders of submitted/ that were not graded, and why ({"folder", "reason"}): an invalid
+    # student id never becomes a student, so it never reaches the gradebook or an export
+    refused: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "assignment": self.assignment,
-            "students": {sid: asdict(r) for sid, r in sorted(self.students.items())},
+            "students": {sid: student_to_dict(r) for sid, r in sorted(self.students.items())},
         }
+        if self.refused:
+            data["refused"] = plain_data(self.refused, max_depth=3)
+        return data
 
     def write_json(self, path: str | os.PathLike) -> Path:
         """Write atomically, so a crash never leaves a half-written results file."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            "w", dir=path.parent, delete=False, suffix=".tmp", encoding="utf-8"
-        ) as tmp:
-            json.dump(self.to_dict(), tmp, ensure_ascii=False, indent=1)
+        data = json.dumps(self.to_dict(), ensure_ascii=False, indent=1, allow_nan=False)
+        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as tmp:
+            tmp.write(data.encode("utf-8"))
         Path(tmp.name).replace(path)
         return path
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AssignmentResult:
-        result = cls(assignment=data["assignment"])
+        result = cls(assignment=data["assignment"], refused=list(data.get("refused", [])))
         for sid, raw in data.get("students", {}).items():
             result.students[sid] = student_from_dict(raw)
         return result
@@ -135,7 +142,8 @@ class ResultsFile:
         if self._journal_handle is None:
             self.journal.parent.mkdir(parents=True, exist_ok=True)
             self._journal_handle = self.journal.open("a", encoding="utf-8")
-        self._journal_handle.write(json.dumps(asdict(result), ensure_ascii=False) + "\n")
+        line = json.dumps(student_to_dict(result), ensure_ascii=False, allow_nan=False)
+        self._journal_handle.write(line + "\n")
         self._journal_handle.flush()
         os.fsync(self._journal_handle.fileno())
 
@@ -150,6 +158,18 @@ class ResultsFile:
         if self._journal_handle is not None:
             self._journal_handle.close()
             self._journal_handle = None
+
+
+def student_to_dict(result: StudentResult) -> dict[str, Any]:
+    """One student's result as JSON-safe data. Results quote the submission (messages, errors,
+    lateness): whatever could not be written as UTF-8 JSON (a lone surrogate, a non-finite
+    float, a deep structure) is cleaned here, so one student can never stop the results file."""
+    data = asdict(result)
+    try:
+        json.dumps(data, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (ValueError, TypeError, UnicodeEncodeError, RecursionError):
+        data = plain_data(data, max_depth=12, limit=100_000)
+    return data
 
 
 def student_from_dict(raw: dict[str, Any]) -> StudentResult:

@@ -1,8 +1,10 @@
 """A bubblewrap sandbox around every student kernel.
 
 ``BubblewrapLauncher`` implements the ``KernelLauncher`` seam of ``autograder.execute``. The
-kernel command is ``prlimit ... bwrap ... python -m ipykernel_launcher -f {connection_file}``
-(as root: ``prlimit ... bwrap ... setpriv --reuid U ... bwrap --unshare-user ... python ...``):
+kernel command is ``sh -c ENTRY ... prlimit ... bwrap ... python -m ipykernel_launcher -f
+{connection_file}`` (as root: ``... bwrap ... setpriv --reuid U ... bwrap --unshare-user
+--seccomp 3 ... python ...``); the entry shell moves itself into the kernel's memory cgroup and
+opens the compiled seccomp filter before it execs the rest:
 
 * **namespaces**: no network (its own empty loopback), its own PIDs, IPC and hostname, a user
   namespace in which no further user namespace can be created (``--disable-userns``).
@@ -11,7 +13,8 @@ kernel command is ``prlimit ... bwrap ... python -m ipykernel_launcher -f {conne
   installation and the virtualenv, the student distribution (``dlcourse``, what notebooks
   import) and the data home; the grader package itself is hidden even when it is installed
   inside the virtualenv. Read-write: the submission's own work
-  folder, nothing else. ``/tmp`` and ``/dev/shm`` are small private tmpfs. So the course tree
+  folder, nothing else. ``/tmp`` and ``/dev/shm`` are small private tmpfs (``tmp_mb`` each);
+  ``/dev`` is read-only. So the course tree
   (``source/``, the checkers), the gradebook, other students' folders and the grader's home
   simply do not exist inside.
 * **a user of its own**: when the grader runs as root, bwrap builds the sandbox with root's
@@ -20,12 +23,24 @@ kernel command is ``prlimit ... bwrap ... python -m ipykernel_launcher -f {conne
   (which never applies to root) counts only its own processes.
 * **limits** (``prlimit``, inherited by every process inside): address space, processes, file
   size, CPU seconds, open files, no core dumps. A watchdog thread in the grader adds what
-  rlimits cannot do: the total resident memory of the whole sandbox and the disk used in the
+  rlimits cannot do: the processes and threads of the whole sandbox and the disk used in the
   work folder (``disk_mb``, ``max_files``); on a breach it kills the sandbox and says why.
+* **memory** (``memory_mb``, ``memory_accounting``): where the grader can make a memory cgroup
+  (cgroup v1 ``memory`` or v2 with the controller delegated; as root on most machines), each
+  kernel gets one, entered before the kernel allocates anything. The Linux kernel then counts
+  everything the sandbox allocates (anonymous memory, page cache, shmem: memfd, tmpfs, SysV
+  segments; kernel memory) and OOM-kills inside the cgroup at the limit; the sandbox is then
+  stopped with the memory reason and the cgroup removed. Without a cgroup, the watchdog sums
+  the PSS and page tables of the sandbox's processes, and a seccomp filter (``bwrap --seccomp``
+  in the innermost bwrap, compiled by libseccomp through ``pyseccomp``) refuses with EPERM the
+  system calls that hold memory no process maps (``SECCOMP_RULES``: memfd, SysV IPC, splicing
+  into pipes, io_uring, TCP/UDP sockets, larger socket buffers). The filter applies with a
+  cgroup too (``seccomp_with_cgroup``). ``docs/sandbox.md`` says what each setup guarantees.
 * **a clean environment** (``kernel_environment`` plus a fixed ``PATH``), ``JPY_PARENT_PID``
   unset (the grader is invisible from the kernel's PID namespace).
 * **the whole tree dies with it**: ``--die-with-parent``, and on shutdown or wall-clock timeout
-  the PID namespace's init is killed, which kills every process inside (cgroup-free).
+  the PID namespace's init is killed, which kills every process inside (and, with a cgroup,
+  whatever is left in it).
 * **transport**: ZeroMQ ``ipc`` sockets in a folder bound into the sandbox (the work folder's
   ``.ipc``, or a short private folder when socket paths would exceed the Unix 108-byte limit).
 
@@ -35,8 +50,12 @@ unless the instructor explicitly allows it (then with a loud warning). See ``doc
 
 from __future__ import annotations
 
+import atexit
+import errno
+import itertools
 import logging
 import os
+import secrets
 import shutil
 import signal
 import stat
@@ -52,6 +71,7 @@ from pathlib import Path
 from typing import Any
 
 from autograder.execute import KernelLauncher, LocalLauncher
+from autograder.untrusted import clean_text, remove_tree
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +81,9 @@ SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/li
 IPC_DIRNAME = ".ipc"
 MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes; keep a margin for "-<port>"
 MB = 1024 * 1024
+MEMORY_ACCOUNTING = ("auto", "cgroup", "seccomp")
+CGROUP_PREFIX = "autograder-kernel-"  # + <grader pid>-<n>-<random>: one memory cgroup per kernel
+SECCOMP_FD = 3  # the descriptor on which the entry wrapper hands the filter to ``bwrap --seccomp``
 
 INSTALL_HINT = (
     "Install bubblewrap (Debian/Ubuntu: `sudo apt-get install bubblewrap`; Fedora/RHEL: "
@@ -86,7 +109,13 @@ class SandboxSettings:
 
     enabled: bool = True  # False: never sandbox (needs allow_unsandboxed too)
     allow_unsandboxed: bool = False  # grade without bubblewrap when it is missing (warning)
-    memory_mb: int = 3072  # resident memory of all the sandbox's processes together
+    memory_mb: int = 3072  # memory of all the sandbox's processes together (see below)
+    # How memory_mb is enforced: "cgroup" (a memory cgroup per kernel: the kernel counts
+    # everything, refuse to grade without one), "seccomp" (PSS watchdog + a seccomp filter that
+    # refuses the system calls holding memory nobody maps), "auto" (cgroup when one can be
+    # made here, else seccomp). See docs/sandbox.md.
+    memory_accounting: str = "auto"
+    seccomp_with_cgroup: bool = True  # apply the seccomp filter even when a cgroup counts memory
     address_space_mb: int = 8192  # virtual memory per process (RLIMIT_AS; TensorFlow maps ~3 GB)
     processes: int = 256  # processes and threads of the sandbox user (RLIMIT_NPROC)
     file_size_mb: int = 64  # largest file a kernel may write (RLIMIT_FSIZE)
@@ -100,6 +129,15 @@ class SandboxSettings:
     poll_seconds: float = 0.2  # watchdog period (memory and disk)
     extra_ro_paths: tuple[str, ...] = ()  # more read-only paths visible to the kernel
     bwrap: str = "bwrap"
+
+    def __post_init__(self):
+        if self.memory_accounting not in MEMORY_ACCOUNTING:
+            raise ValueError(
+                f"c.Course.sandbox memory_accounting must be one of "
+                f"{', '.join(map(repr, MEMORY_ACCOUNTING))}, not {self.memory_accounting!r}"
+            )
+        if not isinstance(self.seccomp_with_cgroup, bool):
+            raise ValueError("c.Course.sandbox seccomp_with_cgroup must be True or False")
 
     @classmethod
     def from_mapping(
@@ -158,17 +196,25 @@ def bubblewrap_problem(settings: SandboxSettings | None = None) -> str | None:
     for tool in ("prlimit",) + (("setpriv",) if _is_root() else ()):
         if shutil.which(tool) is None:
             return f"{tool} (util-linux) is not installed"
-    key = (bwrap, _is_root())
+    plan = memory_plan(settings)
+    if plan.problem:
+        return plan.problem
+    key = (bwrap, _is_root(), plan.seccomp)
     if key not in _PROBES:
         uid = _sandbox_uid(settings)
+        seccomp = ["--seccomp", str(SECCOMP_FD)] if plan.seccomp else []
         probe = (
             _bwrap_outer(bwrap, uid)
+            + (seccomp if uid is None else [])
             + ["--ro-bind", "/", "/", "--proc", "/proc", "--"]
-            + _bwrap_inner(bwrap, uid)
+            + _bwrap_inner(bwrap, uid, extra=seccomp)
             + ["true"]
         )
+        bpf = _write_filter() if plan.seccomp else None
         try:
-            done = subprocess.run(probe, capture_output=True, text=True, timeout=30)
+            done = subprocess.run(
+                _entry(None, bpf) + probe, capture_output=True, text=True, timeout=30
+            )
             _PROBES[key] = (
                 None
                 if done.returncode == 0
@@ -176,7 +222,483 @@ def bubblewrap_problem(settings: SandboxSettings | None = None) -> str | None:
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             _PROBES[key] = f"bubblewrap cannot create a sandbox here: {exc}"
+        finally:
+            if bpf is not None:
+                bpf.unlink(missing_ok=True)
     return _PROBES[key]
+
+
+# --- memory accounting: a memory cgroup, else a seccomp filter --------------------------------
+
+
+@dataclass(frozen=True)
+class CgroupBase:
+    """Where the kernels' memory cgroups are made: a cgroup this process may create children in."""
+
+    version: int  # 1 (the v1 ``memory`` hierarchy) or 2 (the unified hierarchy)
+    path: Path
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """How ``memory_mb`` is enforced for the kernels this process starts."""
+
+    cgroup: CgroupBase | None  # a memory cgroup per kernel (None: the PSS watchdog counts)
+    seccomp: bool  # the seccomp filter refuses the system calls of SECCOMP_RULES
+    problem: str | None = None  # set: grading must be refused, for this reason
+    note: str | None = None  # why no cgroup ("auto" without one), why no filter
+
+    def describe(self) -> str:
+        if self.problem:
+            return f"unusable: {self.problem}"
+        if self.cgroup is not None:
+            how = (
+                f"a memory cgroup per kernel (cgroup v{self.cgroup.version}, in {self.cgroup.path})"
+            )
+        else:
+            how = "the PSS watchdog"
+        return how + (" and the seccomp filter" if self.seccomp else "")
+
+
+def memory_plan(settings: SandboxSettings | None = None) -> MemoryPlan:
+    """How this process can enforce ``settings.memory_mb`` (see ``memory_accounting``)."""
+    settings = settings or SandboxSettings()
+    mode = settings.memory_accounting
+    base, cgroup_problem = _memory_cgroup() if mode != "seccomp" else (None, None)
+    seccomp_problem = _seccomp_problem()
+    if mode == "cgroup" and base is None:
+        return MemoryPlan(
+            None,
+            False,
+            problem=(
+                f'memory_accounting is "cgroup" but no memory cgroup can be made here: '
+                f"{cgroup_problem}. Grade as root on a machine with a writable memory cgroup, "
+                'or set c.Course.sandbox["memory_accounting"] = "auto" (a seccomp filter and '
+                "the PSS watchdog instead)"
+            ),
+        )
+    if base is not None:
+        if settings.seccomp_with_cgroup and seccomp_problem:
+            return MemoryPlan(base, False, note=f"no seccomp filter: {seccomp_problem}")
+        return MemoryPlan(base, settings.seccomp_with_cgroup)
+    if seccomp_problem:
+        why = f"{cgroup_problem}, and " if cgroup_problem else ""
+        return MemoryPlan(
+            None,
+            False,
+            problem=(
+                f"the memory limit cannot be enforced here: {why}{seccomp_problem}. Without "
+                "a memory cgroup, the sandbox needs its seccomp filter (memory a kernel holds "
+                "without mapping it would go uncounted)"
+            ),
+        )
+    return MemoryPlan(
+        None, True, note=f"no memory cgroup: {cgroup_problem}" if cgroup_problem else None
+    )
+
+
+# The seccomp filter: system calls refused with EPERM inside the sandbox. Each lets a process
+# hold memory that no process maps, which a sum of PSS cannot see (a memory cgroup counts most
+# of them anyway). Honest kernels do not need them: TensorFlow, Keras, numpy, pandas,
+# matplotlib, ipykernel and ZeroMQ (ipc transport) run unchanged; shutil.copyfile falls back
+# from sendfile to read/write. Syscall arguments: (index, value) pairs that must all match.
+SECCOMP_RULES: tuple[tuple[str, tuple[tuple[int, int], ...], str], ...] = (
+    ("memfd_create", (), "an anonymous file keeps its pages while a descriptor is open"),
+    ("memfd_secret", (), "the same, for secret memory"),
+    ("shmget", (), "a SysV shared memory segment lives on without being attached"),
+    ("msgget", (), "SysV message queues hold their messages in the kernel"),
+    ("semget", (), "SysV semaphore arrays are kernel memory (32000 x 32000 semaphores)"),
+    ("vmsplice", (), "pages spliced into a pipe stay held after munmap (even a huge page)"),
+    ("splice", (), "the same for file pages, even of a deleted file"),
+    ("tee", (), "duplicates what a pipe holds"),
+    ("sendfile", (), "into a pipe, sendfile is a splice"),
+    ("io_uring_setup", (), "registered buffers and files are held by the ring, not mapped"),
+    ("io_uring_enter", (), "the same"),
+    ("io_uring_register", (), "the same"),
+    # No network inside; TCP/UDP over the sandbox's own loopback would autotune buffers up to
+    # tcp_rmem/tcp_wmem (tens of MB per connection), charged to no process.
+    ("socket", ((0, 2),), "AF_INET"),
+    ("socket", ((0, 10),), "AF_INET6"),
+    # A Unix socket queues up to its send buffer: 208 KB by default, 2 x net.core.wmem_max
+    # (often 8 MB) when raised. The default stays; raising (or forcing) it is refused.
+    ("setsockopt", ((1, 1), (2, 7)), "SOL_SOCKET, SO_SNDBUF"),
+    ("setsockopt", ((1, 1), (2, 8)), "SOL_SOCKET, SO_RCVBUF"),
+    ("setsockopt", ((1, 1), (2, 32)), "SOL_SOCKET, SO_SNDBUFFORCE"),
+    ("setsockopt", ((1, 1), (2, 33)), "SOL_SOCKET, SO_RCVBUFFORCE"),
+)
+
+_SECCOMP: dict[str, bytes | str] = {}
+
+
+def seccomp_program() -> bytes:
+    """The filter, compiled to a BPF program by libseccomp (through ``pyseccomp``) for this
+    machine's architecture. A system call of another ABI (32-bit ``int 0x80``, x32) fails with
+    EPERM as a whole, so the rules cannot be stepped around through another syscall table."""
+    if "program" not in _SECCOMP:
+        try:
+            import pyseccomp as seccomp  # ctypes over libseccomp.so.2; raises without it
+
+            deny = seccomp.ERRNO(errno.EPERM)
+            rules = seccomp.SyscallFilter(seccomp.ALLOW)
+            rules.set_attr(seccomp.Attr.ACT_BADARCH, deny)
+            for name, args, _why in SECCOMP_RULES:
+                if seccomp.resolve_syscall(seccomp.Arch.NATIVE, name) < 0:
+                    continue  # unknown to this libseccomp: not on this kernel either
+                cmp = [seccomp.Arg(i, seccomp.EQ, v) for i, v in args]
+                rules.add_rule(deny, name, *cmp)
+            with tempfile.TemporaryFile() as handle:
+                rules.export_bpf(handle)
+                handle.seek(0)
+                _SECCOMP["program"] = handle.read()
+        except Exception as exc:  # noqa: BLE001 - ImportError, RuntimeError, OSError
+            _SECCOMP["problem"] = (
+                "the seccomp filter cannot be compiled: pyseccomp and libseccomp are needed "
+                "(pip install pyseccomp; Debian/Ubuntu: apt-get install libseccomp2) "
+                f"[{type(exc).__name__}: {str(exc)[:200]}]"
+            )
+            raise SandboxUnavailable(_SECCOMP["problem"]) from exc
+    return _SECCOMP["program"]  # type: ignore[return-value]
+
+
+def _seccomp_problem() -> str | None:
+    if "problem" in _SECCOMP:
+        return _SECCOMP["problem"]  # type: ignore[return-value]
+    try:
+        seccomp_program()
+    except SandboxUnavailable as exc:
+        return str(exc)
+    return None
+
+
+def _write_filter() -> Path:
+    """The compiled filter in a private file, for the entry wrapper to open."""
+    fd, path = tempfile.mkstemp(prefix="agk-seccomp-", suffix=".bpf")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(seccomp_program())
+    return Path(path)
+
+
+# The first process of every sandbox, a POSIX shell outside it (as the grader): it moves itself
+# into the kernel's memory cgroup before anything else runs (so every process of the sandbox is
+# born inside and nothing is allocated outside), opens the compiled seccomp filter on
+# SECCOMP_FD for ``bwrap --seccomp`` (which closes it), then execs prlimit.
+_ENTRY_SCRIPT = (
+    'procs=$1 filter=$2; shift 2; if [ "$procs" != - ]; then echo $$ 2>/dev/null >"$procs" || '
+    '{ echo "autograder: the kernel could not enter its memory cgroup ($procs)" >&2; exit 125; }; '
+    f'fi; if [ "$filter" != - ]; then exec "$@" {SECCOMP_FD}<"$filter"; fi; exec "$@"'
+)
+
+
+def _entry(procs: Path | None, bpf: Path | None) -> list[str]:
+    return [
+        "/bin/sh",
+        "-c",
+        _ENTRY_SCRIPT,
+        "autograder-sandbox",
+        str(procs or "-"),
+        str(bpf or "-"),
+    ]
+
+
+_CGROUPS: dict[int, tuple[CgroupBase | None, str | None]] = {}  # per process id (pool workers)
+_SEQUENCE = itertools.count(1)
+_UNREMOVED: set[Path] = set()  # kernel cgroups whose removal failed: retried later and at exit
+
+
+def _memory_cgroup() -> tuple[CgroupBase | None, str | None]:
+    """The cgroup in which this process can make memory-limited children, else why not."""
+    pid = os.getpid()
+    if pid not in _CGROUPS:
+        try:
+            with open("/proc/self/cgroup") as handle:
+                cgroups = handle.read()
+            with open("/proc/self/mountinfo") as handle:
+                mounts = handle.read()
+        except OSError as exc:
+            _CGROUPS[pid] = (None, f"cannot read this process's cgroups ({exc})")
+        else:
+            found = locate_memory_cgroup(cgroups, mounts)
+            if isinstance(found, str):
+                _CGROUPS[pid] = (None, found)
+            else:
+                _CGROUPS[pid] = _usable_cgroup(*found)
+    return _CGROUPS[pid]
+
+
+def _unescape(field_: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as octal escapes."""
+    for code in ("\\040", "\\011", "\\012", "\\134"):
+        field_ = field_.replace(code, chr(int(code[1:], 8)))
+    return field_
+
+
+def locate_memory_cgroup(cgroups: str, mountinfo: str) -> tuple[int, Path] | str:
+    """From ``/proc/self/cgroup`` and ``/proc/self/mountinfo``: the cgroup version and the
+    directory of this process's own memory cgroup, or why there is none. cgroup v1's
+    ``memory`` hierarchy wins when mounted (the controller cannot be in both)."""
+    own: dict[str, str] = {}
+    for line in cgroups.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        if parts[1] == "":
+            own["unified"] = parts[2]
+        for controller in parts[1].split(","):
+            own[controller] = parts[2]
+    mounts: dict[str, tuple[str, str]] = {}  # "memory" (v1) / "unified" -> (root, mount point)
+    for line in mountinfo.splitlines():
+        left, sep, right = line.partition(" - ")
+        fields_, extra = left.split(), right.split()
+        if not sep or len(fields_) < 5 or len(extra) < 3:
+            continue
+        root, point = _unescape(fields_[3]), _unescape(fields_[4])
+        if extra[0] == "cgroup" and "memory" in extra[2].split(","):
+            mounts.setdefault("memory", (root, point))
+        elif extra[0] == "cgroup2":
+            mounts.setdefault("unified", (root, point))
+    for key, version in (("memory", 1), ("unified", 2)):
+        if key not in own or key not in mounts:
+            continue
+        root, point = mounts[key]
+        path = own[key]
+        if root != "/" and not (path == root or path.startswith(root.rstrip("/") + "/")):
+            return f"this process's memory cgroup {path} is outside the mounted cgroup tree {root}"
+        relative = path[len(root) :] if root != "/" else path
+        return version, Path(point) / relative.lstrip("/")
+    if "memory" in own:
+        return "the cgroup v1 memory hierarchy is not mounted (/sys/fs/cgroup/memory)"
+    if "unified" in own and "unified" not in mounts:
+        return "no cgroup file system is mounted (/sys/fs/cgroup)"
+    return "this process has no memory cgroup (neither cgroup v1 memory nor cgroup v2)"
+
+
+def _words(path: Path) -> list[str]:
+    try:
+        return path.read_text().split()
+    except OSError:
+        return []
+
+
+def _usable_cgroup(version: int, own: Path) -> tuple[CgroupBase | None, str | None]:
+    """Check that memory-limited children can really be made (a probe child, removed)."""
+    if version == 1:
+        base = CgroupBase(1, own)
+        if not (own / "memory.limit_in_bytes").exists():
+            return None, f"cgroup v1: {own} has no memory.limit_in_bytes"
+    else:
+        base_path, problem = _v2_base(own)
+        if base_path is None:
+            return None, problem
+        base = CgroupBase(2, base_path)
+    probe = KernelCgroup(base, 64 * MB, name=f"{CGROUP_PREFIX}{os.getpid()}-probe")
+    try:
+        probe.create()
+        entered = subprocess.run(
+            _entry(probe.procs, None) + ["true"], capture_output=True, text=True, timeout=30
+        )
+        if entered.returncode != 0:
+            raise OSError(entered.stderr.strip()[:200] or f"status {entered.returncode}")
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return None, (
+            f"cgroup v{version}: cannot create and enter a memory cgroup in {base.path} "
+            f"({exc}); it must be writable by the grader (root, or a delegated cgroup)"
+        )
+    finally:
+        probe.remove()
+    return base, None
+
+
+def _v2_base(own: Path) -> tuple[Path | None, str | None]:
+    """cgroup v2: the parent for the kernels' cgroups. Our own cgroup when the memory
+    controller is (or can be) enabled for its children; else, as v2 forbids that while our
+    cgroup holds processes, its parent when it delegates memory to ours and is writable (the
+    kernels' cgroups are then siblings of the grader's)."""
+    control = own / "cgroup.subtree_control"
+    if "memory" in _words(control):
+        return own, None
+    if "memory" not in _words(own / "cgroup.controllers"):
+        return None, (
+            f"cgroup v2: the memory controller is not available in {own} (not in "
+            "cgroup.controllers: the parent cgroup does not delegate it)"
+        )
+    try:
+        control.write_text("+memory")
+        return own, None
+    except OSError as exc:
+        error = exc
+    parent = own.parent
+    if (parent / "cgroup.subtree_control").exists() and all(
+        os.access(p, os.W_OK) for p in (parent, parent / "cgroup.procs", own / "cgroup.procs")
+    ):
+        return parent, None
+    return None, (
+        f"cgroup v2: the memory controller cannot be enabled for the children of {own} "
+        f"({error}) and its parent {parent} is not writable; run the grader in a delegated "
+        "cgroup (e.g. a systemd unit with Delegate=yes)"
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class KernelCgroup:
+    """The memory cgroup of one kernel: made at launch, limited, watched, removed."""
+
+    def __init__(self, base: CgroupBase, limit: int, name: str | None = None):
+        self.base = base
+        self.limit = limit
+        name = name or f"{CGROUP_PREFIX}{os.getpid()}-{next(_SEQUENCE)}-{secrets.token_hex(3)}"
+        self.path = base.path / name
+        self.procs = self.path / "cgroup.procs"
+
+    def _write(self, name: str, value: str, required: bool = True) -> None:
+        """Write one control file; an optional one may be absent (an older kernel, no swap
+        accounting) or refuse the value."""
+        try:
+            (self.path / name).write_text(value)
+        except OSError:
+            if required:
+                raise
+
+    def create(self) -> None:
+        sweep_cgroups(self.base)
+        os.mkdir(self.path, 0o755)
+        try:
+            if self.base.version == 1:
+                self._write("memory.limit_in_bytes", str(self.limit))
+                # memory + swap: no swap either (absent without swap accounting)
+                self._write("memory.memsw.limit_in_bytes", str(self.limit), required=False)
+                self._write("memory.swappiness", "0", required=False)
+                self._write("memory.oom_control", "0", required=False)  # kill, never freeze
+            else:
+                self._write("memory.max", str(self.limit))
+                self._write("memory.swap.max", "0", required=False)
+                self._write("memory.zswap.max", "0", required=False)
+                self._write("memory.oom.group", "1", required=False)  # OOM kills them all
+        except OSError:
+            self.remove()
+            raise
+
+    def _read_int(self, name: str) -> int | None:
+        try:
+            return int((self.path / name).read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def _counters(self, name: str) -> dict[str, int]:
+        counters = {}
+        try:
+            for line in (self.path / name).read_text().splitlines():
+                key, _, value = line.partition(" ")
+                if value.strip().isdigit():
+                    counters[key] = int(value)
+        except OSError:
+            pass
+        return counters
+
+    def usage(self) -> int | None:
+        return self._read_int(
+            "memory.usage_in_bytes" if self.base.version == 1 else "memory.current"
+        )
+
+    def peak(self) -> int | None:
+        return self._read_int(
+            "memory.max_usage_in_bytes" if self.base.version == 1 else "memory.peak"
+        )
+
+    def oom_kills(self) -> int | None:
+        """Processes the kernel's OOM killer killed in this cgroup (None: not reported)."""
+        name = "memory.oom_control" if self.base.version == 1 else "memory.events"
+        return self._counters(name).get("oom_kill")
+
+    def limit_reached(self) -> bool:
+        """The limit was hit and the kernel had to kill (old v1 kernels: the limit was hit)."""
+        kills = self.oom_kills()
+        if kills is not None:
+            return kills > 0
+        if self.base.version == 1:
+            return (self._read_int("memory.failcnt") or 0) > 0
+        return self._counters("memory.events").get("max", 0) > 0
+
+    def pids(self) -> list[int]:
+        return [int(p) for p in _words(self.procs) if p.isdigit()]
+
+    def kill_all(self) -> None:
+        if self.base.version == 2 and (self.path / "cgroup.kill").exists():
+            self._write("cgroup.kill", "1", required=False)
+        for pid in self.pids():
+            _sigkill(pid)
+
+    def remove(self) -> bool:
+        """Kill whatever is left inside, then remove the cgroup (retrying while the killed
+        processes exit). False, logged, when it could not be removed within 10 s."""
+        deadline = time.monotonic() + 10
+        while True:
+            if not self.path.exists():
+                _UNREMOVED.discard(self.path)
+                return True
+            self.kill_all()
+            try:
+                os.rmdir(self.path)
+                _UNREMOVED.discard(self.path)
+                return True
+            except FileNotFoundError:
+                _UNREMOVED.discard(self.path)
+                return True
+            except OSError as exc:
+                if time.monotonic() > deadline:
+                    log.error("could not remove the kernel's memory cgroup %s: %s", self.path, exc)
+                    _UNREMOVED.add(self.path)
+                    return False
+                time.sleep(0.05)
+
+
+def kernel_cgroups(base: CgroupBase | None = None) -> list[Path]:
+    """The kernels' memory cgroups that exist now under ``base`` (default: this process's)."""
+    base = base or _memory_cgroup()[0]
+    if base is None:
+        return []
+    try:
+        return sorted(p for p in base.path.iterdir() if p.name.startswith(CGROUP_PREFIX))
+    except OSError:
+        return []
+
+
+def sweep_cgroups(base: CgroupBase) -> list[Path]:
+    """Remove kernel cgroups left behind: those of grader processes that no longer exist (a
+    grader killed with SIGKILL cannot clean up; its kernels died with it, --die-with-parent)
+    and this process's own failed removals. Returns what was removed."""
+    removed = []
+    for path in list(_UNREMOVED):
+        if KernelCgroup(base, 0, name=path.name).remove():
+            removed.append(path)
+    for path in kernel_cgroups(base):
+        owner = path.name[len(CGROUP_PREFIX) :].split("-", 1)[0]
+        if not owner.isdigit() or int(owner) == os.getpid() or _alive(int(owner)):
+            continue
+        cgroup = KernelCgroup(base, 0, name=path.name)
+        if cgroup.pids():  # processes of a dead grader: kill them (none should survive)
+            cgroup.kill_all()
+        try:
+            os.rmdir(path)
+            removed.append(path)
+        except OSError:
+            pass
+    return removed
+
+
+@atexit.register
+def _remove_unremoved() -> None:
+    base = _CGROUPS.get(os.getpid(), (None, None))[0]
+    if base is not None and _UNREMOVED:
+        sweep_cgroups(base)
 
 
 def choose_launcher(course, allow_unsandboxed: bool = False) -> KernelLauncher:
@@ -192,6 +714,10 @@ def choose_launcher(course, allow_unsandboxed: bool = False) -> KernelLauncher:
         else ('the sandbox is disabled in course_config.py (c.Course.sandbox["enabled"] = False)')
     )
     if problem is None:
+        plan = memory_plan(settings)
+        log.info("sandbox memory limit (%d MB): %s", settings.memory_mb, plan.describe())
+        if plan.note:
+            log.info("sandbox: %s", plan.note)
         return BubblewrapLauncher(settings)
     if not (allow_unsandboxed or settings.allow_unsandboxed):
         raise SandboxUnavailable(
@@ -259,18 +785,26 @@ class BubblewrapLauncher:
         return make_kernel_manager(self.settings, Path(workdir).resolve(), env)
 
     def command(
-        self, workdir: Path, ipc_dir: Path, data_home: str | None, uid: int | None
+        self,
+        workdir: Path,
+        ipc_dir: Path,
+        data_home: str | None,
+        uid: int | None,
+        seccomp_fd: int | None = None,
     ) -> list[str]:
-        """The kernel's argv (``{connection_file}`` is filled in by jupyter_client)."""
+        """The kernel's argv (``{connection_file}`` is filled in by jupyter_client). With
+        ``seccomp_fd``, the innermost bwrap (the one that execs the kernel) loads the compiled
+        filter from that descriptor."""
         s = self.settings
         kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        seccomp = ["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []
         return (
             _limits(s)
             + _bwrap_outer(s.bwrap, uid)
             + self.mounts(workdir, ipc_dir, data_home)
-            + ([] if uid is not None else ["--chdir", str(workdir)])
+            + ([] if uid is not None else ["--chdir", str(workdir), *seccomp])
             + ["--unsetenv", "JPY_PARENT_PID", "--"]
-            + _bwrap_inner(s.bwrap, uid, workdir)
+            + _bwrap_inner(s.bwrap, uid, workdir, extra=seccomp)
             + kernel
         )
 
@@ -324,8 +858,10 @@ class BubblewrapLauncher:
                         bw += ["--perms", "0755", "--dir", str(parent)]
                 bw += [flag, path, path]
         for path in hidden:
-            bw += ["--perms", "0555", "--tmpfs", path]
-        return bw + ["--remount-ro", "/"]
+            bw += ["--perms", "0555", "--tmpfs", path, "--remount-ro", path]
+        # Read-only too: /dev, a tmpfs without a size that an unprivileged sandbox owns (it
+        # could fill it with files counted by no process), and the hidden folders' tmpfs.
+        return bw + ["--remount-ro", "/dev", "--remount-ro", "/"]
 
 
 def _limits(s: SandboxSettings) -> list[str]:
@@ -368,13 +904,17 @@ def _bwrap_outer(bwrap: str, uid: int | None) -> list[str]:
     ]
 
 
-def _bwrap_inner(bwrap: str, uid: int | None, workdir: Path | None = None) -> list[str]:
+def _bwrap_inner(
+    bwrap: str, uid: int | None, workdir: Path | None = None, extra: list[str] | None = None
+) -> list[str]:
     """As root: drop to ``uid`` (all capabilities gone), then a second, unprivileged bwrap
     whose user namespace forbids creating more (no private tmpfs, no nested sandboxes). It
-    enters the work folder as ``uid``, its owner (root without capabilities may not)."""
+    enters the work folder as ``uid``, its owner (root without capabilities may not).
+    ``extra``: more options for it (``--seccomp FD``)."""
     if uid is None:
         return []
     chdir = ["--chdir", str(workdir)] if workdir else []
+    chdir += extra or []
     return [
         "setpriv",
         f"--reuid={uid}",
@@ -433,6 +973,7 @@ def make_kernel_manager(settings: SandboxSettings, workdir: Path, env: dict[str,
 
         async def _async_launch_kernel(self, kernel_cmd, **kw):
             kw["stdout"] = kw["stderr"] = self.sandbox.log_file()
+            kernel_cmd = self.sandbox.prepare(kernel_cmd)  # the cgroup and the filter
             await super()._async_launch_kernel(kernel_cmd, **kw)
             self.sandbox.started(self.provisioner.process)
 
@@ -492,8 +1033,22 @@ class _Sandbox:
             _chown_tree(workdir, self.uid)
             os.chown(self.ipc_dir, self.uid, self.uid)
         self.ipc_dir.chmod(0o700)
+        self.plan = memory_plan(settings)
+        if self.plan.problem:
+            raise SandboxUnavailable(self.plan.problem)
+        # The cgroup is made (and the filter written) at launch, inside the caller's cleanup.
+        self.cgroup = (
+            KernelCgroup(self.plan.cgroup, settings.memory_mb * MB) if self.plan.cgroup else None
+        )
+        self._filter_path: Path | None = None
         launcher = BubblewrapLauncher(settings)
-        self.argv = launcher.command(workdir, self.ipc_dir, env.get("COURSE_DATA_HOME"), self.uid)
+        self.argv = launcher.command(
+            workdir,
+            self.ipc_dir,
+            env.get("COURSE_DATA_HOME"),
+            self.uid,
+            seccomp_fd=SECCOMP_FD if self.plan.seccomp else None,
+        )
         self.spec = None
         self.process: subprocess.Popen | None = None
         self._reason: str | None = None
@@ -501,6 +1056,7 @@ class _Sandbox:
         self._thread: threading.Thread | None = None
         self._log_handle = None
         self._log_path: str | None = None
+        self._kernel_log_offset: int | None = None  # log size when the kernel was running
 
     # launch ------------------------------------------------------------------------------
     def log_file(self):
@@ -509,6 +1065,16 @@ class _Sandbox:
         fd, self._log_path = tempfile.mkstemp(prefix="agk-log-")
         self._log_handle = os.fdopen(fd, "wb")
         return self._log_handle
+
+    def prepare(self, kernel_cmd: list[str]) -> list[str]:
+        """Just before the launch: make the kernel's memory cgroup and write the compiled
+        seccomp filter; the command starts with the entry wrapper that uses both."""
+        if self.cgroup is not None and not self.cgroup.path.exists():
+            self.cgroup.create()
+        if self.plan.seccomp and self._filter_path is None:
+            self._filter_path = _write_filter()
+        procs = self.cgroup.procs if self.cgroup is not None else None
+        return _entry(procs, self._filter_path) + list(kernel_cmd)
 
     def started(self, process) -> None:
         self.process = process
@@ -526,14 +1092,22 @@ class _Sandbox:
                 table = _process_table()
                 tree = _descendants(table, self.process.pid)
                 tasks = sum(table[pid][1] for pid in tree if pid in table)
-                memory = sum(_memory(pid) for pid in tree)
+                if self._kernel_log_offset is None and any(_is_python(pid) for pid in tree):
+                    # from here on the log holds what the *kernel* prints: a "bwrap:" line
+                    # after this offset is the student's, never the sandbox's
+                    self._kernel_log_offset = _size_of(self._log_path)
+                # With a cgroup the kernel enforces the limit itself (an OOM kill inside it):
+                # stop the whole sandbox at the first one. Without, sum PSS and page tables.
+                over = (
+                    self.cgroup.limit_reached()
+                    if self.cgroup is not None
+                    else sum(_memory(pid) for pid in tree) > s.memory_mb * MB
+                )
                 used, count = _disk_usage(folders, s.max_files)
             except Exception:  # noqa: BLE001 - a vanishing process or file: look again
                 continue
-            if memory > s.memory_mb * MB:
-                self._kill(
-                    f"the notebook used more than {s.memory_mb} MB of memory and was stopped"
-                )
+            if over:
+                self._kill(self._memory_reason())
             elif tasks >= s.processes:
                 self._kill(
                     f"the notebook started more than {s.processes} processes or threads "
@@ -545,6 +1119,9 @@ class _Sandbox:
                 self._kill(f"the notebook created more than {s.max_files} files and was stopped")
             if self._reason:
                 return
+
+    def _memory_reason(self) -> str:
+        return f"the notebook used more than {self.settings.memory_mb} MB of memory and was stopped"
 
     def _kill(self, reason: str) -> None:
         if self._reason is None:
@@ -567,6 +1144,8 @@ class _Sandbox:
         if process.poll() is None:
             for pid in [process.pid, *_descendants(_process_table(), process.pid)]:
                 _sigkill(pid)
+        if self.cgroup is not None:  # anything inside that escaped the tree (nothing should)
+            self.cgroup.kill_all()
 
     # results -----------------------------------------------------------------------------
     def stop_reason(self) -> str | None:
@@ -576,6 +1155,9 @@ class _Sandbox:
         code = self.process.poll() if self.process is not None else None
         if code is None:
             return None
+        if self.cgroup is not None and self.cgroup.limit_reached():
+            self._reason = self._memory_reason()  # the kernel's OOM killer, inside the cgroup
+            return self._reason
         # bwrap exits with the kernel's status; a signal becomes 128 + its number
         sig = -code if code < 0 else (code - 128 if code > 128 else None)
         if sig == signal.SIGXCPU:
@@ -596,16 +1178,22 @@ class _Sandbox:
             except ValueError:
                 name = str(sig)
             return f"the Python kernel was killed (signal {name})"
-        problems = [line for line in self._log_tail().splitlines() if line.startswith("bwrap:")]
+        problems = [
+            line
+            for line in self._log_tail(self._kernel_log_offset).splitlines()
+            if line.startswith(("bwrap:", "autograder:"))
+        ]
         if problems:
             return f"the sandbox could not start the kernel ({problems[-1][:200]})"
         return f"the Python kernel exited (status {code}) before the notebook finished"
 
-    def _log_tail(self) -> str:
+    def _log_tail(self, until: int | None = None) -> str:
+        """The last 2,000 bytes the sandbox printed before ``until`` (the whole log: None)."""
         try:
             with open(self._log_path or "", "rb") as handle:
-                handle.seek(max(0, os.path.getsize(self._log_path) - 2000))
-                return handle.read().decode("utf-8", "replace").strip()
+                end = os.path.getsize(self._log_path) if until is None else until
+                handle.seek(max(0, end - 2000))
+                return handle.read(end - handle.tell()).decode("utf-8", "replace").strip()
         except OSError:
             return ""
 
@@ -621,17 +1209,27 @@ class _Sandbox:
                 log.error("sandbox %s did not exit after SIGKILL", self.process.pid)
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self.cgroup is not None:
+            if self.process is not None and self._reason is None and self.cgroup.limit_reached():
+                self._reason = self._memory_reason()
+            peak = self.cgroup.peak()
+            if peak is not None:
+                log.debug("sandbox memory peak %.0f MB", peak / MB)
+            self.cgroup.remove()  # kills what is left, retries while it exits
+        if self._filter_path is not None:
+            self._filter_path.unlink(missing_ok=True)
         if self._log_handle is not None:
             self._log_handle.close()
         if self._log_path:
-            for line in self._log_tail().splitlines():
+            for line in self._log_tail(self._kernel_log_offset).splitlines():
                 if line.startswith("bwrap:"):
-                    log.warning("sandbox: %s", line[:500])
+                    log.warning("sandbox: %s", clean_text(line, 500, one_line=True))
             Path(self._log_path).unlink(missing_ok=True)
         shutil.rmtree(self.ipc_dir, ignore_errors=True)
         sanitize_workdir(self.workdir)
 
 
+MAX_WORKDIR_DEPTH = 12  # 12 names of 255 bytes stay under PATH_MAX
 PLACEHOLDER = b"removed by the grader: this was a symbolic link or a special file, not plain data\n"
 
 
@@ -644,7 +1242,15 @@ def sanitize_workdir(workdir: Path) -> list[str]:
 
     artifacts = os.path.join(workdir, ARTIFACTS_DIRNAME)
     removed = []
+    top = str(workdir).rstrip(os.sep).count(os.sep)
     for root, dirs, files in os.walk(workdir, followlinks=False):
+        if root.count(os.sep) - top >= MAX_WORKDIR_DEPTH:
+            # nothing any stage reads lies this deep; walking on would recurse past Python's
+            # limit and paths past PATH_MAX (a kernel made 1,100 nested folders): cut it off
+            for name in dirs:
+                remove_tree(os.path.join(root, name))
+                removed.append(os.path.relpath(os.path.join(root, name), workdir))
+            dirs[:] = []
         for name in dirs + files:
             path = os.path.join(root, name)
             try:
@@ -707,6 +1313,21 @@ def _descendants(table: dict[int, tuple[int, int]], pid: int) -> list[int]:
     return found
 
 
+def _is_python(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as handle:
+            return handle.read().startswith(b"python")
+    except OSError:
+        return False
+
+
+def _size_of(path: str | None) -> int | None:
+    try:
+        return os.path.getsize(path) if path else None
+    except OSError:
+        return None
+
+
 def _sigkill(pid: int) -> None:
     try:
         os.kill(pid, signal.SIGKILL)
@@ -715,12 +1336,14 @@ def _sigkill(pid: int) -> None:
 
 
 def _memory(pid: int) -> int:
-    """Proportional set size (shared pages split between their users), else the RSS."""
+    """Proportional set size (shared pages split between their users), else the RSS; plus
+    the process's page tables (mapping one page at many addresses costs page tables, which
+    PSS does not count)."""
     try:
         with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
             for line in handle:
                 if line.startswith(b"Pss:"):
-                    return int(line.split()[1]) * 1024
+                    return int(line.split()[1]) * 1024 + _page_tables(pid)
     except (OSError, ValueError, IndexError):
         pass
     try:
@@ -728,6 +1351,17 @@ def _memory(pid: int) -> int:
             return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, IndexError, ValueError):
         return 0
+
+
+def _page_tables(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"VmPTE:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def _disk_usage(folders: list[Path], max_entries: int) -> tuple[int, int]:
@@ -755,10 +1389,19 @@ def _disk_usage(folders: list[Path], max_entries: int) -> tuple[int, int]:
 
 __all__ = [
     "BubblewrapLauncher",
+    "CgroupBase",
+    "KernelCgroup",
+    "MemoryPlan",
+    "SECCOMP_RULES",
     "SandboxSettings",
     "SandboxUnavailable",
     "UnsandboxedWarning",
     "bubblewrap_problem",
     "choose_launcher",
+    "kernel_cgroups",
+    "locate_memory_cgroup",
+    "memory_plan",
     "sanitize_workdir",
+    "seccomp_program",
+    "sweep_cgroups",
 ]

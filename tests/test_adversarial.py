@@ -31,7 +31,9 @@ from tests.adversarial.build import (
     LAST,
     NOTEBOOK,
     ORPHAN_MARKER,
+    REFUSED_FOLDERS,
     SECRET_ENV,
+    STAGE_CASES,
     Context,
     build_corpus,
     build_honest,
@@ -225,7 +227,7 @@ def test_case_holds(adversarial, name):
 def test_the_batch_went_on(adversarial):
     students = set(adversarial.results.students)
     assert students == {c.student for c in CASES.values()} | set(HONEST) | {LAST}
-    assert len(CASES) >= 30
+    assert len(CASES) >= 70
 
 
 def test_honest_students_grades_are_unchanged(adversarial):
@@ -325,6 +327,207 @@ def test_outputs_are_capped(adversarial):
         assert executed.stat().st_size < 8_000_000, (student, executed.stat().st_size)
 
 
-def test_the_corpus_stays_fast_enough(adversarial):
-    # ~50 sandboxed notebooks, a few of them waiting for a time limit
-    assert adversarial.seconds < 330, adversarial.seconds
+# --- every later stage, for everyone ---------------------------------------------------------
+
+ESCAPE_OR_CONTROL = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+
+
+@dataclasses.dataclass
+class Stages:
+    forced: object  # results of `grade --force` on the stage cases and the honest students
+    rerun: object  # results of a plain rerun (nothing changed: nobody graded again)
+    regraded: object
+    changes: list
+    feedback: list[Path]
+    report: Path
+    csv: Path
+    canvas: Path
+    comments: dict[str, tuple[str, str]]  # LMS comments per student: (plain text, Moodle HTML)
+    grader_rss_mb: float  # the grader's peak memory after all of it
+
+
+@pytest.fixture(scope="session")
+def stages(adversarial) -> Stages:
+    """After the first grading: --force on the cases that attack the later stages, a rerun,
+    a regrade, feedback, the report, every export and the LMS comments, for the whole class."""
+    import resource
+
+    from autograder.batch import grade_class, regrade_class
+    from autograder.export import export
+    from autograder.feedback import write_feedback
+    from autograder.lms import class_grades, feedback_text
+    from autograder.lms.moodle import feedback_html
+    from autograder.report import write_report
+
+    course = adversarial.course
+    launcher = BubblewrapLauncher(LIMITS)
+    chosen = [c.student for c in STAGE_CASES if c.stages] + [*HONEST, LAST]
+    forced = grade_class(
+        course, AID, students=chosen, launcher=launcher, progress=False, workers=1, force=True
+    )
+    rerun = grade_class(course, AID, launcher=launcher, progress=False, workers=1)
+    regraded, changes = regrade_class(course, AID)
+    feedback = write_feedback(course, AID)
+    report = write_report(course, AID)
+    roster = course.state_dir / "roster.csv"
+    students = sorted(regraded.students)
+    roster.write_text(
+        "student_id,name,sortable_name,canvas_id,email\n"
+        + "".join(f'{s},N {i},"{i}, N",{5000 + i},{s}@uni.es\n' for i, s in enumerate(students)),
+        encoding="utf-8",
+    )
+    course.nbgrader_config.Course.lms = {
+        "roster": str(roster),
+        "canvas": {"assignments": {AID: {"id": 7001, "name": "Lección 4"}}},
+    }
+    csv_path = export(course, "csv", AID)
+    canvas = export(course, "canvas", AID)
+    comments = {
+        row.student: (feedback_text(row, course.language), feedback_html(row, course.language))
+        for row in class_grades(course, AID)
+    }
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return Stages(
+        forced, rerun, regraded, changes, feedback, report, csv_path, canvas, comments, rss
+    )
+
+
+def test_every_stage_went_on_for_everyone(adversarial, stages):
+    everyone = set(adversarial.results.students)
+    stage_students = {c.student for c in STAGE_CASES if c.stages} | set(HONEST) | {LAST}
+    assert set(stages.forced.students) == everyone  # the file keeps the others too
+    assert set(stages.rerun.students) == everyone
+    assert set(stages.regraded.students) == everyone
+    for student in stage_students:
+        before, after = adversarial.results.students[student], stages.forced.students[student]
+        case = CASES.get(student.removeprefix("adv_"))
+        allowed = (
+            (case.status,)
+            if case and isinstance(case.status, str)
+            else case.status
+            if case
+            else ("graded",)
+        )
+        assert after.status in allowed, (student, after.status, after.error)
+        assert {g: c.score for g, c in after.cells.items()} == {
+            g: c.score for g, c in before.cells.items()
+        }, student
+    # nothing changed, so a rerun grades nobody and a regrade changes nothing
+    for student, result in stages.rerun.students.items():
+        assert result.cells.keys() == stages.forced.students[student].cells.keys()
+    assert not stages.changes, stages.changes
+    written = {p.parent.parent.name for p in stages.feedback}
+    assert written == everyone, everyone - written
+    assert stages.report.is_file()
+    page = stages.report.read_text(encoding="utf-8")
+    for student in everyone:
+        assert student in page, student
+
+
+def test_invalid_ids_are_refused_and_reach_nothing(adversarial, stages):
+    refused = {r["folder"] for r in adversarial.results.refused}
+    assert refused == {ascii(name) for name in REFUSED_FOLDERS}
+    book = gradebook_scores(adversarial.course.db_url, _assignment(adversarial.course))
+    exported = stages.csv.read_text(encoding="utf-8") + stages.canvas.read_text(encoding="utf-8")
+    for name in REFUSED_FOLDERS:
+        assert name not in adversarial.results.students and name not in book
+        assert name not in exported
+    assert "HYPERLINK" not in exported
+
+
+def test_nothing_a_kernel_printed_reaches_people_raw(adversarial, stages):
+    texts = {"results": (adversarial.course.results_dir / f"{AID}.json").read_text("utf-8")}
+    texts["csv"] = stages.csv.read_text("utf-8")
+    texts["canvas"] = stages.canvas.read_text("utf-8")
+    texts["report"] = stages.report.read_text("utf-8")
+    for path in stages.feedback:
+        texts[str(path)] = path.read_text("utf-8")
+    for student, (plain, rich) in stages.comments.items():
+        texts[f"comment:{student}"] = plain + rich
+    for student, result in stages.regraded.students.items():
+        texts[f"said:{student}"] = _said(result)
+    from autograder.batch import format_table
+
+    texts["table"] = format_table(stages.regraded)
+    bad = {
+        name: ESCAPE_OR_CONTROL.findall(text.replace("\n", "").replace("\t", ""))
+        for name, text in texts.items()
+    }
+    assert not {k: v for k, v in bad.items() if v}
+    json.loads(texts["results"])  # still JSON, and UTF-8 (read_text would have failed)
+    fake = stages.regraded.students["adv_fake_bwrap_line"].error
+    assert "\x1b" not in fake and "\r" not in fake
+
+
+def test_escape_reason_is_quoted_as_text(stages):
+    result = stages.regraded.students["adv_escapes_in_error"]
+    said = _said(result)
+    assert "ValueError" in said or "error" in said.lower()
+    assert "\x1b" not in said
+
+
+def test_executed_notebooks_are_inert(adversarial):
+    """What formgrader renders as HTML (outputs, Markdown cells) holds no active content; code
+    is shown as text, so it may mention anything."""
+    import nbformat
+
+    for student in adversarial.results.students:
+        executed = adversarial.ctx.autograded(student) / NOTEBOOK
+        if not executed.is_file():
+            continue
+        nb = nbformat.read(executed, as_version=4)
+        rendered = [c.source for c in nb.cells if c.cell_type == "markdown"]
+        for cell in nb.cells:
+            for output in cell.get("outputs", []):
+                for mime, value in output.get("data", {}).items():
+                    assert "javascript" not in mime and mime != "image/svg+xml", (student, mime)
+                    if mime != "text/plain":
+                        rendered.append(value if isinstance(value, str) else "".join(value))
+        text = "\n".join(rendered).lower()
+        for needle in ("<script", "onerror=", "onload=", "javascript:", "<iframe"):
+            assert needle not in text, (student, needle)
+    active = nbformat.read(adversarial.ctx.autograded("adv_active_outputs") / NOTEBOOK, 4)
+    html = [
+        o["data"]["text/html"]
+        for c in active.cells
+        for o in c.get("outputs", [])
+        if "text/html" in o.get("data", {})
+    ]
+    assert any("<b>hola</b>" in h for h in html), html  # the honest part is kept
+
+
+def test_submission_folder_files_decide_nothing(adversarial):
+    results = adversarial.results.students
+    for name in ("timestamp_free_text", "timestamp_is_folder"):
+        result = results[f"adv_{name}"]
+        assert any("timestamp.txt" in p for p in result.problems), result.problems
+        stamp = adversarial.ctx.autograded(f"adv_{name}") / "timestamp.txt"
+        assert not stamp.exists()  # no time is known: none is written
+    assert results["adv_forged_lms_note"].lateness == {}
+
+
+def test_bombs_are_refused_by_the_bounded_readers(adversarial):
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    artifacts = Artifacts(adversarial.ctx.autograded("adv_npz_bomb") / "artifacts")
+    with pytest.raises(ArtifactError):
+        artifacts.read_npz("model/weights.npz")
+    deep = Artifacts(adversarial.ctx.autograded("adv_deep_answer_file") / "artifacts")
+    with pytest.raises(ArtifactError, match="nested"):
+        deep.answer("steps_lr_003")
+    grew_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grew_mb < 200, grew_mb
+
+
+def test_the_grader_stayed_small(stages):
+    # the 650,000-cell notebook, the bombs and the deep files are refused unread
+    assert stages.grader_rss_mb < 2_000, stages.grader_rss_mb
+
+
+def _assignment(course):
+    from autograder.core import Assignment
+
+    return Assignment.from_course(course, AID)

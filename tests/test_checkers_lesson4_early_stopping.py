@@ -28,6 +28,7 @@ from autograder.config import load_course
 from autograder.messages import catalogue
 from dlcourse import capture, keras_capture
 from dlcourse import keras_model as km
+from dlcourse.rules import lesson4_early_stopping as rules
 from tests.conftest import ROOT
 from tests.helpers import write_execution
 
@@ -322,6 +323,7 @@ def base_student(data) -> Student:
         "model_present": True,
         "model": desc,
         "weights": index,
+        "model_state": {"optimizer_iterations": 5 * n, "stop_training": True},
         "callback_present": True,
         "callback": callback_desc(
             state={
@@ -424,19 +426,6 @@ def _retrain_weights(student, data, **kw):
     student.training["history"]["history"]["val_loss"] = [v - series[best] + value for v in series]
 
 
-def _not_restored(student, data, monitor="val_loss", restore=False, attached=True):
-    value = _value(student, data)
-    n = 50
-    with_history(
-        student,
-        val=_series_with(value, 29, n, above=0.004),
-        loss=[0.2 * math.exp(-k / 15) for k in range(n)],
-    )
-    student.training["callback"]["settings"].update(monitor=monitor, restore_best_weights=restore)
-    if not attached:
-        student.training["callback"]["state"].update(attached=False, attached_to_model=False)
-
-
 def _validation_on(student, data, x, y):
     value = _value(student, data, x, y)
     n = 50
@@ -467,6 +456,89 @@ def _student_split(student):
         k: (v.to_numpy() if hasattr(v, "to_numpy") else np.asarray(v))
         for k, v in student.split.items()
     }
+
+
+def gentle_curve(n=500, at=29, drop=0.04, rise=0.00004):
+    """A val_loss shape (relative to its minimum, 0 at epoch ``at``): falls by ``drop`` until
+    ``at``, then rises by ``rise`` per epoch (with patience 20 the last epoch sits within
+    min_delta of the minimum)."""
+    return [drop * (at - k) / at if k < at else rise * (k - at) for k in range(n)]
+
+
+def loss_curve(n=500):
+    return [0.2 * math.exp(-k / 15) + 0.05 for k in range(n)]
+
+
+def _replay(settings, history):
+    monitor = settings["monitor"]
+    series = history.get(monitor) or [None] * len(history["loss"])
+    return rules.replay_early_stopping(
+        series,
+        min_delta=settings["min_delta"],
+        patience=settings["patience"],
+        direction=rules.monitor_direction(monitor, settings["mode"]),
+        baseline=settings["baseline"],
+        start_from_epoch=settings["start_from_epoch"],
+    )
+
+
+def settle(s: Student, d, val, loss=None, epochs=500, used=True, weights_at=None):
+    """What ``fit(epochs=epochs)`` leaves when the model's val_loss follows the shape ``val``
+    (and its training loss ``loss``): the history is cut where the callback's rule fires (when
+    the callback takes part, ``used``), the callback's state is the rule's, and the curve is
+    shifted so that the final weights (the restored epoch, or the last; or ``weights_at``)
+    hold the model's real validation loss. Everything is consistent, as after an honest fit."""
+    t = s.training
+    settings = t["callback"]["settings"]
+    value = _value(s, d)
+    loss = list(loss or loss_curve(epochs))[:epochs]
+    val = list(val)[:epochs]
+    for _ in range(2):  # the shift moves float32 roundings: replay again on the shifted curve
+        history = {"loss": loss, "val_loss": val}
+        replay = _replay(settings, history) if used else None
+        n = replay.seen if replay and replay.fired is not None else epochs
+        restores = replay and settings["restore_best_weights"] and replay.restored is not None
+        final = replay.restored if restores else n - 1
+        final = final if weights_at is None else weights_at
+        val = [v - val[final] + value for v in val]
+    h = t["history"]
+    h["history"] = {"loss": loss[:n], "val_loss": val[:n]}
+    s.best_epoch = int(np.argmin(val[:n])) + 1  # the student reads it off their own history
+    h["params"]["epochs"] = epochs
+    h["epoch"] = list(range(n))
+    t["model_state"] = {
+        "optimizer_iterations": 5 * n,
+        "stop_training": bool(replay and replay.fired),
+    }
+    state = t["callback"].get("state")
+    if used:
+        best = replay.best if settings["monitor"] != "val_loss" else val[replay.best_epoch]
+        state.update(
+            stopped_epoch=replay.stopped_epoch,
+            best_epoch=replay.best_epoch,
+            wait=replay.wait,
+            best=best,
+            attached=True,
+            attached_to_model=True,
+        )
+    elif isinstance(state, dict):
+        state.update(
+            stopped_epoch=0,
+            best_epoch=None,
+            wait=0,
+            best=None,
+            attached=False,
+            attached_to_model=False,
+        )
+    return n
+
+
+def trained_with(s: Student, d, val=None, loss=None, epochs=500, changed=None, **settings):
+    """The student created ``EarlyStopping(**settings)`` and trained with it (the same settings
+    captured before and after ``fit``; ``changed`` overrides the after-fit capture only)."""
+    s.callback = callback_desc(callback_settings(**settings))
+    s.training["callback"]["settings"] = callback_settings(**{**settings, **(changed or {})})
+    return settle(s, d, val if val is not None else gentle_curve(epochs), loss, epochs)
 
 
 CASES: dict[str, tuple[Any, dict[str, set[str]]]] = {}
@@ -613,48 +685,70 @@ def _(s, d):
 
 
 # early_stopping ------------------------------------------------------------------------------
-case("es_swallowed_comment", {"test_early_stopping": {"es_callback.swallowed"}})(
-    lambda s, d: setattr(
-        s, "callback", callback_desc(callback_settings(patience=0, restore_best_weights=False))
-    )
+# Each student trained with the callback they wrote: the history is what its rule gives on the
+# same validation curve (``trained_with``), so a wrong argument also shows in the training.
+def _es_case(name, expect, **settings):
+    case(name, expect)(lambda s, d: trained_with(s, d, **settings))
+
+
+_es_case(
+    "es_swallowed_comment",
+    {"test_early_stopping": {"es_callback.swallowed"}},
+    patience=0,
+    restore_best_weights=False,
 )
-case("es_restore_false", {"test_early_stopping": {"es_callback.restore_false"}})(
-    lambda s, d: setattr(
-        s, "callback", callback_desc(callback_settings(restore_best_weights=False))
-    )
+_es_case(
+    "es_restore_false",
+    {"test_early_stopping": {"es_callback.restore_false"}},
+    restore_best_weights=False,
 )
-case("es_monitor_loss", {"test_early_stopping": {"es_callback.monitor_loss"}})(
-    lambda s, d: setattr(s, "callback", callback_desc(callback_settings(monitor="loss")))
+# the training loss keeps improving by more than min_delta over 20 epochs long after val_loss
+# has turned: the callback restores a late epoch
+_es_case(
+    "es_monitor_loss",
+    {
+        "test_early_stopping": {"es_callback.monitor_loss"},
+        "test_history": {"es_history.restored_by_loss"},
+    },
+    monitor="loss",
 )
-case("es_monitor_other", {"test_early_stopping": {"es_callback.monitor"}})(
-    lambda s, d: setattr(s, "callback", callback_desc(callback_settings(monitor="val_mae")))
+# no val_mae in the history: the callback never acts, nothing is restored
+_es_case(
+    "es_monitor_other",
+    {
+        "test_early_stopping": {"es_callback.monitor"},
+        "test_history": {"es_history.not_stopped", "es_history.not_best"},
+    },
+    monitor="val_mae",
 )
-case("es_mode_max", {"test_early_stopping": {"es_callback.mode"}})(
-    lambda s, d: setattr(s, "callback", callback_desc(callback_settings(mode="max")))
+# a rising val_loss is "an improvement": it stops 20 epochs after epoch 1 and restores it
+_es_case(
+    "es_mode_max",
+    {"test_early_stopping": {"es_callback.mode"}, "test_history": {"es_history.not_best"}},
+    mode="max",
 )
-case("es_min_delta_default", {"test_early_stopping": {"es_callback.min_delta_default"}})(
-    lambda s, d: setattr(s, "callback", callback_desc(callback_settings(min_delta=0)))
+_es_case(
+    "es_min_delta_default", {"test_early_stopping": {"es_callback.min_delta_default"}}, min_delta=0
 )
-case("es_min_delta_other", {"test_early_stopping": {"es_callback.min_delta"}})(
-    lambda s, d: setattr(s, "callback", callback_desc(callback_settings(min_delta=0.1)))
+_es_case(
+    "es_min_delta_other",
+    {"test_early_stopping": {"es_callback.min_delta"}, "test_history": {"es_history.not_best"}},
+    min_delta=0.1,
 )
-case("es_negative_min_delta_is_fine", {})(
-    lambda s, d: setattr(s, "callback", callback_desc(callback_settings(min_delta=-0.001)))
-)
-case(
+_es_case("es_negative_min_delta_is_fine", {}, min_delta=-0.001)
+_es_case(
     "es_seed_4_3_values",
-    {"test_early_stopping": {"es_callback.min_delta_seed", "es_callback.patience_seed"}},
-)(
-    lambda s, d: setattr(
-        s, "callback", callback_desc(callback_settings(min_delta=0.01, patience=30))
-    )
+    {
+        "test_early_stopping": {"es_callback.min_delta_seed", "es_callback.patience_seed"},
+        "test_history": {"es_history.not_best"},  # falls of less than 0.01 do not count
+    },
+    min_delta=0.01,
+    patience=30,
 )
-case("es_patience_default", {"test_early_stopping": {"es_callback.patience_default"}})(
-    lambda s, d: setattr(s, "callback", callback_desc(callback_settings(patience=0)))
+_es_case(
+    "es_patience_default", {"test_early_stopping": {"es_callback.patience_default"}}, patience=0
 )
-case("es_patience_other", {"test_early_stopping": {"es_callback.patience"}})(
-    lambda s, d: setattr(s, "callback", callback_desc(callback_settings(patience=5)))
-)
+_es_case("es_patience_other", {"test_early_stopping": {"es_callback.patience"}}, patience=5)
 
 
 @case("es_wrong_type", {"test_early_stopping": {"es_callback.wrong_type"}})
@@ -836,13 +930,25 @@ case(
         "test_history": {"es_history.no_validation", "es_history.not_stopped_no_validation"},
         "test_best_epoch": {"es_best_epoch.no_history"},
     },
-)(lambda s, d: with_history(s, val=False, params={"epochs": 50}, loss=[0.1] * 50))
+)(
+    # the callback watched a val_loss that never came: it never counted an epoch
+    lambda s, d: with_history(
+        s,
+        val=False,
+        params={"epochs": 50},
+        loss=[0.1] * 50,
+        state={"stopped_epoch": 0, "best_epoch": 0, "wait": 0, "best": None},
+    )
+)
 case("history_epochs", {"test_history": {"es_history.epochs"}})(
     lambda s, d: with_history(s, params={"epochs": 100})
 )
-case("history_batch_size", {"test_history": {"es_history.batch_size"}})(
-    lambda s, d: with_history(s, params={"steps": 40})
-)
+
+
+@case("history_batch_size", {"test_history": {"es_history.batch_size"}})
+def _(s, d):
+    with_history(s, params={"steps": 40})
+    s.training["model_state"]["optimizer_iterations"] = 40 * 50
 
 
 @case(
@@ -870,13 +976,17 @@ def _(s, d):
     )
 
 
-@case("history_callback_on_other_model", {"test_history": {"es_history.callback_other_model"}})
+FLAT = gentle_curve(rise=0.000002)  # after its minimum, val_loss hardly moves
+
+
+@case(
+    "history_callback_on_other_model",
+    {"test_history": {"es_history.callback_other_model", "es_history.not_stopped_no_callback"}},
+)
 def _(s, d):
-    with_history(
-        s,
-        val=_series_with(_value(s, d), 29, 50, above=0.0005),
-        state={"attached": True, "attached_to_model": False},
-    )
+    # this model trained with no callback of its own: all 500 epochs
+    settle(s, d, FLAT, used=False)
+    s.training["callback"]["state"].update(attached=True, attached_to_model=False)
 
 
 @case("history_new_callback_inside_fit", {"test_history": {"es_history.callback_other_instance"}})
@@ -917,21 +1027,42 @@ def _(s, d):
     _validation_on(s, d, arrays["X_train"][start:], arrays["y_train"][start:])
 
 
-case("history_not_restored", {"test_history": {"es_history.not_restored"}})(
-    lambda s, d: _not_restored(s, d)
+RISING = gentle_curve(rise=0.0002)  # 20 epochs after its minimum, val_loss is 0.004 higher
+
+case(
+    "history_not_restored",
+    {
+        "test_early_stopping": {"es_callback.restore_false"},
+        "test_history": {"es_history.not_restored"},
+    },
+)(lambda s, d: trained_with(s, d, RISING, restore_best_weights=False))
+
+
+@case(
+    "history_restored_by_training_loss",
+    {
+        "test_early_stopping": {"es_callback.monitor_loss"},
+        "test_history": {"es_history.restored_by_loss"},
+    },
 )
-
-
-@case("history_restored_by_training_loss", {"test_history": {"es_history.restored_by_loss"}})
 def _(s, d):
-    _not_restored(s, d, monitor="loss", restore=True)
-    s.training["callback"]["state"]["best_epoch"] = 49  # the lowest training loss
+    # the training loss falls fast until epoch 30, then by less than min_delta: epoch 30 is
+    # restored, 15 epochs after the lowest val_loss
+    loss = [0.2 - 0.005 * k if k <= 29 else 0.055 - 0.00001 * (k - 29) for k in range(500)]
+    val = [0.004 * (15 - k) / 15 if k < 15 else 0.0003 * (k - 15) for k in range(500)]
+    trained_with(s, d, val, loss, monitor="loss")
 
 
 case(
     "history_not_restored_without_callback",
-    {"test_history": {"es_history.not_restored_no_callback", "es_history.callback_not_used"}},
-)(lambda s, d: _not_restored(s, d, attached=False))
+    {
+        "test_history": {
+            "es_history.not_restored_no_callback",
+            "es_history.callback_not_used",
+            "es_history.not_stopped_no_callback",
+        }
+    },
+)(lambda s, d: settle(s, d, gentle_curve(rise=0.004 / 470), used=False))
 
 
 @case("history_val_mae_high", {"test_history": {"es_history.val_mae_high"}})
@@ -1016,30 +1147,260 @@ def _(s, d):
     with_history(s, val=[], loss=[])
 
 
-@case("history_callback_undefined", {"test_history": {"es_history.callback_missing"}})
+@case(
+    "history_callback_undefined",
+    {"test_history": {"es_history.callback_missing", "es_history.not_stopped_no_callback"}},
+)
 def _(s, d):
+    settle(s, d, FLAT, used=False)
     s.training["callback_present"] = False
     del s.training["callback"]
-    with_history(s, val=_series_with(_value(s, d), 29, 50, above=0.0005))
 
 
-@case("history_callback_not_early_stopping", {"test_history": {"es_history.callback_wrong_type"}})
+@case(
+    "history_callback_not_early_stopping",
+    {"test_history": {"es_history.callback_wrong_type", "es_history.not_stopped_no_callback"}},
+)
 def _(s, d):
+    settle(s, d, FLAT, used=False)
     s.training["callback"] = {
         "type": "builtins.str",
         "is_callback": False,
         "is_early_stopping": False,
         "repr": "EarlyStopping(...)",
     }
-    with_history(s, val=_series_with(_value(s, d), 29, 50, above=0.0005))
 
 
-@case("history_not_best", {"test_history": {"es_history.not_best"}})
+@case(
+    "history_not_best",
+    {
+        "test_early_stopping": {"es_callback.min_delta_seed"},
+        "test_history": {"es_history.not_best"},
+    },
+)
 def _(s, d):
-    # min_delta=0.01 (the 4.3 example): a later, lower val_loss was not "an improvement"
-    _not_restored(s, d, restore=True)
-    s.training["callback"]["settings"]["min_delta"] = 0.01
-    s.training["callback"]["state"]["best_epoch"] = 49
+    # min_delta=0.01 (the 4.3 example): the last falls, of less than 0.01, were not
+    # "an improvement", so the epoch restored is 5 epochs before the lowest val_loss
+    trained_with(s, d, min_delta=0.01)
+
+
+# forged training claims ---------------------------------------------------------------------
+# ``history.params``, the callback's attached model and state are objects of the kernel: each
+# case below sets some of them by hand. The checks believe only what the recorded series, the
+# optimizer's step count and the weights prove (EarlyStopping's rule replayed on the series).
+IDLE = {"stopped_epoch": 0, "best_epoch": None, "wait": 0, "best": None}
+
+
+@case(
+    "claims_no_callback_params_forged",
+    {
+        "test_history": {
+            "es_history.epochs",  # without a callback, fit ran every epoch asked: 56
+            "es_history.callback_idle",
+            "es_history.stopped_without_callback",
+        }
+    },
+)
+def _(s, d):
+    # trained 56 epochs without any callback, then history.params["epochs"] = 500 and
+    # early_stopping.set_model(model): the callback never saw an epoch
+    settle(s, d, FLAT, epochs=56, used=False)
+    s.training["history"]["params"]["epochs"] = 500
+    s.training["callback"]["state"].update(attached=True, attached_to_model=True, **IDLE)
+
+
+@case(
+    "claims_state_set_by_hand",
+    {
+        "test_history": {
+            "es_history.callback_state",
+            "es_history.stopped_late",
+            "es_history.weights_not_restored",
+            "es_history.restored_unverified",
+        }
+    },
+)
+def _(s, d):
+    # the same training without a callback, and the callback's state typed in as well
+    settle(s, d, RISING, epochs=56, used=False)
+    s.training["history"]["params"]["epochs"] = 500
+    best = s.best_epoch - 1
+    val = s.training["history"]["history"]["val_loss"]
+    s.training["callback"]["state"].update(
+        attached=True,
+        attached_to_model=True,
+        stopped_epoch=55,
+        best_epoch=best,
+        wait=20,
+        best=val[best],
+    )
+    s.training["model_state"]["stop_training"] = True
+
+
+@case(
+    "claims_val_loss_truncated",
+    {
+        "test_history": {
+            "es_history.series_lengths",
+            "es_history.callback_state",
+            "es_history.stopped_unexplained",
+            "es_history.forged",
+            "es_history.restored_unverified",
+        }
+    },
+)
+def _(s, d):
+    h = s.training["history"]["history"]
+    h["val_loss"] = h["val_loss"][:20]
+    s.best_epoch = 20
+
+
+@case(
+    "claims_history_truncated_everywhere",
+    {
+        "test_history": {
+            "es_history.iterations_more",
+            "es_history.callback_state",
+            "es_history.stopped_unexplained",
+            "es_history.forged",
+            "es_history.restored_unverified",
+        }
+    },
+)
+def _(s, d):
+    h = s.training["history"]
+    h["history"] = {k: v[:20] for k, v in h["history"].items()}
+    h["epoch"] = h["epoch"][:20]
+    s.best_epoch = 20
+
+
+@case(
+    "claims_history_padded",
+    {"test_history": {"es_history.iterations_fewer", "es_history.stopped_late"}},
+)
+def _(s, d):
+    # 30 more epochs appended by hand, as if patience had run out later
+    h = s.training["history"]
+    h["history"] = {k: v + [v[-1]] * 30 for k, v in h["history"].items()}
+    h["epoch"] = list(range(80))
+
+
+@case(
+    "claims_patience_changed_after_fit",
+    {"test_history": {"es_history.callback_state", "es_history.stopped_unexplained"}},
+)
+def _(s, d):
+    # trained with patience=5, then early_stopping.patience = 20 before the capture
+    trained_with(s, d, patience=5)
+    s.callback["settings"]["patience"] = 20
+    s.training["callback"]["settings"]["patience"] = 20
+
+
+@case("claims_patience_changed_before_fit", {"test_history": {"es_history.callback_changed"}})
+def _(s, d):
+    # created with patience=20 (graded), set to 5 just before fit
+    trained_with(s, d, patience=20, changed={"patience": 5})
+
+
+@case(
+    "claims_refit_afterwards",
+    {
+        "test_history": {
+            "es_history.iterations_more",
+            "es_history.forged",
+            "es_history.restored_unverified",
+        }
+    },
+)
+def _(s, d):
+    # after fit, model.fit(X_train, y_train, epochs=10) again: other weights, 50 more steps
+    s.weights["w003"] = s.weights["w003"] + 0.003
+    s.training["model_state"]["optimizer_iterations"] += 50
+
+
+@case(
+    "claims_restore_set_after_fit",
+    {"test_history": {"es_history.weights_not_restored", "es_history.restored_unverified"}},
+)
+def _(s, d):
+    # trained without restoring, then early_stopping.restore_best_weights = True
+    trained_with(s, d, RISING, restore_best_weights=False)
+    s.callback["settings"]["restore_best_weights"] = True
+    s.training["callback"]["settings"]["restore_best_weights"] = True
+
+
+@case(
+    "claims_weights_not_last",
+    {
+        "test_early_stopping": {"es_callback.restore_false"},
+        "test_history": {"es_history.weights_not_last", "es_history.restored_unverified"},
+    },
+)
+def _(s, d):
+    # restore_best_weights=False, and then the weights of the best epoch put back by hand
+    trained_with(s, d, RISING, restore_best_weights=False)
+    settle(s, d, RISING, weights_at=29)
+
+
+@case("claims_stop_not_requested", {"test_history": {"es_history.stop_not_requested"}})
+def _(s, d):
+    # everything typed to look like early stopping, but fit was never asked to stop
+    s.training["model_state"]["stop_training"] = False
+
+
+@case(
+    "claims_more_than_requested",
+    {"test_history": {"es_history.epochs", "es_history.more_than_requested"}},
+)
+def _(s, d):
+    s.training["history"]["params"]["epochs"] = 40
+
+
+@case(
+    "claims_params_without_epochs",
+    {"test_history": {"es_history.epochs", "es_history.params_invalid"}},
+)
+def _(s, d):
+    del s.training["history"]["params"]["epochs"]
+
+
+@case("claims_epoch_list_gap", {"test_history": {"es_history.epoch_list"}})
+def _(s, d):
+    s.training["history"]["epoch"] = [*range(25), *range(26, 51)]
+
+
+@case(
+    "claims_callback_unreadable",
+    {
+        "test_early_stopping": {"es_callback.patience"},
+        "test_history": {"es_history.callback_unreadable", "es_history.restored_unverified"},
+    },
+)
+def _(s, d):
+    s.callback["settings"]["patience"] = "20"
+    s.training["callback"]["settings"]["patience"] = "20"
+
+
+# honest runs that did not stop early: only the lesson's own messages, no inconsistency
+case(
+    "honest_full_length_restores_anyway",
+    {"test_history": {"es_history.epochs", "es_history.not_stopped"}},
+)(lambda s, d: trained_with(s, d, RISING, epochs=40))  # Keras restores even when not fired
+case(
+    "honest_full_length_no_restore",
+    {
+        "test_early_stopping": {"es_callback.restore_false"},
+        "test_history": {"es_history.epochs", "es_history.not_stopped"},
+    },
+)(lambda s, d: trained_with(s, d, FLAT, epochs=40, restore_best_weights=False))
+
+
+@case("honest_baseline_and_start_from_epoch", {})
+def _(s, d):
+    # a baseline the model never beats: improvements no longer reset the wait, so the rule
+    # fires at the first epoch without one (epoch 31), and restores epoch 30
+    n = trained_with(s, d, RISING, baseline=_value(s, d) - 0.01, start_from_epoch=5)
+    assert n == 31 and s.training["callback"]["state"]["best_epoch"] == 29
 
 
 # best_epoch ----------------------------------------------------------------------------------
@@ -1065,11 +1426,12 @@ case("best_epoch_numpy_float_is_fine", {})(lambda s, d: setattr(s, "best_epoch",
 def _(s, d):
     # min_delta: the last improvement that counted (and the restored weights) is epoch 26
     # (1-based); the lowest val_loss, 0.0005 lower, is at epoch 30
-    series = s.training["history"]["history"]["val_loss"]
+    series = list(s.training["history"]["history"]["val_loss"]) + RISING[50:]
     value = series[29]
     for k in range(25, 30):
         series[k] = value - 0.0001 * (k - 25)
-    s.training["callback"]["state"]["best_epoch"] = 25
+    settle(s, d, series)
+    assert s.training["callback"]["state"]["best_epoch"] == 25
     s.best_epoch = 26
 
 

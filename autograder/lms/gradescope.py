@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autograder.collect import STUDENT_ID
 from autograder.config import Course
 from autograder.lms import LmsError, fmt_points, lms_section, notebook_stem, per_assignment
 from autograder.sandbox import STUDENT_PACKAGE, student_package_dir
@@ -455,7 +456,8 @@ def _student_id(root: Path) -> str:
         raw = str(user.get("email") or user.get("sid") or user.get("id") or "student")
     except (OSError, ValueError, AttributeError, IndexError):
         raw = "student"
-    return re.sub(r"[^A-Za-z0-9_.@+-]", "-", raw)[:100] or "student"
+    cleaned = re.sub(r"[^A-Za-z0-9_.@+-]", "-", raw)[:100].lstrip("_.@+-")
+    return cleaned if STUDENT_ID.fullmatch(cleaned) else "student"
 
 
 def _md_escape(text: str) -> str:

@@ -90,6 +90,8 @@ class Case:
     messages: dict[str, tuple[str, ...]] = field(default_factory=dict)  # allowed message ids
     evidence: bool = False  # the attack logs its attempts in evidence.json: all must fail
     slow: bool = False  # waits for a time limit
+    folder: Callable[[Path], None] | None = None  # writes more into the submission folder
+    stages: bool = False  # graded again with --force in the stage tests (test_adversarial)
 
     @property
     def student(self) -> str:
@@ -1027,6 +1029,411 @@ STRUCTURE_CASES = [
 ]
 
 
+# --- one submission against the later stages (feedback, report, exports, --force, regrade) -----
+
+AFTER_LAST = "test_curve_labels"  # code placed after it runs once every answer was captured
+
+
+def _nested_folders(levels: int) -> str:
+    return f"""import os
+fd = os.open(".", os.O_RDONLY)
+for _ in range({levels}):  # deeper than recursion (and PATH_MAX) allow
+    try:
+        os.mkdir("n" * 120, dir_fd=fd)
+        inner = os.open("n" * 120, os.O_RDONLY, dir_fd=fd)
+    except OSError:
+        break
+    os.close(fd)
+    fd = inner
+"""
+
+
+def _deep_answer_file(name: str, depth: int) -> str:
+    return f"""import os
+path = os.path.join(os.environ["AUTOGRADER_ARTIFACTS"], "answers", {name + ".json"!r})
+deep = "[" * {depth} + "]" * {depth}
+open(path, "w").write('{{"name": "x", "present": true, "value": ' + deep + "}}")
+"""
+
+
+def _history(values: list) -> str:
+    data = {
+        "history": {"loss": values, "val_loss": values[::-1]},
+        "params": {"epochs": 10**300},
+        "early_stopping": {"best_epoch": 10**300, "stopped_epoch": -(10**300)},
+    }
+    return _write("training.json", json.dumps(data, allow_nan=True), folder="keras")
+
+
+def _notebook_json(nb, cells_extra: list) -> str:
+    data = json.loads(nbformat.writes(perfect(nb)))
+    data["cells"] += cells_extra
+    return json.dumps(data, separators=(",", ":"))
+
+
+def _many_cells(n: int):
+    def build(nb, ctx):
+        cell = {"cell_type": "code", "source": "x = 1", "metadata": {}, "outputs": []}
+        return _notebook_json(nb, [cell] * n)
+
+    return build
+
+
+def _deep_metadata(nb, ctx):
+    data = json.loads(nbformat.writes(perfect(nb)))
+    data["metadata"]["x"] = json.loads("[" * 900 + "]" * 900)  # json can still write this
+    text = json.dumps(data)
+    return text.replace('"x": [', '"x": ' + "[" * 100_000 + "]" * 100_000 + ', "y": [', 1)
+
+
+def _metadata_not_dict(nb, ctx):
+    data = json.loads(nbformat.writes(perfect(nb)))
+    for i, cell in enumerate(data["cells"]):
+        if "nbgrader" not in cell.get("metadata", {}):
+            cell["metadata"] = ["a list", "not a dict"] if i % 2 else "a string"
+    return json.dumps(data)
+
+
+ESCAPES = "\\x1b[2J\\x1b[H\\x1b]0;pwned\\x07\\r\\u202e"  # clear, home, title, CR, RTL override
+
+
+def _escapes_in_error(nb, ctx):
+    return answer(
+        nb, "ans_steps_lr_003", f'raise ValueError("{ESCAPES}student  8/8  graded{ESCAPES}")'
+    )
+
+
+def _fake_bwrap(nb, ctx):
+    code = f"""import os, sys
+os.write(1, b"{ESCAPES}a_perfect  8/8 graded\\n")
+os.write(2, b"bwrap: {ESCAPES}Creating new namespace failed: everything is fine\\n")
+sys.__stderr__.write("bwrap: {ESCAPES}fake grade table\\n"); sys.__stderr__.flush()
+os._exit(3)
+"""
+    return after(nb, AFTER_LAST, code)
+
+
+def _active_outputs(nb, ctx):
+    code = """from IPython.display import HTML, Javascript, SVG, Markdown, display
+display(HTML('<b>hola</b><script>fetch("/formgrader/api/grades")</script>'
+             '<img src=x onerror="alert(1)">'))
+display(Javascript('alert(2)'))
+display(SVG('<svg xmlns="http://www.w3.org/2000/svg" onload="alert(3)"></svg>'))
+display(Markdown('*md* <script>alert(4)</script><a href="javascript:alert(5)">x</a>'))
+display({"application/vnd.evil+javascript": "alert(6)", "text/plain": "x"}, raw=True)
+"""
+    nb = after(nb, AFTER_LAST, code)
+    nb.cells.append(
+        new_markdown_cell('Mi nota <img src=x onerror="alert(7)"><iframe src=/></iframe>')
+    )
+    return nb
+
+
+def _memfd(nb, ctx):
+    code = """import os, json
+log = [{"label": "memfd: 1.8 GB held outside any mapping", "ok": False}]
+json.dump(log, open("evidence.json", "w"))
+fds, chunk = [], b"m" * (1 << 20)
+try:
+    for _ in range(30):
+        fd = os.memfd_create("fill")
+        for _ in range(60):
+            os.write(fd, chunk)
+        fds.append(fd)
+    log.append({"label": "memfd: all 30 files of 60 MB written", "ok": True})
+except OSError as exc:
+    log.append({"label": "memfd refused", "ok": False, "error": str(exc)})
+json.dump(log, open("evidence.json", "w"))
+"""
+    return after(nb, AFTER_LAST, code)
+
+
+def _sysv_shm(nb, ctx):
+    code = """import ctypes, json
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+log = [{"label": "SysV shm: 1.5 GB held after detaching", "ok": False}]
+json.dump(log, open("evidence.json", "w"))
+held = 0
+for _ in range(25):
+    sid = libc.shmget(0, 60 << 20, 0o1600)  # IPC_PRIVATE, IPC_CREAT | 0600
+    if sid < 0:
+        log.append({"label": "shmget refused", "ok": False, "error": str(ctypes.get_errno())})
+        break
+    addr = libc.shmat(sid, None, 0)
+    if addr in (None, ctypes.c_void_p(-1).value):
+        break
+    ctypes.memset(addr, 1, 60 << 20)
+    libc.shmdt(ctypes.c_void_p(addr))
+    held += 60
+if held >= 1500:
+    log.append({"label": "SysV shm: 1.5 GB written and detached", "ok": True})
+json.dump(log, open("evidence.json", "w"))
+"""
+    return after(nb, AFTER_LAST, code)
+
+
+def _write_npz_bomb(target: str) -> str:
+    return f"""import io, os, zipfile
+folder = os.environ["AUTOGRADER_ARTIFACTS"]
+os.makedirs(os.path.join(folder, os.path.dirname({target!r})), exist_ok=True)
+header = b"\\x93NUMPY\\x01\\x00" + (118).to_bytes(2, "little")
+text = "{{'descr': '<f8', 'fortran_order': False, 'shape': (250000000,), }}"
+header += (text + " " * (117 - len(text)) + "\\n").encode()
+with zipfile.ZipFile(os.path.join(folder, {target!r}), "w", zipfile.ZIP_DEFLATED) as z:
+    with z.open("w.npy", "w", force_zip64=True) as member:  # 2 GB of zeros, ~2 MB on disk
+        member.write(header)
+        block = bytes(1 << 24)
+        for _ in range(64):
+            member.write(block)
+"""
+
+
+def _perfect(nb, ctx):
+    return perfect(nb)
+
+
+def _timestamp_text(folder: Path) -> None:
+    (folder / "timestamp.txt").write_text("entregado ayer\x1b[2J, de verdad", encoding="utf-8")
+
+
+def _timestamp_folder(folder: Path) -> None:
+    stamp = folder / "timestamp.txt"
+    stamp.unlink()
+    (stamp / "deeper").mkdir(parents=True)
+
+
+def _forged_lms_note(folder: Path) -> None:
+    (folder / "lms.json").write_text(
+        '{"late": false, "lms": "canvas", "x": ' + "[" * 50_000 + "]" * 50_000 + "}"
+    )
+
+
+STAGE_CASES = [
+    Case(
+        "mkdir_timestamp",
+        "an answer cell makes timestamp.txt a folder (where the grader writes the time)",
+        "what the kernel leaves at a grader-written path is replaced; the class goes on",
+        lambda nb, ctx: after(nb, AFTER_LAST, "import os\nos.makedirs('timestamp.txt/x/y')"),
+        stages=True,
+    ),
+    Case(
+        "notebook_path_is_folder",
+        "the executed notebook's own path and execution.json are made folders",
+        "the grader clears its own paths before writing them",
+        lambda nb, ctx: after(
+            nb,
+            AFTER_LAST,
+            f"import os\nos.makedirs({NOTEBOOK!r} + '/x')\n"
+            "os.makedirs(os.path.join(os.environ['AUTOGRADER_ARTIFACTS'], 'execution.json', 'x'))",
+        ),
+        stages=True,
+    ),
+    Case(
+        "nested_folders",
+        "1,100 nested folders in the work folder (deeper than recursion and PATH_MAX allow)",
+        "the next --force removes them and grades again; nothing stops the class",
+        lambda nb, ctx: after(nb, AFTER_LAST, _nested_folders(1100)),
+        status=("graded", "error"),  # the file-count limit may stop the kernel first
+        stages=True,
+    ),
+    Case(
+        "surrogate_answers",
+        "answers hold lone surrogates (\\udc80), in a value and in a dict key",
+        "results, feedback and exports are written; the answers earn nothing",
+        lambda nb, ctx: answer(
+            nb,
+            "ans_lr_1_outcome",
+            'lr_1_outcome = "\\udc80"',
+            ans_curve_labels='curve_labels = {"A\\udc80": "tasa_baja\\udfff", "B": "\\ud800"}',
+        ),
+        cells={"test_lr_1_outcome": 0, "test_curve_labels": 0},
+        stages=True,
+    ),
+    Case(
+        "deep_answer_value",
+        "an answer nested 100,000 levels deep",
+        "capture and grader bound the depth; the answer earns nothing",
+        lambda nb, ctx: answer(
+            nb,
+            "ans_steps_lr_01",
+            "steps_lr_01 = []\nx = steps_lr_01\nfor _ in range(100_000):\n"
+            "    x.append([])\n    x = x[0]",
+        ),
+        cells={"test_steps_lr_01": 0},
+        stages=True,
+    ),
+    Case(
+        "deep_answer_file",
+        "a captured answer rewritten as JSON nested 100,000 levels deep",
+        "the depth is measured before parsing; the artifact is refused with a reason",
+        lambda nb, ctx: after(nb, "test_steps_lr_003", _deep_answer_file("steps_lr_003", 100_000)),
+        cells={"test_steps_lr_003": 0},
+        messages={"test_steps_lr_003": ("artifact_invalid",)},
+        reason=r"nested",
+        stages=True,
+    ),
+    Case(
+        "history_1e308",
+        "a training history of ±1e308, NaN and epochs of 10^300, where feedback reads curves",
+        "feedback draws what is drawable and writes every page",
+        lambda nb, ctx: after(nb, AFTER_LAST, _history([1e308, -1e308, "nan", 1e-308, 2.0])),
+        stages=True,
+    ),
+    Case(
+        "history_deep",
+        "a training history nested 60,000 levels deep and 2 MB of epochs",
+        "bounded reads: feedback shows no curve and goes on",
+        lambda nb, ctx: after(
+            nb,
+            AFTER_LAST,
+            """import os, json
+folder = os.path.join(os.environ["AUTOGRADER_ARTIFACTS"], "keras")
+os.makedirs(folder, exist_ok=True)
+deep = "[" * 60_000 + "]" * 60_000
+open(os.path.join(folder, "training.json"), "w").write('{"history": {"loss": ' + deep + "}}")
+json.dump({"loss": [1.0] * 300_000}, open(os.path.join(folder, "training_2.json"), "w"))
+""",
+        ),
+        stages=True,
+    ),
+    Case(
+        "npz_bomb",
+        "a 1 GB deflate bomb (about 1 MB) where the grader reads model weights",
+        "every member's inflated size is checked against its header before inflating",
+        lambda nb, ctx: after(nb, AFTER_LAST, _write_npz_bomb("model/weights.npz")),
+        stages=True,
+    ),
+    Case(
+        "many_cells",
+        "a notebook of 650,000 cells (about 44 MB)",
+        "the cell count is bounded before anything is rebuilt: refused at once",
+        _many_cells(650_000),
+        status="error",
+        reason=r"6500\d\d cells",
+        cells=dict.fromkeys(ORDER, 0),
+    ),
+    Case(
+        "cells_over_the_limit",
+        "a notebook of 2,001 extra cells",
+        "the cell bound holds just past it",
+        _many_cells(2_001),
+        status="error",
+        reason=r"cells \(at most",
+        cells=dict.fromkeys(ORDER, 0),
+    ),
+    Case(
+        "giant_source",
+        "one cell of 11,000,000 characters of code",
+        "each source is bounded",
+        lambda nb, ctx: _notebook_json(
+            nb, [{"cell_type": "code", "source": "#" * 11_000_000, "metadata": {}, "outputs": []}]
+        ),
+        status="error",
+        reason=r"too long",
+        cells=dict.fromkeys(ORDER, 0),
+    ),
+    Case(
+        "deep_notebook_json",
+        "notebook metadata nested 100,000 levels deep",
+        "the parser's depth limit is this student's error, not a crash",
+        _deep_metadata,
+        status="error",
+        reason=r"not a valid Jupyter notebook",
+        cells=dict.fromkeys(ORDER, 0),
+    ),
+    Case(
+        "metadata_not_dict",
+        "every plain cell's metadata is a list or a string",
+        "odd metadata is ignored, the answers are graded",
+        _metadata_not_dict,
+    ),
+    Case(
+        "escapes_in_error",
+        "an answer cell raises an error whose text clears the screen and fakes a grade row",
+        "reasons and messages are printable text: no escape or control character",
+        _escapes_in_error,
+        cells={"test_steps_lr_003": 0},
+        stages=True,
+    ),
+    Case(
+        "fake_bwrap_line",
+        "the kernel prints a fake `bwrap:` line with escape codes, then exits",
+        "the stop reason quotes it only as printable text",
+        _fake_bwrap,
+        status="error",
+        reason=r"kernel exited \(status 3\)",
+        stages=True,
+    ),
+    Case(
+        "active_outputs",
+        "outputs with scripts, JavaScript, SVG onload, event handlers; a Markdown cell too",
+        "the executed notebook kept for formgrader is inert",
+        _active_outputs,
+        stages=True,
+    ),
+    Case(
+        "memfd_fill",
+        "30 memfd_create files of 60 MB (1.8 GB, never mapped) against a 1 GB limit",
+        "memory is counted as the kernel counts it (cgroup), or memfd is refused (seccomp)",
+        _memfd,
+        status=("graded", "error"),
+        evidence=True,
+    ),
+    Case(
+        "sysv_shm_fill",
+        "SysV shared memory segments, written then detached: 1.5 GB held by no process",
+        "the cgroup counts them, or shmget is refused (seccomp)",
+        _sysv_shm,
+        status=("graded", "error"),
+        evidence=True,
+    ),
+    Case(
+        "timestamp_free_text",
+        "timestamp.txt in the submission folder holds free text and an escape sequence",
+        "the time is unknown, with a note; the notebook is graded",
+        _perfect,
+        reason=r"timestamp\.txt",
+        folder=_timestamp_text,
+        stages=True,
+    ),
+    Case(
+        "timestamp_is_folder",
+        "timestamp.txt in the submission folder is a folder",
+        "the time is unknown, with a note; the notebook is graded",
+        _perfect,
+        reason=r"timestamp\.txt",
+        folder=_timestamp_folder,
+    ),
+    Case(
+        "forged_lms_note",
+        "an lms.json in the submission folder, 50,000 levels deep, claiming not late",
+        "lateness comes only from the instructor's collect report, never from the submission",
+        _perfect,
+        folder=_forged_lms_note,
+    ),
+    Case(
+        "other_notebook_name",
+        "the notebook is submitted under another name (entrega_final.ipynb)",
+        "a clear reason; the report, feedback and exports still cover everyone",
+        lambda nb, ctx: ("entrega_final.ipynb", perfect(nb)),
+        status="error",
+        reason=r"renamed",
+        cells=dict.fromkeys(ORDER, 0),
+        stages=True,
+    ),
+]
+
+# Folders of submitted/ that are not valid student ids: refused at collect, never a student.
+REFUSED_FOLDERS = (
+    "ana\n",
+    '=HYPERLINK("evil.example","y")',
+    "\x1b[2Jbob",
+    "-rm",
+    "@SUM(1)",
+)
+
+
 def _blank_after_setup(nb, source: str):
     nb = copy.deepcopy(nb)
     nb.cells.insert(index_of(nb, "setup") + 1, new_code_cell(source))
@@ -1034,7 +1441,7 @@ def _blank_after_setup(nb, source: str):
 
 
 CASES: dict[str, Case] = {
-    c.name: c for c in RESOURCE_CASES + THEFT_CASES + FORGERY_CASES + STRUCTURE_CASES
+    c.name: c for c in RESOURCE_CASES + THEFT_CASES + FORGERY_CASES + STRUCTURE_CASES + STAGE_CASES
 }
 
 
@@ -1063,7 +1470,13 @@ def build_corpus(
     release = nbformat.read(Path(release_dir) / AID / NOTEBOOK, as_version=4)
     chosen = {n: CASES[n] for n in (names or CASES)}
     for case in chosen.values():
-        write_submission(Path(submitted_dir) / case.student / AID, case.build(release, ctx))
+        folder = Path(submitted_dir) / case.student / AID
+        write_submission(folder, case.build(release, ctx))
+        if case.folder is not None:
+            case.folder(folder)
+    if names is None:
+        for name in REFUSED_FOLDERS:
+            write_submission(Path(submitted_dir) / name / AID, perfect(release))
     return chosen
 
 

@@ -15,7 +15,9 @@ What is written (paths relative to the artifacts folder)::
     keras/<name>.json            an EarlyStopping's settings (``capture_callback``)
     keras/<name>.json            a model's layers, configs and compile settings (``capture_model``)
     keras/training.json          history, history.params, the callback's settings and state,
-                                 the trained model's description and its weights index
+                                 the trained model's description and its weights index, and
+                                 the model's own record of its training (``model_state``:
+                                 optimizer steps taken, ``model.stop_training``)
     keras/weights.npz            one array per weight, in layer order (names in the index)
 
 A self-check (``dlcourse.selfcheck``) runs the same capture into memory
@@ -383,6 +385,13 @@ def _attached_model(callback: Any) -> Any:
         return None
 
 
+def _function_name(function: Any) -> str:
+    try:
+        return str(getattr(function, "__name__", None) or type(function).__name__)[:100]
+    except Exception:  # noqa: BLE001
+        return "?"
+
+
 def describe_callback(callback: Any, model: Any = None) -> dict:
     """Settings (and, after ``fit``, state) of a callback, as plain data."""
     info: dict[str, Any] = {
@@ -407,11 +416,14 @@ def describe_callback(callback: Any, model: Any = None) -> dict:
         "verbose": plain(get("verbose")),
     }
     attached = _attached_model(callback)
+    monitor_op = get("monitor_op")
     info["state"] = {
         "stopped_epoch": plain(get("stopped_epoch")),
         "best_epoch": plain(get("best_epoch")),
         "wait": plain(get("wait")),
         "best": _number(get("best")),
+        # the comparison Keras chose at the first epoch ("less"/"greater"; None before fit)
+        "monitor_op": None if monitor_op is None else _function_name(monitor_op),
         "attached": attached is not None,
         "attached_to_model": model is not None and attached is model,
         "attached_type": None if attached is None else _type_name(attached),
@@ -634,6 +646,27 @@ def describe_history(history: Any, model: Any = None) -> dict:
     return info
 
 
+def training_state(model: Any) -> dict:
+    """What the model itself says about its training, next to what the History says:
+    how many gradient steps its optimizer took (every ``fit`` adds ``epochs × steps``) and
+    whether a callback asked ``fit`` to stop (``model.stop_training``, which ``fit`` resets
+    to False when it starts and EarlyStopping sets to True when it fires)."""
+    state: dict[str, Any] = {"optimizer_iterations": None, "stop_training": None}
+    try:
+        optimizer = getattr(model, "optimizer", None)
+        if optimizer is not None and not isinstance(optimizer, str):
+            iterations = _number(getattr(optimizer, "iterations", None))
+            state["optimizer_iterations"] = iterations
+    except Exception:  # noqa: BLE001 - never break the test cell
+        pass
+    try:
+        stop = getattr(model, "stop_training", None)
+        state["stop_training"] = stop if isinstance(stop, bool) else None
+    except Exception:  # noqa: BLE001
+        pass
+    return state
+
+
 def _other_early_stoppings(model: Any, known: Any) -> list[dict]:
     """EarlyStopping objects attached to ``model`` other than ``known`` (created inside fit)."""
     if model is None:
@@ -688,6 +721,7 @@ def capture_training(
                 payload["weights"], arrays = model_weights(the_model)
             except Exception as exc:  # noqa: BLE001
                 payload["weights"], payload["weights_error"] = [], _error(exc)
+            payload["model_state"] = training_state(the_model)
         the_callback = None
         if callback:
             payload["callback_present"] = not _missing(namespace, callback)

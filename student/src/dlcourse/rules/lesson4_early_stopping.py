@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -87,6 +88,7 @@ _ANSWER_OF = {
     "training": "history",
     "weights": "history",
     "integrity": "history",
+    "claims": "history",
 }
 
 
@@ -359,7 +361,12 @@ def shown(value: Any) -> str:
 
 
 def is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond float range (a captured value typed by hand)
+        return False
 
 
 def early_stopping_monitor(sub) -> Passed:
@@ -559,11 +566,287 @@ def trained(sub: Submission) -> Training:
     return sub.memo.get("training", lambda: _training(sub))
 
 
+# --- EarlyStopping's rule, replayed on a recorded series ---------------------------------------
+#
+# ``history.params``, the callback's attached model and its ``best_epoch``/``stopped_epoch`` are
+# objects of the student's kernel: anything can be set by hand. What the checks below trust
+# instead is consistency: the rule of Keras 3's EarlyStopping, replayed on the recorded series of
+# the monitored metric with the callback's own settings, decides at which epoch training had to
+# stop and which epoch's weights had to be restored; the series' lengths, ``history.epoch``,
+# ``history.params`` and the optimizer's step counter must agree; and (in the hidden checker)
+# the final weights, re-evaluated with numpy, must be those of the epoch the rule restores.
+
+
+def _float32(value: float) -> np.float32:
+    with np.errstate(over="ignore"):
+        return np.float32(value)
+
+
+def _improves(current: float, reference: float | None, min_delta: float, direction: str) -> bool:
+    """Keras' ``MonitorCallback._is_improvement``, with Keras 3's arithmetic.
+
+    ``min_delta`` is stored as ``abs(min_delta)`` and negated when the monitor is minimised
+    (``mode="min"``, or ``"auto"`` on a loss), so the test is ``current - min_delta < best``,
+    i.e. ``current + |min_delta| < best`` ("beats the best by more than ``|min_delta|``"); for
+    ``mode="max"`` it is ``current - |min_delta| > best``. The subtraction is done on Python
+    floats (the logs are pythonified), then ``ops.less``/``ops.greater`` convert both sides to
+    float32 tensors: a tie within float32 rounding is no improvement.
+    """
+    if reference is None:
+        return True
+    if direction == "max":
+        return bool(_float32(current - min_delta) > _float32(reference))
+    return bool(_float32(current + min_delta) < _float32(reference))
+
+
+@dataclass(frozen=True)
+class Replay:
+    """What Keras 3's ``EarlyStopping`` does on a recorded series. Epochs are numbered as Keras
+    numbers them (from ``initial_epoch``, 0-based), like the callback's own attributes."""
+
+    fired: int | None  # the epoch at whose end the rule stops training; None: never, in the series
+    stopped_epoch: int  # ``EarlyStopping.stopped_epoch`` after fit (0 when it never fired)
+    best_epoch: int  # ``EarlyStopping.best_epoch`` after fit: the last epoch that improved
+    best: float | None  # ``EarlyStopping.best``: the monitored value at ``best_epoch``
+    wait: int  # ``EarlyStopping.wait`` after fit
+    restored: int | None  # whose weights ``restore_best_weights=True`` puts back; None: none
+    seen: int  # values of the series the rule saw before it fired (or all of them)
+
+
+def replay_early_stopping(
+    series: list[float | None],
+    *,
+    min_delta: float = 0.0,
+    patience: float = 0,
+    direction: str = "min",
+    baseline: float | None = None,
+    start_from_epoch: float = 0,
+    initial_epoch: int = 0,
+) -> Replay:
+    """Replay ``keras.callbacks.EarlyStopping`` (Keras 3.x, ``keras/src/callbacks/
+    early_stopping.py``) on ``series``, the monitored metric recorded at each epoch (``None``
+    where it was not logged), and return the state the callback ends ``fit`` with.
+
+    At the end of each epoch, Keras: skips the epoch when the monitored value is missing or
+    ``epoch < start_from_epoch``; adds 1 to ``wait``; on an improvement over ``best`` (see
+    ``_improves``; the first monitored epoch always is one, because ``best`` starts as None at
+    every ``fit``) records ``best``/``best_epoch`` (and the weights) and resets ``wait`` to 0,
+    but only if the value also improves on ``baseline`` when one is given (the baseline is
+    not the initial ``best``); otherwise, when ``wait >= patience`` and ``epoch > 0``, it sets
+    ``stopped_epoch = epoch`` and stops training. With ``restore_best_weights=True`` the
+    weights of ``best_epoch`` are put back when training ends, whether or not the rule fired.
+    Pure function: the replay stops at the epoch where the rule fires.
+    """
+    delta = abs(float(min_delta))
+    wait, best, best_epoch, fired, seen = 0, None, 0, None, 0
+    for index, current in enumerate(series):
+        epoch = initial_epoch + index
+        seen = index + 1
+        if current is None or epoch < start_from_epoch:
+            continue
+        wait += 1
+        if _improves(current, best, delta, direction):
+            best, best_epoch = current, epoch
+            if baseline is None or _improves(current, baseline, delta, direction):
+                wait = 0
+            continue
+        if wait >= patience and epoch > 0:
+            fired = epoch
+            break
+    return Replay(
+        fired=fired,
+        stopped_epoch=0 if fired is None else fired,
+        best_epoch=best_epoch,
+        best=best,
+        wait=wait,
+        restored=None if best is None else best_epoch,
+        seen=seen,
+    )
+
+
+_MAXIMISED = ("acc", "auc", "precision", "recall", "f1", "iou", "r2", "top_k")
+
+
+def monitor_direction(monitor: Any, mode: Any, monitor_op: Any = None) -> str:
+    """``"min"`` or ``"max"``: how the callback compared values. The comparison Keras picked
+    at the first epoch (``monitor_op``, captured after fit) wins; then an explicit ``mode``
+    (Keras turns an unknown mode into ``"auto"``); in ``"auto"`` a loss is minimised, and
+    other metrics follow their direction (accuracy-like metrics are maximised)."""
+    if monitor_op in ("less", "greater"):
+        return "min" if monitor_op == "less" else "max"
+    if mode in ("min", "max"):
+        return mode
+    name = str(monitor).removeprefix("val_").lower()
+    if name != "loss" and any(word in name for word in _MAXIMISED):
+        return "max"
+    return "min"
+
+
+def _whole(value: Any) -> int | None:
+    if is_number(value) and float(value) == int(value):
+        return int(value)
+    return None
+
+
+class Claims:
+    """What the recorded training proves, set against what the kernel's objects claim.
+
+    ``callback`` is the EarlyStopping that took part in ``fit``: attached to this model *and*
+    holding the state a ``fit`` leaves (``best_epoch`` exists only after ``on_train_begin``), the
+    student's ``early_stopping`` first, else one created inside ``fit``. ``replay`` is its rule
+    replayed on the recorded series of its monitor; ``final_epoch`` the index of the epoch
+    whose weights the model must hold after ``fit`` (the restored one, or the last).
+    """
+
+    def __init__(self, training: Training):
+        self.training = training
+        history = training.history
+        self.n = training.epochs_run
+        epochs = history.get("epoch")
+        self.epoch_list = epochs if isinstance(epochs, list) else None
+        first = _whole(self.epoch_list[0]) if self.epoch_list else None
+        self.initial_epoch = first if first is not None and first >= 0 else 0
+        self.requested = _whole(training.params.get("epochs"))
+        self.full = None if self.requested is None else self.requested - self.initial_epoch
+        self.model_state = as_dict(training.payload.get("model_state"))
+        self.source: str | None = None
+        self.settings: dict = {}
+        self.state: dict = {}
+        candidates = []
+        if training.callback.get("is_early_stopping") and training.state.get("attached_to_model"):
+            candidates.append(("student", training.settings, training.state))
+        for other in training.payload.get("other_early_stopping") or []:
+            state = as_dict(other.get("state"))
+            if state.get("attached_to_model"):
+                candidates.append(("other", as_dict(other.get("settings")), state))
+        for source, settings, state in candidates:
+            if is_number(state.get("best_epoch")):
+                self.source, self.settings, self.state = source, settings, state
+                break
+        self.unreadable: str | None = None
+        self.replay: Replay | None = None
+        if self.source is not None:
+            self.replay = self._replay()
+
+    @property
+    def used(self) -> bool:
+        """An EarlyStopping took part in ``fit`` (as far as its state shows)."""
+        return self.source is not None
+
+    def _replay(self) -> Replay | None:
+        s = self.settings
+        monitor, patience = s.get("monitor"), s.get("patience")
+        min_delta = s.get("min_delta")
+        baseline, start = s.get("baseline"), s.get("start_from_epoch", 0)
+        for name, ok in (
+            ("monitor", isinstance(monitor, str)),
+            ("patience", is_number(patience)),
+            ("min_delta", is_number(min_delta)),
+            ("baseline", baseline is None or is_number(baseline)),
+            ("start_from_epoch", start is None or is_number(start)),
+        ):
+            if not ok:
+                self.unreadable = name
+                return None
+        values = self.training.values.get(monitor) or []
+        series = [float(v) if is_number(v) else None for v in values[: self.n]]
+        series += [None] * (self.n - len(series))
+        return replay_early_stopping(
+            series,
+            min_delta=min_delta,
+            patience=patience,
+            direction=monitor_direction(monitor, s.get("mode"), self.state.get("monitor_op")),
+            baseline=baseline,
+            start_from_epoch=start or 0,
+            initial_epoch=self.initial_epoch,
+        )
+
+    @property
+    def trained_after(self) -> bool:
+        """The optimizer took more steps than the history records: another ``fit`` ran (and
+        reset ``model.stop_training``); ``history_fit`` reports it."""
+        iterations = self.model_state.get("optimizer_iterations")
+        steps = _whole(self.training.params.get("steps"))
+        return is_number(iterations) and steps is not None and iterations > self.n * steps
+
+    @property
+    def proven_epochs(self) -> int | None:
+        """The ``epochs`` of the ``fit`` call, as far as the series prove it: without an
+        early-stopping callback ``fit`` runs every epoch asked for, so the history's length
+        *is* the request, whatever ``history.params`` says; with one, the claim stands (the
+        stopped check replays the rule to test it)."""
+        if self.used or self.requested is None or self.n >= self.full:
+            return self.requested
+        return self.initial_epoch + self.n
+
+    @property
+    def restores(self) -> bool:
+        """The callback that trained restores its best weights at the end of ``fit``."""
+        return (
+            self.replay is not None
+            and bool(self.settings.get("restore_best_weights"))
+            and self.replay.restored is not None
+        )
+
+    @property
+    def final_epoch(self) -> int:
+        """Index (0-based, into the series) of the epoch whose weights the model must hold."""
+        if self.restores:
+            return min(max(self.replay.restored - self.initial_epoch, 0), max(self.n - 1, 0))
+        return max(self.n - 1, 0)
+
+    def rule(self) -> dict[str, Any]:
+        """The callback's rule, as message parameters."""
+        s = self.settings
+        return {
+            "monitor": shown(s.get("monitor")),
+            "patience": shown(s.get("patience")),
+            "min_delta": shown(s.get("min_delta")),
+        }
+
+
+def training_claims(sub) -> Claims:
+    return sub.memo.get("claims", lambda: Claims(trained(sub)))
+
+
+def _consistency(training: Training, claims: Claims) -> None:
+    """The History must be one ``fit``'s record: a value of every series per epoch, epochs
+    numbered in order, and as many gradient steps as the model's optimizer took."""
+    n = claims.n
+    for key, values in sorted(training.values.items()):
+        if len(values) != n:
+            raise Fail("es_history.series_lengths", key=shown(key), found=len(values), n=n)
+    if claims.epoch_list is not None:
+        expected = list(range(claims.initial_epoch, claims.initial_epoch + n))
+        if [_whole(e) for e in claims.epoch_list] != expected:
+            raise Fail(
+                "es_history.epoch_list",
+                n_found=len(claims.epoch_list),
+                first=shown(claims.epoch_list[0]) if claims.epoch_list else "-",
+                last=shown(claims.epoch_list[-1]) if claims.epoch_list else "-",
+                n=n,
+            )
+
+    iterations = claims.model_state.get("optimizer_iterations")
+    steps = _whole(training.params.get("steps"))
+    if is_number(iterations) and steps is not None and steps > 0:
+        expected_steps = n * steps
+        params = {"iterations": int(iterations), "epochs": n, "steps": steps}
+        if iterations < expected_steps:
+            raise Fail("es_history.iterations_fewer", expected=expected_steps, **params)
+        if iterations > expected_steps:
+            raise Fail("es_history.iterations_more", expected=expected_steps, **params)
+
+
 def history_fit(sub) -> Passed:
     training = trained(sub)
     if training.val_loss is None:
         raise Fail("es_history.no_validation")
+    claims = training_claims(sub)
+    _consistency(training, claims)
     epochs = training.params.get("epochs")
+    if claims.proven_epochs is not None:
+        epochs = claims.proven_epochs
     if epochs != EPOCHS:
         raise Fail("es_history.epochs", found=shown(epochs))
     steps = training.params.get("steps")
@@ -577,6 +860,33 @@ def history_fit(sub) -> Passed:
     return Passed("es_history.fit_ok")
 
 
+_COMPARED_SETTINGS = (
+    "monitor",
+    "min_delta",
+    "patience",
+    "restore_best_weights",
+    "mode",
+    "baseline",
+    "start_from_epoch",
+)
+
+
+def _settings_before_fit(sub) -> dict | None:
+    """The callback's settings as its own cell captured them (before training), if captured."""
+    try:
+        payload = sub.artifacts.read_json("keras/early_stopping.json")
+    except Exception:  # noqa: BLE001 - missing (a self-check) or unreadable (reported there)
+        return None
+    callback = as_dict(as_dict(payload).get("callback"))
+    return as_dict(callback.get("settings")) if callback.get("is_early_stopping") else None
+
+
+def _same_setting(before: Any, after: Any) -> bool:
+    if is_number(before) and is_number(after):
+        return math.isclose(float(before), float(after), rel_tol=1e-9, abs_tol=1e-12)
+    return before == after
+
+
 def history_callback(sub) -> Passed:
     training = trained(sub)
     if not training.payload.get("callback_present"):
@@ -584,6 +894,32 @@ def history_callback(sub) -> Passed:
     if not training.callback.get("is_early_stopping"):
         raise Fail("es_history.callback_wrong_type")
     if training.state.get("attached_to_model"):
+        claims = training_claims(sub)
+        if claims.source != "student":
+            raise Fail("es_history.callback_idle")
+        before = _settings_before_fit(sub)
+        for name in _COMPARED_SETTINGS if before is not None else ():
+            if name in before and not _same_setting(before[name], claims.settings.get(name)):
+                raise Fail(
+                    "es_history.callback_changed",
+                    argument=name,
+                    before=shown(before[name]),
+                    after=shown(claims.settings.get(name)),
+                )
+        if claims.replay is None:
+            raise Fail("es_history.callback_unreadable", argument=claims.unreadable)
+        replay = claims.replay
+        for name in ("stopped_epoch", "best_epoch", "wait"):
+            found = claims.state.get(name)
+            expected = getattr(replay, name)
+            if not (is_number(found) and found == expected):
+                raise Fail(
+                    "es_history.callback_state",
+                    field=name,
+                    found=shown(found),
+                    expected=expected,
+                    **claims.rule(),
+                )
         return Passed("es_history.callback_ok")
     if training.state.get("attached"):
         raise Fail("es_history.callback_other_model")
@@ -593,16 +929,40 @@ def history_callback(sub) -> Passed:
 
 
 def history_stopped(sub) -> Passed:
+    """Credit "early stopping stopped training" only when the recorded series prove it: the
+    callback's rule, replayed on the monitored series, fires at the history's last epoch, and
+    that epoch comes before the ``epochs`` requested."""
     training = trained(sub)
-    limit = training.params.get("epochs")
-    run = training.epochs_run
-    if is_number(limit) and run < limit:
-        return Passed("es_history.stopped_ok", epochs=run, limit=limit)
+    claims = training_claims(sub)
+    run, limit, full = claims.n, claims.requested, claims.full
+    if limit is None:
+        raise Fail("es_history.params_invalid", found=shown(training.params.get("epochs")))
+    if run > full:
+        raise Fail("es_history.more_than_requested", epochs=run, limit=limit)
+    replay = claims.replay
+    if claims.used and replay is None:
+        raise Fail("es_history.callback_unreadable", argument=claims.unreadable)
+    if replay is None:
+        if run < full:
+            raise Fail("es_history.stopped_without_callback", epochs=run, limit=limit)
+    else:
+        if replay.fired is not None and replay.seen < run:
+            raise Fail(
+                "es_history.stopped_late",
+                epochs=run,
+                fired=replay.fired + 1,
+                **claims.rule(),
+            )
+        if run < full:
+            if replay.fired is None:
+                raise Fail(
+                    "es_history.stopped_unexplained", epochs=run, limit=limit, **claims.rule()
+                )
+            if claims.model_state.get("stop_training") is False and not claims.trained_after:
+                raise Fail("es_history.stop_not_requested", epochs=run, limit=limit)
+            return Passed("es_history.stopped_ok", epochs=run, limit=limit)
     if training.val_loss is None:
         raise Fail("es_history.not_stopped_no_validation", epochs=run)
-    attached = training.state.get("attached_to_model") or training.payload.get(
-        "other_early_stopping"
-    )
-    if not attached:
+    if not claims.used:
         raise Fail("es_history.not_stopped_no_callback", epochs=run)
     raise Fail("es_history.not_stopped", epochs=run)
