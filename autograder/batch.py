@@ -126,10 +126,12 @@ def _grade_job(
     result = grade(
         job.path, assignment, settings, student=job.student, workdir=workdir, launcher=launcher
     )
-    if job.timestamp:  # for nbgrader's feedback and ours; written after the kernel is gone
-        stamp = workdir / TIMESTAMP_FILE
-        if stamp.is_symlink() or stamp.exists():
-            remove_tree(stamp)
+    # for nbgrader's feedback and ours, written after the kernel is gone; whatever the kernel
+    # left at this path (a folder, a link, a forged time) goes, known time or not
+    stamp = workdir / TIMESTAMP_FILE
+    if stamp.is_symlink() or stamp.exists():
+        remove_tree(stamp)
+    if job.timestamp:
         stamp.write_text(job.timestamp, encoding="utf-8")
     return result
 

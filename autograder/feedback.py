@@ -38,6 +38,7 @@ from autograder import messages as catalogue
 from autograder.capture import ArtifactError, Artifacts, Opaque
 from autograder.config import Course
 from autograder.results import CellResult, CheckResult, StudentResult
+from autograder.untrusted import UnsafeInput, read_bounded
 
 log = logging.getLogger(__name__)
 
@@ -615,8 +616,8 @@ def feedback_path(feedback_dir: Path, student: str, assignment_id: str, notebook
 def _timestamp(course: Course, student: str, assignment_id: str) -> str | None:
     path = course.autograded_dir / student / assignment_id / "timestamp.txt"
     try:
-        text = path.read_text(encoding="utf-8")[:64].strip()
-    except (OSError, UnicodeDecodeError):
+        text = read_bounded(path, 256).decode("utf-8")[:64].strip()
+    except (OSError, UnsafeInput, UnicodeDecodeError):
         return None
     return re.sub(r"\.\d+", "", text) or None  # "2026-11-20 10:00:00.000000 UTC" -> seconds
 

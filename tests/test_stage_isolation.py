@@ -151,3 +151,32 @@ def test_a_work_folder_of_any_depth_is_sanitized(tmp_path):
     while (folder / ("n" * 120)).is_dir():
         folder, depth = folder / ("n" * 120), depth + 1
     assert depth <= MAX_WORKDIR_DEPTH
+
+
+def test_the_forward_pass_on_captured_data_is_bounded_before_it_runs():
+    """A captured "validation set" of 1.4 million rows (or a layer a million units wide) is a
+    verdict, not minutes of the grader's CPU and gigabytes of activations."""
+    import numpy as np
+
+    from dlcourse import keras_model as km
+
+    def view(units):
+        layers = [km.dense(units, "relu"), km.dense(1)]
+        for position, layer in enumerate(layers):
+            layer.layer = position
+        return km.ModelView(11, layers)
+
+    def weights(units):
+        return {
+            None: {},
+            0: {"kernel": np.zeros((11, units)), "bias": np.zeros(units)},
+            1: {"kernel": np.zeros((units, 1)), "bias": np.zeros(1)},
+        }
+
+    model = view(512)
+    assert km.forward(model, weights(512), np.zeros((1599, 11))).shape == (1599, 1)
+    with pytest.raises(km.Unsupported, match="far larger"):
+        km.forward(model, weights(512), np.zeros((1_450_000, 11)))
+    wide = view(2_000_000)
+    with pytest.raises(km.Unsupported, match="far larger"):
+        km.forward(wide, weights(2_000_000), np.zeros((1599, 11)))

@@ -1390,9 +1390,11 @@ json.dump({"loss": [1.0] * 300_000}, open(os.path.join(folder, "training_2.json"
     ),
     Case(
         "timestamp_free_text",
-        "timestamp.txt in the submission folder holds free text and an escape sequence",
+        "timestamp.txt in the submission folder holds free text; the kernel writes a forged one",
         "the time is unknown, with a note; the notebook is graded",
-        _perfect,
+        lambda nb, ctx: after(  # and the kernel forges one where the grader keeps it
+            nb, AFTER_LAST, "open('timestamp.txt', 'w').write('2020-01-01 00:00:00 UTC')"
+        ),
         reason=r"timestamp\.txt",
         folder=_timestamp_text,
         stages=True,

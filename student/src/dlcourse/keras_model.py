@@ -433,12 +433,34 @@ def _activate(name: str | None, x: np.ndarray) -> np.ndarray:
 def forward(
     view: ModelView, weights: dict[int, dict[str, np.ndarray]], x: np.ndarray
 ) -> np.ndarray:
-    """The model's predictions for ``x`` in inference mode (Dropout off, BatchNorm moving stats)."""
+    """The model's predictions for ``x`` in inference mode (Dropout off, BatchNorm moving stats).
+
+    The grader runs this on what a student's kernel captured: its cost is bounded first
+    (``MAX_FORWARD_FLOPS``, ``MAX_ACTIVATIONS``), so a captured "validation set" of a million
+    rows or a layer of a million units is a verdict, not minutes of the grader's CPU."""
+    _check_cost(weights, np.shape(x))
     try:
         with np.errstate(all="ignore"):
             return _forward(view, weights, x)
     except (ValueError, TypeError, KeyError, IndexError) as exc:  # weights of the wrong shape
         raise Unsupported(f"weights ({type(exc).__name__})") from None
+
+
+# The lessons' models on the red wine data cost about 1e9 multiply-adds and 1e6 activations;
+# these bounds are 20 times that, and keep one forward pass under a few seconds and 200 MB.
+MAX_FORWARD_FLOPS = 2e10
+MAX_ACTIVATIONS = 25_000_000
+
+
+def _check_cost(weights: dict[int, dict[str, np.ndarray]], shape: tuple[int, ...]) -> None:
+    rows = int(shape[0]) if shape else 0
+    kernels = [w["kernel"] for w in weights.values() if getattr(w.get("kernel"), "ndim", 0) == 2]
+    flops = rows * sum(int(k.shape[0]) * int(k.shape[1]) for k in kernels)
+    widest = max([int(shape[-1]) if len(shape) > 1 else 1, *(int(k.shape[1]) for k in kernels)])
+    if flops > MAX_FORWARD_FLOPS or rows * widest > MAX_ACTIVATIONS:
+        raise Unsupported(
+            f"{rows} rows through layers up to {widest} units wide: far larger than the lesson's"
+        )
 
 
 def _forward(
