@@ -6,6 +6,10 @@ course here and nowhere else.
 
 * ``c.CourseDirectory``, ``c.Execute``, ``c.ClearSolutions`` ... are nbgrader's own settings.
 * ``c.Course`` holds the course package's settings (language, data, thresholds, time limits).
+
+Every ``c.Course`` key, its type and its default is listed in ``docs/settings.md`` (the schema is
+``autograder/config.py``). The course is validated when it is loaded: an unknown or misspelt
+key, at any level, or a value of the wrong type, stops with an error naming the nearest key.
 """
 
 c = get_config()  # noqa: F821  (injected by traitlets when this file is loaded)
@@ -46,29 +50,35 @@ c.Course.assignments = {
 }
 # Wall-clock limit for a whole notebook (seconds) when the assignment gives none.
 c.Course.notebook_timeout = 600
-# Numeric tolerances and thresholds used by the checkers.
+# Numeric tolerances and thresholds used by the checkers, per assignment. Every name and its
+# default is declared once, in autograder/config.py (THRESHOLDS); docs/settings.md lists them.
 c.Course.thresholds = {
-    # relative tolerance for real-valued answers such as the step size
-    "answer_rtol": 1e-6,
-    # lesson4_early_stopping (docs/calibration.md): validation MAE of the trained model,
-    # re-computed by the checker on the course's validation split, must lie in [min, max]
-    "es_val_mae_max": 0.0875,
-    "es_val_mae_min": 0.06,
-    # a history matches the model when the re-computed val_loss is within atol + rtol*|v|
-    # (measured gap: below 2e-8 on 20 seeds)
-    "es_history_atol": 1e-6,
-    "es_history_rtol": 1e-5,
-    # scaled split values are compared with this absolute tolerance (float32 round-off)
-    "es_scale_atol": 1e-5,
-    # lesson5_dropout_batchnorm (docs/calibration_lesson5.md): validation MAE of the trained
-    # model, re-computed by the checker in inference mode on the course's validation split,
-    # must lie in [min, max]
-    "db_val_mae_max": 0.145,
-    "db_val_mae_min": 0.05,
-    # the last val_loss of history matches the re-computed loss within atol + rtol*|v|
-    # (measured gap: below 2.1e-8 on 24 seeds)
-    "db_history_atol": 1e-6,
-    "db_history_rtol": 1e-5,
+    "lesson4_learning_rate": {
+        # relative tolerance for real-valued answers such as the step size
+        "answer_rtol": 1e-6,
+    },
+    "lesson4_early_stopping": {
+        # docs/calibration.md: validation MAE of the trained model, re-computed by the checker
+        # on the course's validation split, must lie in [min, max]
+        "es_val_mae_max": 0.0875,
+        "es_val_mae_min": 0.06,
+        # a history matches the model when the re-computed val_loss is within atol + rtol*|v|
+        # (measured gap: below 2e-8 on 20 seeds)
+        "es_history_atol": 1e-6,
+        "es_history_rtol": 1e-5,
+        # scaled split values are compared with this absolute tolerance (float32 round-off)
+        "es_scale_atol": 1e-5,
+    },
+    "lesson5_dropout_batchnorm": {
+        # docs/calibration_lesson5.md: validation MAE of the trained model, re-computed by the
+        # checker in inference mode on the course's validation split, must lie in [min, max]
+        "db_val_mae_max": 0.145,
+        "db_val_mae_min": 0.05,
+        # the last val_loss of history matches the re-computed loss within atol + rtol*|v|
+        # (measured gap: below 2.1e-8 on 24 seeds)
+        "db_history_atol": 1e-6,
+        "db_history_rtol": 1e-5,
+    },
 }
 # Parallel grading: worker processes (0 = one per core) and threads per student kernel. The
 # kernel threads are fixed whatever the number of workers, so a notebook trains identically
@@ -90,3 +100,6 @@ c.Course.sandbox = {
 }
 # Gradebook: nbgrader's SQLite file in the course directory unless a db_url is given.
 c.Course.db_url = ""
+# LMS integration (docs/lms.md; every key in docs/settings.md), for example:
+#     c.Course.lms = {"roster": "roster.csv",
+#                     "canvas": {"assignments": {"lesson4_learning_rate": {"id": 123456}}}}

@@ -33,13 +33,15 @@ from autograder.config import Course
 from autograder.core import (
     Assignment,
     GradingSettings,
+    add_notes,
+    clean_note,
     error_result,
     grade,
     submission_digest,
 )
 from autograder.execute import ARTIFACTS_DIRNAME, MAX_NOTEBOOK_BYTES, KernelLauncher
 from autograder.record import open_gradebook, record_result, sync_assignment
-from autograder.results import AssignmentResult, ResultsFile, StudentResult
+from autograder.results import AssignmentResult, Note, ResultsFile, StudentResult
 from autograder.untrusted import UnsafeInput, clean_text, read_bounded, read_json, remove_tree
 
 log = logging.getLogger(__name__)
@@ -73,10 +75,10 @@ class Job:
 
     student: str
     path: str | None
-    problem: str | None
+    problem: Note | None
     timestamp: str | None
     workdir: str
-    notes: tuple[str, ...] = ()  # from collect: problems around the notebook
+    notes: tuple[Note, ...] = ()  # from collect: problems around the notebook
 
 
 def grade_job(
@@ -97,7 +99,7 @@ def grade_job(
     except Exception as exc:  # noqa: BLE001 - one student's failure must not stop the class
         log.exception("grading %s failed", job.student)
         result = internal_error(job, assignment, settings, exc)
-    result.problems = [*result.problems, *job.notes]
+    add_notes(result, job.notes)
     return result
 
 
@@ -107,7 +109,7 @@ def internal_error(
     result = error_result(
         job.student,
         assignment,
-        f"internal grader error ({type(exc).__name__}: {exc})"[:300],
+        Note("submission.internal", {"detail": f"{type(exc).__name__}: {exc}"[:250]}),
         settings.language,
     )
     result.submission_sha256 = submission_digest(job.path) if job.path else None
@@ -119,7 +121,10 @@ def _grade_job(
 ) -> StudentResult:
     if job.path is None:
         return error_result(
-            job.student, assignment, job.problem or "no notebook", settings.language
+            job.student,
+            assignment,
+            job.problem or Note("submission.missing"),
+            settings.language,
         )
     workdir = Path(job.workdir)
     remove_tree(workdir)  # whatever an earlier run's kernel left, however deep
@@ -195,7 +200,11 @@ def run_pool(
         again: list[Job] = []
         yield from _pool_round([job], assignment, settings, launcher, 1, again)
         for lost in again:
-            yield internal_error(lost, assignment, settings, BrokenProcessPool("worker died"))
+            result = error_result(
+                lost.student, assignment, Note("submission.worker_died"), settings.language
+            )
+            add_notes(result, lost.notes)
+            yield result
 
 
 def _pool_round(
@@ -251,7 +260,9 @@ def run_dask(
                 try:  # bounded as the core bounds it: the worker would refuse it anyway
                     payload = read_bounded(job.path, MAX_NOTEBOOK_BYTES)
                 except (OSError, UnsafeInput) as exc:
-                    job = replace(job, path=None, problem=f"the file cannot be read: {exc}")
+                    job = replace(
+                        job, path=None, problem=Note("submission.unreadable", {"detail": str(exc)})
+                    )
             return client.submit(
                 grade_remote,
                 payload,
@@ -404,7 +415,7 @@ def _record(
         failed = error_result(
             result.student,
             assignment,
-            f"the grade could not be recorded ({type(exc).__name__}: {exc})"[:300],
+            Note("submission.not_recorded", {"detail": f"{type(exc).__name__}: {exc}"[:250]}),
             settings.language,
         )
         failed.submission_sha256 = None  # graded again on the next run
@@ -418,7 +429,7 @@ def _record(
 def _placements(course: Course, assignment_id: str) -> dict[str, dict]:
     """What ``autograder collect`` recorded per student (LMS id, lateness), from the
     instructor's own collect report: never from a file in the student's submission folder."""
-    from autograder.lms import load_placements
+    from autograder.lms.collect import load_placements
 
     try:
         return load_placements(course, assignment_id)
@@ -459,7 +470,12 @@ def regrade_class(
     folders = {s: f for s, f in folders.items() if (f / EXECUTION_RECORD).is_file()}
     started = time.perf_counter()
     checked = run_checks_many(
-        assignment.id, folders, assignment.cell_points, settings.thresholds, settings.language
+        assignment.id,
+        folders,
+        assignment.cell_points,
+        settings.thresholds,
+        settings.language,
+        data_home=settings.data_home or None,
     )
     per_student = (time.perf_counter() - started) / max(1, len(checked))
     changes: list[Change] = []
@@ -467,13 +483,17 @@ def regrade_class(
         old = results.students[student]
         record = _execution_record(folders[student])
         reason = record.get("reason")
+        note = Note.from_dict(record.get("reason_note"))
+        if note is None and isinstance(reason, str) and reason:
+            note = Note("plain", {"text": clean_text(reason, 500)})  # an older record
         new = replace(
             old,
             cells=cells,
             score=round(sum(c.score for c in cells.values()), 6),
             max_score=assignment.max_score,
             status="graded" if record.get("status") == "completed" else "error",
-            error=clean_text(reason, 500) if reason else None,
+            error=clean_text(note.text("en"), 500) if note else None,
+            error_note=clean_note(note).to_dict() if note else None,
             timing={**old.timing, "regrade_check": round(per_student, 4)},
         )
         diff = {

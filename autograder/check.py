@@ -18,7 +18,8 @@ import pytest
 from autograder import messages
 from autograder.capture import Artifacts
 from autograder.checkers.support import Fail, NotAttempted
-from autograder.results import CellResult, CheckResult
+from autograder.config import assignment_thresholds
+from autograder.results import CellResult, CheckResult, Note
 from autograder.untrusted import MAX_TEXT_CHARS, clean_text, plain_data
 
 CHECKERS_DIR = Path(__file__).parent / "checkers"
@@ -34,13 +35,26 @@ class CheckerError(RuntimeError):
 
 @dataclass
 class CheckContext:
-    """One submission as the checkers see it (the ``context`` fixture)."""
+    """One submission as the checkers see it (the ``context`` fixture).
+
+    Everything a checker needs from outside the submission comes from here: the assignment's
+    thresholds (every declared one, resolved by ``autograder.config.assignment_thresholds``)
+    and the data home. A checker never looks at the current directory, the environment or
+    ``course_config.py``."""
 
     artifacts: Artifacts
     thresholds: dict[str, Any] = field(default_factory=dict)
     language: str = "es"
     student: str = "student"
     cache: dict[str, Any] = field(default_factory=dict)  # per-submission memo for checkers
+    data_home: str = ""  # the folder holding the course data (``GradingSettings.data_home``)
+    assignment: str = ""
+
+    def wine_arrays(self) -> dict[str, Any]:
+        """The course's data and split, read from this context's data home."""
+        from autograder.checkers.support import wine_arrays
+
+        return wine_arrays(self.data_home)
 
 
 @dataclass
@@ -161,14 +175,22 @@ def run_checks(
     cell_points: dict[str, float],
     thresholds: dict[str, Any] | None = None,
     language: str = "es",
+    *,
+    data_home: str | Path | None = None,
 ) -> dict[str, CellResult]:
     """Run the checkers of ``assignment_id`` on ``artifacts_dir``; one ``CellResult`` per cell.
 
     ``cell_points`` maps every graded cell of the notebook to its points; the checks of a cell
     must add up to exactly those points (else ``CheckerError``: the assignment is inconsistent).
+    ``thresholds`` and ``data_home``: see ``run_checks_many``.
     """
     return run_checks_many(
-        assignment_id, {"student": artifacts_dir}, cell_points, thresholds, language
+        assignment_id,
+        {"student": artifacts_dir},
+        cell_points,
+        thresholds,
+        language,
+        data_home=data_home,
     )["student"]
 
 
@@ -178,13 +200,33 @@ def run_checks_many(
     cell_points: dict[str, float],
     thresholds: dict[str, Any] | None = None,
     language: str = "es",
+    *,
+    data_home: str | Path | None = None,
 ) -> dict[str, dict[str, CellResult]]:
     """``run_checks`` for several submissions (``{student: artifacts dir}``) in one pytest
-    session: the session's start-up is paid once, which is what makes regrading cheap."""
+    session: the session's start-up is paid once, which is what makes regrading cheap.
+
+    ``thresholds``: the course's ``{assignment id: {name: value}}`` (``Course.thresholds``) or
+    this assignment's ``{name: value}``; missing names take their declared defaults, unknown
+    ones are a ``ConfigError``. ``data_home``: the folder holding the course data
+    (``GradingSettings.data_home``); None: the data loader's default, resolved here once."""
     if not artifacts:
         return {}
+    resolved = assignment_thresholds(assignment_id, thresholds)
+    if not data_home:
+        from dlcourse.data import get_data_home
+
+        data_home = get_data_home()
+    home = str(data_home)
     contexts = [
-        CheckContext(Artifacts(folder), dict(thresholds or {}), language, student)
+        CheckContext(
+            Artifacts(folder),
+            dict(resolved),
+            language,
+            student,
+            data_home=home,
+            assignment=assignment_id,
+        )
         for student, folder in artifacts.items()
     ]
     collector = _Collector(contexts)
@@ -241,10 +283,21 @@ def _aggregate(
 
 
 def _to_result(raw: _Raw, language: str) -> CheckResult:
-    params = _plain(raw.params)  # quoted from the submission: printable, bounded text only
-    texts = messages.render_all(raw.message_id, params)
+    # a parameter that is itself a note ({"id", "params"}: why a cell never ran...) is
+    # rendered in each language, so a Spanish message never quotes an English reason
+    notes = {k: n for k, v in raw.params.items() if (n := Note.from_dict(v)) is not None}
+    base = _plain({k: v for k, v in raw.params.items() if k not in notes})
+    texts = {
+        lang: messages.render(raw.message_id, _with(base, notes, lang), lang)
+        for lang in messages.LANGUAGES
+    }
+    params = {**_with(base, notes, "en"), **{f"{k}_id": n.id for k, n in notes.items()}}
     passed = raw.outcome == "passed"
-    hint = None if passed else messages.render_hint(raw.message_id, params, language)
+    hint = (
+        None
+        if passed
+        else messages.render_hint(raw.message_id, _with(base, notes, language), language)
+    )
     return CheckResult(
         id=raw.check_id,
         passed=passed,
@@ -257,6 +310,10 @@ def _to_result(raw: _Raw, language: str) -> CheckResult:
         points=raw.points if passed else 0.0,
         max_points=raw.points,
     )
+
+
+def _with(base: dict[str, Any], notes: dict[str, Note], language: str) -> dict[str, Any]:
+    return {**base, **{k: clean_text(n.text(language)) for k, n in notes.items()}}
 
 
 def _plain(params: dict[str, Any]) -> dict[str, Any]:
@@ -278,11 +335,24 @@ def _short_str(value: Any) -> str:
 
 
 def failed_cells(
-    cell_points: dict[str, float], message_id: str, params: dict[str, Any], language: str = "es"
+    cell_points: dict[str, float],
+    message_id: str,
+    reason: Note | dict[str, Any],
+    language: str = "es",
 ) -> dict[str, CellResult]:
-    """Every cell at zero with one explanatory check (a submission that could not be graded)."""
-    params = _plain(params)
-    texts = messages.render_all(message_id, params)
+    """Every cell at zero with one explanatory check (a submission that could not be graded).
+
+    ``reason`` is a ``Note``: the message is rendered in each language with the reason's own
+    text in that language (never an English reason inside a Spanish sentence)."""
+    if isinstance(reason, Note):
+        texts = {
+            lang: messages.render(message_id, {"reason": reason.text(lang)}, lang)
+            for lang in messages.LANGUAGES
+        }
+        params = _plain({"reason": reason.text("en"), "reason_id": reason.id})
+    else:
+        params = _plain(reason)
+        texts = messages.render_all(message_id, params)
     return {
         gid: CellResult(
             score=0.0,

@@ -7,7 +7,7 @@
 ``autograder feedback``     ``autograder.feedback.write_feedback``
 ``autograder report``       ``autograder.report.write_report``
 ``autograder export``       ``autograder.export.export``
-``autograder collect``      ``autograder.lms.collect_archive``
+``autograder collect``      ``autograder.lms.collect.collect_archive``
 ``autograder gradescope``   ``autograder.lms.gradescope.build_bundle``
 ``autograder lti-key``      ``autograder.lms.lti.generate_key``
 ``autograder demo``         ``autograder.demo.run_demo``
@@ -131,7 +131,7 @@ def _export(args: argparse.Namespace) -> int:
 
 @command("collect")
 def _collect(args: argparse.Namespace) -> int:
-    from autograder.lms import collect_archive
+    from autograder.lms.collect import collect_archive
 
     report = collect_archive(
         _course(args),

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autograder.results import Note
 from autograder.untrusted import UnsafeInput, clean_text, read_bounded
 
 STUDENT_ID = re.compile(
@@ -31,9 +32,9 @@ MAX_FOLDERS = 100_000  # student folders scanned in one submitted/ tree
 class Submission:
     student: str
     path: Path | None  # None: no notebook with the released name
-    problem: str | None = None
+    problem: Note | None = None  # why there is nothing to grade
     timestamp: str | None = None  # nbgrader's format, "2026-11-20 10:00:00.000000 UTC"
-    notes: tuple[str, ...] = ()  # what was wrong around the notebook (its timestamp...)
+    notes: tuple[Note, ...] = ()  # what was wrong around the notebook (its timestamp...)
 
 
 @dataclass(frozen=True)
@@ -68,13 +69,7 @@ def scan_submissions(
         if not _is_real_dir(adir):
             continue
         if not STUDENT_ID.fullmatch(student):
-            scan.refused.append(
-                Refusal(
-                    ascii(student),
-                    "the folder name is not a valid student id (letters, digits and "
-                    "_ . @ + - only, starting with a letter or digit, at most 100 characters)",
-                )
-            )
+            scan.refused.append(Refusal(ascii(student), Note("collect.invalid_id").text("en")))
             continue
         timestamp, notes = read_timestamp(adir / TIMESTAMP_FILE)
         path = adir / notebook
@@ -85,9 +80,7 @@ def scan_submissions(
             clean_text(p.name, 80, one_line=True)
             for p in itertools.islice(sorted(adir.glob("*.ipynb")), 5)
         ]
-        reason = f"no notebook named {notebook} was submitted" + (
-            f" (found {', '.join(others)}: was it renamed?)" if others else ""
-        )
+        reason = Note("submission.no_notebook", {"notebook": notebook, "found": ", ".join(others)})
         scan.submissions.append(Submission(student, None, reason, timestamp, notes))
     return scan
 
@@ -99,23 +92,22 @@ def find_submissions(
     return scan_submissions(submitted_dir, assignment_id, notebook, students).submissions
 
 
-def read_timestamp(path: Path) -> tuple[str | None, tuple[str, ...]]:
+def read_timestamp(path: Path) -> tuple[str | None, tuple[Note, ...]]:
     """The submission time in nbgrader's format, or None with a note saying why."""
     if not path.exists() and not path.is_symlink():
         return None, ()
-    unreadable = f"{TIMESTAMP_FILE} could not be read, so the submission time is unknown"
     try:
         text = read_bounded(path, MAX_TIMESTAMP_BYTES).decode("utf-8").strip()
     except (OSError, UnsafeInput, UnicodeDecodeError):
-        return None, (unreadable,)
+        return None, (Note("note.timestamp_unreadable"),)
     try:
         from nbgrader.utils import parse_utc
 
         moment = parse_utc(text)
     except (ValueError, OverflowError, TypeError):
-        return None, (f"{TIMESTAMP_FILE} does not hold a date, so the submission time is unknown",)
+        return None, (Note("note.timestamp_not_a_date"),)
     if not 1970 <= moment.year <= 9999:
-        return None, (f"{TIMESTAMP_FILE} holds an impossible date, so the time is unknown",)
+        return None, (Note("note.timestamp_impossible"),)
     return moment.strftime("%Y-%m-%d %H:%M:%S.%f UTC"), ()
 
 

@@ -32,7 +32,7 @@ from autograder.execute import (
     rebuild,
     run_notebook,
 )
-from autograder.results import CellResult, StudentResult
+from autograder.results import CellResult, Note, StudentResult
 from autograder.untrusted import (
     UnsafeInput,
     clean_text,
@@ -145,7 +145,7 @@ def grade(
         result = error_result(
             student,
             assignment,
-            str(exc),
+            exc.note,
             settings.language,
             {"total": time.perf_counter() - started},
         )
@@ -165,7 +165,7 @@ def grade(
         result = error_result(
             student,
             assignment,
-            f"reading the notebook took longer than its {notebook_timeout:.0f} s time limit",
+            Note("submission.read_timeout", {"seconds": f"{notebook_timeout:.0f}"}),
             settings.language,
             {"total": time.perf_counter() - started},
         )
@@ -188,7 +188,12 @@ def grade(
 
     checked = time.perf_counter()
     cells = check.run_checks(
-        assignment.id, artifacts, assignment.cell_points, settings.thresholds, settings.language
+        assignment.id,
+        artifacts,
+        assignment.cell_points,
+        settings.thresholds,
+        settings.language,
+        data_home=settings.data_home or None,
     )
     timing = {
         "execute": record.seconds,
@@ -226,39 +231,58 @@ def _write_execution_record(artifacts: Path, record: dict[str, Any]) -> None:
     target.write_text(json.dumps(plain_data(record, max_depth=6)), encoding="utf-8")
 
 
+def as_note(value: Note | str) -> Note:
+    """A note as data; a plain text (from an older caller) is carried as it is."""
+    return value if isinstance(value, Note) else Note("plain", {"text": str(value)})
+
+
+def clean_note(note: Note) -> Note:
+    # parameters quote the kernel and the notebook: printable, bounded text only
+    return Note(note.id, plain_data(dict(note.params), max_depth=3, limit=300))
+
+
 def _student_result(
     student: str,
     assignment: Assignment,
     status: str,
-    error: str | None,
+    error: Note | str | None,
     cells: dict[str, CellResult],
-    problems: list[str],
+    problems: list[Note | str],
     timing: dict[str, float],
 ) -> StudentResult:
-    # reasons and repair notes quote the kernel and the notebook: printable text only
+    error_note = clean_note(as_note(error)) if error else None
+    notes = [clean_note(as_note(p)) for p in problems[:50]]
     return StudentResult(
         student=student,
         assignment=assignment.id,
         status=status,  # type: ignore[arg-type]
-        error=clean_text(error, 500) if error else None,
+        error=clean_text(error_note.text("en"), 500) if error_note else None,
         score=round(sum(c.score for c in cells.values()), 6),
         max_score=assignment.max_score,
         cells=cells,
         notebook=assignment.notebook,
-        problems=[clean_text(p, 300) for p in problems[:50]],
+        problems=[clean_text(n.text("en"), 300) for n in notes],
         timing={k: round(v, 3) for k, v in timing.items()},
+        error_note=error_note.to_dict() if error_note else None,
+        notes=[n.to_dict() for n in notes],
     )
+
+
+def add_notes(result: StudentResult, notes: list[Note] | tuple[Note, ...]) -> None:
+    """Append notes found around the grading (collect's, the batch's) to ``result``."""
+    for note in map(clean_note, map(as_note, notes)):
+        result.problems.append(clean_text(note.text("en"), 300))
+        result.notes.append(note.to_dict())
 
 
 def error_result(
     student: str,
     assignment: Assignment,
-    reason: str,
+    reason: Note | str,
     language: str = "es",
     timing: dict[str, float] | None = None,
 ) -> StudentResult:
     """A submission that could not be graded at all: every cell at zero, with the reason."""
-    cells = check.failed_cells(
-        assignment.cell_points, "submission_error", {"reason": reason}, language
-    )
-    return _student_result(student, assignment, "error", reason, cells, [], timing or {})
+    note = clean_note(as_note(reason))
+    cells = check.failed_cells(assignment.cell_points, "submission_error", note, language)
+    return _student_result(student, assignment, "error", note, cells, [], timing or {})

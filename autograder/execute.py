@@ -19,7 +19,6 @@ import asyncio
 import copy
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,8 @@ import nbformat
 from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_cell
 
-from autograder.untrusted import UnsafeInput, read_bounded
+from autograder.results import Note
+from autograder.untrusted import UnsafeInput, read_bounded, remove_tree
 
 ARTIFACTS_DIRNAME = "artifacts"
 MAX_NOTEBOOK_BYTES = 50_000_000  # outputs included: they are read, then dropped
@@ -41,7 +41,12 @@ MAX_NOTEBOOK_OUTPUT_BYTES = 5_000_000  # and per notebook (a print loop must not
 
 
 class SubmissionError(Exception):
-    """The submission cannot be graded at all (not a notebook, unreadable...)."""
+    """The submission cannot be graded at all (not a notebook, unreadable...): a catalogue id
+    and its parameters (``note``); ``str()`` is the English text, for logs."""
+
+    def __init__(self, message_id: str, **params: Any):
+        self.note = Note(message_id, params)
+        super().__init__(self.note.text("en"))
 
 
 # --- rebuild ---------------------------------------------------------------------------------
@@ -86,40 +91,34 @@ def read_submission(path: str | os.PathLike) -> NotebookNode:
     try:
         raw = read_bounded(path, MAX_NOTEBOOK_BYTES)
     except FileNotFoundError:
-        raise SubmissionError("the file cannot be read (it does not exist)") from None
+        raise SubmissionError("submission.missing") from None
     except UnsafeInput as exc:
-        raise SubmissionError(f"the file cannot be read: {exc}") from None
+        if exc.kind == "too_large":
+            raise SubmissionError(
+                "submission.too_large", mb=MAX_NOTEBOOK_BYTES // 1_000_000
+            ) from None
+        raise SubmissionError("submission.unreadable", detail=str(exc)) from None
     if not raw.strip():
-        raise SubmissionError("the file is empty")
+        raise SubmissionError("submission.empty")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise SubmissionError("the file is not a notebook (it is not UTF-8 text)") from None
+        raise SubmissionError("submission.not_text") from None
     try:
         data = json.loads(text)
     except RecursionError:
-        raise SubmissionError(
-            "the file is not a valid Jupyter notebook (it is nested too deeply)"
-        ) from None
+        raise SubmissionError("submission.too_deep") from None
     except ValueError:
-        raise SubmissionError(
-            "the file is not a valid Jupyter notebook: it is not JSON (it may "
-            "be truncated or corrupted; download it again and resubmit)"
-        ) from None
+        raise SubmissionError("submission.not_json") from None
     cells = _cells_of(data)
     if cells is None:
-        raise SubmissionError("the file is not a valid Jupyter notebook (no list of cells)")
+        raise SubmissionError("submission.no_cells")
     if len(cells) > MAX_CELLS:
-        raise SubmissionError(
-            f"the notebook has {len(cells)} cells (at most {MAX_CELLS} are graded); "
-            "remove the extra cells and resubmit"
-        )
+        raise SubmissionError("submission.too_many_cells", n=len(cells), limit=MAX_CELLS)
     total = 0
     for index, cell in enumerate(cells):
         if not isinstance(cell, dict):
-            raise SubmissionError(
-                f"the file is not a valid Jupyter notebook (cell {index + 1} is not a cell)"
-            )
+            raise SubmissionError("submission.not_a_cell", n=index + 1)
         source = cell.get("source", "")
         size = (
             sum(len(s) for s in source if isinstance(s, str))
@@ -129,8 +128,9 @@ def read_submission(path: str | os.PathLike) -> NotebookNode:
         total += size
         if size > MAX_CELL_SOURCE_CHARS or total > MAX_SOURCE_CHARS:
             raise SubmissionError(
-                f"the notebook's code is too long (a cell may hold {MAX_CELL_SOURCE_CHARS:,} "
-                f"characters, the notebook {MAX_SOURCE_CHARS:,})"
+                "submission.source_too_long",
+                cell_limit=f"{MAX_CELL_SOURCE_CHARS:,}",
+                total_limit=f"{MAX_SOURCE_CHARS:,}",
             )
     major = data.get("nbformat")
     try:
@@ -139,10 +139,10 @@ def read_submission(path: str | os.PathLike) -> NotebookNode:
             nb = nbformat.convert(nb, 4)
     except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds for bad input
         raise SubmissionError(
-            f"the file is not a valid Jupyter notebook ({type(exc).__name__}: {str(exc)[:120]})"
+            "submission.invalid", detail=f"{type(exc).__name__}: {str(exc)[:120]}"
         ) from None
     if not isinstance(nb.get("cells"), list):
-        raise SubmissionError("the file is not a valid Jupyter notebook (no list of cells)")
+        raise SubmissionError("submission.no_cells")
     return nb
 
 
@@ -190,12 +190,12 @@ def _text(cell: NotebookNode) -> str:
 @dataclass
 class Rebuilt:
     notebook: NotebookNode
-    problems: list[str] = field(default_factory=list)
+    problems: list[Note] = field(default_factory=list)
 
 
 def rebuild(submission: NotebookNode, source: NotebookNode, release: NotebookNode) -> Rebuilt:
     """The notebook to execute: trusted cells from ``source``, answers from ``submission``."""
-    problems: list[str] = []
+    problems: list[Note] = []
     source_ids = {grade_id(c): c for c in source.cells if grade_id(c)}
     release_ids = {grade_id(c): c for c in release.cells if grade_id(c)}
 
@@ -205,7 +205,7 @@ def rebuild(submission: NotebookNode, source: NotebookNode, release: NotebookNod
     seen: set[str] = set()
     for index, cell in enumerate(submission.cells):
         if not isinstance(cell, dict):
-            problems.append(f"cell {index + 1} is not a cell and was ignored")
+            problems.append(Note("note.not_a_cell", {"n": index + 1}))
             continue
         gid = grade_id(cell)
         if gid in source_ids:
@@ -217,9 +217,9 @@ def rebuild(submission: NotebookNode, source: NotebookNode, release: NotebookNod
                     or cell_metadata(cell).get("tags")
                 )
             ):
-                problems.append(f"locked cell {gid} was modified; the original was restored")
+                problems.append(Note("note.locked_modified", {"cell": gid}))
             if gid in seen:
-                problems.append(f"graded cell {gid} appears more than once; only the first counts")
+                problems.append(Note("note.duplicate", {"cell": gid}))
                 if is_answer_cell(source_ids[gid]):  # keep the code, as an ordinary cell
                     extras.setdefault(anchor, []).append(_clean_cell(cell, "code"))
                 continue
@@ -229,9 +229,7 @@ def rebuild(submission: NotebookNode, source: NotebookNode, release: NotebookNod
                 answers[gid] = cell
             continue
         if gid:
-            problems.append(
-                f"cell {index + 1} claims an unknown grade id {gid!r}; kept as an ordinary cell"
-            )
+            problems.append(Note("note.unknown_id", {"n": index + 1, "gid": repr(gid)}))
         extras.setdefault(anchor, []).append(_clean_cell(cell))
 
     cells = list(extras[None])
@@ -244,7 +242,7 @@ def rebuild(submission: NotebookNode, source: NotebookNode, release: NotebookNod
     order = [grade_id(c) for c in source.cells if grade_id(c)]
     student_order = sorted((g for g in order if g in position), key=position.get)
     if student_order != [g for g in order if g in position]:
-        problems.append("graded cells were reordered; they run in the assignment's order")
+        problems.append(Note("note.reordered"))
     for src in source.cells:
         gid = grade_id(src)
         if gid is None:
@@ -255,17 +253,23 @@ def rebuild(submission: NotebookNode, source: NotebookNode, release: NotebookNod
                 student = answers[gid]
                 if student.get("cell_type") != src.cell_type:
                     problems.append(
-                        f"answer cell {gid} was changed to {student.get('cell_type')}; "
-                        f"it runs as {src.cell_type}"
+                        Note(
+                            "note.retyped",
+                            {
+                                "cell": gid,
+                                "found": str(student.get("cell_type")),
+                                "kind": src.cell_type,
+                            },
+                        )
                     )
                 cells.append(_clean_cell(student, src.cell_type, meta, src.get("id")))
             else:
-                problems.append(f"answer cell {gid} was deleted; it counts as not attempted")
+                problems.append(Note("note.deleted", {"cell": gid}))
                 stub = release_ids.get(gid, src)
                 cells.append(_clean_cell(stub, src.cell_type, meta, src.get("id")))
         else:
             if is_trusted_cell(src) and gid not in seen:
-                problems.append(f"locked cell {gid} was missing and has been restored")
+                problems.append(Note("note.locked_missing", {"cell": gid}))
             cells.append(_clean_cell(src, src.cell_type, meta, src.get("id")))
         cells.extend(extras.get(gid, []))
 
@@ -313,14 +317,15 @@ class ExecutionRecord:
     """How the notebook ran, as plain data (saved as ``artifacts/execution.json``)."""
 
     status: str  # "completed" | "timeout" | "kernel_died" | "failed"
-    reason: str | None
+    reason: Note | None
     seconds: float
     cells: dict[str, dict[str, Any]]
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "status": self.status,
-            "reason": self.reason,
+            "reason": self.reason.text("en") if self.reason else None,
+            "reason_note": self.reason.to_dict() if self.reason else None,
             "seconds": self.seconds,
             "cells": self.cells,
         }
@@ -367,7 +372,7 @@ def _cell_status(cell: NotebookNode) -> dict[str, Any]:
     return {"status": "ok"}
 
 
-def summarize_cells(nb: NotebookNode, cell_timeout: float, reason: str | None) -> dict[str, dict]:
+def summarize_cells(nb: NotebookNode, cell_timeout: float, reason: Note | None) -> dict[str, dict]:
     cells = {}
     for cell in nb.cells:
         gid = grade_id(cell)
@@ -377,7 +382,8 @@ def summarize_cells(nb: NotebookNode, cell_timeout: float, reason: str | None) -
         if info["status"] == "timeout":
             info["timeout"] = cell_timeout
         if info["status"] == "not_run" and reason:
-            info["reason"] = reason
+            info["reason"] = reason.text("en")
+            info["reason_note"] = reason.to_dict()
         cells[gid] = info
     return cells
 
@@ -406,10 +412,7 @@ async def _execute(
     )
     loop = asyncio.get_running_loop()
     deadline = loop.time() + settings.notebook_timeout
-    timed_out = (
-        "timeout",
-        f"the notebook exceeded its {settings.notebook_timeout:.0f} s time limit and was stopped",
-    )
+    timed_out = ("timeout", Note("run.timeout", {"seconds": f"{settings.notebook_timeout:.0f}"}))
     try:
         await asyncio.wait_for(
             client.async_execute(env=env, cwd=str(workdir)), timeout=settings.notebook_timeout
@@ -420,12 +423,10 @@ async def _execute(
     except DeadKernelError:
         if loop.time() >= deadline:  # nbclient turns wait_for's cancellation into this error
             return timed_out
-        return "kernel_died", _stop_reason(km) or (
-            "the Python kernel died (the notebook crashed or used too much memory)"
-        )
+        return "kernel_died", _stop_note(km) or Note("run.kernel_died")
     except Exception as exc:  # noqa: BLE001 - any kernel failure is this student's alone
-        return "failed", _stop_reason(km) or (
-            f"the notebook could not be executed ({type(exc).__name__}: {exc})"[:300]
+        return "failed", _stop_note(km) or Note(
+            "run.not_executed", {"detail": f"{type(exc).__name__}: {exc}"[:250]}
         )
     finally:
         try:
@@ -498,9 +499,10 @@ def _bounded_client_class(base):
     return BoundedClient
 
 
-def _stop_reason(km) -> str | None:
+def _stop_note(km) -> Note | None:
     """Why the launcher stopped the kernel (a sandbox limit, a crash), when it knows."""
-    return getattr(km, "stop_reason", None)
+    note = getattr(km, "stop_note", None)
+    return note if isinstance(note, Note) else None
 
 
 def run_notebook(
@@ -510,8 +512,7 @@ def run_notebook(
     launcher = launcher or LocalLauncher()
     workdir = Path(workdir)
     artifacts = workdir / ARTIFACTS_DIRNAME
-    if artifacts.exists():
-        shutil.rmtree(artifacts)
+    remove_tree(artifacts)
     artifacts.mkdir(parents=True)
     (workdir / ".home").mkdir(exist_ok=True)
     env = launcher.kernel_env(workdir, kernel_environment(workdir, artifacts, settings))

@@ -1,29 +1,63 @@
 """Export stage: grades out of the gradebook into the formats instructors and LMSs take.
 
-Scores come from nbgrader's gradebook (so a manual override in formgrader is exported too);
-the per-student status (graded / error) comes from the results file.
+Grades come from the grades layer (``autograder.grades``): nbgrader's gradebook scores (a
+manual override in formgrader is exported too) with the results file's status and reasons.
+The LMS formats are found by name and imported when asked for (``EXPORTERS``).
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-from autograder.batch import load_results
 from autograder.config import Course
 from autograder.core import Assignment
-from autograder.record import gradebook_scores
+from autograder.grades import class_grades
 from autograder.spreadsheet import safe_row
 
-EXPORTERS: dict[str, Callable[..., Path]] = {}
+
+class _Exporters(Mapping):
+    """Export formats by name. The LMS formats are named by where they live and imported only
+    when asked for (Otter-Grader's lazy runners), so this module imports no exporter and no
+    exporter imports it: registering never makes an import circle."""
+
+    def __init__(self, lazy: dict[str, str]):
+        self._lazy = dict(lazy)  # name -> "module:function"
+        self._loaded: dict[str, Callable[..., Path]] = {}
+
+    def __getitem__(self, name: str) -> Callable[..., Path]:
+        if name not in self._loaded:
+            module, _, attr = self._lazy[name].partition(":")  # KeyError: unknown format
+            self._loaded[name] = getattr(importlib.import_module(module), attr)
+        return self._loaded[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted({*self._lazy, *self._loaded}))
+
+    def __len__(self) -> int:
+        return len({*self._lazy, *self._loaded})
+
+    def add(self, name: str, func: Callable[..., Path]) -> None:
+        self._loaded[name] = func
+        self._lazy.pop(name, None)
+
+
+EXPORTERS = _Exporters(
+    {
+        "canvas": "autograder.lms.canvas:export_canvas",
+        "moodle": "autograder.lms.moodle:export_moodle",
+        "lti": "autograder.lms.lti:export_lti",
+    }
+)
 
 
 def exporter(name: str):
-    """Register an export format (``autograder export --format NAME``)."""
+    """Register an export format of your own (``autograder export --format NAME``)."""
 
     def register(func: Callable[..., Path]) -> Callable[..., Path]:
-        EXPORTERS[name] = func
+        EXPORTERS.add(name, func)
         return func
 
     return register
@@ -45,24 +79,21 @@ def export_csv(
     for aid in _assignments(course, assignment_id):
         if not (course.source_dir / aid).is_dir():
             continue
-        assignment = Assignment.from_course(course, aid)
-        scores = gradebook_scores(course.db_url, assignment)
-        results = load_results(course, aid)
-        for cell in assignment.cell_points:
+        grades = class_grades(course, aid)  # the grades layer: overrides win, as everywhere
+        for cell in Assignment.from_course(course, aid).cell_points:
             column = f"{aid}:{cell}"
             if column not in cell_columns:
                 cell_columns.append(column)
-        for student, cells in sorted(scores.items()):
-            result = results.students.get(student)
+        for grade in grades:
             row = {
-                "student_id": student,
+                "student_id": grade.student,
                 "assignment": aid,
-                "score": round(sum(cells.values()), 6),
-                "max_score": assignment.max_score,
-                "status": result.status if result else "",
-                "error": (result.error or "") if result else "",
+                "score": grade.score,
+                "max_score": grade.max_score,
+                "status": grade.status,
+                "error": grade.error_in(course.language) or "",
             }
-            row.update({f"{aid}:{cell}": score for cell, score in cells.items()})
+            row.update({f"{aid}:{gid}": cell.score for gid, cell in grade.cells.items()})
             rows.append(row)
     fields = ["student_id", "assignment", *cell_columns, "score", "max_score", "status", "error"]
     with open(out, "w", newline="", encoding="utf-8") as handle:
@@ -85,6 +116,3 @@ def export(
     except KeyError:
         raise ValueError(f"Unknown export format {format!r}; known: {sorted(EXPORTERS)}") from None
     return func(course, assignment_id=assignment_id, out=out, **options)
-
-
-from autograder.lms import canvas, lti, moodle  # noqa: E402,F401  (registers the LMS exporters)

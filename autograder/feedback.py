@@ -23,7 +23,6 @@ import logging
 import os
 import re
 import tempfile
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,10 +34,11 @@ import jinja2
 from markupsafe import Markup, escape
 
 from autograder import messages as catalogue
-from autograder.capture import ArtifactError, Artifacts, Opaque
+from autograder.capture import ArtifactError, Artifacts
 from autograder.config import Course
 from autograder.results import CellResult, CheckResult, StudentResult
 from autograder.untrusted import UnsafeInput, read_bounded
+from dlcourse.artifacts import short_summary
 
 log = logging.getLogger(__name__)
 
@@ -49,31 +49,17 @@ MAX_ANSWER_CHARS = 160
 # --- UI strings -----------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1)
 def ui_strings() -> dict[str, dict[str, str]]:
-    """``{"feedback.title": {"es": ..., "en": ...}, ...}`` from ``templates/strings.toml``."""
-    raw = tomllib.loads((TEMPLATES_DIR / "strings.toml").read_text(encoding="utf-8"))
-    flat: dict[str, dict[str, str]] = {}
+    """The pages' words: the catalogue's ``common.*``, ``feedback.*``, ``report.*``... ids."""
+    return {k: v for k, v in catalogue.catalogue().items() if k.split(".", 1)[0] in UI_SECTIONS}
 
-    def walk(table: dict, prefix: str) -> None:
-        for key, value in table.items():
-            if (
-                isinstance(value, dict)
-                and set(value) >= set(LANGUAGES)
-                and all(isinstance(value[lang], str) for lang in LANGUAGES)
-            ):
-                flat[prefix + key] = value
-            elif isinstance(value, dict):
-                walk(value, f"{prefix}{key}.")
-            else:
-                raise ValueError(f"strings.toml: {prefix}{key} needs a text per language")
 
-    walk(raw, "")
-    return flat
+UI_SECTIONS = ("common", "outcome", "cell", "feedback", "diagnosis", "plot", "report")
 
 
 class Text:
-    """``text("feedback.title", assignment="x")``: a UI string in one language."""
+    """``text("feedback.title", assignment="x")``: a page's word in one language (from the
+    one message catalogue, ``autograder/messages/ui.toml``)."""
 
     def __init__(self, language: str):
         if language not in LANGUAGES:
@@ -81,11 +67,7 @@ class Text:
         self.language = language
 
     def __call__(self, key: str, **params: Any) -> str:
-        entry = ui_strings().get(key)
-        if entry is None:
-            raise KeyError(f"UI string {key!r} is missing from autograder/templates/strings.toml")
-        text = entry[self.language]
-        return text.format(**params) if params else text
+        return catalogue.render(key, params, self.language)
 
 
 # --- templates ------------------------------------------------------------------------------
@@ -200,12 +182,7 @@ def answer_text(artifacts: Artifacts, name: str) -> str | None:
         value = answer.value
     except Exception:  # noqa: BLE001 - a malformed capture shows no answer, never a crash
         return None
-    if isinstance(value, Opaque):
-        text = f"<{value.type.rsplit('.', 1)[-1]}>"  # e.g. <History>, not its repr
-    elif isinstance(value, frozenset):
-        text = "{" + ", ".join(sorted(map(repr, value))) + "}"
-    else:
-        text = repr(value)
+    text = short_summary(value, MAX_ANSWER_CHARS)  # "DataFrame 1279 × 11", never a repr
     return text if len(text) <= MAX_ANSWER_CHARS else text[: MAX_ANSWER_CHARS - 1] + "…"
 
 
@@ -269,95 +246,12 @@ class QuestionView:
         return "q-" + re.sub(r"[^A-Za-z0-9_-]", "-", self.question.grade_id)
 
 
-# --- the pipeline's own texts (reasons, repair notes) in the course language -----------------
-
-# The pipeline writes why a submission could not be graded and what it repaired in English
-# plain text. Known texts are shown in the course language (``reason.*`` and ``note.*`` in
-# strings.toml); anything unknown is shown as written, never hidden.
-REASON_PATTERNS: list[tuple[re.Pattern, str]] = [
-    (re.compile(p, re.S), key)
-    for p, key in [
-        (r"the file is empty", "reason.empty"),
-        (r"the file cannot be read \((?P<detail>.*)\)", "reason.unreadable"),
-        (r"the file is larger than (?P<mb>\d+) MB", "reason.too_large"),
-        (r"the file is not a notebook \(it is not UTF-8 text\)", "reason.not_text"),
-        (r"the file is not a valid Jupyter notebook: it is not JSON.*", "reason.not_json"),
-        (r"the file is not a valid Jupyter notebook \((?P<detail>.*)\)", "reason.invalid"),
-        (
-            r"no notebook named (?P<notebook>\S+) was submitted(?: \(found (?P<names>.*): was it "
-            r"renamed\?\))?",
-            "reason.no_notebook",
-        ),
-        (
-            r"the notebook exceeded its (?P<seconds>[\d.]+) s time limit and was stopped",
-            "reason.timeout",
-        ),
-        (r"the Python kernel died.*", "reason.kernel_died"),
-        (r"the notebook could not be executed \((?P<detail>.*)\)", "reason.not_executed"),
-        (r"internal grader error \((?P<detail>.*)\)", "reason.internal"),
-    ]
-]
-NOTE_PATTERNS: list[tuple[re.Pattern, str]] = [
-    (re.compile(p, re.S), key)
-    for p, key in [
-        (
-            r"locked cell (?P<cell>\S+) was modified; the original was restored",
-            "note.locked_modified",
-        ),
-        (r"locked cell (?P<cell>\S+) was missing and has been restored", "note.locked_missing"),
-        (
-            r"graded cell (?P<cell>\S+) appears more than once; only the first counts",
-            "note.duplicate",
-        ),
-        (
-            r"cell (?P<n>\d+) claims an unknown grade id (?P<gid>.+); kept as an ordinary cell",
-            "note.unknown_id",
-        ),
-        (r"graded cells were reordered; they run in the assignment's order", "note.reordered"),
-        (
-            r"answer cell (?P<cell>\S+) was changed to (?P<found>\S+); it runs as (?P<kind>\S+)",
-            "note.retyped",
-        ),
-        (r"answer cell (?P<cell>\S+) was deleted; it counts as not attempted", "note.deleted"),
-        (r"cell (?P<n>\d+) is not a cell and was ignored", "note.not_a_cell"),
-    ]
-]
-
-
-def localize(raw: str | None, text: Text, patterns=REASON_PATTERNS) -> str:
-    """A pipeline text in ``text.language`` when it is a known one, else as written."""
-    raw = (raw or "").strip()
-    for pattern, key in patterns:
-        match = pattern.fullmatch(raw)
-        if match:
-            params = {k: v or "" for k, v in match.groupdict().items()}
-            if key == "reason.no_notebook":
-                names = params.pop("names")
-                params["found"] = text("reason.renamed", names=names) if names else ""
-            return text(key, **params)
-    return raw[:1].upper() + raw[1:]
-
-
-def localize_inline(raw: str, text: Text) -> str:
-    """``localize`` for a text embedded in a sentence: no capital, no final full stop."""
-    out = localize(raw, text)
-    if out == raw[:1].upper() + raw[1:]:
-        return raw
-    return out[:1].lower() + out[1:].rstrip(".")
+# --- messages in the reader's language ----------------------------------------------------------
 
 
 def localized_message(check: CheckResult, language: str) -> str:
-    """The check's message in ``language`` (re-rendered from the catalogue if needed)."""
-    reason = check.params.get("reason")
-    if isinstance(reason, str) and reason:
-        inline = localize_inline(reason, Text(language))
-        if inline != reason:
-            try:
-                return catalogue.render(
-                    check.message_id, {**check.params, "reason": inline}, language
-                )
-            except Exception:  # noqa: BLE001 - fall back to the stored text
-                pass
+    """The check's message in ``language``: as rendered at grading time (every language is
+    stored), else rendered again from the catalogue."""
     if check.messages.get(language):
         return check.messages[language]
     try:
@@ -544,8 +438,8 @@ def render_feedback(
             extra_figures=extra_figures,
             nothing_ran=nothing_ran,
             show_error=result.status == "error",
-            error_text=localize(result.error, text),
-            notes=[localize(p, text, NOTE_PATTERNS) for p in result.problems],
+            error_text=result.error_in(text.language) or "",
+            notes=result.notes_in(text.language),
         )
     )
 

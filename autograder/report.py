@@ -23,12 +23,10 @@ from urllib.parse import quote
 from autograder.capture import Artifacts
 from autograder.config import Course
 from autograder.feedback import (
-    NOTE_PATTERNS,
     Text,
     environment,
     feedback_path,
     fmt_percent,
-    localize,
     localized_message,
     questions_from_release,
     unrunnable,
@@ -160,7 +158,6 @@ RUN_INCIDENTS = {
 
 def incidents(course: Course, results: AssignmentResult, language: str) -> list[Incident]:
     """Errors, timeouts and repaired notebooks, student by student."""
-    text = Text(language)
     out: list[Incident] = []
     for sid in sorted(results.students):
         result = results.students[sid]
@@ -172,7 +169,7 @@ def incidents(course: Course, results: AssignmentResult, language: str) -> list[
                 out.append(Incident(sid, kind, detail))
 
         if unrunnable(result):
-            add("report.kind_submission", localize(result.error, text))
+            add("report.kind_submission", result.error_in(language) or "")
             continue
         if result.status == "error":
             run = Artifacts(course.autograded_dir / sid / result.assignment / "artifacts")
@@ -182,18 +179,15 @@ def incidents(course: Course, results: AssignmentResult, language: str) -> list[
                 status = ""
             add(
                 RUN_INCIDENTS.get(status, "report.kind_notebook"),
-                localize(result.error or status, text),
+                result.error_in(language) or status,
             )
         for gid, cell in result.cells.items():
             for check in cell.checks:
                 kind = CHECK_INCIDENTS.get(check.message_id)
                 if kind:
                     add(kind, f"{gid}: {localized_message(check, language)}")
-        if result.problems:
-            add(
-                "report.kind_repaired",
-                " ".join(localize(p, text, NOTE_PATTERNS) for p in result.problems),
-            )
+        if result.problems or result.notes:
+            add("report.kind_repaired", " ".join(f"{n}." for n in result.notes_in(language)))
     return out
 
 

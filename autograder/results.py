@@ -24,6 +24,42 @@ from autograder.untrusted import plain_data
 Outcome = Literal["passed", "failed", "not_attempted", "error"]
 
 
+@dataclass(frozen=True)
+class Note:
+    """A text for people, as data: a catalogue id and its parameters, rendered where it is
+    shown, in the reader's language (``autograder/messages/pipeline.toml``)."""
+
+    id: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def text(self, language: str = "en") -> str:
+        from autograder import messages
+
+        return messages.render(self.id, self.params, language)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "params": dict(self.params)}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Note | None:
+        if isinstance(data, dict) and isinstance(data.get("id"), str):
+            params = data.get("params")
+            return cls(data["id"], dict(params) if isinstance(params, dict) else {})
+        return None
+
+
+def render_note(data: Any, language: str, fallback: str | None = None) -> str:
+    """A stored note (``{"id", "params"}``) in ``language``; ``fallback`` for results written
+    before notes existed, or a note the catalogue no longer knows."""
+    note = Note.from_dict(data)
+    if note is not None:
+        try:
+            return note.text(language)
+        except Exception:  # noqa: BLE001 - an old or foreign results file
+            pass
+    return fallback or ""
+
+
 @dataclass
 class CheckResult:
     """One check of one graded cell."""
@@ -65,6 +101,35 @@ class StudentResult:
     timing: dict[str, float] = field(default_factory=dict)
     lateness: dict[str, Any] = field(default_factory=dict)
     submission_sha256: str | None = None
+    # the same texts as data (``Note.to_dict``): ``error`` and ``problems`` are their English
+    # renderings, kept for tools that read the JSON; pages and comments render these
+    error_note: dict[str, Any] | None = None
+    notes: list[dict[str, Any]] = field(default_factory=list)
+
+    def error_in(self, language: str) -> str | None:
+        return error_text(self.error_note, self.error, language)
+
+    def notes_in(self, language: str) -> list[str]:
+        return note_texts(self.notes, self.problems, language)
+
+
+def error_text(error_note: Any, fallback: str | None, language: str) -> str | None:
+    """The reason a submission could not be graded, in ``language``, as a sentence."""
+    if not error_note and not fallback:
+        return None
+    return _sentence(render_note(error_note, language, fallback))
+
+
+def note_texts(notes: list[Any], fallback: list[str], language: str) -> list[str]:
+    """The repair notes in ``language`` (results written before notes: their own texts)."""
+    if notes:
+        return [_sentence(render_note(n, language)) for n in notes]
+    return [_sentence(p) for p in fallback]
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text[:1].upper() + text[1:] if text else text
 
 
 @dataclass

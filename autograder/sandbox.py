@@ -71,6 +71,7 @@ from pathlib import Path
 from typing import Any
 
 from autograder.execute import KernelLauncher, LocalLauncher
+from autograder.results import Note
 from autograder.untrusted import clean_text, remove_tree
 
 log = logging.getLogger(__name__)
@@ -983,6 +984,10 @@ def make_kernel_manager(settings: SandboxSettings, workdir: Path, env: dict[str,
         def stop_reason(self) -> str | None:
             return self.sandbox.stop_reason()
 
+        @property
+        def stop_note(self):
+            return self.sandbox.stop_note()
+
         def finish(self) -> None:
             self.sandbox.finish()
 
@@ -1051,7 +1056,7 @@ class _Sandbox:
         )
         self.spec = None
         self.process: subprocess.Popen | None = None
-        self._reason: str | None = None
+        self._reason: Note | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._log_handle = None
@@ -1109,21 +1114,18 @@ class _Sandbox:
             if over:
                 self._kill(self._memory_reason())
             elif tasks >= s.processes:
-                self._kill(
-                    f"the notebook started more than {s.processes} processes or threads "
-                    "(a fork bomb?) and was stopped"
-                )
+                self._kill(Note("run.processes", {"n": s.processes}))
             elif used > s.disk_mb * MB:
-                self._kill(f"the notebook wrote more than {s.disk_mb} MB to disk and was stopped")
+                self._kill(Note("run.disk", {"mb": s.disk_mb}))
             elif count > s.max_files:
-                self._kill(f"the notebook created more than {s.max_files} files and was stopped")
+                self._kill(Note("run.files", {"n": s.max_files}))
             if self._reason:
                 return
 
-    def _memory_reason(self) -> str:
-        return f"the notebook used more than {self.settings.memory_mb} MB of memory and was stopped"
+    def _memory_reason(self) -> Note:
+        return Note("run.memory", {"mb": self.settings.memory_mb})
 
-    def _kill(self, reason: str) -> None:
+    def _kill(self, reason: Note) -> None:
         if self._reason is None:
             self._reason = reason
         self.kill_tree()
@@ -1149,7 +1151,12 @@ class _Sandbox:
 
     # results -----------------------------------------------------------------------------
     def stop_reason(self) -> str | None:
-        """Why the sandbox stopped, when it was not the notebook's normal end."""
+        """``stop_note`` in English (for logs)."""
+        note = self.stop_note()
+        return note.text("en") if note else None
+
+    def stop_note(self) -> Note | None:
+        """Why the sandbox stopped, when it was not the notebook's normal end (as data)."""
         if self._reason:
             return self._reason
         code = self.process.poll() if self.process is not None else None
@@ -1161,31 +1168,25 @@ class _Sandbox:
         # bwrap exits with the kernel's status; a signal becomes 128 + its number
         sig = -code if code < 0 else (code - 128 if code > 128 else None)
         if sig == signal.SIGXCPU:
-            return (
-                f"the notebook used more than {self.settings.cpu_seconds} s of CPU time "
-                "and was stopped"
-            )
+            return Note("run.cpu", {"seconds": self.settings.cpu_seconds})
         if sig == signal.SIGSEGV:
-            return "the Python kernel crashed (segmentation fault)"
+            return Note("run.segfault")
         if sig == signal.SIGXFSZ:
-            return (
-                f"the notebook wrote a file larger than {self.settings.file_size_mb} MB "
-                "and was stopped"
-            )
+            return Note("run.file_size", {"mb": self.settings.file_size_mb})
         if sig:
             try:
                 name = signal.Signals(sig).name
             except ValueError:
                 name = str(sig)
-            return f"the Python kernel was killed (signal {name})"
+            return Note("run.killed", {"signal": name})
         problems = [
             line
             for line in self._log_tail(self._kernel_log_offset).splitlines()
             if line.startswith(("bwrap:", "autograder:"))
         ]
         if problems:
-            return f"the sandbox could not start the kernel ({problems[-1][:200]})"
-        return f"the Python kernel exited (status {code}) before the notebook finished"
+            return Note("run.sandbox_start", {"detail": clean_text(problems[-1], 200)})
+        return Note("run.exited", {"status": code})
 
     def _log_tail(self, until: int | None = None) -> str:
         """The last 2,000 bytes the sandbox printed before ``until`` (the whole log: None)."""

@@ -40,7 +40,15 @@ MAX_TEXT_CHARS = 2_000  # one parameter or reason kept in results
 
 
 class UnsafeInput(ValueError):
-    """Input the grader refuses to parse (too large, too deep, not a plain file...)."""
+    """Input the grader refuses to parse (too large, too deep, not a plain file...).
+
+    ``kind`` and ``params`` say which bound, as data: ``too_large`` (``limit`` bytes),
+    ``not_regular``, ``unreadable`` (``detail``), ``too_deep``, ``invalid``."""
+
+    def __init__(self, message: str, kind: str = "invalid", **params: Any):
+        super().__init__(message)
+        self.kind = kind
+        self.params = params
 
 
 # --- bounded reads ----------------------------------------------------------------------------
@@ -54,19 +62,25 @@ def read_bounded(path: str | os.PathLike, max_bytes: int) -> bytes:
     except FileNotFoundError:
         raise
     except OSError as exc:
-        raise UnsafeInput(f"the file cannot be read ({exc.strerror})") from None
+        raise UnsafeInput(
+            f"the file cannot be read ({exc.strerror})", "unreadable", detail=exc.strerror
+        ) from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise UnsafeInput("it is not a regular file")
+            raise UnsafeInput("it is not a regular file", "not_regular")
         if info.st_size > max_bytes:
-            raise UnsafeInput(f"the file is larger than {_size(max_bytes)}")
+            raise UnsafeInput(
+                f"the file is larger than {_size(max_bytes)}", "too_large", limit=max_bytes
+            )
         with os.fdopen(fd, "rb", closefd=False) as handle:
             data = handle.read(max_bytes + 1)
     finally:
         os.close(fd)
     if len(data) > max_bytes:
-        raise UnsafeInput(f"the file is larger than {_size(max_bytes)}")
+        raise UnsafeInput(
+            f"the file is larger than {_size(max_bytes)}", "too_large", limit=max_bytes
+        )
     return data
 
 
@@ -115,7 +129,9 @@ def loads_json(
         text = data
     depth = json_depth(text)
     if depth > max_depth:
-        raise UnsafeInput(f"it is nested {depth} levels deep (at most {max_depth} are read)")
+        raise UnsafeInput(
+            f"it is nested {depth} levels deep (at most {max_depth} are read)", "too_deep"
+        )
     try:
         value = json.loads(text, parse_constant=None if constants else _reject_constant)
     except (ValueError, RecursionError) as exc:

@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
     from autograder.config import load_course
 
     data = wine_arrays()
-    thresholds = load_course(ROOT / "course_config.py").thresholds
+    thresholds = load_course(ROOT / "course_config.py").thresholds["lesson4_early_stopping"]
     runs = []
     header = (
         f"{'seed':>4} {'epochs':>6} {'stop':>5} {'restored':>8} {'argmin':>6} "

@@ -357,7 +357,8 @@ def stages(adversarial) -> Stages:
     from autograder.batch import grade_class, regrade_class
     from autograder.export import export
     from autograder.feedback import write_feedback
-    from autograder.lms import class_grades, feedback_text
+    from autograder.grades import class_grades
+    from autograder.lms.common import feedback_text
     from autograder.lms.moodle import feedback_html
     from autograder.report import write_report
 

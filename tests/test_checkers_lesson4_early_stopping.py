@@ -41,7 +41,7 @@ POINTS = {
     "test_best_epoch": 1,
     "test_fit_diagnosis": 3,
 }
-THRESHOLDS = load_course(ROOT / "course_config.py").thresholds
+THRESHOLDS = load_course(ROOT / "course_config.py").thresholds[AID]
 MISSING = object()  # the variable is not defined in the kernel
 NOT_CAPTURED = object()  # the test cell never ran: nothing was written for this answer
 RIGHT_DIAGNOSIS = {
@@ -83,8 +83,10 @@ def _minmax(train, *others):
     return [(part - low) / (high - low) for part in (train, *others)]
 
 
-def fake_network(data, hidden=128, seed=0, shift=0.0, fit_on="all"):
-    """Dense(hidden, relu) with random weights + Dense(1) solved by least squares."""
+def fake_network(data, hidden=384, seed=0, shift=0.0, fit_on="all"):
+    """Dense(hidden, relu) with random weights + Dense(1) solved by least squares (384 wide:
+    its MAE stays under the threshold on any 320 rows, not only the course's validation rows,
+    since a student's own split is scored on its own validation rows)."""
     return copy.deepcopy(_fake_network(data["X_train"].shape, hidden, seed, shift, fit_on))
 
 
@@ -96,6 +98,9 @@ def _fake_network(_, hidden, seed, shift, fit_on):
     b1 = rng.normal(0.0, 0.5, hidden)
     if fit_on == "valid":
         x, y = data["X_valid"], data["y_valid"]
+    elif fit_on == "random_state_42":  # a student's own training rows, as they scaled them
+        arrays = split_with(data, random_state=42, as_numpy=True)
+        x, y = arrays["X_train"], arrays["y_train"]
     else:
         x, y = np.r_[data["X_train"], data["X_valid"]], np.r_[data["y_train"], data["y_valid"]]
     features = np.c_[np.maximum(x @ w1 + b1, 0.0), np.ones(len(x))]
@@ -250,6 +255,7 @@ class Student:
     fit_diagnosis: Any
     cells: dict[str, dict] = field(default_factory=dict)
     values: dict[str, Any] = field(default_factory=dict)  # answers as the kernel held them
+    callback_payload: dict | None = None  # keras/early_stopping.json, when not the default
 
     def write(self, folder: Path, monkeypatch, split_from: Path | None = None) -> Path:
         monkeypatch.setenv(capture.ENV_ARTIFACTS, str(folder))
@@ -271,7 +277,9 @@ class Student:
         capture.answers({k: v for k, v in values.items() if v is not MISSING}, *names)
         keras = folder / "keras"
         keras.mkdir(parents=True, exist_ok=True)
-        if self.callback is not None:
+        if self.callback_payload is not None:
+            (keras / "early_stopping.json").write_text(json.dumps(self.callback_payload))
+        elif self.callback is not None:
             (keras / "early_stopping.json").write_text(
                 json.dumps({"name": "early_stopping", "present": True, "callback": self.callback})
             )
@@ -927,7 +935,11 @@ def _(s, d):
 case(
     "history_no_validation",
     {
-        "test_history": {"es_history.no_validation", "es_history.not_stopped_no_validation"},
+        "test_history": {
+            "es_history.fit_arguments",  # no validation_data and epochs=50: both named
+            "es_history.no_validation",
+            "es_history.not_stopped_no_validation",
+        },
         "test_best_epoch": {"es_best_epoch.no_history"},
     },
 )(
@@ -1503,6 +1515,152 @@ def _(s, d):
     s.cells["test_model"] = {"status": "not_run", "reason": "the notebook exceeded its time limit"}
 
 
+# messages that name the real cause (issue 14) ------------------------------------------------
+COMPILE_TYPO = {
+    "status": "error",
+    "error": {
+        "ename": "AttributeError",
+        "evalue": "'Sequential' object has no attribute 'complie'",
+    },
+}
+
+
+@case(
+    "model_cell_raised_in_compile",
+    {
+        "test_model": {"answer_cell_error"},
+        "test_history": {"answer_cell_error"},
+        "test_best_epoch": {"es_best_epoch.no_history"},
+    },
+)
+def _(s, d):
+    # model.complie(...): the model exists, uncompiled, and its cell raised; fit then failed
+    s.model = spec_model(compiled=False, optimizer={"kind": "none"}, loss={"kind": "none"})
+    s.values["history"] = MISSING
+    s.training = {"history_present": False, "model_present": True, "model": s.training["model"]}
+    s.cells["ans_model"] = COMPILE_TYPO
+    s.cells["ans_history"] = {
+        "status": "error",
+        "error": {
+            "ename": "ValueError",
+            "evalue": "You must call `compile()` before using the model.",
+        },
+    }
+
+
+@case(
+    "history_epochs_and_batch_size",
+    {"test_history": {"es_history.fit_arguments", "es_history.not_stopped"}},
+)
+def _(s, d):
+    # fit(..., epochs=50, batch_size=512): 3 steps per epoch, 50 epochs, no early stop
+    with_history(s, params={"epochs": 50, "steps": 3})
+    s.training["model_state"]["optimizer_iterations"] = 3 * 50
+
+
+@case(
+    "es_under_another_name",
+    {
+        "test_early_stopping": {"es_callback.other_name"},
+        "test_history": {"es_history.callback_other_name"},
+    },
+)
+def _(s, d):
+    # early = callbacks.EarlyStopping(...), and fit(..., callbacks=[early])
+    s.values["early_stopping"] = MISSING
+    s.callback_payload = {
+        "name": "early_stopping",
+        "present": False,
+        "others": [{"name": "early", "names": ["early"], "callback": callback_desc()}],
+    }
+    trained = s.training.pop("callback")
+    s.training["callback_present"] = False
+    s.training["other_early_stopping"] = [{**trained, "names": ["early"]}]
+
+
+@case("model_from_a_set", {"test_model": {"es_model.set_order"}})
+def _(s, d):
+    # keras.Sequential({Dense(512, relu), Dense(512, relu), Dense(512, relu), Dense(1)}):
+    # Keras stacked the set in hash order
+    hidden = [dense(512, "relu", name=f"dense_{i}") for i in range(3)]
+    s.model = model_desc([hidden[2], dense(1, name="dense_3"), hidden[0], hidden[1]])
+    s.model["built_from_set"] = True
+
+
+@case("split_valid_is_train", {"test_split": {"es_split.valid_is_train"}})
+def _(s, d):
+    # X_train, X_valid, ... = train_test_split(X, y, test_size=0.3, ...), then
+    # validation_data=(X_train, y_train) written as X_valid = X_train
+    parts = split_with(d, test_size=0.3)
+    s.split = {
+        "X_train": parts["X_train"],
+        "X_valid": parts["X_train"].copy(),
+        "y_train": parts["y_train"],
+        "y_valid": parts["y_train"].copy(),
+    }
+
+
+@case(
+    "split_trained_on_everything",
+    {"test_split": {"es_split.rows_reused"}, "test_history": {"es_history.val_mae_no_held_out"}},
+)
+def _(s, d):
+    # the whole data set as X_train, its first 320 rows as X_valid: no row is held out
+    import pandas as pd
+
+    X, y = pd.DataFrame(d["raw_X"]), pd.Series(d["raw_y"])
+    X_train, y_train = _minmax(X)[0], _minmax(y)[0]
+    s.split = {
+        "X_train": X_train,
+        "X_valid": X_train.iloc[:320].copy(),
+        "y_train": y_train,
+        "y_valid": y_train.iloc[:320].copy(),
+    }
+    with_history(s, params={"steps": 7})  # 1599 rows in batches of 256
+    s.training["model_state"]["optimizer_iterations"] = 7 * 50
+
+
+@case(
+    "split_random_state_42_memorized",
+    {"test_split": {"es_split.random_state"}, "test_history": {"es_history.val_mae_high"}},
+)
+def _(s, d):
+    # random_state=42 and a model that memorised its training rows: most of the course's
+    # validation rows are among them, so the course rows would flatter it
+    s.split = split_with(d, random_state=42)
+    _retrain_weights(s, d, hidden=900, fit_on="random_state_42")
+
+
+@case(
+    "history_dataframe",
+    {"test_history": {"es_history.wrong_type"}, "test_best_epoch": {"es_best_epoch.no_history"}},
+)
+def _(s, d):
+    import pandas as pd
+
+    s.values["history"] = pd.DataFrame(s.training["history"]["history"])
+    s.training["history"] = {"type": "pandas.core.frame.DataFrame", "is_history": False}
+
+
+MODULE = {
+    "__repr__": (
+        "<module 'keras.callbacks' from "
+        "'/srv/course/.venv/lib/python3.11/site-packages/keras/callbacks/__init__.py'>"
+    ),
+    "__type__": "builtins.module",
+}
+_es_case(
+    "es_restore_module",
+    {"test_early_stopping": {"es_callback.restore_not_bool"}},
+    restore_best_weights=MODULE,
+)
+_es_case(
+    "es_restore_string",
+    {"test_early_stopping": {"es_callback.restore_not_bool"}},
+    restore_best_weights="False",
+)
+
+
 # tampered captures: the student's own code overwrote capture files with other shapes ------
 TAMPERED = {
     "tampered_history": lambda s, d: s.training.update(history="forged"),
@@ -1605,6 +1763,149 @@ def test_architecture_message_names_the_first_difference_by_position(graded):
 def test_split_message_names_the_random_state_found(graded):
     check = next(c for c in graded["split_random_state_42"]["test_split"].checks if not c.passed)
     assert "random_state=42" in check.message and "random_state=3" in check.message
+
+
+def _failed(graded, name, gid, message_id):
+    return next(c for c in graded[name][gid].checks if c.message_id == message_id)
+
+
+def test_a_cell_that_raised_in_compile_is_reported_as_its_error(graded):
+    for check in graded["model_cell_raised_in_compile"]["test_model"].checks:
+        if check.id in ("model_optimizer", "model_loss"):
+            assert check.message_id == "answer_cell_error"
+            assert "AttributeError" in check.message and "complie" in check.message
+            assert "ans_model" in check.message and "no está compilado" not in check.message
+    # the architecture was complete before the error: its point stays
+    assert graded["model_cell_raised_in_compile"]["test_model"].score == 2
+
+
+def test_every_wrong_fit_argument_is_named(graded):
+    check = _failed(
+        graded, "history_epochs_and_batch_size", "test_history", "es_history.fit_arguments"
+    )
+    for text in check.messages.values():
+        assert "`epochs` = 50" in text and "427" in text and "batch_size=256" in text
+        assert "(int)" not in text
+    assert check.messages["es"].startswith("2 argumentos de `fit`")
+    check = _failed(graded, "history_no_validation", "test_history", "es_history.fit_arguments")
+    assert "validation_data" in check.message and "`epochs` = 50" in check.message
+    # the fit check is worth 0.5 however many arguments are wrong (the other 0.5 lost here is
+    # the stopping check: with epochs=50 the history ran all of them)
+    assert graded["history_epochs"]["test_history"].score == POINTS["test_history"] - 0.5
+    both = graded["history_epochs_and_batch_size"]["test_history"].score
+    assert both == POINTS["test_history"] - 1.0
+
+
+def test_an_early_stopping_under_another_name_is_named(graded):
+    cells = graded["es_under_another_name"]
+    assert not cells["test_early_stopping"].not_attempted
+    for check in cells["test_early_stopping"].checks:
+        assert check.message_id == "es_callback.other_name" and "`early`" in check.message
+    check = _failed(
+        graded, "es_under_another_name", "test_history", "es_history.callback_other_name"
+    )
+    assert "`early`" in check.message
+    assert cells["test_history"].score == POINTS["test_history"] - 0.5  # trained with it
+
+
+def test_a_set_of_layers_is_reported_as_a_set(graded):
+    check = _failed(graded, "model_from_a_set", "test_model", "es_model.set_order")
+    assert "conjunto" in check.messages["es"] and "set has no order" in check.messages["en"]
+    assert "Dense(1), Dense(512, relu)" in check.message  # the order Keras gave them
+    assert graded["model_from_a_set"]["test_model"].score == 1  # compile still counts
+
+
+def test_a_validation_set_that_is_the_training_set_is_named(graded):
+    check = _failed(graded, "split_valid_is_train", "test_split", "es_split.valid_is_train")
+    assert "1119" in check.message and "1599" in check.message and "2238" not in check.message
+    check = _failed(graded, "split_trained_on_everything", "test_split", "es_split.rows_reused")
+    assert "1919" in check.message and "1599" in check.message and "320" in check.message
+
+
+def test_found_values_are_short_and_untagged(graded):
+    check = _failed(graded, "history_dataframe", "test_history", "es_history.wrong_type")
+    for text in check.messages.values():
+        assert "DataFrame 50 × 2" in text and "Opaque" not in text and "pandas." not in text
+    check = _failed(graded, "es_wrong_type", "test_early_stopping", "es_callback.wrong_type")
+    assert "'EarlyStopping(patience=20)'" in check.message and "(str)" not in check.message
+
+
+def test_a_restore_best_weights_that_is_not_a_boolean(graded):
+    check = _failed(
+        graded, "es_restore_module", "test_early_stopping", "es_callback.restore_not_bool"
+    )
+    assert "<module 'keras.callbacks'>" in check.message
+    for text in check.messages.values():
+        assert "/srv" not in text and "__repr__" not in text and "__init__.py" not in text
+    assert "sí restauró" in check.messages["es"] and "did restore" in check.messages["en"]
+    assert "última" not in check.messages["es"].split("Keras")[0]
+    check = _failed(
+        graded, "es_restore_string", "test_early_stopping", "es_callback.restore_not_bool"
+    )
+    assert "'False'" in check.message and "sí restauró" in check.message
+    # Keras restored the best weights: the history checks agree
+    for name in ("es_restore_module", "es_restore_string"):
+        assert graded[name]["test_history"].score == POINTS["test_history"], name
+
+
+def test_validation_mae_is_measured_on_rows_the_model_did_not_train_on(graded, data):
+    check = _failed(
+        graded, "split_random_state_42_memorized", "test_history", "es_history.val_mae_high"
+    )
+    assert check.params["where"] == "own" and 200 < check.params["n"] < 320
+    assert "no entrenó" in check.messages["es"] and "did not train on" in check.messages["en"]
+    # on the course's validation rows (most of them training rows of this student) the same
+    # model would have passed: what the check used to measure
+    student = base_student(data)
+    student.split = split_with(data, random_state=42)
+    _retrain_weights(student, data, hidden=900, fit_on="random_state_42")
+    on_course = _value(student, data)
+    assert THRESHOLDS["es_val_mae_min"] < on_course < THRESHOLDS["es_val_mae_max"]
+    # the lesson's own split still uses the course's rows, unchanged
+    ok = next(c for c in graded["right"]["test_history"].checks if c.id == "history_val_mae")
+    assert ok.params["where"] == "course" and ok.params["n"] == len(data["X_valid"])
+    check = _failed(
+        graded, "split_trained_on_everything", "test_history", "es_history.val_mae_no_held_out"
+    )
+    assert check.params["n"] == 0
+
+
+def test_short_summary_of_captured_values():
+    import pandas as pd
+
+    from dlcourse.artifacts import Opaque, short_summary, to_python
+
+    frame = pd.DataFrame(np.zeros((1279, 11)))
+    split = capture.describe(
+        {"X_train": frame, "X_valid": frame.iloc[:320], "y_train": frame[0], "y_valid": np.zeros(3)}
+    )
+    text = short_summary(to_python(split))
+    assert text.startswith("{'X_train': DataFrame 1279 × 11, 'X_valid': DataFrame 320 × 11")
+    assert "Opaque" not in text and "pandas" not in text
+    assert short_summary(to_python(capture.describe(np.zeros((4, 2))))) == "ndarray 4 × 2"
+    assert short_summary(MODULE) == "<module 'keras.callbacks'>"
+    assert short_summary(Opaque("keras.src.models.sequential.Sequential", "<Sequential>")) == (
+        "Sequential"
+    )
+    assert short_summary("/home/ana/notebooks/data.csv") == "'…'"  # no paths of a machine
+    assert short_summary(50) == "50" and short_summary("40") == "'40'"
+    assert short_summary(frozenset({"c", "a"})) == "{'a', 'c'}"
+    assert short_summary(Opaque("builtins.list", "<5000 items>")) == "list 5000"
+    assert len(short_summary(list(range(1000)))) < 40
+    # an old capture (no shape recorded) still reads as its class
+    assert short_summary(to_python({"kind": "other", "type": "pandas.DataFrame", "repr": "x"})) == (
+        "DataFrame"
+    )
+
+
+def test_sequential_from_set_reads_the_cell_source():
+    from dlcourse.keras_capture import sequential_from_set
+
+    assert sequential_from_set("model = keras.Sequential({layers.Dense(1)})", "model") is True
+    assert sequential_from_set("ls = {a, b}\nmodel = Sequential(layers=ls)", "model") is True
+    assert sequential_from_set("model = keras.Sequential([layers.Dense(1)])", "model") is False
+    assert sequential_from_set("model.compile(optimizer='adam')", "model") is None
+    assert sequential_from_set("model = (", "model") is None
 
 
 def test_history_messages_carry_the_recomputed_values(graded):

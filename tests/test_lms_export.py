@@ -18,11 +18,13 @@ import pytest
 from autograder.config import Course
 from autograder.core import Assignment
 from autograder.export import EXPORTERS
-from autograder.lms import LmsError, class_grades, collect_archive, feedback_text
+from autograder.grades import class_grades
 from autograder.lms.canvas import export_canvas
+from autograder.lms.collect import collect_archive
+from autograder.lms.common import LmsError, feedback_text
 from autograder.lms.moodle import export_moodle, parse_records
 from autograder.record import open_gradebook, record_result, sync_assignment
-from autograder.results import AssignmentResult, CellResult, CheckResult, StudentResult
+from autograder.results import AssignmentResult, CellResult, CheckResult, Note, StudentResult
 from tests.conftest import make_course
 
 AID = "lesson4_learning_rate"
@@ -37,7 +39,7 @@ def student_result(
     student: str,
     scores: dict[str, float] | None = None,
     status: str = "graded",
-    error: str | None = None,
+    error: str | Note | None = None,
 ) -> StudentResult:
     """A result as the core would return it: full marks unless ``scores`` says otherwise."""
     assignment = Assignment.from_course(course, AID)
@@ -62,15 +64,17 @@ def student_result(
                 )
             ],
         )
+    note = error if isinstance(error, Note) else None
     return StudentResult(
         student,
         AID,
         status,
-        error,
+        note.text("en") if note else error,
         sum(c.score for c in cells.values()),
         assignment.max_score,
         cells,
         notebook=assignment.notebook,
+        error_note=note.to_dict() if note else None,
     )
 
 
@@ -116,7 +120,7 @@ def class_of(course: Course) -> list[StudentResult]:
             "carla",
             dict.fromkeys(Assignment.from_course(course, AID).cell_points, 0.0),
             "error",
-            "the file is not a valid Jupyter notebook: it is not JSON",
+            Note("submission.not_json"),
         ),
         student_result(course, "iris"),
         student_result(course, "anon_Xy12z", {"test_step_size": 0}),
@@ -161,7 +165,13 @@ def test_class_grades_use_the_gradebook_and_the_messages(course):
     assert text.startswith("Total: 6/8")
     assert "test_step_size: 1/1 (calificación revisada por el profesor)" in text
     assert "✗ test_steps_lr_003: 0/1 — Revisa `steps_lr_003`" in text
-    assert "No se pudo calificar: the file is not a valid" in feedback_text(rows["carla"])
+    # the reason travels as data: a Spanish comment says it in Spanish (and English in English)
+    assert "No se pudo calificar: El archivo no es un cuaderno de Jupyter válido" in (
+        feedback_text(rows["carla"], "es")
+    )
+    assert "Could not be graded: The file is not a valid Jupyter notebook" in (
+        feedback_text(rows["carla"], "en")
+    )
 
 
 # --- Canvas -----------------------------------------------------------------------------------
@@ -442,7 +452,7 @@ def test_moodle_worksheet_round_trip(course, tmp_path, newline, bom):
     assert feedback["Participant 101"].startswith("<p><strong>Total: 8/8</strong></p><ul>")
     assert "<code>steps_lr_003</code>" in feedback["Participant 102"]
     assert "calificación revisada por el profesor" in feedback["Participant 102"]
-    assert "not a valid Jupyter notebook" in feedback["Participant 103"]
+    assert "no es un cuaderno de Jupyter válido" in feedback["Participant 103"]
     assert feedback["Participant 104"] == "<p>Talk to me,\nplease</p>"
     report = json.loads(out.with_name(out.name + ".report.json").read_text())
     skipped = {s["student"]: s["reason"] for s in report["skipped"]}

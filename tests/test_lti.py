@@ -17,7 +17,9 @@ import jwt
 import pytest
 
 from autograder.export import EXPORTERS
-from autograder.lms import LmsError, lti
+from autograder.lms import lti
+from autograder.lms.common import LmsError
+from autograder.results import Note
 from tests.conftest import make_course
 from tests.test_lms_export import AID, graded_state, student_result
 
@@ -207,7 +209,7 @@ def course(tmp_path, platform, tool_key):
         [
             student_result(course, "ana"),
             student_result(course, "ben", {"test_steps_lr_003": 0, "test_curve_labels": 1}),
-            student_result(course, "carla", None, "error", "the file is empty"),
+            student_result(course, "carla", None, "error", Note("submission.empty")),
         ],
         course,
     )
@@ -243,7 +245,7 @@ def test_scores_reach_the_line_item(course, platform, tmp_path):
     assert (ben["scoreGiven"], ben["scoreMaximum"]) == (6.0, 8.0)
     assert ben["activityProgress"] == "Completed" and ben["gradingProgress"] == "FullyGraded"
     assert ben["comment"].startswith("Total: 6/8\n✗ test_steps_lr_003: 0/1")
-    assert "the file is empty" in sent["5f0e3c2a-cccc"][1]["comment"]
+    assert "el archivo está vacío" in sent["5f0e3c2a-cccc"][1]["comment"].lower()
     outcome = next(o for o in report["outcomes"] if o["student"] == "ben")
     assert (
         outcome["body"] == ben and outcome["accepted"] and outcome["attempts"][0]["status"] == 200

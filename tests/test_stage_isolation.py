@@ -14,7 +14,8 @@ import pytest
 from autograder.batch import format_table, load_results, regrade_class
 from autograder.export import EXPORTERS
 from autograder.feedback import write_feedback
-from autograder.lms import class_grades, feedback_text
+from autograder.grades import class_grades
+from autograder.lms.common import feedback_text
 from autograder.report import write_report
 from autograder.results import AssignmentResult, ResultsFile
 from tests.test_lms_export import AID, graded_state, student_result

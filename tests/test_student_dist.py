@@ -221,7 +221,8 @@ def course_thresholds() -> dict:
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        return dict(load_course(ROOT / "course_config.py", state_dir=Path(tmp)).thresholds)
+        course = load_course(ROOT / "course_config.py", state_dir=Path(tmp))
+        return {name: v for table in course.thresholds.values() for name, v in table.items()}
 
 
 def hidden_thresholds() -> list[tuple[str, float, str]]:

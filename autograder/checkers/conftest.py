@@ -9,7 +9,8 @@ from autograder.checkers.support import Answers, Verdict
 
 @pytest.fixture
 def context():
-    """The ``CheckContext`` of the submission being checked (artifacts, thresholds, language).
+    """The ``CheckContext`` of the submission being checked (artifacts, thresholds, language,
+    data home).
 
     ``autograder.check`` parametrizes this fixture with one context per submission; it is
     only reachable through that runner."""
@@ -28,7 +29,14 @@ def answers(context):
 
 @pytest.fixture
 def thresholds(context):
+    """The assignment's thresholds, every declared one resolved (``autograder.config``)."""
     return context.thresholds
+
+
+@pytest.fixture
+def data_home(context):
+    """The folder holding the course data: the context's, never the cwd's or environment's."""
+    return context.data_home
 
 
 @pytest.fixture

@@ -4,9 +4,10 @@ They judge the plain data captured by ``dlcourse.keras_capture`` and never retra
 model: the split is matched row by row against the course's data, the callback and the model
 are read from their settings and configs, and the validation loss is re-computed with a numpy
 forward pass from the captured weights, both on the student's own validation data (to check
-that the history belongs to the model) and on the course's validation split (for the
-threshold). The expected values come from the lesson text (COURSE.md), never from the
-student's kernel.
+that the history belongs to the model) and on rows the model did not train on (for the
+threshold: the course's validation split, or, for a student who split otherwise, their own
+validation rows that are not training rows; see ``held_out_rows``). The expected values come
+from the lesson text (COURSE.md), never from the student's kernel.
 
 Points (15): split 2, early_stopping 2, model 3, history 4, best_epoch 1, fit_diagnosis 3.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import pytest
 
 from autograder.checkers.answer_key import (
@@ -24,14 +26,16 @@ from autograder.checkers.answer_key import (
     REMEDY_LETTERS,
     SET_ITEMS,
 )
-from autograder.checkers.support import Fail, NotAttempted, describe_found, wine_arrays
+from autograder.checkers.support import Fail, NotAttempted, describe_found
+from autograder.config import threshold_defaults
 from dlcourse import keras_model as km
 from dlcourse.rules import lesson4_early_stopping as rules
 
 DIAGNOSIS_ITEMS = [*LABEL_ITEMS, *SET_ITEMS]
 
 
-DEFAULTS = {**rules.DEFAULTS, "es_val_mae_max": 0.0875, "es_val_mae_min": 0.06}
+# Every threshold and its default, declared once (autograder.config.EarlyStoppingThresholds).
+DEFAULTS = threshold_defaults("lesson4_early_stopping")
 
 
 @pytest.fixture
@@ -39,7 +43,7 @@ def sub(context) -> rules.Submission:
     """The submission being checked, analysed once (memoized in the context's cache)."""
     if "lesson4_early_stopping" not in context.cache:
         context.cache["lesson4_early_stopping"] = rules.Submission(
-            context.artifacts, context.thresholds, data=wine_arrays, defaults=DEFAULTS
+            context.artifacts, context.thresholds, data=context.wine_arrays, defaults=DEFAULTS
         )
     return context.cache["lesson4_early_stopping"]
 
@@ -205,8 +209,48 @@ def test_history_restored(sub, verdict):
     raise Fail("es_history.not_best", **params)
 
 
+MIN_HELD_OUT = 50  # fewer rows than this measure an MAE too noisily to grade
+
+
+def held_out_rows(sub: rules.Submission, data: dict) -> tuple[np.ndarray, np.ndarray, str]:
+    """The rows the validation MAE is measured on: rows the student's model did not train on.
+
+    * The student's split has the course's rows (the lesson's ``train_test_split``): the
+      course's validation split, scaled as the course scales it; the thresholds are
+      calibrated on exactly these rows (``where="course"``).
+    * Another split (another ``random_state`` or ``test_size``, the validation set taken from
+      the training data...): the course's validation rows would include rows the model trained
+      on, and score it on them. The MAE is measured instead on the student's own validation
+      rows that are not training rows, as the student's arrays hold them (so scaled as the
+      model was trained; ``where="own"``); a row identical to a training row (the data has
+      duplicates) counts as trained on. When fewer than ``MIN_HELD_OUT`` such rows are left
+      (``X_valid`` is ``X_train``, or shares most of it), the course's validation rows that
+      are not training rows, scaled as the course scales them (``where="held_out"``); with
+      fewer than ``MIN_HELD_OUT`` of those too, nothing is left to measure:
+      ``es_history.val_mae_no_held_out``.
+    * No usable split (its own check says why): the course's validation split, as before.
+    """
+    try:
+        split = sub.memo.get("split", lambda: rules._split(sub))
+    except (Fail, NotAttempted):
+        split = None
+    if split is None or rules._same_rows(split, data["train_index"], data["valid_index"]):
+        return data["X_valid"], data["y_valid"], "course"
+    trained_on = np.zeros(len(split.canon), dtype=bool)
+    trained_on[split.canon[split.train_rows]] = True
+    own = ~trained_on[split.canon[split.valid_rows]]
+    if own.sum() >= MIN_HELD_OUT:
+        return split.arrays["X_valid"][own], split.arrays["y_valid"][own], "own"
+    course = ~trained_on[split.canon[data["valid_index"]]]
+    if course.sum() >= MIN_HELD_OUT:
+        return data["X_valid"][course], data["y_valid"][course], "held_out"
+    raise Fail("es_history.val_mae_no_held_out", n=int(course.sum()), minimum=MIN_HELD_OUT)
+
+
 @pytest.mark.grade_cell("test_history", points=1)
 def test_history_val_mae(sub, verdict):
+    """The final model's MAE on rows it did not train on (``held_out_rows``), between the
+    calibrated bounds."""
     training = rules.trained(sub)
     data = sub.data()
     if training.view.input_dim not in (None, rules.N_FEATURES):
@@ -214,13 +258,15 @@ def test_history_val_mae(sub, verdict):
             "es_history.forward_unsupported",
             what=f"keras.Input(shape=({training.view.input_dim},))",
         )
-    value = km.mae(data["y_valid"], training.predict(data["X_valid"]))
+    x, y, where = held_out_rows(sub, data)
+    value = km.mae(y, training.predict(x))
+    rows = {"where": where, "n": len(y)}
     high, low = float(sub.t["es_val_mae_max"]), float(sub.t["es_val_mae_min"])
     if not math.isfinite(value) or value > high:
-        raise Fail("es_history.val_mae_high", value=round(value, 4), threshold=high)
+        raise Fail("es_history.val_mae_high", value=round(value, 4), threshold=high, **rows)
     if value < low:
-        raise Fail("es_history.val_mae_implausible", value=round(value, 4), low=low)
-    verdict.ok("es_history.val_mae_ok", value=round(value, 4), threshold=high)
+        raise Fail("es_history.val_mae_implausible", value=round(value, 4), low=low, **rows)
+    verdict.ok("es_history.val_mae_ok", value=round(value, 4), threshold=high, **rows)
 
 
 @pytest.mark.grade_cell("test_best_epoch", points=1)

@@ -12,12 +12,15 @@ import pytest
 
 from autograder.checkers.answer_key import CURVE_TRUTH, LR_1_OUTCOME
 from autograder.checkers.support import Fail, as_letter, describe_found
+from autograder.config import threshold_defaults
 from dlcourse.data import N_ROWS, n_train
 from dlcourse.playground import CURVE, CURVE_LABELS, PANELS
 
 BATCH_SIZE = 256
 STEP_EXAMPLE = {"gradient": 2.5, "learning_rate": 0.01}
 LETTERS = "abcd"
+# Every threshold and its default, declared once (autograder.config.LearningRateThresholds).
+DEFAULTS = threshold_defaults("lesson4_learning_rate")
 
 
 def _check_steps(answers, verdict, name: str, lr: float, exercise: int, other_lr: float) -> None:
@@ -70,7 +73,7 @@ def test_goldilocks_lr(answers, verdict):
 def test_step_size(answers, verdict, thresholds):
     found = answers.number("step_size")
     expected = STEP_EXAMPLE["gradient"] * STEP_EXAMPLE["learning_rate"]
-    rtol = float(thresholds.get("answer_rtol", 1e-6))
+    rtol = float(thresholds.get("answer_rtol", DEFAULTS["answer_rtol"]))
     if math.isclose(found, expected, rel_tol=rtol):
         verdict.ok("step_size.correct")
         return

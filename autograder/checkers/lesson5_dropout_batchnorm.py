@@ -27,12 +27,14 @@ import math
 import pytest
 
 from autograder.checkers.answer_key import EFFECT_ANSWER, EFFECT_LETTERS
-from autograder.checkers.support import Fail, as_letter, describe_found, wine_arrays
+from autograder.checkers.support import Fail, as_letter, describe_found
+from autograder.config import threshold_defaults
 from dlcourse import keras_model as km
 from dlcourse.rules import lesson5_dropout_batchnorm as l5
 
-DEFAULTS = {**l5.DEFAULTS, "db_val_mae_max": 0.145, "db_val_mae_min": 0.05}
 ASSIGNMENT = "lesson5_dropout_batchnorm"
+# Every threshold and its default, declared once (autograder.config.DropoutBatchnormThresholds).
+DEFAULTS = threshold_defaults(ASSIGNMENT)
 
 
 EFFECT_WRONG = {
@@ -47,7 +49,7 @@ def sub(context) -> l5.Submission:
     """The submission being checked, read once (memoized in the context's cache)."""
     if ASSIGNMENT not in context.cache:
         context.cache[ASSIGNMENT] = l5.Submission(
-            context.artifacts, context.thresholds, data=wine_arrays, defaults=DEFAULTS
+            context.artifacts, context.thresholds, data=context.wine_arrays, defaults=DEFAULTS
         )
     return context.cache[ASSIGNMENT]
 

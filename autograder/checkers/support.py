@@ -52,20 +52,10 @@ class Verdict:
 # --- the course data --------------------------------------------------------------------------
 
 
-def _data_home() -> str | None:
-    """The course's data home: ``$COURSE_DATA_HOME``, else ``course_config.py``'s setting."""
-    if os.environ.get("COURSE_DATA_HOME"):
-        return None  # the loader reads the variable itself
-    try:
-        from autograder.config import load_course
-
-        return load_course().data_home or None
-    except Exception:  # noqa: BLE001 - no course config in reach: the loader's default
-        return None
-
-
-def wine_arrays() -> dict[str, np.ndarray]:
-    """The red wine data and the course's lesson-4 split (``dlcourse.data.course_arrays``)."""
+def wine_arrays(data_home: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
+    """The red wine data and the course's lesson-4 split (``dlcourse.data.course_arrays``) from
+    ``data_home``. Checkers pass their context's (``context.wine_arrays()``); None is the data
+    loader's own default, for tools and tests outside a grading run."""
     from dlcourse.data import course_arrays
 
-    return course_arrays(_data_home())
+    return course_arrays(str(data_home) if data_home else None)

@@ -41,20 +41,16 @@ from typing import Any
 
 from autograder.collect import STUDENT_ID
 from autograder.config import Course
-from autograder.export import exporter
-from autograder.lms import (
+from autograder.grades import class_grades
+from autograder.lms.collect import (
     Candidate,
-    LmsError,
-    class_grades,
-    lms_section,
     load_placements,
     member_name,
     notebook_stem,
     open_archive,
-    per_assignment,
     skippable_member,
-    write_json_atomic,
 )
+from autograder.lms.common import LmsError, lms_config, write_json_atomic
 from autograder.lms.roster import (
     Person,
     Roster,
@@ -384,11 +380,9 @@ class CanvasAssignment:
 
 def canvas_assignment(course: Course, assignment_id: str) -> CanvasAssignment:
     """``c.Course.lms["canvas"]["assignments"][assignment_id]``: ``{"id": 123, "name": ...,
-    "points": ...}`` or just the id."""
-    raw = per_assignment(lms_section(course, "canvas").get("assignments", {}), assignment_id)
-    if isinstance(raw, int | str) and str(raw).strip().isdigit():
-        raw = {"id": raw}
-    if not isinstance(raw, dict) or not str(raw.get("id", "")).strip().isdigit():
+    "points": ...}`` or just the id (``autograder.config.CanvasAssignmentSettings``)."""
+    found = lms_config(course).canvas.assignments.get(assignment_id)
+    if found is None:
         raise LmsError(
             f"No Canvas assignment id for {assignment_id}. Set it in course_config.py:\n"
             f"  c.Course.lms = {{'canvas': {{'assignments': {{'{assignment_id}': "
@@ -396,12 +390,7 @@ def canvas_assignment(course: Course, assignment_id: str) -> CanvasAssignment:
             "The id is the number in the assignment's address (/courses/N/assignments/<id>). "
             "Without it Canvas would create a new assignment instead of filling this one."
         )
-    points = raw.get("points")
-    return CanvasAssignment(
-        str(raw["id"]).strip(),
-        str(raw.get("name") or assignment_id),
-        float(points) if points not in (None, "") else None,
-    )
+    return CanvasAssignment(str(found.id), found.name or assignment_id, found.points)
 
 
 def canvas_column(assignment: CanvasAssignment) -> str:
@@ -423,7 +412,6 @@ def _person(roster: Roster, placements: dict[str, dict[str, Any]], student: str)
     return person
 
 
-@exporter("canvas")
 def export_canvas(
     course: Course,
     assignment_id: str | None = None,
@@ -439,7 +427,7 @@ def export_canvas(
     if assignment_id:
         aids = [assignment_id]
     else:
-        configured = lms_section(course, "canvas").get("assignments", {})
+        configured = lms_config(course).canvas.assignments
         aids = [a for a in sorted(course.assignments) if a in configured]
         if not aids:
             raise LmsError(

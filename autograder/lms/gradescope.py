@@ -41,17 +41,19 @@ import uuid
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from autograder.collect import STUDENT_ID
-from autograder.config import Course
-from autograder.lms import LmsError, fmt_points, lms_section, notebook_stem, per_assignment
+from autograder.config import Course, GradescopeSection, Visibility
+from autograder.lms.collect import notebook_stem
+from autograder.lms.common import LmsError, fmt_points, lms_config, per_assignment
 from autograder.sandbox import STUDENT_PACKAGE, student_package_dir
 
-VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
-DEFAULT_TIME_LIMIT = 600  # Gradescope's default autograder timeout (seconds)
-DEFAULT_MARGIN = 60  # kept free for kernel start, checks and writing results
-RUN_AS = "student"
+# The settings and their defaults are declared once: autograder.config.GradescopeSection.
+VISIBILITIES = get_args(Visibility)
+DEFAULT_TIME_LIMIT = GradescopeSection.time_limit  # Gradescope's default autograder timeout (s)
+DEFAULT_MARGIN = GradescopeSection.margin  # kept free for kernel start, checks and results
+RUN_AS = GradescopeSection.run_as
 SETTINGS_FILE = "gradescope.json"
 
 
@@ -72,24 +74,23 @@ class GradescopeSettings:
 
     @classmethod
     def from_course(cls, course: Course, assignment_id: str) -> GradescopeSettings:
-        raw = lms_section(course, "gradescope")
+        section = lms_config(course).gradescope
         spec = course.assignment(assignment_id)
-        visibility = per_assignment(raw.get("visibility"), assignment_id, "visible")
-        stdout_visibility = per_assignment(raw.get("stdout_visibility"), assignment_id, "hidden")
-        tests = per_assignment(raw.get("test_visibility"), assignment_id, None) or {}
-        for value in (visibility, stdout_visibility, *tests.values()):
-            if value not in VISIBILITIES:
-                raise LmsError(
-                    f"Gradescope visibility {value!r} is not one of {', '.join(VISIBILITIES)}."
-                )
-        time_limit = float(per_assignment(raw.get("time_limit"), assignment_id, DEFAULT_TIME_LIMIT))
-        margin = float(per_assignment(raw.get("margin"), assignment_id, DEFAULT_MARGIN))
+
+        def setting(name: str, default: Any) -> Any:
+            return per_assignment(getattr(section, name), assignment_id, default)
+
+        visibility = setting("visibility", GradescopeSection.visibility)
+        stdout_visibility = setting("stdout_visibility", GradescopeSection.stdout_visibility)
+        tests = setting("test_visibility", None) or {}
+        time_limit = float(setting("time_limit", DEFAULT_TIME_LIMIT))
+        margin = float(setting("margin", DEFAULT_MARGIN))
         if time_limit - margin < 60:
             raise LmsError(
                 f"Gradescope time_limit {time_limit:g} s minus margin {margin:g} s "
                 "leaves less than a minute to run the notebook."
             )
-        run_as = per_assignment(raw.get("run_as"), assignment_id, RUN_AS)
+        run_as = setting("run_as", RUN_AS)
         return cls(
             assignment_id,
             spec.notebook,
@@ -289,7 +290,7 @@ def build_bundle(course: Course, assignment_id: str, out: str | Path | None = No
             }
         },
         notebook_timeout=course.notebook_timeout,
-        thresholds=dict(course.thresholds),
+        thresholds={assignment_id: dict(course.thresholds.get(assignment_id, {}))},
     )
     tmp = out.with_name(out.name + ".tmp")
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -480,7 +481,7 @@ def gradescope_results(
     result, settings: GradescopeSettings, execution_time: float, notes: list[str] | None = None
 ) -> dict[str, Any]:
     """``results.json`` for one ``StudentResult`` (Gradescope's autograder specification)."""
-    from autograder.lms import words
+    from autograder.lms.common import words
 
     w = words(settings.language)
     tests = []
@@ -500,9 +501,10 @@ def gradescope_results(
             }
         )
     summary = [f"**{w['total']}: {fmt_points(result.score)}/{fmt_points(result.max_score)}**"]
-    if result.status == "error" and result.error:
-        summary.append(f"{w['error']}: {_md_escape(result.error)}")
-    for note in [*(notes or []), *result.problems]:
+    error = result.error_in(settings.language)
+    if result.status == "error" and error:
+        summary.append(f"{w['error']}: {_md_escape(error)}")
+    for note in [*(notes or []), *result.notes_in(settings.language)]:
         summary.append(f"- {_md_escape(note)}")
     return {
         "score": float(result.score),

@@ -15,9 +15,10 @@ Transient failures (connection errors, timeouts, 429 and 5xx) are retried with b
 every failure goes to a JSON report; if any score was not accepted the export raises
 ``LtiPassbackError`` naming that report, so nothing fails quietly.
 
-Settings (``c.Course.lms["lti"]``): ``issuer``, ``client_id``, ``token_url``, ``audience``
-(default: the token URL), ``key_id``, ``key_file``, ``line_items`` ({assignment: line item
-URL}), ``user_ids`` (CSV ``student_id,lti_user_id``). The private key is never in the config:
+Settings (``c.Course.lms["lti"]``, typed by ``autograder.config.LtiSettings``; docs/settings.md):
+``issuer``, ``client_id``, ``token_url``, ``audience`` (default: the token URL), ``key_id``,
+``key_file``, ``line_items`` ({assignment: line item URL}), ``user_ids`` (CSV
+``student_id,lti_user_id``). The private key is never in the config:
 ``$AUTOGRADER_LTI_PRIVATE_KEY`` (PEM text), ``$AUTOGRADER_LTI_KEY_FILE`` or ``key_file``.
 """
 
@@ -30,20 +31,19 @@ import stat
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from autograder.config import Course
-from autograder.export import exporter
-from autograder.lms import (
+from autograder.config import LTI_SCORE_SCOPE, Course, LtiSettings
+from autograder.grades import class_grades
+from autograder.lms.common import (
     LmsError,
-    class_grades,
     feedback_text,
-    lms_section,
+    lms_config,
     resolve_path,
     write_json_atomic,
 )
@@ -51,7 +51,7 @@ from autograder.lms.roster import course_roster
 
 log = logging.getLogger(__name__)
 
-SCORE_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
+SCORE_SCOPE = LTI_SCORE_SCOPE
 SCORE_MEDIA_TYPE = "application/vnd.ims.lis.v1.score+json"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ENV_KEY = "AUTOGRADER_LTI_PRIVATE_KEY"
@@ -70,49 +70,23 @@ class TokenError(LmsError):
 # --- settings and keys ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class LtiSettings:
-    client_id: str
-    token_url: str
-    issuer: str = ""
-    audience: str = ""
-    key_id: str = ""
-    key_file: str = ""
-    line_items: dict[str, str] = field(default_factory=dict)
-    scope: str = SCORE_SCOPE
-    timeout: float = 30.0
-    max_attempts: int = 4
-    backoff: float = 1.0  # seconds, doubled at each retry
-    assertion_lifetime: int = 300
-    comment: bool = True
-    activity_progress: str = "Completed"
-    grading_progress: str = "FullyGraded"
-
-    @classmethod
-    def from_course(cls, course: Course) -> LtiSettings:
-        raw = dict(lms_section(course, "lti"))
-        missing = [k for k in ("client_id", "token_url") if not raw.get(k)]
-        if missing:
-            raise LmsError(
-                f"LTI settings missing in course_config.py: {', '.join(missing)}. Example:\n"
-                "  c.Course.lms = {'lti': {'issuer': 'https://canvas.instructure.com', "
-                "'client_id': '10000000000042', 'token_url': "
-                "'https://school.instructure.com/login/oauth2/token', 'key_id': 'course-2026', "
-                "'key_file': '~/.config/autograder/lti_key.pem', 'line_items': "
-                "{'lesson4_learning_rate': 'https://.../line_items/7'}, "
-                "'user_ids': 'lti_users.csv'}}"
-            )
-        if "private_key" in raw:
-            raise LmsError(
-                "Do not put the LTI private key in course_config.py: give its path "
-                f"as key_file, or set ${ENV_KEY_FILE} / ${ENV_KEY}."
-            )
-        key_file = resolve_path(course, raw.get("key_file"))
-        known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
-        known["key_file"] = str(key_file) if key_file else ""
-        known["client_id"] = str(known["client_id"])
-        known["line_items"] = dict(raw.get("line_items") or {})
-        return cls(**known)
+def lti_settings(course: Course) -> LtiSettings:
+    """``c.Course.lms["lti"]`` (``autograder.config.LtiSettings``, validated when the course is
+    loaded), checked for what posting needs, ``key_file`` resolved against the course."""
+    settings = lms_config(course).lti
+    missing = [k for k in ("client_id", "token_url") if not getattr(settings, k)]
+    if missing:
+        raise LmsError(
+            f"LTI settings missing in course_config.py: {', '.join(missing)}. Example:\n"
+            "  c.Course.lms = {'lti': {'issuer': 'https://canvas.instructure.com', "
+            "'client_id': '10000000000042', 'token_url': "
+            "'https://school.instructure.com/login/oauth2/token', 'key_id': 'course-2026', "
+            "'key_file': '~/.config/autograder/lti_key.pem', 'line_items': "
+            "{'lesson4_learning_rate': 'https://.../line_items/7'}, "
+            "'user_ids': 'lti_users.csv'}}"
+        )
+    key_file = resolve_path(course, settings.key_file)
+    return replace(settings, key_file=str(key_file) if key_file else "")
 
 
 def load_private_key(settings: LtiSettings) -> tuple[bytes, list[str]]:
@@ -438,7 +412,7 @@ def passback(
     clock: Callable[[], float] = time.time,
 ) -> PassbackReport:
     """Send every graded student's score for ``assignment_id`` to its line item."""
-    settings = settings or LtiSettings.from_course(course)
+    settings = settings or lti_settings(course)
     course.assignment(assignment_id)
     line_item = settings.line_items.get(assignment_id)
     report = PassbackReport(
@@ -505,7 +479,6 @@ def report_path(course: Course, assignment_id: str, out: str | Path | None = Non
     return course.exports_dir / f"lti_{assignment_id}_{stamp}.json"
 
 
-@exporter("lti")
 def export_lti(
     course: Course,
     assignment_id: str | None = None,
@@ -517,7 +490,7 @@ def export_lti(
     """``autograder export --format lti``: post the scores, write the report (``out``, default
     ``exports/lti_<assignment>_<time>.json``); raise ``LtiPassbackError`` if any score was not
     accepted. With several assignments, one report holds them all."""
-    settings = LtiSettings.from_course(course)
+    settings = lti_settings(course)
     aids = (
         [assignment_id]
         if assignment_id

@@ -32,21 +32,21 @@ from pathlib import Path
 
 from autograder.collect import STUDENT_ID
 from autograder.config import Course
-from autograder.export import exporter
-from autograder.lms import (
+from autograder.grades import GradeRow, class_grades
+from autograder.lms.collect import (
     Candidate,
-    GradeRow,
     Layout,
-    LmsError,
-    class_grades,
-    fmt_points,
-    lms_section,
     load_placements,
     member_name,
     open_archive,
+    skippable_member,
+)
+from autograder.lms.common import (
+    LmsError,
+    fmt_points,
+    lms_config,
     per_assignment,
     resolve_path,
-    skippable_member,
     words,
     write_json_atomic,
 )
@@ -443,8 +443,9 @@ def feedback_html(row: GradeRow, language: str) -> str:
     parts = [
         f"<p><strong>{w['total']}: {fmt_points(row.score)}/{fmt_points(row.max_score)}</strong></p>"
     ]
-    if row.status == "error" and row.error:
-        parts.append(f"<p>{html.escape(w['error'])}: {rich(row.error)}</p>")
+    error = row.error_in(language)
+    if row.status == "error" and error:
+        parts.append(f"<p>{html.escape(w['error'])}: {rich(error)}</p>")
     items = []
     for gid, cell in row.cells.items():
         mark = "✓" if cell.score >= cell.max_score - 1e-9 else "✗"
@@ -458,8 +459,9 @@ def feedback_html(row: GradeRow, language: str) -> str:
         items.append(f"<li>{line}{' — ' + ' '.join(texts) if texts else ''}</li>")
     if items:
         parts.append("<ul>" + "".join(items) + "</ul>")
-    if row.problems:
-        parts.append(f"<p>{html.escape(w['notes'])}: {rich('; '.join(row.problems))}</p>")
+    if row.problems or row.notes:
+        notes = "; ".join(row.notes_in(language))
+        parts.append(f"<p>{html.escape(w['notes'])}: {rich(notes)}</p>")
     return "".join(parts)
 
 
@@ -620,7 +622,6 @@ def _row_matcher(course: Course, assignment_id: str, roster: Roster):
     return students_by_row
 
 
-@exporter("moodle")
 def export_moodle(
     course: Course,
     assignment_id: str | None = None,
@@ -635,7 +636,7 @@ def export_moodle(
     Writes ``out`` (default ``exports/moodle_<assignment>.csv``; never the downloaded file
     unless ``out`` names it) and ``<out>.report.json``: who was filled, who was not and why.
     """
-    settings = lms_section(course, "moodle")
+    settings = lms_config(course).moodle
     if not assignment_id:
         if len(course.assignments) != 1:
             raise LmsError("The Moodle worksheet belongs to one assignment: pass --assignment.")
@@ -644,7 +645,7 @@ def export_moodle(
     path = (
         Path(worksheet)
         if worksheet
-        else resolve_path(course, per_assignment(settings.get("worksheets"), assignment_id))
+        else resolve_path(course, per_assignment(settings.worksheets, assignment_id))
     )
     if path is None:
         raise LmsError(
@@ -660,8 +661,8 @@ def export_moodle(
         grades,
         _row_matcher(course, assignment_id, people),
         course.language,
-        feedback and settings.get("feedback", True),
-        settings.get("columns"),
+        feedback and settings.feedback,
+        settings.columns or None,
     )
     out = Path(out) if out else course.exports_dir / f"moodle_{assignment_id}.csv"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -44,9 +44,10 @@ import zipfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from autograder import lms
 from autograder.collect import STUDENT_ID
-from autograder.lms import Layout, LmsError, member_name
+from autograder.lms import collect as lms_collect
+from autograder.lms.collect import Layout, member_name
+from autograder.lms.common import LmsError
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "student_id": (
@@ -432,7 +433,7 @@ def load_roster(path: str | os.PathLike) -> Roster:
 def course_roster(course, extra: str | os.PathLike | None = None, lti: bool = False) -> Roster:
     """The roster(s) named in ``c.Course.lms`` (``roster``: a path or a list of paths; with
     ``lti``, also ``lti.user_ids``), completed by ``extra`` (``--roster``)."""
-    from autograder.lms import lms_section, lms_settings, resolve_path
+    from autograder.lms.common import lms_section, lms_settings, resolve_path
 
     paths: list[Path] = []
     if extra:
@@ -485,7 +486,7 @@ class SafeLayout(Layout):
         self._kept: set[str] = set()
 
     def _keep(self, zf: zipfile.ZipFile, candidate) -> str | None:
-        limit = lms.MAX_MEMBER_BYTES
+        limit = lms_collect.MAX_MEMBER_BYTES
         if candidate.member.file_size > limit:
             return None
         base = member_name(candidate.member).rsplit("/", 1)[-1]

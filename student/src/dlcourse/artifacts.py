@@ -9,6 +9,7 @@ public check judges a live notebook exactly as the hidden checker judges a submi
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -55,7 +56,15 @@ def to_python(desc: dict[str, Any]) -> Any:
         return {_hashable(to_python(k)): to_python(v) for k, v in desc["items"]}
     if kind == "placeholder":
         return Ellipsis
-    return Opaque(desc.get("type", "?"), desc.get("repr", ""))
+    return Opaque(desc.get("type", "?"), desc.get("repr", ""), _shape(desc.get("shape")))
+
+
+def _shape(value: Any) -> tuple[int, ...] | None:
+    """A captured shape (a list of whole numbers), or None for anything else."""
+    if isinstance(value, list) and 0 < len(value) <= 8:
+        if all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in value):
+            return tuple(value)
+    return None
 
 
 def _hashable(value: Any) -> Any:
@@ -68,10 +77,98 @@ def _hashable(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class Opaque:
-    """A value the capture could not turn into plain data (a model, a function...)."""
+    """A value the capture could not turn into plain data (a model, a function...).
+
+    ``shape`` is its shape when it has one (a DataFrame, an array, a tensor), else None."""
 
     type: str
     repr: str
+    shape: tuple[int, ...] | None = None
+
+
+# --- a short, human summary of a captured value (messages and the feedback page) -------------
+
+_SUMMARY_LIMIT = 100
+_ITEMS_SHOWN = 6
+_TEXT_SHOWN = 40
+_ABSOLUTE_PATH = re.compile(r"""(['"])(?:[A-Za-z]:[\\/]|/|~[\\/]|\\\\)[^'"]*\1""")
+_MODULE = re.compile(r"<module '([^']{1,100})'")
+_COUNT = re.compile(r"<(\d+) items>")
+
+
+def short_summary(value: Any, limit: int = _SUMMARY_LIMIT) -> str:
+    """A short, language-neutral summary of a captured value, as a student would recognise it.
+
+    Plain values read as Python literals without type tags (``50``, ``'loss'``, ``True``,
+    ``{'a', 'c'}``); objects the capture kept opaque read as their class and shape
+    (``DataFrame 1279 × 11``, ``ndarray 320``, ``Sequential``, ``<module 'keras.callbacks'>``),
+    never as an internal repr (``Opaque(...)``, ``{'__repr__': ...}``) nor with a file path of
+    the machine that ran the notebook. Containers show their first items; the text is cut at
+    ``limit`` characters. Shared by the checkers' messages (``describe_found``) and the
+    feedback page."""
+    text = _summary(value, 0)
+    return text if len(text) <= limit else text[: max(limit - 1, 1)] + "…"
+
+
+def _summary(value: Any, depth: int) -> str:
+    if isinstance(value, Opaque):
+        return _object_summary(value.type, value.repr, value.shape)
+    if isinstance(value, dict) and set(value) == {"__repr__", "__type__"}:
+        # an object as ``keras_capture.plain`` writes it
+        return _object_summary(str(value["__type__"]), str(value["__repr__"]), None)
+    if value is Ellipsis:
+        return "..."
+    if value is None or isinstance(value, (bool, int)):
+        return repr(value)
+    if isinstance(value, float):
+        text = repr(value)
+        return text if len(text) <= 12 else f"{value:.6g}"
+    if isinstance(value, str):
+        shown = value if len(value) <= _TEXT_SHOWN else value[: _TEXT_SHOWN - 1] + "…"
+        return _ABSOLUTE_PATH.sub(lambda m: f"{m.group(1)}…{m.group(1)}", repr(shown))
+    if depth >= 3:
+        return type(value).__name__
+    if isinstance(value, (set, frozenset)):
+        items = sorted(_summary(v, depth + 1) for v in value)
+        return "{" + _items(items) + "}" if items else "set()"
+    if isinstance(value, list):
+        return "[" + _items([_summary(v, depth + 1) for v in value[: _ITEMS_SHOWN + 1]]) + "]"
+    if isinstance(value, tuple):
+        items = [_summary(v, depth + 1) for v in value[: _ITEMS_SHOWN + 1]]
+        return "(" + _items(items) + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, dict):
+        pairs = list(value.items())[: _ITEMS_SHOWN + 1]
+        return (
+            "{"
+            + _items([f"{_summary(k, depth + 1)}: {_summary(v, depth + 1)}" for k, v in pairs])
+            + "}"
+        )
+    shape = getattr(value, "shape", None)
+    try:
+        dims = tuple(int(n) for n in shape) if shape is not None else None
+    except (TypeError, ValueError):
+        dims = None
+    kind = type(value)
+    return _object_summary(f"{kind.__module__}.{kind.__qualname__}", "", dims)
+
+
+def _items(items: list[str]) -> str:
+    if len(items) > _ITEMS_SHOWN:
+        items = [*items[:_ITEMS_SHOWN], "…"]
+    return ", ".join(items)
+
+
+def _object_summary(type_name: str, text: str, shape: tuple[int, ...] | None) -> str:
+    short = type_name.rsplit(".", 1)[-1] or "?"
+    if shape:
+        return f"{short} {' × '.join(str(n) for n in shape)}"
+    if type_name == "builtins.module":
+        found = _MODULE.match(text)
+        return f"<module '{found.group(1)}'>" if found else "<module>"
+    count = _COUNT.fullmatch(text)
+    if count:
+        return f"{short} {count.group(1)}"
+    return short
 
 
 class ArtifactSource(Protocol):

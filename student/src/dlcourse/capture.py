@@ -128,7 +128,23 @@ def describe(value, depth: int = 0) -> dict:
         text = repr(value)[:200]
     except Exception:  # a hostile __repr__ must not stop the capture
         text = "<unrepresentable>"
-    return {"kind": "other", "type": type_name, "repr": text}
+    described = {"kind": "other", "type": type_name, "repr": text}
+    shape = _shape_of(value)
+    if shape is not None:
+        described["shape"] = shape  # read by ``artifacts.short_summary``: "DataFrame 1279 × 11"
+    return described
+
+
+def _shape_of(value) -> list[int] | None:
+    """The shape of an array-like value (DataFrame, Series, ndarray, tensor), or None."""
+    try:
+        shape = getattr(value, "shape", None)
+        if shape is None or callable(shape) or isinstance(shape, (str, bytes)):
+            return None
+        dims = [int(n) for n in list(shape)[:9]]
+    except Exception:  # noqa: BLE001 - an unknown dimension (None) or a hostile attribute
+        return None
+    return dims if 0 < len(dims) <= 8 and all(n >= 0 for n in dims) else None
 
 
 def answers(namespace: dict, *names: str) -> None:

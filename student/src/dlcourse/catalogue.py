@@ -65,17 +65,49 @@ class Catalogue:
         entry = self.entries.get(message_id)
         if entry is None:
             raise KeyError(f"Unknown message id {message_id!r}; add it to a catalogue file.")
-        return _template(entry[language]).render(**(params or {}))
+        return _template(entry[language]).render(**self._params(params, language))
+
+    def _params(self, params: dict[str, Any] | None, language: str) -> dict[str, Any]:
+        """A parameter that is itself a message (``{"id": ..., "params": {...}}``, e.g. why a
+        cell never ran) is rendered in the same language: a sentence never quotes another
+        language's reason."""
+        out = {}
+        for key, value in (params or {}).items():
+            if (
+                isinstance(value, dict)
+                and isinstance(value.get("id"), str)
+                and value["id"] in self.entries
+                and set(value) <= {"id", "params"}
+            ):
+                value = self.render(value["id"], value.get("params") or {}, language)
+            out[key] = value
+        return out
 
     def render_hint(
         self, message_id: str, params: dict[str, Any] | None = None, language: str = "es"
     ) -> str | None:
         source = self.entries.get(message_id, {}).get(f"hint_{language}")
-        return _template(source).render(**(params or {})) if source else None
+        return _template(source).render(**self._params(params, language)) if source else None
 
     def render_all(self, message_id: str, params: dict[str, Any] | None = None) -> dict[str, str]:
         """The message in every language: ``{"es": ..., "en": ...}``."""
         return {lang: self.render(message_id, params, lang) for lang in LANGUAGES}
+
+
+ENV_LANGUAGE = "DLCOURSE_LANGUAGE"
+
+
+def course_language(language: str | None = None) -> str:
+    """``language``, else ``$DLCOURSE_LANGUAGE``, else Spanish (an unknown one: Spanish)."""
+    import os
+
+    chosen = (language or os.environ.get(ENV_LANGUAGE) or DEFAULT_LANGUAGE).strip().lower()
+    return chosen if chosen in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def say(message_id: str, language: str | None = None, **params: Any) -> str:
+    """A public message in the course language (the student side's words: playground...)."""
+    return student_catalogue().render(message_id, params, course_language(language))
 
 
 def messages_folder() -> Traversable:

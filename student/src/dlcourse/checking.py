@@ -14,7 +14,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dlcourse.artifacts import Answer, ArtifactError, ArtifactSource, Opaque
+from dlcourse.artifacts import Answer, ArtifactError, ArtifactSource, short_summary
+
+__all__ = [
+    "Answers",
+    "CapturedSubmission",
+    "Fail",
+    "Memo",
+    "NotAttempted",
+    "Passed",
+    "as_letter",
+    "describe_found",
+    "short_summary",
+]
 
 
 @dataclass(frozen=True)
@@ -47,13 +59,10 @@ class NotAttempted(Exception):  # noqa: N818
 
 
 def describe_found(value: Any) -> str:
-    """A short, language-neutral description of a wrong value, e.g. ``"40" (str)``."""
-    if isinstance(value, Opaque):
-        return f"un objeto {value.type} / an object {value.type}"
-    text = repr(value) if not isinstance(value, frozenset) else repr(set(value))
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{text} ({type(value).__name__ if not isinstance(value, frozenset) else 'set'})"
+    """A short, language-neutral description of a value a message shows, as the student would
+    write it: ``'40'``, ``50``, ``{'a', 'c'}``, ``DataFrame 1279 × 11`` (``short_summary``; no
+    type tags, no internal reprs, no file paths)."""
+    return short_summary(value, limit=80)
 
 
 def as_letter(value: Any) -> str | None:
@@ -86,7 +95,9 @@ class Answers:
             raise Fail("artifact_invalid", name=name, reason=str(exc)) from None
         if answer is None:
             test_cell = self._cell(f"test_{name}")
-            reason = test_cell.get("reason") or "the notebook stopped before it"
+            # the grader's record says why as data ({"id", "params"}), rendered in each
+            # language by the grader; without one the cell was simply never reached
+            reason = test_cell.get("reason_note") or {"id": "run.stopped_before"}
             raise Fail("not_executed", cell=f"test_{name}", reason=reason)
         status = answer_cell.get("status")
         if status == "timeout":
@@ -235,6 +246,18 @@ class CapturedSubmission:
         cells = self.execution.get("cells", {}) if isinstance(self.execution, dict) else {}
         found = cells.get(grade_id) if isinstance(cells, dict) else None
         return found if isinstance(found, dict) else {}
+
+    def cell_error(self, grade_id: str) -> str | None:
+        """``"AttributeError: ..."`` when cell ``grade_id`` ended with an error, else None: what
+        an ``answer_cell_error`` message shows when an answer is there but incomplete (the cell
+        raised after assigning it, e.g. in ``model.compile``)."""
+        info = self.cell(grade_id)
+        error = info.get("error")
+        if info.get("status") != "error" or not isinstance(error, dict):
+            return None
+        if error.get("ename") in (None, "NotImplementedError"):
+            return None
+        return f"{error.get('ename')}: {error.get('evalue', '')}"[:200]
 
     def json(self, relative: str, name: str) -> dict:
         try:

@@ -431,9 +431,10 @@ def describe_callback(callback: Any, model: Any = None) -> dict:
     return info
 
 
-def _capture_described(namespace: dict, name: str, key: str, describe) -> None:
+def _capture_described(namespace: dict, name: str, key: str, describe, extra=None) -> None:
     """Save ``describe(namespace[name])`` under ``key`` as ``keras/<name>.json`` (and the
-    plain answer); a failing description is saved as an error, never raised."""
+    plain answer); a failing description is saved as an error, never raised. ``extra``
+    (``extra(namespace, name, payload)``) may add fields; its failure adds nothing."""
     if not _capture.active():
         return
     _answer(namespace, name)
@@ -443,12 +444,56 @@ def _capture_described(namespace: dict, name: str, key: str, describe) -> None:
             payload[key] = describe(namespace[name])
     except Exception as exc:  # noqa: BLE001 - the test cell must never raise
         payload = {"name": name, "present": True, "error": _error(exc)}
+    if extra is not None:
+        try:
+            extra(namespace, name, payload)
+        except Exception:  # noqa: BLE001
+            pass
     _capture.write_json(f"keras/{name}.json", payload)
 
 
+MAX_OTHERS = 5
+
+
+def _named_early_stoppings(namespace: dict, skip: str | None = None) -> dict[int, list[str]]:
+    """``{id(callback): [names]}`` of the EarlyStopping objects bound to names of the user's
+    namespace (``early = EarlyStopping(...)``): one pass over its top-level values."""
+    found: dict[int, list[str]] = {}
+    for key, value in list(namespace.items()):
+        if not isinstance(key, str) or key.startswith("_") or key == skip:
+            continue
+        if is_early_stopping(value):
+            names = found.setdefault(id(value), [])
+            if len(names) < MAX_OTHERS:
+                names.append(key[:100])
+            if len(found) >= MAX_OTHERS:
+                break
+    return found
+
+
+def _callback_elsewhere(namespace: dict, name: str, payload: dict) -> None:
+    """When ``name`` holds no EarlyStopping, record those kept under other names (``others``),
+    so that the checker can say where the student's callback is."""
+    if payload.get("present") and _as_dict(payload.get("callback")).get("is_early_stopping"):
+        return
+    named = _named_early_stoppings(namespace, skip=name)
+    if not named:
+        return
+    objects = {id(v): v for v in namespace.values() if id(v) in named}
+    payload["others"] = [
+        {"name": names[0], "names": names, "callback": describe_callback(objects[key])}
+        for key, names in named.items()
+    ]
+
+
+def _as_dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
 def capture_callback(namespace: dict, name: str = "early_stopping") -> None:
-    """Save the settings of the callback ``name`` (before training) as ``keras/<name>.json``."""
-    _capture_described(namespace, name, "callback", describe_callback)
+    """Save the settings of the callback ``name`` (before training) as ``keras/<name>.json``;
+    when ``name`` is not an EarlyStopping, also those kept under other names (``others``)."""
+    _capture_described(namespace, name, "callback", describe_callback, _callback_elsewhere)
 
 
 def activation_info(function: Any) -> dict:
@@ -667,27 +712,103 @@ def training_state(model: Any) -> dict:
     return state
 
 
-def _other_early_stoppings(model: Any, known: Any) -> list[dict]:
-    """EarlyStopping objects attached to ``model`` other than ``known`` (created inside fit)."""
+def _other_early_stoppings(model: Any, known: Any, namespace: dict | None = None) -> list[dict]:
+    """EarlyStopping objects attached to ``model`` other than ``known`` (created inside fit, or
+    kept under another name: ``names`` lists the user's names bound to each, maybe none)."""
     if model is None:
         return []
     found = []
+    try:
+        named = _named_early_stoppings(namespace or {})
+    except Exception:  # noqa: BLE001
+        named = {}
     try:
         keras = _keras()
         kind = keras.callbacks.EarlyStopping
         for obj in gc.get_objects():
             if isinstance(obj, kind) and obj is not known and _attached_model(obj) is model:
-                found.append(describe_callback(obj, model))
-                if len(found) >= 5:
+                found.append({**describe_callback(obj, model), "names": named.get(id(obj), [])})
+                if len(found) >= MAX_OTHERS:
                     break
     except Exception:  # noqa: BLE001
         return found
     return found
 
 
+MAX_SOURCE_CELLS = 50
+MAX_SOURCE_CHARS = 100_000
+
+
+def _call_name(node: Any) -> str | None:
+    func = getattr(node, "func", None)
+    if func is None:
+        return None
+    return getattr(func, "attr", None) or getattr(func, "id", None)
+
+
+def _is_set_expression(node: Any, set_names: set[str]) -> bool:
+    import ast
+
+    if isinstance(node, (ast.Set, ast.SetComp)):
+        return True
+    if isinstance(node, ast.Call) and _call_name(node) in ("set", "frozenset"):
+        return True
+    return isinstance(node, ast.Name) and node.id in set_names
+
+
+def sequential_from_set(source: str, name: str) -> bool | None:
+    """Whether ``source`` (one cell) assigns ``name = ...Sequential(<a set>)``: a set literal
+    (``{layer, ...}``), a set comprehension, ``set(...)`` or a name the cell bound to one.
+    None when the cell does not assign ``name`` (or cannot be parsed)."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    set_names: set[str] = set()
+    verdict: bool | None = None
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Assign):
+            continue
+        targets = {t.id for t in node.targets if isinstance(t, ast.Name)}
+        if _is_set_expression(node.value, set()):
+            set_names |= targets
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Assign):
+            continue
+        if name not in {t.id for t in node.targets if isinstance(t, ast.Name)}:
+            continue
+        value = node.value
+        if isinstance(value, ast.Call) and _call_name(value) == "Sequential":
+            given = [*value.args[:1], *(k.value for k in value.keywords if k.arg == "layers")]
+            verdict = bool(verdict) or any(_is_set_expression(g, set_names) for g in given)
+        elif verdict is None:
+            verdict = False
+    return verdict
+
+
+def _model_source(namespace: dict, name: str, payload: dict) -> None:
+    """Add ``built_from_set`` to the model's description: whether the latest cell that assigned
+    ``name`` (in IPython's input history, ``In``) built it as ``keras.Sequential({...})``, a set,
+    whose layers Keras stacks in an order nobody wrote. Absent when there is no history."""
+    model = payload.get("model")
+    history = namespace.get("In")
+    if not isinstance(model, dict) or not model.get("is_model") or not isinstance(history, list):
+        return
+    for source in reversed(history[-MAX_SOURCE_CELLS:]):
+        if not isinstance(source, str) or name not in source or len(source) > MAX_SOURCE_CHARS:
+            continue
+        verdict = sequential_from_set(source, name)
+        if verdict is not None:
+            model["built_from_set"] = verdict
+            return
+
+
 def capture_model(namespace: dict, name: str = "model") -> None:
-    """Save the model ``name`` (layers, configs, compile settings) as ``keras/<name>.json``."""
-    _capture_described(namespace, name, "model", describe_model)
+    """Save the model ``name`` (layers, configs, compile settings) as ``keras/<name>.json``;
+    ``built_from_set`` says whether its cell passed a set to ``Sequential``."""
+    _capture_described(namespace, name, "model", describe_model, _model_source)
 
 
 def capture_training(
@@ -731,7 +852,9 @@ def capture_training(
         # Only where the lesson trains with a callback (lesson 4): the search walks every
         # object of the kernel, about 0.15 s, for nothing in a lesson without callbacks.
         if callback and is_model(the_model):
-            payload["other_early_stopping"] = _other_early_stoppings(the_model, the_callback)
+            payload["other_early_stopping"] = _other_early_stoppings(
+                the_model, the_callback, namespace
+            )
     except Exception as exc:  # noqa: BLE001 - never break the test cell
         payload["error"] = _error(exc)
     _capture.write_json(f"keras/{prefix}training.json", payload)

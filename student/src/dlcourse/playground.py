@@ -16,6 +16,8 @@ import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from dlcourse.catalogue import say
+
 
 @dataclass(frozen=True)
 class LossCurve:
@@ -53,10 +55,13 @@ class LossCurve:
         return None
 
     def rule(self) -> str:
-        return (
-            f"L(w) = {self.curvature} · (w − {self.minimum_at})² + {self.minimum_loss}; "
-            f"inicio w₀ = {self.start}; mínimo alcanzado cuando |w − {self.minimum_at}| ≤ "
-            f"{self.tolerance}"
+        return say(
+            "playground.rule",
+            curvature=self.curvature,
+            minimum_at=self.minimum_at,
+            minimum_loss=self.minimum_loss,
+            start=self.start,
+            tolerance=self.tolerance,
         )
 
 
@@ -141,12 +146,14 @@ class Playground:
             print(self.status(gradient))
 
     def status(self, gradient: float | None = None) -> str:
-        text = f"Paso {self.steps}: w = {self.w:.4f}, pérdida = {self.curve.loss(self.w):.4f}"
-        if gradient is not None:
-            text += f", gradiente = {gradient:.4f}"
-        if self.reached:
-            text += f"  ✔ mínimo alcanzado (en el paso {self.reached_at})"
-        return text
+        return say(
+            "playground.status",
+            steps=self.steps,
+            w=f"{self.w:.4f}",
+            loss=f"{self.curve.loss(self.w):.4f}",
+            gradient=None if gradient is None else f"{gradient:.4f}",
+            reached_at=self.reached_at,
+        )
 
     def plot(self, ax=None):
         """The curve with the trail of steps (matplotlib)."""
@@ -159,20 +166,26 @@ class Playground:
         finite = [w for w in self.trail if abs(w - c.minimum_at) < 50]
         span = max([abs(c.start - c.minimum_at) * 1.2, *[abs(w - c.minimum_at) for w in finite]])
         grid = np.linspace(c.minimum_at - span, c.minimum_at + span, 400)
-        ax.plot(grid, c.loss(grid), color="tab:blue", label="pérdida L(w)")
+        ax.plot(grid, c.loss(grid), color="tab:blue", label=say("playground.loss_curve"))
         ax.plot(
-            finite, [c.loss(w) for w in finite], "o-", color="tab:red", ms=4, lw=1, label="pasos"
+            finite,
+            [c.loss(w) for w in finite],
+            "o-",
+            color="tab:red",
+            ms=4,
+            lw=1,
+            label=say("playground.steps"),
         )
         ax.axvspan(
             c.minimum_at - c.tolerance,
             c.minimum_at + c.tolerance,
             color="tab:green",
             alpha=0.3,
-            label="zona del mínimo",
+            label=say("playground.minimum_zone"),
         )
-        ax.set_xlabel("peso w")
-        ax.set_ylabel("pérdida")
-        ax.set_title(f"learning rate = {self.learning_rate} · pasos = {self.steps}")
+        ax.set_xlabel(say("playground.weight"))
+        ax.set_ylabel(say("playground.loss"))
+        ax.set_title(say("playground.title", learning_rate=self.learning_rate, steps=self.steps))
         ax.legend(loc="upper center", fontsize=8)
         return ax
 
@@ -196,7 +209,7 @@ class Playground:
             import ipywidgets as widgets
             from IPython.display import display
         except ImportError:  # pragma: no cover - ipywidgets is a course dependency
-            print("ipywidgets no está disponible: usa playground.step() y playground.plot().")
+            print(say("playground.no_widgets"))
             return
         view = _View(self, widgets)
         self._views.append(view)
@@ -311,11 +324,11 @@ def plot_learning_curves(epochs: int = 100):
 
     fig, axes = plt.subplots(2, 2, figsize=(9, 6), sharex=True, sharey=True)
     for ax, (panel, (train, valid)) in zip(axes.flat, learning_curves(epochs).items(), strict=True):
-        ax.plot(train, label="loss (entrenamiento)")
-        ax.plot(valid, label="val_loss (validación)")
-        ax.set_title(f"Curva {panel}")
-        ax.set_xlabel("época")
-        ax.set_ylabel("pérdida")
+        ax.plot(train, label=say("curves.train"))
+        ax.plot(valid, label=say("curves.valid"))
+        ax.set_title(say("curves.panel", panel=panel))
+        ax.set_xlabel(say("curves.epoch"))
+        ax.set_ylabel(say("playground.loss"))
     axes.flat[0].legend(fontsize=8)
     fig.tight_layout()
     return fig

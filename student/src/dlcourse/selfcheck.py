@@ -26,10 +26,9 @@ from typing import Any
 from dlcourse import capture, practice
 from dlcourse.artifacts import MemoryArtifacts
 from dlcourse.assignments import ASSIGNMENTS, Question
-from dlcourse.catalogue import DEFAULT_LANGUAGE, LANGUAGES, student_catalogue
+from dlcourse.catalogue import LANGUAGES, course_language, student_catalogue
 from dlcourse.checking import Fail, NotAttempted, Passed
 
-ENV_LANGUAGE = "DLCOURSE_LANGUAGE"
 ENV_VALIDATING = "NBGRADER_VALIDATING"  # set by ``nbgrader validate``
 
 
@@ -328,8 +327,7 @@ def _error(exc: BaseException) -> str:
 
 
 def _language(language: str | None) -> str:
-    chosen = (language or os.environ.get(ENV_LANGUAGE) or DEFAULT_LANGUAGE).strip().lower()
-    return chosen if chosen in LANGUAGES else DEFAULT_LANGUAGE
+    return course_language(language)
 
 
 def _other(language: str) -> str:

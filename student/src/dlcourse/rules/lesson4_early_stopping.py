@@ -25,6 +25,7 @@ from dlcourse.checking import (
     NotAttempted,
     Passed,
     describe_found,
+    short_summary,
 )
 from dlcourse.keras_capture import match_rows
 
@@ -267,6 +268,18 @@ def _classify(
     return "other", False
 
 
+def reused_rows(split: Split) -> int:
+    """How many of the student's rows are data rows used more than the data holds them: 0 for
+    any split of the data (identical rows of the data, which has duplicates, count as many
+    times as they occur), the size of ``X_valid`` when it is ``X_train`` again."""
+    canon = split.canon
+    available = np.bincount(canon, minlength=len(canon))
+    used = np.bincount(
+        canon[np.r_[split.train_rows, split.valid_rows].astype(int)], minlength=len(canon)
+    )
+    return int(np.maximum(used - available, 0).sum())
+
+
 def split_rows(sub) -> Passed:
     split = sub.memo.get("split", lambda: _split(sub))
     data = split.data
@@ -275,6 +288,22 @@ def split_rows(sub) -> Passed:
             "es_split.rows_ok", n_train=len(split.train_rows), n_valid=len(split.valid_rows)
         )
     n_total = len(split.train_rows) + len(split.valid_rows)
+    n_data = len(data["raw_X"])
+    canon = split.canon
+    if len(split.valid_rows) and np.array_equal(
+        np.sort(canon[split.train_rows]), np.sort(canon[split.valid_rows])
+    ):
+        raise Fail("es_split.valid_is_train", n_valid=len(split.valid_rows), n_data=n_data)
+    repeated = reused_rows(split)
+    if repeated:
+        raise Fail(
+            "es_split.rows_reused",
+            count=repeated,
+            n_train=len(split.train_rows),
+            n_valid=len(split.valid_rows),
+            n_total=n_total,
+            n_data=n_data,
+        )
     if len(split.valid_rows) != math.ceil(TEST_SIZE * len(data["raw_X"])):
         raise Fail(
             "es_split.test_size",
@@ -337,11 +366,47 @@ def split_scaling(sub) -> Passed:
     return Passed("es_split.scaling_ok")
 
 
+def _named(names: Any) -> list[str]:
+    """The Python names in a captured list (user names are shown, so only identifiers)."""
+    if not isinstance(names, list):
+        return []
+    return [n for n in names if isinstance(n, str) and n.isidentifier() and len(n) <= 50]
+
+
+def early_stopping_elsewhere(sub) -> list[str]:
+    """The names under which the student's own cell kept an EarlyStopping, when
+    ``early_stopping`` holds none (``early = callbacks.EarlyStopping(...)``)."""
+    try:
+        payload = as_dict(sub.artifacts.read_json("keras/early_stopping.json"))
+    except Exception:  # noqa: BLE001 - missing or unreadable: reported by the other checks
+        return []
+    others = payload.get("others")
+    names: list[str] = []
+    for other in others if isinstance(others, list) else []:
+        other = as_dict(other)
+        if as_dict(other.get("callback")).get("is_early_stopping") is True:
+            names += _named(other.get("names") or [other.get("name")])
+    return list(dict.fromkeys(names))[:3]
+
+
+def _quoted(names: list[str]) -> str:
+    return ", ".join(f"`{n}`" for n in names)
+
+
 def _callback(sub: Submission) -> dict:
-    value = sub.answers.get("early_stopping")
+    try:
+        value = sub.answers.get("early_stopping")
+    except NotAttempted:
+        elsewhere = early_stopping_elsewhere(sub)
+        if elsewhere:
+            raise Fail("es_callback.other_name", names=_quoted(elsewhere)) from None
+        raise
     payload = sub.json("keras/early_stopping.json", "early_stopping")
     callback = as_dict(payload.get("callback"))
     if callback.get("is_early_stopping") is not True:
+        elsewhere = early_stopping_elsewhere(sub)
+        if elsewhere:
+            raise Fail("es_callback.other_name", names=_quoted(elsewhere))
         raise Fail("es_callback.wrong_type", found=describe_found(value))
     settings = dict(as_dict(callback.get("settings")))
     settings["swallowed"] = (
@@ -354,10 +419,9 @@ def _callback(sub: Submission) -> dict:
 
 
 def shown(value: Any) -> str:
-    """A value the student typed, as they would write it (``'loss'``, ``0.1``, ``False``)."""
-    if value is None or isinstance(value, (str, bool, int, float)):
-        return repr(value)
-    return describe_found(value)
+    """A value the student typed, as they would write it (``'loss'``, ``0.1``, ``False``), an
+    object as its class (``short_summary``): no type tags, no captured reprs."""
+    return short_summary(value, limit=80)
 
 
 def is_number(value: Any) -> bool:
@@ -414,7 +478,18 @@ def early_stopping_restore(sub) -> Passed:
         return Passed("es_callback.restore_ok")
     if s["swallowed"]:
         raise Fail("es_callback.swallowed", argument="restore_best_weights")
-    raise Fail("es_callback.restore_false", found=shown(found))
+    if found is False:
+        raise Fail("es_callback.restore_false", found=shown(found))
+    raise Fail("es_callback.restore_not_bool", found=shown(found), truthy=keras_truthy(found))
+
+
+def keras_truthy(captured: Any) -> bool:
+    """How Keras reads a captured setting in ``if self.restore_best_weights:``: Python's truth
+    value. A captured object (``{"__repr__": ..., "__type__": ...}``, e.g. a module) is true,
+    as every object without ``__bool__``/``__len__`` is."""
+    if isinstance(captured, dict) and set(captured) == {"__repr__", "__type__"}:
+        return True
+    return bool(captured)
 
 
 def _model(sub: Submission) -> dict:
@@ -428,6 +503,16 @@ def _model(sub: Submission) -> dict:
 
 def model_architecture(sub) -> Passed:
     model = sub.memo.get("model", lambda: _model(sub))
+    try:
+        return _architecture(model)
+    except Fail:
+        if model.get("built_from_set") is True:
+            view = km.normalize(model)
+            raise Fail("es_model.set_order", layers=view.describe() or "-") from None
+        raise
+
+
+def _architecture(model: dict) -> Passed:
     view = km.normalize(model)
     if view.problem:
         raise Fail("es_model.not_a_stack", found=view.problem.removeprefix("nested model "))
@@ -456,11 +541,20 @@ def model_architecture(sub) -> Passed:
     raise Fail("es_model.layer_type", **params)
 
 
+def not_compiled(sub) -> Fail:
+    """Why the model is not compiled: the error its cell ended with, when it raised (before or
+    in ``model.compile``), else that ``compile`` was never called."""
+    error = sub.cell_error("ans_model")
+    if error is not None:
+        return Fail("answer_cell_error", name="model", error=error)
+    return Fail("es_model.not_compiled")
+
+
 def model_optimizer(sub) -> Passed:
     model = sub.memo.get("model", lambda: _model(sub))
     compiled = as_dict(model.get("compile"))
     if not compiled.get("compiled"):
-        raise Fail("es_model.not_compiled")
+        raise not_compiled(sub)
     name, found = km.normalize_optimizer(compiled)
     if name != OPTIMIZER:
         raise Fail("es_model.optimizer", found=found)
@@ -471,7 +565,7 @@ def model_loss(sub) -> Passed:
     model = sub.memo.get("model", lambda: _model(sub))
     compiled = as_dict(model.get("compile"))
     if not compiled.get("compiled"):
-        raise Fail("es_model.not_compiled")
+        raise not_compiled(sub)
     loss = km.normalize_loss(compiled)
     if loss.name != LOSS:
         raise Fail("es_model.loss", found=loss.found)
@@ -839,23 +933,44 @@ def _consistency(training: Training, claims: Claims) -> None:
 
 
 def history_fit(sub) -> Passed:
+    """``validation_data``, ``epochs`` and ``batch_size`` of the ``fit`` call: one wrong
+    argument gets its own message; several get one message naming every one of them."""
     training = trained(sub)
-    if training.val_loss is None:
-        raise Fail("es_history.no_validation")
+    no_validation = training.val_loss is None
     claims = training_claims(sub)
-    _consistency(training, claims)
+    if not no_validation:
+        _consistency(training, claims)
     epochs = training.params.get("epochs")
     if claims.proven_epochs is not None:
         epochs = claims.proven_epochs
-    if epochs != EPOCHS:
-        raise Fail("es_history.epochs", found=shown(epochs))
     steps = training.params.get("steps")
     try:
         n_train = len(training.student_split()["X_train"])
     except Fail:
         n_train = len(sub.data()["X_train"])
+    wrong = []
+    if no_validation:
+        wrong.append("validation_data")
+    if epochs != EPOCHS:
+        wrong.append("epochs")
+    batch = None
     if steps != math.ceil(n_train / BATCH_SIZE):
+        wrong.append("batch_size")
         batch = math.ceil(n_train / steps) if is_number(steps) and steps > 0 else "?"
+    if len(wrong) > 1:
+        raise Fail(
+            "es_history.fit_arguments",
+            n_wrong=len(wrong),
+            no_validation=no_validation,
+            epochs=shown(epochs) if "epochs" in wrong else None,
+            steps=shown(steps) if batch is not None else None,
+            batch=batch,
+        )
+    if no_validation:
+        raise Fail("es_history.no_validation")
+    if wrong == ["epochs"]:
+        raise Fail("es_history.epochs", found=shown(epochs))
+    if wrong == ["batch_size"]:
         raise Fail("es_history.batch_size", steps=shown(steps), batch=batch)
     return Passed("es_history.fit_ok")
 
@@ -889,6 +1004,17 @@ def _same_setting(before: Any, after: Any) -> bool:
 
 def history_callback(sub) -> Passed:
     training = trained(sub)
+    if not training.payload.get("callback_present") or not training.callback.get(
+        "is_early_stopping"
+    ):
+        trained_with = [
+            name
+            for other in training.payload["other_early_stopping"]
+            if as_dict(other.get("state")).get("attached_to_model")
+            for name in _named(other.get("names"))
+        ]
+        if trained_with:
+            raise Fail("es_history.callback_other_name", names=_quoted(trained_with[:3]))
     if not training.payload.get("callback_present"):
         raise Fail("es_history.callback_missing")
     if not training.callback.get("is_early_stopping"):

@@ -22,13 +22,14 @@ calibration script imports the constants from here.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field
 
 from dlcourse import keras_model as km
 from dlcourse.artifacts import ArtifactError
-from dlcourse.checking import CapturedSubmission, Fail, Passed, describe_found
+from dlcourse.checking import CapturedSubmission, Fail, Passed, describe_found, short_summary
 
 # --- what the lesson asks for (public: it is in the notebook's text) ---------------------------
 N_FEATURES = 11
@@ -159,6 +160,8 @@ class Structure:
     blocks: list[Block] = field(default_factory=list)
     output: km.LayerView | None = None
     tail: list[km.LayerView] = field(default_factory=list)
+    # the model's cell passed a set to ``Sequential``: Keras stacked its layers in hash order
+    from_set: bool = False
 
     def layers(self) -> list[km.LayerView]:
         return [
@@ -233,7 +236,7 @@ def captured_answer(sub: Submission, name: str, test_cell: str):
     except ArtifactError as exc:
         raise Fail("artifact_invalid", name=name, reason=str(exc)) from None
     if answer is None:
-        reason = sub.cell(test_cell).get("reason") or "the notebook stopped before it"
+        reason = sub.cell(test_cell).get("reason_note") or {"id": "run.stopped_before"}
         raise Fail("not_executed", cell=test_cell, reason=reason)
     return answer
 
@@ -254,11 +257,34 @@ def _model(sub: Submission) -> Structure:
     view = km.normalize(model)
     if view.problem:
         raise Fail("db_model.not_a_stack", found=view.problem)
-    return structure(view)
+    found = structure(view)
+    found.from_set = model.get("built_from_set") is True
+    return found
 
 
 def _structure(sub: Submission) -> Structure:
     return sub.memo.get("model", lambda: _model(sub))
+
+
+def explained_by_set(check):
+    """A failing structure check of a model built from a set (``keras.Sequential({...})``)
+    reports the set, whose layers have no order, not the order Keras happened to give them
+    (the points stay those of the check)."""
+
+    @functools.wraps(check)
+    def run(sub):
+        try:
+            return check(sub)
+        except Fail as failure:
+            try:
+                found = _structure(sub)
+            except Fail:
+                raise failure from None
+            if found.from_set:
+                raise Fail("db_model.set_order", layers=found.describe() or "-") from None
+            raise
+
+    return run
 
 
 def _layers(found: Structure) -> dict:
@@ -290,6 +316,7 @@ def _one_per_block(found: Structure, kind: str, message_prefix: str) -> None:
             )
 
 
+@explained_by_set
 def dropout_hidden(sub) -> Passed:
     found = _structure(sub)
     misplaced = misplaced_dense(found)
@@ -311,6 +338,7 @@ def dropout_hidden(sub) -> Passed:
     )
 
 
+@explained_by_set
 def dropout_output(sub) -> Passed:
     found = _structure(sub)
     if found.output is None:
@@ -328,6 +356,7 @@ def dropout_output(sub) -> Passed:
     return Passed("db_dropout.output_ok")
 
 
+@explained_by_set
 def dropout_rate(sub) -> Passed:
     found = _structure(sub)
     dropouts = found.dropouts()
@@ -357,6 +386,7 @@ def dropout_rate(sub) -> Passed:
     return Passed("db_dropout.rate_ok", n=len(dropouts))
 
 
+@explained_by_set
 def dense_layers(sub) -> Passed:
     found = _structure(sub)
     view = found.view
@@ -403,6 +433,7 @@ def dense_layers(sub) -> Passed:
     return Passed("db_model.dense_ok", **_layers(found))
 
 
+@explained_by_set
 def batchnorm_blocks(sub) -> Passed:
     found = _structure(sub)
     if not found.blocks:
@@ -427,6 +458,7 @@ def _placement(block: Block) -> str:
     return "after"
 
 
+@explained_by_set
 def batchnorm_output(sub) -> Passed:
     found = _structure(sub)
     if found.output is None:
@@ -541,16 +573,27 @@ def history_model(sub) -> Passed:
 
 
 def history_fit(sub) -> Passed:
+    """``epochs`` and ``batch_size`` of the ``fit`` call; when both are wrong, one message
+    names both."""
     history = trained_history(sub)
     params = history.get("params") if isinstance(history.get("params"), dict) else {}
     epochs = params.get("epochs")
-    if epochs != EPOCHS:
-        raise Fail("db_history.epochs", found=describe_found(epochs))
     steps = params.get("steps")
     n_train = len(sub.data()["X_train"])
+    batch = None
     if steps != math.ceil(n_train / BATCH_SIZE):
         batch = math.ceil(n_train / steps) if is_number(steps) and steps > 0 else "?"
-        raise Fail("db_history.batch_size", steps=describe_found(steps), batch=batch)
+    if epochs != EPOCHS and batch is not None:
+        raise Fail(
+            "db_history.fit_arguments",
+            epochs=short_summary(epochs),
+            steps=short_summary(steps),
+            batch=batch,
+        )
+    if epochs != EPOCHS:
+        raise Fail("db_history.epochs", found=short_summary(epochs))
+    if batch is not None:
+        raise Fail("db_history.batch_size", steps=short_summary(steps), batch=batch)
     return Passed("db_history.fit_ok")
 
 
@@ -572,6 +615,9 @@ def _compiled(sub: Submission) -> dict:
 def history_compile(sub) -> Passed:
     compiled = _compiled(sub)
     if not compiled.get("compiled"):
+        error = sub.cell_error("ans_model")  # the cell raised before or in model.compile
+        if error is not None:
+            raise Fail("answer_cell_error", name="model", error=error)
         raise Fail("db_history.not_compiled")
     name, found = km.normalize_optimizer(compiled)
     if name != OPTIMIZER:
