@@ -164,10 +164,30 @@ def questions_from_release(release_notebook: Path | None, grade_ids: list[str]) 
                 elif gid.startswith("test_"):  # a task with no answer cell of its own
                     headings.setdefault(gid.removeprefix("test_"), current)
     out = []
-    for number, gid in enumerate(grade_ids, start=1):
+    for position, gid in enumerate(grade_ids, start=1):
         name = gid.removeprefix("test_")
-        out.append(Question(gid, name, number, headings.get(name)))
+        number, title = _heading_parts(headings.get(name))
+        # the notebook's own numbering when its heading has one ("Pregunta 1: el modelo" above
+        # two graded cells: both are question 1), so the page and the notebook agree
+        out.append(Question(gid, name, number or position, title))
     return out
+
+
+_NUMBERED = re.compile(r"(?:pregunta|question|ejercicio|exercise)\s+(\d+)\s*[:.\-–]?\s*", re.I)
+_POINTS = re.compile(r"\s*\(\s*\d+(?:[.,]\d+)?\s*(?:puntos?|points?)\s*\)\s*$", re.I)
+
+
+def _heading_parts(heading: str | None) -> tuple[int | None, str | None]:
+    """``"Pregunta 1: el modelo (5 puntos)"`` -> ``(1, "el modelo")``: the page says
+    "Pregunta 1" and the points itself, so the title never repeats them."""
+    if not heading:
+        return None, None
+    number = None
+    match = _NUMBERED.match(heading)
+    if match:
+        number, heading = int(match.group(1)), heading[match.end() :]
+    heading = _POINTS.sub("", heading).strip()
+    return number, heading or None
 
 
 def answer_text(artifacts: Artifacts, name: str) -> str | None:
@@ -240,6 +260,7 @@ class QuestionView:
     answer: str | None
     checks: list[CheckView]
     figures: list[FigureView] = field(default_factory=list)
+    reviewed: bool = False  # the instructor changed this score in formgrader
 
     @property
     def anchor(self) -> str:
@@ -408,6 +429,7 @@ def render_feedback(
                 question=question,
                 score=cell.score,
                 max_score=cell.max_score,
+                reviewed=cell.reviewed,
                 status=status,
                 status_label=text("outcome.error") if status == "error" else text(f"cell.{status}"),
                 answer=None
@@ -530,9 +552,10 @@ def write_feedback(
     ``language`` defaults to ``course.language`` (``c.Course.language``); ``feedback_dir`` to
     the course's ``feedback/``. ``reference=False`` skips the reference solution's curves.
     """
-    from autograder.batch import load_results, results_path
+    from autograder.batch import results_path
+    from autograder.grades import reviewed_results
 
-    results = load_results(course, assignment_id)
+    results = reviewed_results(course, assignment_id)  # formgrader's overrides win
     if not results.students:
         raise FileNotFoundError(
             f"No results for {assignment_id} at "

@@ -8,10 +8,10 @@ class report all read grades from here, so an override is the same grade everywh
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from autograder.config import Course
-from autograder.results import ResultsFile, error_text, note_texts
+from autograder.results import AssignmentResult, ResultsFile, error_text, note_texts
 
 
 @dataclass
@@ -84,3 +84,36 @@ def class_grades(course: Course, assignment_id: str) -> list[GradeRow]:
             )
         rows.append(row)
     return rows
+
+
+def with_gradebook_scores(results: AssignmentResult, grades: list[GradeRow]) -> AssignmentResult:
+    """``results`` with every cell's score as the gradebook holds it (a formgrader override
+    wins) and ``reviewed`` set where it differs from the grader's: what the feedback pages
+    and the report show, so they say the grade every export sends."""
+    by_student = {g.student: g for g in grades}
+    out = AssignmentResult(results.assignment, refused=list(results.refused))
+    for sid, result in results.students.items():
+        grade = by_student.get(sid)
+        if grade is None:
+            out.students[sid] = result
+            continue
+        cells = {}
+        for gid, cell in result.cells.items():
+            booked = grade.cells.get(gid)
+            if booked is not None and abs(booked.score - cell.score) > 1e-9:
+                cell = replace(cell, score=booked.score, reviewed=True)
+            cells[gid] = cell
+        out.students[sid] = replace(
+            result, cells=cells, score=round(sum(c.score for c in cells.values()), 6)
+        )
+    return out
+
+
+def reviewed_results(course: Course, assignment_id: str) -> AssignmentResult:
+    """The results file with the gradebook's scores (``with_gradebook_scores``)."""
+    results = ResultsFile(course.results_dir, assignment_id).load()
+    try:
+        grades = class_grades(course, assignment_id)
+    except Exception:  # noqa: BLE001 - no gradebook yet (results copied in): show the grader's
+        return results
+    return with_gradebook_scores(results, grades)

@@ -311,9 +311,10 @@ def write_report(
     Links to the students' feedback pages are relative, so the report and ``feedback/`` can be
     moved or zipped together. Run ``write_feedback`` first for the links to exist.
     """
-    from autograder.batch import load_results, results_path
+    from autograder.batch import results_path
+    from autograder.grades import reviewed_results
 
-    results = load_results(course, assignment_id)
+    results = reviewed_results(course, assignment_id)  # formgrader's overrides win
     if not results.students:
         raise FileNotFoundError(
             f"No results for {assignment_id} at "

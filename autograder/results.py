@@ -81,6 +81,7 @@ class CellResult:
     score: float
     max_score: float
     checks: list[CheckResult] = field(default_factory=list)
+    reviewed: bool = False  # the score is the instructor's (a formgrader override), not ours
 
     @property
     def not_attempted(self) -> bool:
@@ -243,6 +244,7 @@ def student_from_dict(raw: dict[str, Any]) -> StudentResult:
             score=c["score"],
             max_score=c["max_score"],
             checks=[CheckResult(**check) for check in c.get("checks", [])],
+            reviewed=bool(c.get("reviewed", False)),
         )
         for gid, c in raw.get("cells", {}).items()
     }

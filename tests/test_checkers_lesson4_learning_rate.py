@@ -153,12 +153,21 @@ def test_unexecuted_test_cell_is_not_graded(tmp_path, monkeypatch):
     os.remove(folder / "answers" / "step_size.json")
     write_execution(
         folder,
-        {"test_step_size": {"status": "not_run", "reason": "the kernel died"}},
+        {
+            "test_step_size": {
+                "status": "not_run",
+                "reason": "the Python kernel died (the notebook crashed or used too much memory)",
+                "reason_note": {"id": "run.kernel_died", "params": {}},
+            }
+        },
         "kernel_died",
     )
     cells = run_checks("lesson4_learning_rate", folder, POINTS)
-    assert cells["test_step_size"].checks[0].message_id == "not_executed"
-    assert "the kernel died" in cells["test_step_size"].checks[0].message
+    check = cells["test_step_size"].checks[0]
+    assert check.message_id == "not_executed"
+    # the reason is data, said in each language: never an English reason in Spanish
+    assert "el kernel de Python murió" in check.messages["es"]
+    assert "the Python kernel died" in check.messages["en"]
 
 
 @pytest.mark.parametrize(

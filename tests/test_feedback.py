@@ -465,7 +465,7 @@ def test_spanish_feedback_shows_scores_messages_and_hints(rendered):
     assert "Corrección: lesson4_learning_rate" in text and "ana" in text
     assert "Entregado: 2026-11-20 10:00:00 UTC" in text
     q1 = section(page, "q-test_steps_lr_003")
-    assert "Pregunta 1: steps_lr_003" in q1 and "Ejercicio 1" in q1
+    assert "Pregunta 1: steps_lr_003" in q1 and "Pregunta 1: Ejercicio" not in q1
     assert "Incorrecto" in q1 and "te has desviado en un paso" in q1
     assert "Pista: Pulsa RESET, pon el learning rate 0.03" in q1
     assert "Tu respuesta: 46" in q1
@@ -840,7 +840,8 @@ def test_text_rejects_unknown_language_and_key():
 def test_question_titles_from_the_release_notebook(course):
     questions = questions_from_release(course.release_dir / AID / NOTEBOOK, list(POINTS))
     assert [q.number for q in questions] == list(range(1, 8))
-    assert questions[0].name == "steps_lr_003" and questions[0].title == "Ejercicio 1"
+    # "## Ejercicio 1" gives the number, and nothing to repeat as a title
+    assert questions[0].name == "steps_lr_003" and questions[0].title is None
     assert questions[3].title == 'La tasa "justa" (Goldilocks)'
 
 
@@ -851,5 +852,27 @@ def test_graded_cells_without_an_answer_cell_take_the_heading_above_them(course)
     gids = ["test_dropout", "test_batchnorm", "test_history", "test_regularization_effect"]
     titles = {q.grade_id: q.title for q in questions_from_release(release, gids)}
     assert titles["test_dropout"] == titles["test_batchnorm"]
-    assert titles["test_dropout"].startswith("Pregunta 1")
-    assert titles["test_history"].startswith("Pregunta 2")
+    assert titles["test_dropout"] == "el modelo"  # "Pregunta 1: el modelo (5 puntos)"
+    assert titles["test_history"] == "entrenar"
+
+
+def test_question_headings_never_repeat_the_number_or_the_points():
+    """Seen on real pages: "Pregunta 1: Pregunta 1: …", and lesson 5's "Pregunta 2: batchnorm"
+    under the notebook's "Pregunta 1: el modelo"."""
+    from autograder.feedback import _heading_parts
+
+    assert _heading_parts("Pregunta 1: el modelo (5 puntos)") == (1, "el modelo")
+    assert _heading_parts("Question 3 - the callback (1 point)") == (3, "the callback")
+    assert _heading_parts("Ejercicio 2") == (2, None)
+    assert _heading_parts("El tamaño del paso") == (None, "El tamaño del paso")
+    release = Path(__file__).resolve().parents[1] / "release"
+    questions = questions_from_release(
+        release / "lesson5_dropout_batchnorm" / "dropout_batchnorm.ipynb",
+        ["test_dropout", "test_batchnorm", "test_history", "test_regularization_effect"],
+    )
+    assert [(q.number, q.title) for q in questions] == [
+        (1, "el modelo"),
+        (1, "el modelo"),
+        (2, "entrenar"),
+        (3, "¿qué hace el dropout?"),
+    ]

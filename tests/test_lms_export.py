@@ -537,3 +537,22 @@ def test_exported_cells_never_run_as_spreadsheet_formulas(tmp_path):
     canvas = EXPORTERS["canvas"](course, AID).read_text()
     assert "'=HYPERLINK(x)" in canvas and "'@SUM(1)" in canvas and "'+Lección 4" in canvas
     assert safe_cell(-1.5) == -1.5 and safe_cell("ana") == "ana"
+
+
+def test_a_formgrader_override_reaches_the_feedback_page_and_the_report(course):
+    """The grades layer: ben's step-size cell was raised to 1/1 in formgrader; his page and the
+    class report say 6/8 (and that the instructor reviewed it), as every export does."""
+    from autograder.feedback import write_feedback
+    from autograder.grades import reviewed_results
+    from autograder.report import write_report
+
+    results = reviewed_results(course, AID)
+    ben = results.students["ben"]
+    assert ben.score == 6 and ben.cells["test_step_size"].reviewed
+    assert not ben.cells["test_steps_lr_003"].reviewed
+    page = next(p for p in write_feedback(course, AID, reference=False) if "/ben/" in str(p))
+    html = page.read_text(encoding="utf-8")
+    assert "revisada por el profesor" in html
+    assert re.search(r'id="score">\s*6 / 8', html), html[:2000]
+    report = write_report(course, AID).read_text(encoding="utf-8")
+    assert re.search(r"ben.{0,400}?6/8|ben.{0,400}?6 / 8", report, re.S)

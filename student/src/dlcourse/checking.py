@@ -126,8 +126,7 @@ class Answers:
             raise Fail(
                 "wrong_type",
                 name=name,
-                expected_es="un número",
-                expected_en="a number",
+                expected={"id": "kind.number"},  # rendered in each language
                 found=describe_found(value),
             )
         return value
@@ -143,8 +142,7 @@ class Answers:
             raise Fail(
                 "wrong_type",
                 name=name,
-                expected_es="un número entero",
-                expected_en="a whole number",
+                expected={"id": "kind.integer"},  # rendered in each language
                 found=describe_found(value),
             )
         return int(value)
@@ -155,8 +153,7 @@ class Answers:
             raise Fail(
                 "wrong_type",
                 name=name,
-                expected_es="un texto entre comillas",
-                expected_en="a quoted string",
+                expected={"id": "kind.text"},  # rendered in each language
                 found=describe_found(value),
             )
         return value
@@ -167,8 +164,7 @@ class Answers:
             raise Fail(
                 "wrong_type",
                 name=name,
-                expected_es="un diccionario",
-                expected_en="a dict",
+                expected={"id": "kind.mapping"},  # rendered in each language
                 found=describe_found(value),
             )
         return value
