@@ -43,6 +43,7 @@ from autograder.execute import ARTIFACTS_DIRNAME, MAX_NOTEBOOK_BYTES, KernelLaun
 from autograder.record import open_gradebook, record_result, sync_assignment
 from autograder.results import AssignmentResult, Note, ResultsFile, StudentResult
 from autograder.untrusted import UnsafeInput, clean_text, read_bounded, read_json, remove_tree
+from dlcourse import layout
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +312,7 @@ def _already_graded(
     done = results.students.get(submission.student)
     if done is None or done.submission_sha256 is None or submission.path is None:
         return False
-    workdir = course.autograded_dir / submission.student / assignment_id
+    workdir = layout.work_folder(course.autograded_dir, submission.student, assignment_id)
     return done.submission_sha256 == submission_digest(submission.path) and (
         done.status == "error" or (workdir / ARTIFACTS_DIRNAME).is_dir()
     )
@@ -365,7 +366,7 @@ def grade_class(
             str(s.path) if s.path else None,
             s.problem,
             s.timestamp,
-            str(course.autograded_dir / s.student / assignment_id),
+            str(layout.work_folder(course.autograded_dir, s.student, assignment_id)),
             s.notes,
         )
         for s in todo
@@ -462,12 +463,21 @@ def regrade_class(
     settings = GradingSettings.from_course(course)
     results = load_results(course, assignment_id)
     folders = {
-        student: course.autograded_dir / student / assignment_id / ARTIFACTS_DIRNAME
+        student: layout.artifacts_folder(course.autograded_dir, student, assignment_id)
         for student in sorted(results.students)
         if not students or student in students
     }
     # never executed (an unreadable file): nothing to re-check, the old result stands
     folders = {s: f for s, f in folders.items() if (f / EXECUTION_RECORD).is_file()}
+    # artifacts of a layout this version cannot read: say so rather than misread them
+    stale = {
+        s
+        for s, f in folders.items()
+        if not layout.readable(_execution_record(f).get("layout_version"))
+    }
+    for student in stale:
+        log.warning("%s: artifacts of another layout; grade again with --force", student)
+    folders = {s: f for s, f in folders.items() if s not in stale}
     started = time.perf_counter()
     checked = run_checks_many(
         assignment.id,

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from autograder.untrusted import UnsafeInput, read_json, read_npz
+from dlcourse import layout
 from dlcourse.artifacts import ANSWERS, Answer, ArtifactError, Opaque, to_python
 
 __all__ = ["ANSWERS", "Answer", "ArtifactError", "Artifacts", "Opaque", "to_python"]
 
-EXECUTION_RECORD = "execution.json"  # written by the grader after the kernel stopped
+EXECUTION_RECORD = layout.EXECUTION_RECORD  # written by the grader after the kernel stopped
 MAX_JSON_BYTES = 2_000_000
 MAX_JSON_DEPTH = 64  # a captured description is a few levels deep
 MAX_NPZ_BYTES = 64_000_000  # the archive as stored
@@ -75,7 +76,7 @@ class Artifacts:
 
     def answer(self, name: str) -> Answer | None:
         """The captured answer ``name``; None when the capture never ran."""
-        relative = f"{ANSWERS}/{name}.json"
+        relative = layout.answer(name)
         try:
             data = self.read_json(relative)
         except FileNotFoundError:

@@ -19,11 +19,12 @@ from pathlib import Path
 
 from autograder.results import Note
 from autograder.untrusted import UnsafeInput, clean_text, read_bounded
+from dlcourse import layout
 
 STUDENT_ID = re.compile(
     r"[A-Za-z0-9][A-Za-z0-9_.@+-]{0,99}"
 )  # always fullmatch: "$" admits "ana\n"
-TIMESTAMP_FILE = "timestamp.txt"
+TIMESTAMP_FILE = layout.TIMESTAMP_FILE
 MAX_TIMESTAMP_BYTES = 256
 MAX_FOLDERS = 100_000  # student folders scanned in one submitted/ tree
 

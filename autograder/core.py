@@ -41,6 +41,7 @@ from autograder.untrusted import (
     read_bounded,
     remove_tree,
 )
+from dlcourse import layout
 
 
 @dataclass(frozen=True)
@@ -228,6 +229,7 @@ def _write_execution_record(artifacts: Path, record: dict[str, Any]) -> None:
     target = artifacts / EXECUTION_RECORD
     artifacts.mkdir(parents=True, exist_ok=True)
     _replace_with_file(target)
+    record = {**record, "layout_version": layout.LAYOUT_VERSION}
     target.write_text(json.dumps(plain_data(record, max_depth=6)), encoding="utf-8")
 
 

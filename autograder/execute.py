@@ -30,8 +30,9 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_
 
 from autograder.results import Note
 from autograder.untrusted import UnsafeInput, read_bounded, remove_tree
+from dlcourse import layout
 
-ARTIFACTS_DIRNAME = "artifacts"
+ARTIFACTS_DIRNAME = layout.ARTIFACTS_DIRNAME
 MAX_NOTEBOOK_BYTES = 50_000_000  # outputs included: they are read, then dropped
 MAX_CELLS = 2_000  # the assignments have ~40; a student may add many, not 650,000
 MAX_CELL_SOURCE_CHARS = 10_000_000  # a 5 MB literal is code; 50 MB is not

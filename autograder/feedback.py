@@ -38,6 +38,7 @@ from autograder.capture import ArtifactError, Artifacts
 from autograder.config import Course
 from autograder.results import CellResult, CheckResult, StudentResult
 from autograder.untrusted import UnsafeInput, read_bounded
+from dlcourse import layout
 from dlcourse.artifacts import short_summary
 
 log = logging.getLogger(__name__)
@@ -515,7 +516,7 @@ def reference_trainings(course: Course, assignment_id: str) -> dict:
                 result.max_score,
             )
         stamp.write_text(digest, encoding="utf-8")
-    return read_trainings(workdir / "artifacts")
+    return read_trainings(workdir / layout.ARTIFACTS_DIRNAME)
 
 
 # --- writing --------------------------------------------------------------------------------
@@ -530,7 +531,7 @@ def feedback_path(feedback_dir: Path, student: str, assignment_id: str, notebook
 
 
 def _timestamp(course: Course, student: str, assignment_id: str) -> str | None:
-    path = course.autograded_dir / student / assignment_id / "timestamp.txt"
+    path = layout.work_folder(course.autograded_dir, student, assignment_id) / layout.TIMESTAMP_FILE
     try:
         text = read_bounded(path, 256).decode("utf-8")[:64].strip()
     except (OSError, UnsafeInput, UnicodeDecodeError):
@@ -576,7 +577,7 @@ def write_feedback(
         if result is None:
             log.warning("no results for %s in %s: no feedback written", sid, assignment_id)
             continue
-        artifacts = course.autograded_dir / sid / assignment_id / "artifacts"
+        artifacts = layout.artifacts_folder(course.autograded_dir, sid, assignment_id)
         if reference and references is None and _has_training(artifacts):
             references = _reference_or_nothing(course, assignment_id)
         page = dict(

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from autograder.capture import ArtifactError, Artifacts
+from dlcourse import layout
 
 MAX_EPOCHS = 20_000  # longer histories are cut (an artifact is untrusted data)
 
@@ -71,11 +72,11 @@ class TrainingCurves:
 # Where training runs are captured. ``dlcourse.keras_capture.capture_training`` writes
 # ``keras/<prefix>training.json`` (one per ``fit``; see ``_from_keras_capture``). The simpler
 # layouts below are also read (the first existing file wins for each answer name).
-KERAS_TRAINING_GLOB = "*training.json"
+KERAS_TRAINING_GLOB = layout.KERAS_TRAINING_GLOB
 TRAINING_FILES: dict[str, tuple[str, ...]] = {
-    "history": ("history.json", "keras/history.json"),
+    "history": layout.HISTORY_FILES,
 }
-EARLY_STOPPING_FILES = ("early_stopping.json",)
+EARLY_STOPPING_FILES = layout.EARLY_STOPPING_FILES
 
 
 def read_trainings(artifacts_dir: str | Path) -> dict[str, TrainingCurves]:
@@ -103,10 +104,10 @@ def read_trainings(artifacts_dir: str | Path) -> dict[str, TrainingCurves]:
     """
     artifacts = Artifacts(artifacts_dir)
     runs: dict[str, TrainingCurves] = {}
-    keras_dir = artifacts.folder / "keras"
+    keras_dir = artifacts.folder / layout.KERAS_DIR
     if keras_dir.is_dir() and not keras_dir.is_symlink():
         for path in sorted(keras_dir.glob(KERAS_TRAINING_GLOB))[:20]:
-            curves = _from_keras_capture(_read_json(artifacts, f"keras/{path.name}"))
+            curves = _from_keras_capture(_read_json(artifacts, layout.keras_json(path.stem)))
             if curves is not None:
                 runs.setdefault(curves.name, curves)
     for name, candidates in TRAINING_FILES.items():

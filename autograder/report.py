@@ -33,6 +33,7 @@ from autograder.feedback import (
     write_text_atomic,
 )
 from autograder.results import AssignmentResult, StudentResult
+from dlcourse import layout
 
 MAX_EXAMPLE_CHARS = 240
 MAX_MESSAGES_PER_CHECK = 3
@@ -172,7 +173,7 @@ def incidents(course: Course, results: AssignmentResult, language: str) -> list[
             add("report.kind_submission", result.error_in(language) or "")
             continue
         if result.status == "error":
-            run = Artifacts(course.autograded_dir / sid / result.assignment / "artifacts")
+            run = Artifacts(layout.artifacts_folder(course.autograded_dir, sid, result.assignment))
             try:
                 status = run.execution().get("status", "")
             except Exception:  # noqa: BLE001 - an unreadable record is still an error

@@ -114,3 +114,36 @@ def test_dlcourse_never_imports_the_grader():
     for name, targets in graph.items():
         if name.startswith("dlcourse"):
             assert not any(t.startswith("autograder") for t in targets), (name, targets)
+
+
+def test_artifact_paths_are_spelled_only_in_the_layout_module():
+    """``dlcourse.layout`` names every artifact path (with the layout's version); capture,
+    checkers, plots, feedback, report and regrade use it, so a path changes in one place."""
+    import re
+
+    spelled = re.compile(
+        r"""["'](?:keras/|split/|answers/|artifacts["'/]|execution\.json|\w*training\.json)"""
+    )
+    offenders = []
+    for package, root in PACKAGES.items():
+        for path in root.rglob("*.py"):
+            if path.name == "layout.py" and package == "dlcourse":
+                continue
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                code = line.split("#", 1)[0]
+                if spelled.search(code) and not code.lstrip().startswith(('"""', "``")):
+                    offenders.append(f"{path.relative_to(root.parent)}:{number}: {line.strip()}")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_the_layout_module_needs_only_the_standard_library():
+    import ast
+
+    tree = ast.parse((PACKAGES["dlcourse"] / "layout.py").read_text(encoding="utf-8"))
+    imported = {
+        (node.module or "").split(".")[0] if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert imported <= {"__future__", "pathlib"}, imported

@@ -13,7 +13,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-ANSWERS = "answers"
+from dlcourse import layout
+
+ANSWERS = layout.ANSWERS_DIR  # kept for older imports; paths: dlcourse.layout
 
 
 class ArtifactError(Exception):
@@ -212,7 +214,7 @@ class MemoryArtifacts:
         return self._npz[relative]
 
     def answer(self, name: str) -> Answer | None:
-        data = self._json.get(f"{ANSWERS}/{name}.json")
+        data = self._json.get(layout.answer(name))
         if data is None:
             return None
         return Answer(name=name, present=bool(data.get("present")), description=data.get("value"))

@@ -18,7 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dlcourse.artifacts import ANSWERS, MemoryArtifacts
+from dlcourse import layout
+from dlcourse.artifacts import MemoryArtifacts
 
 ENV_ARTIFACTS = "AUTOGRADER_ARTIFACTS"
 MAX_ITEMS = 1000  # containers larger than this are summarised, not stored
@@ -167,4 +168,4 @@ def answers(namespace: dict, *names: str) -> None:
                 }
         else:
             payload = {"name": name, "present": False}
-        write_json(f"{ANSWERS}/{name}.json", payload)
+        write_json(layout.answer(name), payload)

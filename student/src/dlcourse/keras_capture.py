@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from dlcourse import capture as _capture
+from dlcourse import layout
 
 SPLIT_NAMES = ("X_train", "X_valid", "y_train", "y_valid")
 MAX_ROWS = 100_000
@@ -300,7 +301,7 @@ def capture_split(
     try:
         present = {n: namespace[n] for n in names if not _missing(namespace, n)}
         _capture.write_json(
-            f"answers/{answer}.json",
+            layout.answer(answer),
             {
                 "name": answer,
                 "present": bool(present),
@@ -328,7 +329,7 @@ def capture_split(
             except Exception as exc:  # noqa: BLE001
                 rows = {"error": _error(exc)}
         _capture.write_json(
-            "split/split.json",
+            layout.SPLIT_META,
             {
                 "names": list(names),
                 "parts": parts,
@@ -336,9 +337,9 @@ def capture_split(
                 "n_data": None if loaded is None else len(loaded[0]),
             },
         )
-        _capture.write_npz("split/arrays.npz", arrays)
+        _capture.write_npz(layout.SPLIT_ARRAYS, arrays)
     except Exception as exc:  # noqa: BLE001 - never break the test cell
-        _capture.write_json("split/split.json", {"names": list(names), "error": _error(exc)})
+        _capture.write_json(layout.SPLIT_META, {"names": list(names), "error": _error(exc)})
 
 
 # --- Keras objects ----------------------------------------------------------------------------
@@ -449,7 +450,7 @@ def _capture_described(namespace: dict, name: str, key: str, describe, extra=Non
             extra(namespace, name, payload)
         except Exception:  # noqa: BLE001
             pass
-    _capture.write_json(f"keras/{name}.json", payload)
+    _capture.write_json(layout.keras_json(name), payload)
 
 
 MAX_OTHERS = 5
@@ -857,8 +858,8 @@ def capture_training(
             )
     except Exception as exc:  # noqa: BLE001 - never break the test cell
         payload["error"] = _error(exc)
-    _capture.write_json(f"keras/{prefix}training.json", payload)
-    _capture.write_npz(f"keras/{prefix}weights.npz", arrays)
+    _capture.write_json(layout.keras_training(prefix), payload)
+    _capture.write_npz(layout.keras_weights(prefix), arrays)
 
 
 __all__ = [

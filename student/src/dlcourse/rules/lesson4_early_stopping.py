@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from dlcourse import keras_model as km
+from dlcourse import layout
 from dlcourse.checking import (
     CapturedSubmission,
     Fail,
@@ -131,14 +132,14 @@ def _canonical_rows(raw: np.ndarray) -> np.ndarray:
 
 def _split(sub: Submission) -> Split:
     sub.answers.get("split")  # not attempted / answer cell error / never executed
-    meta = sub.json("split/split.json", "split")
+    meta = sub.json(layout.SPLIT_META, "split")
     if "error" in meta and "parts" not in meta:
         raise Fail("artifact_invalid", name="split", reason=str(meta["error"])[:200])
     parts = {n: as_dict(p) for n, p in as_dict(meta.get("parts")).items()}
     missing = [n for n in SPLIT_NAMES if not parts.get(n, {}).get("present")]
     if missing:
         raise Fail("es_split.missing", names=", ".join(f"`{n}`" for n in missing))
-    arrays = sub.npz("split/arrays.npz", "split")
+    arrays = sub.npz(layout.SPLIT_ARRAYS, "split")
     for name in SPLIT_NAMES:
         if name not in arrays:
             found = str(parts[name].get("type") or "?").rsplit(".", 1)[-1]
@@ -377,7 +378,7 @@ def early_stopping_elsewhere(sub) -> list[str]:
     """The names under which the student's own cell kept an EarlyStopping, when
     ``early_stopping`` holds none (``early = callbacks.EarlyStopping(...)``)."""
     try:
-        payload = as_dict(sub.artifacts.read_json("keras/early_stopping.json"))
+        payload = as_dict(sub.artifacts.read_json(layout.KERAS_EARLY_STOPPING))
     except Exception:  # noqa: BLE001 - missing or unreadable: reported by the other checks
         return []
     others = payload.get("others")
@@ -401,7 +402,7 @@ def _callback(sub: Submission) -> dict:
         if elsewhere:
             raise Fail("es_callback.other_name", names=_quoted(elsewhere)) from None
         raise
-    payload = sub.json("keras/early_stopping.json", "early_stopping")
+    payload = sub.json(layout.KERAS_EARLY_STOPPING, "early_stopping")
     callback = as_dict(payload.get("callback"))
     if callback.get("is_early_stopping") is not True:
         elsewhere = early_stopping_elsewhere(sub)
@@ -494,7 +495,7 @@ def keras_truthy(captured: Any) -> bool:
 
 def _model(sub: Submission) -> dict:
     value = sub.answers.get("model")
-    payload = sub.json("keras/model.json", "model")
+    payload = sub.json(layout.KERAS_MODEL, "model")
     model = as_dict(payload.get("model"))
     if model.get("is_model") is not True:
         raise Fail("es_model.wrong_type", found=describe_found(value))
@@ -608,7 +609,7 @@ class Training:
 
     def weights(self) -> dict[int, dict[str, np.ndarray]]:
         def load():
-            arrays = self.sub.npz("keras/weights.npz", "history")
+            arrays = self.sub.npz(layout.keras_weights(), "history")
             return km.weights_by_layer(self.payload.get("weights") or [], arrays)
 
         return self.sub.memo.get("weights", load)
@@ -639,7 +640,7 @@ class Training:
 
 def _training(sub: Submission) -> Training:
     sub.answers.get("history")
-    payload = sub.json("keras/training.json", "history")
+    payload = sub.json(layout.keras_training(), "history")
     if "error" in payload and "history" not in payload:
         raise Fail("artifact_invalid", name="history", reason=str(payload["error"])[:200])
     history = as_dict(payload.get("history"))
@@ -989,7 +990,7 @@ _COMPARED_SETTINGS = (
 def _settings_before_fit(sub) -> dict | None:
     """The callback's settings as its own cell captured them (before training), if captured."""
     try:
-        payload = sub.artifacts.read_json("keras/early_stopping.json")
+        payload = sub.artifacts.read_json(layout.KERAS_EARLY_STOPPING)
     except Exception:  # noqa: BLE001 - missing (a self-check) or unreadable (reported there)
         return None
     callback = as_dict(as_dict(payload).get("callback"))

@@ -28,6 +28,7 @@ import re
 from dataclasses import dataclass, field
 
 from dlcourse import keras_model as km
+from dlcourse import layout
 from dlcourse.artifacts import ArtifactError
 from dlcourse.checking import CapturedSubmission, Fail, Passed, describe_found, short_summary
 
@@ -248,7 +249,7 @@ def _model(sub: Submission) -> Structure:
         if specific is not None:
             raise specific
     value = sub.answers.get("model")
-    payload = sub.json("keras/model.json", "model")
+    payload = sub.json(layout.KERAS_MODEL, "model")
     if "error" in payload and "model" not in payload:
         raise Fail("artifact_invalid", name="model", reason=str(payload["error"])[:200])
     model = payload.get("model") or {}
@@ -489,7 +490,7 @@ def _payload(sub: Submission) -> dict:
         ):
             raise Fail("db_history.no_model_built")
     sub.answers.get("history")  # not attempted, an error in the answer cell, a timeout
-    payload = sub.json("keras/training.json", "history")
+    payload = sub.json(layout.keras_training(), "history")
     if "error" in payload and "history" not in payload:
         raise Fail("artifact_invalid", name="history", reason=str(payload["error"])[:200])
     return payload
@@ -507,7 +508,7 @@ class Trained:
 
     def weights(self) -> dict[int, dict]:
         def load():
-            arrays = self.sub.npz("keras/weights.npz", "history")
+            arrays = self.sub.npz(layout.keras_weights(), "history")
             return km.weights_by_layer(self.payload.get("weights") or [], arrays)
 
         return self.sub.memo.get("weights", load)
@@ -603,7 +604,7 @@ def _compiled(sub: Submission) -> dict:
         return trained(sub).model.get("compile") or {}
     except Fail as first:
         try:
-            payload = sub.json("keras/model.json", "model")
+            payload = sub.json(layout.KERAS_MODEL, "model")
         except Fail:
             raise first from None
         model = payload.get("model") or {}
