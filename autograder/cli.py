@@ -46,9 +46,11 @@ def _course(args: argparse.Namespace):
 def _release(args: argparse.Namespace) -> int:
     from autograder.release import release
 
-    for report in release(_course(args), args.assignment):
+    for report in release(_course(args), args.assignment, self_test=not args.no_self_test):
+        checked = "" if args.no_self_test else "; the reference solution scores full marks"
         print(
-            f"released {report.assignment}: {report.notebook} (no solution or hidden test leaked)"
+            f"released {report.assignment}: {report.notebook} "
+            f"(no solution or hidden test leaked{checked})"
         )
     return 0
 
@@ -182,8 +184,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("release", help="generate release/ from source/ and check for leaks")
+    p = sub.add_parser(
+        "release",
+        help="generate release/ from source/, check for leaks, grade the reference solution",
+    )
     p.add_argument("assignment", nargs="?")
+    p.add_argument(
+        "--no-self-test",
+        action="store_true",
+        help="skip grading the reference solution (it must score full marks)",
+    )
 
     p = sub.add_parser("grade", help="grade every submission of an assignment")
     p.add_argument("assignment")

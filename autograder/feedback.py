@@ -18,7 +18,6 @@ Content-Security-Policy that forbids loading anything else.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -470,53 +469,19 @@ def render_feedback(
 # --- the reference solution's training curves -----------------------------------------------
 
 
-def reference_dir(course: Course, assignment_id: str) -> Path:
-    return course.state_dir / "reference" / assignment_id
-
-
 def reference_trainings(course: Course, assignment_id: str) -> dict:
-    """The reference solution's captured training runs, by answer name.
-
-    The instructor's source notebook is graded once, like a submission, into
-    ``<state>/reference/<assignment>/``; the result is reused until the notebook changes (its
-    sha256 is kept beside it). Returns ``{}`` (and logs why) when that grading fails.
-    """
+    """The reference solution's captured training runs, by answer name, from its grading
+    (``autograder.reference``: done by ``release``, cached; graded now only if the cache is
+    stale). Returns ``{}`` (and logs why) when that grading fails."""
     from autograder.plots import read_trainings
+    from autograder.reference import grade_reference, reference_artifacts
 
-    spec = course.assignment(assignment_id)
-    source = course.source_dir / assignment_id / spec.notebook
-    workdir = reference_dir(course, assignment_id)
-    stamp = workdir / "source.sha256"
     try:
-        digest = hashlib.sha256(source.read_bytes()).hexdigest()
-    except OSError as exc:
+        grade_reference(course, assignment_id)
+    except Exception as exc:  # noqa: BLE001 - feedback goes on without the reference
         log.warning("no reference curves for %s: %s", assignment_id, exc)
         return {}
-    if not (stamp.is_file() and stamp.read_text(encoding="utf-8").strip() == digest):
-        from autograder.core import Assignment, GradingSettings, grade
-
-        log.info("grading the reference solution of %s for its learning curves", assignment_id)
-        try:
-            result = grade(
-                source,
-                Assignment.from_course(course, assignment_id),
-                GradingSettings.from_course(course),
-                student="__reference__",
-                workdir=workdir,
-            )
-        except Exception as exc:  # noqa: BLE001 - feedback goes on without the reference
-            log.warning("grading the reference solution of %s failed: %s", assignment_id, exc)
-            return {}
-        score = getattr(result, "score", None)
-        if score is not None and score < getattr(result, "max_score", score):
-            log.warning(
-                "the reference solution of %s scores %s of %s: check the checkers",
-                assignment_id,
-                score,
-                result.max_score,
-            )
-        stamp.write_text(digest, encoding="utf-8")
-    return read_trainings(workdir / layout.ARTIFACTS_DIRNAME)
+    return read_trainings(reference_artifacts(course, assignment_id))
 
 
 # --- writing --------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import nbformat
 
+from autograder import reference
 from autograder.checkers.answer_key import practice_key
 from autograder.config import Course
 from autograder.record import use_inprocess_alembic_head
@@ -76,8 +77,13 @@ def leaked_lines(source_nb: nbformat.NotebookNode, release_nb: nbformat.Notebook
     return leaks
 
 
-def release(course: Course, assignment_id: str | None = None) -> list[ReleaseReport]:
-    """Generate ``release/`` for one assignment (or all) and check it leaks nothing."""
+def release(
+    course: Course, assignment_id: str | None = None, *, self_test: bool = True
+) -> list[ReleaseReport]:
+    """Generate ``release/`` for one assignment (or all) and check it leaks nothing; then
+    (``self_test``) grade the reference solution, which must score full marks
+    (``autograder.reference``: a ``ReleaseError`` otherwise; its result is cached for the
+    feedback's reference curves)."""
     ids = [assignment_id] if assignment_id else sorted(course.assignments)
     reports = []
     for aid in ids:
@@ -91,6 +97,11 @@ def release(course: Course, assignment_id: str | None = None) -> list[ReleaseRep
         if leaks:
             raise ReleaseError(f"{release_path} leaks the solution or hidden tests: {leaks}")
         write_practice_key(course, aid, folder)
+        if self_test:
+            try:
+                reference.self_test(course, aid)
+            except reference.ReferenceBelowFullMarks as exc:
+                raise ReleaseError(str(exc)) from None
         reports.append(ReleaseReport(aid, release_path, leaks))
     return reports
 

@@ -5,7 +5,6 @@ class."""
 from __future__ import annotations
 
 import base64
-import hashlib
 import html
 import json
 import math
@@ -372,8 +371,11 @@ def build_class(course) -> AssignmentResult:
     ref = course.state_dir / "reference" / AID
     (ref / "artifacts").mkdir(parents=True)
     (ref / "artifacts" / "history.json").write_text(json.dumps(reference_history()))
-    source = course.source_dir / AID / NOTEBOOK
-    (ref / "source.sha256").write_text(hashlib.sha256(source.read_bytes()).hexdigest())
+    from autograder.reference import DIGEST_FILE, RESULT_FILE, reference_digest
+    from autograder.results import student_to_dict
+
+    (ref / RESULT_FILE).write_text(json.dumps(student_to_dict(eve())))
+    (ref / DIGEST_FILE).write_text(reference_digest(course, AID))
     return results
 
 
@@ -639,6 +641,7 @@ def test_reference_is_graded_once_and_cached(course, monkeypatch):
         calls.append(student)
         (Path(workdir) / "artifacts").mkdir(parents=True, exist_ok=True)
         (Path(workdir) / "artifacts" / "history.json").write_text(json.dumps(reference_history()))
+        return eve()
 
     monkeypatch.setattr(autograder.core, "grade", fake_grade)
     first = reference_trainings(course, AID)

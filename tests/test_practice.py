@@ -33,7 +33,7 @@ def _course(tmp_path, mode: str):
 
 def test_practice_release_lets_selfchecks_judge_hidden_answers(tmp_path, monkeypatch):
     course = _course(tmp_path, "practice")
-    release(course, AID)
+    release(course, AID, self_test=False)
     folder = course.release_dir / AID
     key = (folder / practice.FILENAME).read_text()
     for answer in ("tasa_baja", "sobreajuste", '"c"', '"45"', ": 45"):
@@ -56,7 +56,7 @@ def test_practice_release_lets_selfchecks_judge_hidden_answers(tmp_path, monkeyp
     # back to graded mode: the release no longer carries the answer key
     graded = load_course(tmp_path / "course_config.py", state_dir=tmp_path / "state")
     object.__setattr__(graded.assignments[AID], "mode", "graded")
-    release(graded, AID)
+    release(graded, AID, self_test=False)
     assert not (folder / practice.FILENAME).exists()
     assert [o.message_id for o in Checker(AID, dict(RIGHT)).result("lr_1_outcome").outcomes] == [
         "form.ok"
