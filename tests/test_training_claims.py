@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from dlcourse.rules import lesson4_early_stopping as rules
+from tests.test_checkers_lesson4_early_stopping import POINTS
 
 replay = rules.replay_early_stopping
 
@@ -236,14 +237,6 @@ def test_replay_matches_keras_early_stopping_on_random_series():
 
 # --- 3. real trainings, honest and forged --------------------------------------------------------
 
-POINTS = {
-    "test_split": 2,
-    "test_early_stopping": 2,
-    "test_model": 3,
-    "test_history": 4,
-    "test_best_epoch": 1,
-    "test_fit_diagnosis": 3,
-}
 CLAIMS_MESSAGES = {
     "es_history.series_lengths",
     "es_history.epoch_list",
