@@ -207,7 +207,7 @@ def no_cgroup_left_behind():
 def test_cgroup_stops_memory_nobody_maps(attack, tmp_path, data_home):
     record, outcome = _run(_attack_notebook(attack), tmp_path, CGROUP, data_home)
     assert record.status == "kernel_died", (record, outcome)
-    assert record.reason == MEMORY_REASON
+    assert record.reason.text("en") == MEMORY_REASON
     assert outcome is None and not (tmp_path / "after.txt").exists()
 
 
@@ -231,7 +231,7 @@ def test_cgroup_stops_an_ordinary_memory_bomb(tmp_path, data_home):
         cells=[new_code_cell("hold = []\nwhile True:\n    hold.append(b'x' * 2**24)")]
     )
     record, _ = _run(nb, tmp_path, CGROUP, data_home)
-    assert record.status == "kernel_died" and record.reason == MEMORY_REASON
+    assert record.status == "kernel_died" and record.reason.text("en") == MEMORY_REASON
 
 
 # --- under the seccomp filter --------------------------------------------------------------

@@ -200,7 +200,7 @@ def test_history_selfchecks_say_what_the_hidden_checker_says(tmp_path, monkeypat
     expected = _hidden(aid, tmp_path, monkeypatch, namespace, "history")
     assert _selfcheck(aid, namespace, "history") == expected
     assert expected == [
-        "es_history.epochs",
+        "es_history.fit_arguments",  # epochs=3 and batch_size=512: both named in one message
         "es_history.callback_not_used",
         "es_history.not_stopped_no_callback",
     ]
