@@ -211,6 +211,12 @@ class Page:
         return image.get_attribute("src")
 
 
+def kernel_idle(driver) -> bool:
+    from selenium.webdriver.common.by import By
+
+    return "Python 3 (ipykernel) | Idle" in driver.find_element(By.ID, "jp-main-statusbar").text
+
+
 def test_run_all_then_step_clicks_count_one_by_one(lab, driver, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -230,7 +236,7 @@ def test_run_all_then_step_clicks_count_one_by_one(lab, driver, tmp_path):
     driver.get(notebook_url)
     page.wait(
         "the kernel is not idle",
-        lambda d: "Python 3 (ipykernel) | Idle" in d.find_element(By.ID, "jp-main-statusbar").text,
+        kernel_idle,
     )
     # Run > Run All Cells, as a student does
     page.wait(
@@ -269,8 +275,14 @@ def test_run_all_then_step_clicks_count_one_by_one(lab, driver, tmp_path):
     # A new rate typed in the box restarts at step 0 as soon as it is committed (Enter)...
     rate = page.find(f"{WIDGET} .widget-text input")
     rate.send_keys(Keys.CONTROL, "a")
+    before = page.plot_source()
     rate.send_keys("0.1", Keys.ENTER)
     page.expect_counter(Playground(learning_rate=0.1).status())
+    # ipywidgets holds back a state update while the kernel still answers an earlier
+    # message (the redraw) but sends a click at once: a click a few milliseconds after
+    # typing may overtake the new rate. A student's hand takes longer than the redraw.
+    page.wait("the plot was not redrawn", lambda _: page.plot_source() != before)
+    page.wait("the kernel is not idle", kernel_idle)
     # ... or when the student goes straight to STEP (exercise 2): that click is step 1.
     rate.send_keys(Keys.CONTROL, "a")
     rate.send_keys("0.05")
