@@ -27,7 +27,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m "not slow" -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check autograder student tests benchmarks

@@ -12,11 +12,18 @@ Every ``c.Course`` key, its type and its default is listed in ``docs/settings.md
 key, at any level, or a value of the wrong type, stops with an error naming the nearest key.
 """
 
+import os
+
 c = get_config()  # noqa: F821  (injected by traitlets when this file is loaded)
 
 # --- nbgrader -------------------------------------------------------------------------------
+# nbgrader_config.py loads this section and adds what only nbgrader needs: the exchange
+# (<course>/exchange, for a class on one machine; set c.Exchange.root here for a shared one),
+# the gradebook of c.Course.db_url, and the course's autograde, feedback and validate steps
+# (docs/nbgrader.md).
 c.CourseDirectory.course_id = "dl-lecciones-4-5"
-c.CourseDirectory.root = "."  # resolved relative to this file by the autograder package
+# The course directory: this file's folder, as an absolute path, wherever a command runs.
+c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))  # noqa: F821 (traitlets)
 # The stub students see in place of a solution (Spanish, the course's language).
 c.ClearSolutions.code_stub = {"python": "# TU CÓDIGO AQUÍ\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "ESCRIBE TU RESPUESTA AQUÍ"
@@ -85,6 +92,10 @@ c.Course.thresholds = {
 # serially, in parallel or on Dask (same scores); workers x kernel_threads <= cores.
 c.Course.workers = 0
 c.Course.kernel_threads = 1
+# Submissions that would execute the same notebook (the given code unchanged, the same
+# answers) are executed once and each student gets that grade under their own name; only a
+# run that completed is shared. False executes every submission.
+c.Course.deduplicate = True
 # Sandbox around every student kernel (bubblewrap; see docs/sandbox.md). Without bubblewrap,
 # grading refuses to run unless allow_unsandboxed is True (or --allow-unsandboxed is given).
 c.Course.sandbox = {
@@ -97,9 +108,71 @@ c.Course.sandbox = {
     "max_files": 2000,
     "tmp_mb": 64,  # private /tmp and /dev/shm
     "cpu_seconds": None,  # CPU s per process; None: 2 x the longest notebook limit + 30
+    # The other keys, at their defaults (docs/sandbox.md says what each guarantees):
+    # "enabled": True,  # False: never sandbox (needs allow_unsandboxed too)
+    # "memory_accounting": "auto",  # "cgroup" | "seccomp": how memory_mb is enforced
+    # "seccomp_with_cgroup": True,  # the seccomp filter even when a cgroup counts memory
+    # "open_files": 1024,
+    # "uid": None,  # the kernel's uid when grading as root; None: one per grader process
+    # "max_message_mb": 16,  # largest message the grader accepts from a kernel
+    # "poll_seconds": 0.2,  # the watchdog's period (memory and disk)
+    # "extra_ro_paths": [],  # more read-only paths the kernel may see
+    # "bwrap": "bwrap",  # the bubblewrap program
 }
 # Gradebook: nbgrader's SQLite file in the course directory unless a db_url is given.
 c.Course.db_url = ""
-# LMS integration (docs/lms.md; every key in docs/settings.md), for example:
-#     c.Course.lms = {"roster": "roster.csv",
-#                     "canvas": {"assignments": {"lesson4_learning_rate": {"id": 123456}}}}
+# LMS integration (docs/lms.md; every key, its type and default in docs/settings.md). Not set
+# by default: uncomment what your LMS needs. Every key of every section, with an example value:
+# c.Course.lms = {
+#     # roster CSV(s) mapping LMS identities to student ids (relative: to this folder)
+#     "roster": "roster.csv",
+#     "canvas": {
+#         # the number in each assignment's address (/courses/N/assignments/<id>); or a dict
+#         "assignments": {
+#             "lesson4_learning_rate": {"id": 123456, "name": "Lección 4.1", "points": 10},
+#             "lesson4_early_stopping": 123457,
+#         },
+#     },
+#     "moodle": {
+#         # the grading worksheet downloaded from Moodle (or --worksheet), per assignment
+#         "worksheets": {"lesson4_learning_rate": "moodle/lesson4_learning_rate.csv"},
+#         "feedback": True,  # fill the worksheet's feedback column
+#         # the worksheet's column titles when Moodle speaks another language
+#         "columns": {"grade": "Calificación", "feedback": "Comentarios de retroalimentación"},
+#     },
+#     "lti": {
+#         "client_id": "10000000000001",
+#         "token_url": "https://canvas.instructure.com/login/oauth2/token",
+#         "issuer": "https://canvas.instructure.com",
+#         "audience": "",  # "": the token URL
+#         "key_id": "autograder-1",
+#         "key_file": "lti/private_key.pem",  # autograder lti-key lti/private_key.pem
+#         "line_items": {"lesson4_learning_rate": "https://canvas.example.edu/api/lti/courses/1/line_items/7"},
+#         "user_ids": "lti/user_ids.csv",  # student_id,lti_user_id (autograder lti-roster)
+#         "lineitems_url": "https://canvas.example.edu/api/lti/courses/1/line_items",
+#         "labels": {"lesson4_learning_rate": "Lección 4.1: tasa de aprendizaje"},
+#         "tag": "autograder",
+#         "create_line_items": True,
+#         "memberships_url": "https://canvas.example.edu/api/lti/courses/1/names_and_roles",
+#         "roster_match": "email",  # or "email_local", "lis_person_sourcedid"
+#         "max_response_mb": 16.0,
+#         "scope": "https://purl.imsglobal.org/spec/lti-ags/scope/score",
+#         "timeout": 30.0,
+#         "max_attempts": 4,
+#         "backoff": 1.0,
+#         "assertion_lifetime": 300,
+#         "comment": True,
+#         "activity_progress": "Completed",
+#         "grading_progress": "FullyGraded",
+#     },
+#     "gradescope": {
+#         "visibility": "visible",
+#         "stdout_visibility": "hidden",
+#         "test_visibility": {"lesson4_learning_rate": {"test_curve_labels": "after_published"}},
+#         "time_limit": {"*": 600.0, "lesson5_dropout_batchnorm": 1200.0},
+#         "margin": 60.0,
+#         "run_as": "student",
+#         "memory_mb": {"*": 768, "lesson4_early_stopping": 1280, "lesson5_dropout_batchnorm": 1536},
+#         "cpus": 0.5,
+#     },
+# }

@@ -16,10 +16,11 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from itertools import islice
 from multiprocessing import get_context
 from pathlib import Path
@@ -28,7 +29,7 @@ from tqdm import tqdm
 
 from autograder.capture import EXECUTION_RECORD
 from autograder.check import CheckerError, run_checks_many
-from autograder.collect import STUDENT_ID, TIMESTAMP_FILE, Submission, scan_submissions
+from autograder.collect import STUDENT_ID, TIMESTAMP_FILE, Scan, Submission, scan_submissions
 from autograder.config import Course
 from autograder.core import (
     Assignment,
@@ -39,8 +40,15 @@ from autograder.core import (
     grade,
     submission_digest,
 )
+from autograder.dedup import Execution, execution_of, follow, shareable
 from autograder.execute import ARTIFACTS_DIRNAME, MAX_NOTEBOOK_BYTES, KernelLauncher
-from autograder.record import open_gradebook, record_result, sync_assignment
+from autograder.record import (
+    gradebook_scores,
+    open_gradebook,
+    record_result,
+    remove_submissions,
+    sync_assignment,
+)
 from autograder.results import AssignmentResult, Note, ResultsFile, StudentResult
 from autograder.untrusted import UnsafeInput, clean_text, read_bounded, read_json, remove_tree
 from dlcourse import layout
@@ -330,8 +338,13 @@ def grade_class(
     scheduler: str | None = None,
     force: bool = False,
     allow_unsandboxed: bool = False,
+    prune: bool = False,
 ) -> AssignmentResult:
     """Grade every submission of ``assignment_id`` and record the scores in the gradebook.
+
+    Students recorded earlier whose submission is gone are listed in ``results.absent``; with
+    ``prune`` they are removed from the results, the gradebook and ``autograded/`` too
+    (``results.pruned``), so no export sends a grade for a submission that no longer exists.
 
     ``workers``: processes on this machine (``None``: the course's default); ``scheduler``: a
     Dask scheduler address (``tcp://host:8786``) to grade on a cluster instead. Students whose
@@ -356,6 +369,10 @@ def grade_class(
     results.refused = [asdict(r) for r in scan.refused]
     for stale in [sid for sid in results.students if not STUDENT_ID.fullmatch(sid)]:
         del results.students[stale]  # recorded by an older version that admitted such ids
+    if not students:
+        results.absent = _absent(course, assignment, results, scan)
+        if prune and results.absent:
+            results.pruned = _prune(course, assignment_id, results, results.absent)
     placements = _placements(course, assignment_id)
     todo = [
         s for s in submissions if force or not _already_graded(results, s, course, assignment_id)
@@ -372,15 +389,14 @@ def grade_class(
         for s in todo
     ]
     workers = default_workers(course) if workers is None else max(1, workers)
-    if scheduler:
-        stream: Iterable[StudentResult] = run_dask(jobs, assignment, settings, launcher, scheduler)
-    elif workers > 1 and len(jobs) > 1:
-        stream = run_pool(jobs, assignment, settings, launcher, min(workers, len(jobs)))
-    else:
-        stream = run_serial(jobs, assignment, settings, launcher)
+    total = len(jobs)
+    followers: dict[str, list[tuple[Job, Execution]]] = {}
+    workdirs = {j.student: j.workdir for j in jobs}
+    if course.deduplicate:
+        jobs, followers = _leaders_and_followers(jobs, assignment, settings)
     timestamps = {s.student: s.timestamp for s in todo}
     bar = tqdm(
-        total=len(jobs),
+        total=total,
         desc=f"grading {assignment_id}",
         unit="nb",
         disable=not progress,
@@ -389,18 +405,124 @@ def grade_class(
     store = results_file(course, assignment_id)
     try:
         with open_gradebook(course.db_url) as gb, bar:  # the one writer
-            for result in stream:
+
+            def keep(result: StudentResult) -> None:
                 result.lateness = placements.get(result.student, {})
+                began = time.perf_counter()
                 result = _record(gb, assignment, result, timestamps.get(result.student), settings)
+                recorded = time.perf_counter()
+                result.timing["gradebook"] = round(recorded - began, 4)
                 store.append(result)  # on disk now: a crash after this loses nothing
+                result.timing["journal"] = round(time.perf_counter() - recorded, 4)
                 results.students[result.student] = result
                 bar.set_postfix_str(result.student)
                 bar.update()
+
+            again: list[Job] = []  # followers of a leader whose run is not shareable
+            run = partial(_results_of, assignment=assignment, settings=settings, launcher=launcher)
+            for result in run(jobs, workers=workers, scheduler=scheduler):
+                keep(result)
+                for job, execution in followers.pop(result.student, []):
+                    shared = _shared(result, Path(workdirs[result.student]), job, execution)
+                    if shared is None:
+                        again.append(job)
+                    else:
+                        keep(shared)
+            for result in run(again, workers=workers, scheduler=scheduler):
+                keep(result)
     finally:
         store.save(results)  # after kill -9 this never runs; the journal holds the work
     if json_path:
         results.write_json(json_path)
     return results
+
+
+def _results_of(
+    jobs: list[Job],
+    *,
+    assignment: Assignment,
+    settings: GradingSettings,
+    launcher: KernelLauncher | None,
+    workers: int,
+    scheduler: str | None,
+) -> Iterator[StudentResult]:
+    """Every job's result, as each finishes: serially, in a pool or on Dask."""
+    # nothing to execute (no notebook, a misplaced one): an error result at once, here
+    yield from run_serial([j for j in jobs if j.path is None], assignment, settings, launcher)
+    runs = [j for j in jobs if j.path is not None]
+    if scheduler and runs:
+        yield from run_dask(runs, assignment, settings, launcher, scheduler)
+    elif workers > 1 and len(runs) > 1:
+        yield from run_pool(runs, assignment, settings, launcher, min(workers, len(runs)))
+    else:
+        yield from run_serial(runs, assignment, settings, launcher)
+
+
+def _leaders_and_followers(
+    jobs: list[Job], assignment: Assignment, settings: GradingSettings
+) -> tuple[list[Job], dict[str, list[tuple[Job, Execution]]]]:
+    """The jobs to execute, and per leader the jobs that would execute the same notebook."""
+    leaders: list[Job] = []
+    followers: dict[str, list[tuple[Job, Execution]]] = {}
+    first: dict[str, str] = {}  # execution key -> leader's student id
+    for job in jobs:
+        try:
+            execution = execution_of(job.path, assignment, settings) if job.path else None
+        except Exception:  # noqa: BLE001 - its own job will say what is wrong with it
+            execution = None
+        if execution is None or execution.key not in first:
+            leaders.append(job)
+            if execution is not None:
+                first[execution.key] = job.student
+            continue
+        followers.setdefault(first[execution.key], []).append((job, execution))
+    return leaders, followers
+
+
+def _shared(
+    leader: StudentResult, leader_workdir: Path, job: Job, execution: Execution
+) -> StudentResult | None:
+    """The leader's grade for ``job``'s student, or None when it must be executed itself."""
+    if not shareable(leader):
+        return None
+    workdir = Path(job.workdir)
+    try:
+        result = follow(
+            leader,
+            leader_workdir,
+            job.student,
+            workdir,
+            execution.problems,
+            submission_digest(job.path) if job.path else None,
+        )
+        if job.timestamp:
+            (workdir / TIMESTAMP_FILE).write_text(job.timestamp, encoding="utf-8")
+    except Exception:  # noqa: BLE001 - copying failed: execute this one after all
+        log.exception("sharing %s's run with %s failed", leader.student, job.student)
+        return None
+    add_notes(result, job.notes)
+    return result
+
+
+def _absent(
+    course: Course, assignment: Assignment, results: AssignmentResult, scan: Scan
+) -> list[str]:
+    """Students the results or the gradebook hold for the assignment, without a submission."""
+    present = {s.student for s in scan.submissions}
+    recorded = set(results.students) | set(gradebook_scores(course.db_url, assignment))
+    return sorted(recorded - present)
+
+
+def _prune(
+    course: Course, assignment_id: str, results: AssignmentResult, absent: list[str]
+) -> list[str]:
+    """Forget ``absent`` students for this assignment: results, gradebook, work folders."""
+    remove_submissions(course.db_url, assignment_id, absent)
+    for student in absent:
+        results.students.pop(student, None)
+        remove_tree(layout.work_folder(course.autograded_dir, student, assignment_id))
+        log.info("pruned %s from %s", student, assignment_id)
+    return list(absent)
 
 
 def _record(
@@ -467,17 +589,22 @@ def regrade_class(
         for student in sorted(results.students)
         if not students or student in students
     }
-    # never executed (an unreadable file): nothing to re-check, the old result stands
-    folders = {s: f for s, f in folders.items() if (f / EXECUTION_RECORD).is_file()}
-    # artifacts of a layout this version cannot read: say so rather than misread them
-    stale = {
-        s
-        for s, f in folders.items()
-        if not layout.readable(_execution_record(f).get("layout_version"))
+    records = {
+        s: _execution_record(f) for s, f in folders.items() if (f / EXECUTION_RECORD).is_file()
     }
-    for student in stale:
-        log.warning("%s: artifacts of another layout; grade again with --force", student)
-    folders = {s: f for s, f in folders.items() if s not in stale}
+    # Executed once, but the artifacts are gone (``nbgrader autograde --force`` empties the
+    # folder) or of a layout this version cannot read: their old result stands, and the
+    # instructor is told, since "no score changed" would be a lie for them.
+    results.unchecked = sorted(
+        s
+        for s in folders
+        if (s not in records and results.students[s].status == "graded")
+        or (s in records and not layout.readable(records[s].get("layout_version")))
+    )
+    for student in results.unchecked:
+        log.warning("%s: no readable artifacts; grade again with --force", student)
+    # never executed (an unreadable file): nothing to re-check, the old result stands
+    folders = {s: f for s, f in folders.items() if s in records and s not in results.unchecked}
     started = time.perf_counter()
     checked = run_checks_many(
         assignment.id,
@@ -491,7 +618,7 @@ def regrade_class(
     changes: list[Change] = []
     for student, cells in checked.items():
         old = results.students[student]
-        record = _execution_record(folders[student])
+        record = records[student]
         reason = record.get("reason")
         note = Note.from_dict(record.get("reason_note"))
         if note is None and isinstance(reason, str) and reason:
@@ -537,25 +664,34 @@ def _execution_record(artifacts: Path) -> dict:
     return record
 
 
-def format_table(results: AssignmentResult, student_ids: list[str] | None = None) -> str:
-    """A plain-text grade table: one row per student, one column per graded cell."""
+def format_table(
+    results: AssignmentResult, student_ids: list[str] | None = None, language: str = "en"
+) -> str:
+    """A plain-text grade table: one row per student, one column per graded cell. A score that
+    the instructor changed in formgrader (``CellResult.reviewed``, see
+    ``grades.with_gradebook_scores``) is marked with ``*``."""
+    from autograder import messages
+
+    def say(message_id: str) -> str:
+        return messages.render(message_id, None, language)
+
     ids = student_ids or sorted(results.students)
     if not ids:
-        return "(no submissions)"
+        return say("cli.table.empty")
     cells = list(next(iter(results.students.values())).cells)
     short = [c.removeprefix("test_") for c in cells]
-    header = ["student", *short, "total", "status"]
+    header = [say("cli.table.student"), *short, say("cli.table.total"), say("cli.table.status")]
     rows = []
     for sid in ids:
         r = results.students[sid]
+        status = say("cli.table.graded" if r.status == "graded" else "cli.table.error")
+        error = r.error_in(language)
         rows.append(
             [
                 clean_text(sid, 100, one_line=True),
-                *(f"{r.cells[c].score:g}" if c in r.cells else "-" for c in cells),
+                *(_cell_text(r.cells[c]) if c in r.cells else "-" for c in cells),
                 f"{r.score:g}/{r.max_score:g}",
-                r.status
-                if not r.error
-                else f"{r.status}: {clean_text(r.error, 60, one_line=True)}",
+                f"{status}: {clean_text(error, 60, one_line=True)}" if error else status,
             ]
         )
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
@@ -563,4 +699,11 @@ def format_table(results: AssignmentResult, student_ids: list[str] | None = None
     def line(row: list[str]) -> str:
         return "  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=False))
 
-    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+    table = [line(header), line(["-" * w for w in widths]), *map(line, rows)]
+    if any(c.reviewed for sid in ids for c in results.students[sid].cells.values()):
+        table.append(say("cli.table.reviewed"))
+    return "\n".join(table)
+
+
+def _cell_text(cell) -> str:
+    return f"{cell.score:g}*" if cell.reviewed else f"{cell.score:g}"

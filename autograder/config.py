@@ -253,6 +253,8 @@ Language = Literal["es", "en"]
 Mode = Literal["graded", "practice"]
 Visibility = Literal["hidden", "after_due_date", "after_published", "visible"]
 LTI_SCORE_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
+# how a platform member is matched to a course student (autograder.lms.lti_nrps.MATCHES)
+LtiRosterMatch = Literal["email", "email_local", "lis_person_sourcedid"]
 
 
 @dataclass(frozen=True)
@@ -335,10 +337,11 @@ class MoodleSettings:
 
 @dataclass(frozen=True)
 class LtiSettings:
-    """``c.Course.lms["lti"]``: LTI 1.3 AGS score passback (``autograder.lms.lti``).
+    """``c.Course.lms["lti"]``: LTI 1.3 Advantage: AGS line items and score passback
+    (``autograder.lms.lti``), the NRPS roster (``autograder.lms.lti_nrps``).
 
-    ``client_id`` and ``token_url`` are needed when scores are posted, not to load the course.
-    The private key is never here: ``key_file``, ``$AUTOGRADER_LTI_KEY_FILE`` or
+    ``client_id`` and ``token_url`` are needed when the platform is contacted, not to load the
+    course. The private key is never here: ``key_file``, ``$AUTOGRADER_LTI_KEY_FILE`` or
     ``$AUTOGRADER_LTI_PRIVATE_KEY``."""
 
     client_id: str | int = ""  # the tool's client id at the platform
@@ -349,6 +352,18 @@ class LtiSettings:
     key_file: str = ""  # path of the tool's private key (PEM; relative: to the course)
     line_items: Annotated[str, ASSIGNMENT_IDS] = field(default_factory=dict)  # {id: URL}
     user_ids: str = ""  # CSV student_id,lti_user_id (relative: to the course)
+    # AGS line items container (the launch's AGS claim "lineitems"): line items are found by
+    # resourceId (the assignment id) or label, else created; an entry of line_items wins
+    lineitems_url: str = ""
+    # {assignment id: label} of the line items found or created; default: the release
+    # notebook's title
+    labels: Annotated[str, ASSIGNMENT_IDS] = field(default_factory=dict)
+    tag: str = "autograder"  # tag of the line items the tool creates ("": none)
+    create_line_items: bool = True  # create an assignment's line item when none is found
+    # NRPS context membership (the launch's namesroleservice claim "context_memberships_url")
+    memberships_url: str = ""
+    roster_match: LtiRosterMatch = "email"  # member -> student: e-mail, e-mail local part, SIS id
+    max_response_mb: float = 16.0  # largest answer read from the platform
     scope: str = LTI_SCORE_SCOPE  # OAuth scope asked for
     timeout: float = 30.0  # s per HTTP request
     max_attempts: int = 4  # tries per request (connection errors, 429, 5xx)
@@ -369,6 +384,8 @@ class LtiSettings:
 
     def __post_init__(self):
         object.__setattr__(self, "client_id", str(self.client_id))
+        if not self.max_response_mb > 0:
+            raise ValueError(f"max_response_mb must be above 0, not {self.max_response_mb!r}")
 
 
 @dataclass(frozen=True)
@@ -383,6 +400,10 @@ class GradescopeSection:
     time_limit: Annotated[float, PER_ASSIGNMENT] = 600.0  # Gradescope's autograder timeout, s
     margin: Annotated[float, PER_ASSIGNMENT] = 60.0  # s kept for start-up, checks and results
     run_as: Annotated[str, PER_ASSIGNMENT] = "student"  # the kernel's user; "": root
+    # the container's resources set in Gradescope (Autograder Settings), Gradescope's defaults;
+    # the bundle is checked against the reference solution's measured figures (docs/lms.md)
+    memory_mb: Annotated[int, PER_ASSIGNMENT] = 768  # memory limit, MB
+    cpus: Annotated[float, PER_ASSIGNMENT] = 0.5  # virtual CPUs
 
 
 @dataclass(frozen=True)
@@ -555,6 +576,7 @@ class CourseSettings:
     )
     workers: int = 0  # grading processes; 0: one per core
     kernel_threads: int = 1  # threads of each student kernel
+    deduplicate: bool = True  # identical submissions executed once (autograder.dedup)
     db_url: str = ""  # the gradebook; "": nbgrader's SQLite file in the state directory
     # the sandbox around student kernels: autograder.sandbox.SandboxSettings (docs/sandbox.md)
     sandbox: Any = field(default=None, metadata={"parse": _sandbox})
@@ -611,6 +633,7 @@ class Course:
     db_url_setting: str
     nbgrader_config: Config = field(repr=False)
     kernel_threads: int = 1
+    deduplicate: bool = True
     workers: int = 0  # 0: one per core
 
     @property
@@ -667,9 +690,8 @@ class Course:
         try:
             return self.assignments[assignment_id]
         except KeyError:
-            known = ", ".join(sorted(self.assignments)) or "none"
-            raise ConfigError(
-                f"Unknown assignment {assignment_id!r}; course_config.py defines: {known}."
+            raise unknown_key(
+                "c.Course.assignments", assignment_id, self.assignments, "assignment"
             ) from None
 
 
@@ -737,5 +759,6 @@ def load_course(
         db_url_setting=settings.db_url,
         nbgrader_config=cfg,
         kernel_threads=settings.kernel_threads,
+        deduplicate=settings.deduplicate,
         workers=settings.workers,
     )

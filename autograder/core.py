@@ -179,7 +179,9 @@ def grade(
         data_home=settings.data_home,
         extra_env=settings.kernel_env(),
     )
+    prepared = time.perf_counter()
     record = run_notebook(rebuilt.notebook, workdir, run, launcher)
+    executed = time.perf_counter()
     artifacts = workdir / ARTIFACTS_DIRNAME
     _write_execution_record(artifacts, record.to_dict())
     # formgrader shows this notebook in the instructor's browser: nothing in it may run there
@@ -196,8 +198,13 @@ def grade(
         settings.language,
         data_home=settings.data_home or None,
     )
+    # where the time went (docs/scale.md): the grader's own share is all but the student's
+    # answer and given cells
     timing = {
+        "read_rebuild": prepared - started,
+        **record.phases,
         "execute": record.seconds,
+        "write_notebook": checked - executed,
         "check": time.perf_counter() - checked,
         "total": time.perf_counter() - started,
     }

@@ -296,9 +296,24 @@ class LocalLauncher:
     sandboxed = False
 
     def kernel_manager(self, workdir: Path, env: dict[str, str]):
+        import shutil
+        import tempfile
+        import weakref
+
         from jupyter_client.manager import AsyncKernelManager
 
-        return AsyncKernelManager(kernel_name="python3")
+        # ZeroMQ over ipc sockets in a private folder, as in the sandbox: no TCP port on
+        # localhost for other users to reach, and no "running over TCP without encryption"
+        # warning from the kernel. A short folder: socket paths are limited to 108 bytes.
+        sockets = tempfile.mkdtemp(prefix="agk-ipc-")
+        manager = AsyncKernelManager(
+            kernel_name="python3",
+            transport="ipc",
+            ip=str(Path(sockets) / "k"),
+            connection_file=str(Path(sockets) / "kernel.json"),
+        )
+        weakref.finalize(manager, shutil.rmtree, sockets, True)
+        return manager
 
     def kernel_env(self, workdir: Path, base: dict[str, str]) -> dict[str, str]:
         return base
@@ -321,6 +336,8 @@ class ExecutionRecord:
     reason: Note | None
     seconds: float
     cells: dict[str, dict[str, Any]]
+    # where the seconds went (``PHASES``): the kernel's start, each kind of cell, the shutdown
+    phases: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -329,7 +346,70 @@ class ExecutionRecord:
             "reason_note": self.reason.to_dict() if self.reason else None,
             "seconds": self.seconds,
             "cells": self.cells,
+            "phases": self.phases,
         }
+
+
+# The phases of one execution, in the order they happen. "answer_cells" and "given_cells" are
+# the student's own computation (what they ran in their notebook); "setup_cell" is the locked
+# imports (TensorFlow), "capture_cells" the graded cells' capture and visible checks,
+# "between_cells" nbclient's own work from one cell's reply to the next cell's request.
+PHASES = (
+    "kernel_start",
+    "setup_cell",
+    "answer_cells",
+    "given_cells",
+    "capture_cells",
+    "between_cells",
+    "kernel_shutdown",
+)
+
+
+def cell_phase(cell: NotebookNode, index: int) -> str:
+    """Which phase a code cell's time counts in (``PHASES``)."""
+    meta = nbgrader_meta(cell)
+    if meta.get("solution"):
+        return "answer_cells"
+    if meta.get("grade"):
+        return "capture_cells"
+    if meta.get("locked") and grade_id(cell) == "setup":
+        return "setup_cell"
+    return "given_cells"
+
+
+class PhaseClock:
+    """nbclient's hooks, timing each phase of one execution (plain floats, seconds)."""
+
+    def __init__(self) -> None:
+        self.phases = dict.fromkeys(PHASES, 0.0)
+        self.started = time.perf_counter()
+        self._mark = self.started
+        self._cell: str | None = None
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.phases[phase] += now - self._mark
+        self._mark = now
+
+    def notebook_start(self, **_hook) -> None:
+        self.lap("kernel_start")
+
+    def cell_execute(self, cell=None, cell_index: int = 0, **_hook) -> None:
+        self.lap("between_cells")
+        self._cell = cell_phase(cell, cell_index) if cell is not None else "given_cells"
+
+    def cell_executed(self, **_hook) -> None:
+        if self._cell is not None:
+            self.lap(self._cell)
+            self._cell = None
+
+    def stop(self) -> None:
+        """The kernel is being shut down: a cell cut short (a timeout) counts as its kind."""
+        self.cell_executed()
+        self.lap("kernel_shutdown")
+
+    def rounded(self) -> dict[str, float]:
+        return {k: round(v, 3) for k, v in self.phases.items()}
 
 
 def kernel_environment(workdir: Path, artifacts: Path, settings: RunSettings) -> dict[str, str]:
@@ -395,6 +475,7 @@ async def _execute(
     env: dict[str, str],
     settings: RunSettings,
     launcher: KernelLauncher,
+    clock: PhaseClock,
 ) -> tuple[str, str | None]:
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
@@ -410,6 +491,9 @@ async def _execute(
         record_timing=False,
         skip_cells_with_tag="",  # tags were stripped anyway; nothing is skipped
         resources={"metadata": {"path": str(workdir)}},
+        on_notebook_start=clock.notebook_start,
+        on_cell_execute=clock.cell_execute,
+        on_cell_executed=clock.cell_executed,
     )
     loop = asyncio.get_running_loop()
     deadline = loop.time() + settings.notebook_timeout
@@ -430,6 +514,7 @@ async def _execute(
             "run.not_executed", {"detail": f"{type(exc).__name__}: {exc}"[:250]}
         )
     finally:
+        clock.stop()
         try:
             if km.has_kernel:
                 await km.shutdown_kernel(now=True)
@@ -438,6 +523,7 @@ async def _execute(
         finish = getattr(km, "finish", None)  # a sandbox kills its process tree and cleans up
         if finish is not None:
             finish()
+        clock.lap("kernel_shutdown")
 
 
 _OUTPUT_MESSAGES = {
@@ -517,9 +603,13 @@ def run_notebook(
     artifacts.mkdir(parents=True)
     (workdir / ".home").mkdir(exist_ok=True)
     env = launcher.kernel_env(workdir, kernel_environment(workdir, artifacts, settings))
-    started = time.perf_counter()
-    status, reason = asyncio.run(_execute(nb, workdir, env, settings, launcher))
-    seconds = time.perf_counter() - started
+    clock = PhaseClock()
+    status, reason = asyncio.run(_execute(nb, workdir, env, settings, launcher, clock))
+    seconds = time.perf_counter() - clock.started
     return ExecutionRecord(
-        status, reason, round(seconds, 3), summarize_cells(nb, settings.cell_timeout, reason)
+        status,
+        reason,
+        round(seconds, 3),
+        summarize_cells(nb, settings.cell_timeout, reason),
+        clock.rounded(),
     )

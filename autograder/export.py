@@ -15,6 +15,7 @@ from pathlib import Path
 from autograder.config import Course
 from autograder.core import Assignment
 from autograder.grades import class_grades
+from autograder.results import StageError
 from autograder.spreadsheet import safe_row
 
 
@@ -76,9 +77,7 @@ def export_csv(
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = []
     cell_columns: list[str] = []
-    for aid in _assignments(course, assignment_id):
-        if not (course.source_dir / aid).is_dir():
-            continue
+    for aid in _graded(course, assignment_id):
         grades = class_grades(course, aid)  # the grades layer: overrides win, as everywhere
         for cell in Assignment.from_course(course, aid).cell_points:
             column = f"{aid}:{cell}"
@@ -110,9 +109,20 @@ def export(
     out: str | Path | None = None,
     **options,
 ) -> Path:
-    """Export grades in ``format`` (see ``EXPORTERS``); returns the file written."""
+    """Export grades in ``format`` (see ``EXPORTERS``); returns the file written.
+
+    Raises ``StageError`` when the gradebook holds no grade to export: an empty file that
+    looks like a successful export would be uploaded and overwrite nothing, silently."""
     try:
         func = EXPORTERS[format]
     except KeyError:
         raise ValueError(f"Unknown export format {format!r}; known: {sorted(EXPORTERS)}") from None
+    if assignment_id:
+        course.assignment(assignment_id)  # a misspelt id names the nearest one
+    if not any(class_grades(course, aid) for aid in _graded(course, assignment_id)):
+        raise StageError("cli.nothing_exported", assignment=assignment_id or "", url=course.db_url)
     return func(course, assignment_id=assignment_id, out=out, **options)
+
+
+def _graded(course: Course, assignment_id: str | None) -> list[str]:
+    return [a for a in _assignments(course, assignment_id) if (course.source_dir / a).is_dir()]

@@ -35,7 +35,7 @@ from markupsafe import Markup, escape
 from autograder import messages as catalogue
 from autograder.capture import ArtifactError, Artifacts
 from autograder.config import Course
-from autograder.results import CellResult, CheckResult, StudentResult
+from autograder.results import CellResult, CheckResult, StageError, StudentResult
 from autograder.untrusted import UnsafeInput, read_bounded
 from dlcourse import layout
 from dlcourse.artifacts import short_summary
@@ -241,10 +241,12 @@ def check_views(checks: list[CheckResult], text: Text) -> list[CheckView]:
 
 @dataclass
 class FigureView:
+    """A figure of the page: a title, its panels (``plots.Plot``: PNG, alt text, size) laid
+    out side by side on a wide screen and stacked on a phone, a caption, facts, diagnosis."""
+
     title: str
     caption: str
-    uri: str
-    alt: str
+    plots: list  # list[autograder.plots.Plot]
     facts: list[str] = field(default_factory=list)
     diagnosis: list[str] = field(default_factory=list)
     diagnosis_none: str | None = None
@@ -313,7 +315,7 @@ FigureBuilder = Callable[[CellResult, Artifacts, Text], "FigureView | None"]
 def _curve_labels_figure(cell: CellResult, artifacts: Artifacts, text: Text) -> FigureView | None:
     """lesson4_learning_rate, ``curve_labels``: the published curves with the student's labels
     and a tick or a cross each. The expected label is never drawn."""
-    from autograder.plots import labelled_panels_png
+    from autograder.plots import labelled_panels
     from dlcourse.playground import PANELS, learning_curves
 
     verdicts = {str(c.params.get("panel")): c.outcome for c in cell.checks if c.params.get("panel")}
@@ -335,8 +337,7 @@ def _curve_labels_figure(cell: CellResult, artifacts: Artifacts, text: Text) -> 
     return FigureView(
         title=text("feedback.labels_title"),
         caption=text("feedback.labels_caption"),
-        uri=labelled_panels_png(learning_curves(), labels, text),
-        alt=text("feedback.labels_title"),
+        plots=labelled_panels(learning_curves(), labels, text),
     )
 
 
@@ -346,7 +347,7 @@ FIGURES: dict[tuple[str, str], FigureBuilder] = {
 
 
 def training_figure(curves, reference, text: Text) -> FigureView:
-    from autograder.plots import diagnose, learning_curves_png
+    from autograder.plots import diagnose, learning_curves_plots
 
     best = curves.marked_best_epoch
     lowest = min((v for v in (curves.val_loss or []) if v == v), default=None)
@@ -369,8 +370,7 @@ def training_figure(curves, reference, text: Text) -> FigureView:
         caption=text(
             "feedback.training_caption" if reference else "feedback.training_caption_alone"
         ),
-        uri=learning_curves_png(curves, reference, text),
-        alt=text("feedback.training_title"),
+        plots=learning_curves_plots(curves, reference, text),
         facts=facts,
         diagnosis=[text(f"diagnosis.{d.id}", **d.params) for d in found],
         diagnosis_none=None if found else text("feedback.diagnosis_none"),
@@ -521,13 +521,14 @@ def write_feedback(
     from autograder.batch import results_path
     from autograder.grades import reviewed_results
 
+    spec = course.assignment(assignment_id)  # a misspelt id: the nearest one, not "grade it"
     results = reviewed_results(course, assignment_id)  # formgrader's overrides win
     if not results.students:
-        raise FileNotFoundError(
-            f"No results for {assignment_id} at "
-            f"{results_path(course, assignment_id)}: grade it first."
+        raise StageError(
+            "cli.not_graded",
+            assignment=assignment_id,
+            path=str(results_path(course, assignment_id)),
         )
-    spec = course.assignment(assignment_id)
     language = language or course.language
     out_dir = Path(feedback_dir) if feedback_dir else course.feedback_dir
     release = course.release_dir / assignment_id / spec.notebook

@@ -1,9 +1,10 @@
 """Figures for the feedback and the class report: learning curves, a score histogram and the
 student's labels on the lesson's learning curves.
 
-Every figure is drawn with matplotlib's object API (``Figure`` + Agg canvas, no ``pyplot``, no
-global backend switch) and returned as a ``data:image/png;base64,...`` URI, so an HTML page that
-embeds it is one self-contained file, readable offline.
+Every figure is one panel drawn with matplotlib's object API (``Figure`` + Agg canvas, no
+``pyplot``, no global backend switch) and returned as a ``Plot``: a ``data:image/png;base64,...``
+URI, so an HTML page that embeds it is one self-contained file, readable offline, with an alt
+text that says what the panel shows (from the catalogue, generated from the data).
 
 Training curves come from the artifacts a Keras hidden test cell captured. ``read_trainings`` is
 the one place that knows their file names and layout (see its docstring); everything else uses
@@ -327,24 +328,65 @@ def diagnose(curves: TrainingCurves, reference: TrainingCurves | None = None) ->
 
 
 # --- drawing --------------------------------------------------------------------------------
+#
+# Every figure is one panel, sized for a phone: a page lays panels out side by side on a wide
+# screen and stacks them on a narrow one (``templates/_base.html.j2``), so no plot ever has to
+# shrink below legibility. A panel is ``PANEL_WIDTH`` inches wide and its smallest text is
+# ``MIN_FONT_PT``: shown at 340 CSS px (a 390 px phone) that text is still 10 CSS px high.
 
 COLORS = {"loss": "#1f77b4", "val_loss": "#ff7f0e", "best": "#2ca02c", "stop": "#d62728"}
+DPI = 160  # pixels per inch of the PNGs: sharp on a phone's 2-3x screen
+CSS_PX_PER_INCH = 100  # the size a page gives a figure (img width/height), before max-width
+MIN_FONT_PT = 10.0
+PANEL_WIDTH = 4.6  # inches
+STYLE = {
+    "font.size": 11,
+    "axes.titlesize": 12,
+    "axes.labelsize": 11,
+    "xtick.labelsize": MIN_FONT_PT,
+    "ytick.labelsize": MIN_FONT_PT,
+    "legend.fontsize": MIN_FONT_PT,
+}
+
+
+@dataclass(frozen=True)
+class Plot:
+    """One drawn panel: the PNG as a ``data:`` URI, what it shows in words (its ``alt``, from
+    the catalogue, generated from the data) and its size on the page in CSS pixels."""
+
+    uri: str
+    alt: str
+    width: int
+    height: int
 
 
 def _figure(width: float, height: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
+
+
+def _style():
+    import matplotlib
+
+    return matplotlib.rc_context(STYLE)  # artists read their font sizes when they are created
 
 
 def png_data_uri(fig) -> str:
     """The figure as an inline PNG (``data:image/png;base64,...``)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
+    fig.savefig(buffer, format="png", dpi=DPI)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _plot(fig, alt: str) -> Plot:
+    width, height = fig.get_size_inches()
+    return Plot(
+        png_data_uri(fig), alt, round(width * CSS_PX_PER_INCH), round(height * CSS_PX_PER_INCH)
+    )
 
 
 def _y_limits(curves: list[TrainingCurves]) -> tuple[float, float] | None:
@@ -364,20 +406,29 @@ def _y_limits(curves: list[TrainingCurves]) -> tuple[float, float] | None:
     return limits if all(math.isfinite(v) for v in limits) and limits[0] < limits[1] else None
 
 
-def _draw_run(
-    ax,
+def _legend_below(fig, ax) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=2, frameon=False)
+
+
+def training_panel_figure(
     curves: TrainingCurves,
     title: str,
     text: Callable[..., str],
     ylim: tuple[float, float] | None,
-) -> None:
+    xmax: int | None = None,
+):
+    """One training run: loss and val_loss per epoch, the best epoch and the stop."""
+    fig = _figure(PANEL_WIDTH, 3.9)
+    ax = fig.subplots()
     epochs = list(range(1, curves.epochs + 1))
     nan = float("nan")
     ax.plot(
         epochs,
         [v if math.isfinite(v) else nan for v in curves.loss],
         color=COLORS["loss"],
-        lw=1.6,
+        lw=1.8,
         label=text("plot.loss"),
     )
     if curves.val_loss:
@@ -385,13 +436,13 @@ def _draw_run(
             epochs,
             [v if math.isfinite(v) else nan for v in curves.val_loss],
             color=COLORS["val_loss"],
-            lw=1.6,
+            lw=1.8,
             label=text("plot.val_loss"),
         )
     best = curves.marked_best_epoch
     if best is not None:
         ax.axvline(
-            best, color=COLORS["best"], ls=":", lw=1.5, label=text("plot.best_epoch", epoch=best)
+            best, color=COLORS["best"], ls=":", lw=1.6, label=text("plot.best_epoch", epoch=best)
         )
         series = curves.val_loss or curves.loss
         if math.isfinite(series[best - 1]):
@@ -399,7 +450,7 @@ def _draw_run(
                 [best],
                 [series[best - 1]],
                 marker="*",
-                ms=13,
+                ms=14,
                 color=COLORS["best"],
                 markeredgecolor="white",
                 zorder=5,
@@ -407,34 +458,62 @@ def _draw_run(
     stop = curves.marked_stop_epoch
     if stop is not None:
         ax.axvline(
-            stop, color=COLORS["stop"], ls="--", lw=1.5, label=text("plot.stopped", epoch=stop)
+            stop, color=COLORS["stop"], ls="--", lw=1.6, label=text("plot.stopped", epoch=stop)
         )
-    ax.set_title(title, fontsize=11)
+    ax.set_title(title)
     ax.set_xlabel(text("plot.epoch"))
     ax.set_ylabel(text("plot.loss_axis"))
     ax.grid(alpha=0.3)
     if ylim:
         ax.set_ylim(*ylim)
-    ax.set_xlim(0, max(curves.epochs, 2) * 1.03 + 1)  # the stop line is not the frame
-    ax.legend(fontsize=8, loc="best", framealpha=0.85)
+    ax.set_xlim(0, max(xmax or curves.epochs, 2) * 1.03 + 1)  # the stop line is not the frame
+    _legend_below(fig, ax)
+    return fig
 
 
-def learning_curves_png(
+def learning_curves_plots(
     student: TrainingCurves, reference: TrainingCurves | None, text: Callable[..., str]
-) -> str:
-    """The student's loss and val_loss beside the reference solution's, same y scale."""
+) -> list[Plot]:
+    """The student's loss and val_loss and, as a second panel, the reference solution's, on
+    the same scales (a wide page shows them side by side, a phone one above the other)."""
     runs = [student] + ([reference] if reference else [])
-    fig = _figure(10.5 if reference else 6.2, 3.9)
-    axes = fig.subplots(1, len(runs), squeeze=False)[0]
     ylim = _y_limits(runs)
-    _draw_run(axes[0], student, text("plot.yours"), text, ylim)
-    if reference:
-        _draw_run(axes[1], reference, text("plot.reference"), text, ylim)
-    return png_data_uri(fig)
+    xmax = max(r.epochs for r in runs)
+    plots = []
+    with _style():
+        for run, title in zip(runs, ("plot.yours", "plot.reference"), strict=False):
+            fig = training_panel_figure(run, text(title), text, ylim, xmax)
+            alt = training_alt(run, text(title), text)
+            if run is student and reference is not None:
+                alt += " " + comparison_alt(student, reference, text)
+            plots.append(_plot(fig, alt))
+    return plots
 
 
-def score_histogram_png(scores: Sequence[float], max_score: float, text: Callable[..., str]) -> str:
+def score_histogram_figure(scores: Sequence[float], max_score: float, text: Callable[..., str]):
     """How many students got each score (bins of half a point up to 20 points)."""
+    import numpy as np
+
+    centers, counts, edges = _histogram(scores, max_score)
+    width = edges[1] - edges[0]
+    fig = _figure(4.8, 3.0)
+    ax = fig.subplots()
+    ax.bar(centers, counts, width=width * 0.85, align="center", color="#4c72b0")
+    if len(scores):
+        mean = float(np.mean(scores))
+        ax.axvline(
+            mean, color="#d62728", ls="--", lw=1.6, label=text("plot.mean", value=f"{mean:.2f}")
+        )
+        ax.legend(loc="upper left")
+    ax.set_xlabel(text("plot.score_axis", max=f"{max_score:g}"))
+    ax.set_ylabel(text("plot.students_axis"))
+    ax.set_xlim(edges[0], edges[-1])
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def _histogram(scores: Sequence[float], max_score: float):
     import numpy as np
 
     top = max(max_score, max(scores, default=0.0), 1.0)
@@ -442,49 +521,161 @@ def score_histogram_png(scores: Sequence[float], max_score: float, text: Callabl
     centers = np.arange(0.0, top + width / 2, width)  # one bar per possible score, centred on it
     edges = np.append(centers - width / 2, centers[-1] + width / 2)
     counts, _ = np.histogram(np.clip(scores, 0, top), bins=edges)
-    fig = _figure(7.0, 3.0)
-    ax = fig.subplots()
-    ax.bar(centers, counts, width=width * 0.85, align="center", color="#4c72b0")
-    if len(scores):
-        mean = float(np.mean(scores))
-        ax.axvline(
-            mean, color="#d62728", ls="--", lw=1.5, label=text("plot.mean", value=f"{mean:.2f}")
+    return centers, counts, edges
+
+
+def score_histogram(scores: Sequence[float], max_score: float, text: Callable[..., str]) -> Plot:
+    """The class's score histogram, with an alt text saying what it shows."""
+    with _style():
+        return _plot(
+            score_histogram_figure(scores, max_score, text),
+            histogram_alt(scores, max_score, text),
         )
-        ax.legend(fontsize=8, loc="upper left")
-    ax.set_xlabel(text("plot.score_axis", max=f"{max_score:g}"))
-    ax.set_ylabel(text("plot.students_axis"))
-    ax.set_xlim(edges[0], edges[-1])
-    ax.yaxis.get_major_locator().set_params(integer=True)
-    ax.grid(axis="y", alpha=0.3)
-    return png_data_uri(fig)
 
 
-def labelled_panels_png(
+def label_panel_figure(
+    panel: str,
+    train: list[float],
+    valid: list[float],
+    label: str,
+    right: bool | None,
+    text: Callable[..., str],
+    ylim: tuple[float, float] | None,
+):
+    """One of the lesson's published curves, titled with the student's label and whether it
+    was right (never the expected label)."""
+    fig = _figure(PANEL_WIDTH, 3.5)
+    ax = fig.subplots()
+    ax.plot(range(1, len(train) + 1), train, color=COLORS["loss"], lw=1.8, label=text("plot.loss"))
+    ax.plot(
+        range(1, len(valid) + 1),
+        valid,
+        color=COLORS["val_loss"],
+        lw=1.8,
+        label=text("plot.val_loss"),
+    )
+    mark = {True: "✓", False: "✗", None: ""}[right]
+    color = {True: "#1a7f37", False: "#cf222e", None: "#57606a"}[right]
+    ax.set_title(text("plot.panel", panel=panel, label=label) + f"  {mark}", color=color)
+    ax.set_xlabel(text("plot.epoch"))
+    ax.set_ylabel(text("plot.loss_axis"))
+    if ylim:
+        ax.set_ylim(*ylim)
+    ax.grid(alpha=0.3)
+    _legend_below(fig, ax)
+    return fig
+
+
+def labelled_panels(
     curves: dict[str, tuple[list[float], list[float]]],
     labels: dict[str, tuple[str, bool | None]],
     text: Callable[..., str],
+) -> list[Plot]:
+    """The lesson's published learning curves, one panel each, on the same scale."""
+    ylim = _y_limits([TrainingCurves(p, list(t), list(v)) for p, (t, v) in curves.items()])
+    plots = []
+    with _style():
+        for panel, (train, valid) in curves.items():
+            label, right = labels.get(panel, ("—", None))
+            fig = label_panel_figure(panel, train, valid, label, right, text, ylim)
+            plots.append(_plot(fig, panel_alt(panel, train, valid, label, right, text)))
+    return plots
+
+
+# --- what a plot shows, in words (its alt text) ----------------------------------------------
+
+
+def _num(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def _loss_sentence(loss: Sequence[float], text: Callable[..., str]) -> str | None:
+    finite = _finite(loss)
+    if len(finite) < 2:
+        return None
+    first, last = finite[0], finite[-1]
+    trend = text("plot.falls") if last <= first else text("plot.rises")
+    return text("plot.alt_loss", trend=trend, first=_num(first), last=_num(last))
+
+
+def _val_sentence(
+    loss: Sequence[float], val: Sequence[float] | None, text: Callable[..., str]
+) -> str | None:
+    if not val:
+        return None
+    finite = [(v, i) for i, v in enumerate(val) if math.isfinite(v)]
+    if not finite:
+        return None
+    low, at = min(finite)
+    last, last_at = finite[-1]
+    train = loss[last_at] if last_at < len(loss) else float("nan")
+    where = text("plot.above") if not math.isfinite(train) or last >= train else text("plot.below")
+    return text("plot.alt_val", best=at + 1, low=_num(low), last=_num(last), where=where)
+
+
+def training_alt(curves: TrainingCurves, who: str, text: Callable[..., str]) -> str:
+    """``Tu entrenamiento: 60 épocas. La pérdida de entrenamiento baja de 1.02 a 0.101. ...``"""
+    parts = [text("plot.alt_training", who=who, epochs=curves.epochs)]
+    bad = next((i for i, v in enumerate(curves.loss) if not math.isfinite(v)), None)
+    if bad is not None:
+        parts.append(text("plot.alt_diverged", epoch=bad + 1))
+    parts += [_loss_sentence(curves.loss, text), _val_sentence(curves.loss, curves.val_loss, text)]
+    if curves.marked_best_epoch is not None:
+        parts.append(text("plot.alt_best", epoch=curves.marked_best_epoch))
+    if curves.marked_stop_epoch is not None:
+        parts.append(text("plot.alt_stop", epoch=curves.marked_stop_epoch))
+    return " ".join(p for p in parts if p)
+
+
+def comparison_alt(student: TrainingCurves, reference: TrainingCurves, text: Callable) -> str:
+    """How the student's lowest loss compares with the reference solution's."""
+    metric = "val_loss" if student.val_loss and reference.val_loss else "loss"
+    mine = _finite(student.val_loss if metric == "val_loss" else student.loss)
+    ref = _finite(reference.val_loss if metric == "val_loss" else reference.loss)
+    if not mine or not ref:
+        return ""
+    a, b = min(mine), min(ref)
+    relation = "plot.equal" if _num(a) == _num(b) else "plot.higher" if a > b else "plot.lower"
+    return text(
+        "plot.alt_compare", metric=metric, mine=_num(a), reference=_num(b), relation=text(relation)
+    )
+
+
+def panel_alt(
+    panel: str,
+    train: Sequence[float],
+    valid: Sequence[float],
+    label: str,
+    right: bool | None,
+    text: Callable[..., str],
 ) -> str:
-    """The lesson's published learning curves, each titled with the student's label and
-    whether it was right (never the expected label)."""
-    panels = list(curves)
-    fig = _figure(9.0, 5.2)
-    axes = fig.subplots(2, (len(panels) + 1) // 2, sharex=True, sharey=True, squeeze=False)
-    for ax, panel in zip(axes.flat, panels, strict=False):
-        train, valid = curves[panel]
-        ax.plot(range(1, len(train) + 1), train, color=COLORS["loss"], label=text("plot.loss"))
-        ax.plot(
-            range(1, len(valid) + 1), valid, color=COLORS["val_loss"], label=text("plot.val_loss")
-        )
-        label, right = labels.get(panel, ("—", None))
-        mark = {True: "✓", False: "✗", None: ""}[right]
-        color = {True: "#1a7f37", False: "#cf222e", None: "#57606a"}[right]
-        ax.set_title(
-            text("plot.panel", panel=panel, label=label) + f"  {mark}", fontsize=10, color=color
-        )
-        ax.grid(alpha=0.3)
-    for ax in axes[-1]:
-        ax.set_xlabel(text("plot.epoch"))
-    for ax in axes[:, 0]:
-        ax.set_ylabel(text("plot.loss_axis"))
-    axes.flat[0].legend(fontsize=8)
-    return png_data_uri(fig)
+    """``Curva B. La pérdida de entrenamiento baja de 1 a 0.0517. ... Tu etiqueta: ...``"""
+    verdict = {True: "plot.alt_label_right", False: "plot.alt_label_wrong", None: "plot.alt_label"}
+    parts = [
+        text("plot.alt_panel", panel=panel),
+        _loss_sentence(train, text),
+        _val_sentence(train, valid, text),
+        text(verdict[right], label=label) if label != "—" else text("plot.alt_label_none"),
+    ]
+    return " ".join(p for p in parts if p)
+
+
+def histogram_alt(scores: Sequence[float], max_score: float, text: Callable[..., str]) -> str:
+    """The class in numbers: how many, mean, median, the most frequent score, full and zero."""
+    import statistics
+
+    if not scores:
+        return text("plot.alt_histogram_empty")
+    centers, counts, _ = _histogram(scores, max_score)
+    mode = max(range(len(counts)), key=lambda i: (counts[i], -i))
+    return text(
+        "plot.alt_histogram",
+        n=len(scores),
+        max=f"{max_score:g}",
+        mean=f"{statistics.fmean(scores):.2f}",
+        median=f"{statistics.median(scores):g}",
+        mode=f"{centers[mode]:g}",
+        mode_count=int(counts[mode]),
+        full=sum(1 for s in scores if max_score and s >= max_score - 1e-9),
+        zero=sum(1 for s in scores if s <= 0),
+    )

@@ -130,3 +130,18 @@ def gradebook_scores(db_url: str, assignment: Assignment) -> dict[str, dict[str,
                     row[grade.name] = float(grade.score)
             scores[submission.student.id] = row
     return scores
+
+
+def remove_submissions(db_url: str, assignment_id: str, students: list[str]) -> list[str]:
+    """Remove these students' submissions of ``assignment_id`` from the gradebook (grades,
+    comments and formgrader's overrides with them); the students themselves stay, since they
+    may have other assignments. Returns those that were there."""
+    removed = []
+    with open_gradebook(db_url) as gb:
+        for student in students:
+            try:
+                gb.remove_submission(assignment_id, student)
+            except MissingEntry:
+                continue
+            removed.append(student)
+    return removed

@@ -5,7 +5,8 @@
 threshold or the solution itself is wrong, and no student should be graded by it. The result
 is cached with a digest of everything it depends on (the source notebook, the assignment's
 checker module and its thresholds), so feedback reuses it instead of training again while
-it renders pages.
+it renders pages. Beside it, ``resources.json`` records what that grading took (seconds and
+peak memory), the figures a Gradescope bundle is checked against.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 REFERENCE_STUDENT = "__reference__"
 RESULT_FILE = "reference.json"
 DIGEST_FILE = "source.sha256"
+RESOURCES_FILE = "resources.json"
 
 
 class ReferenceBelowFullMarks(RuntimeError):
@@ -73,6 +75,28 @@ def cached_reference(course: Course, assignment_id: str) -> StudentResult | None
         return None
 
 
+def reference_resources(course: Course, assignment_id: str) -> dict | None:
+    """What grading the reference took (``seconds``; ``kernel_peak_mb`` and ``grader_peak_mb``,
+    peak resident memory of the kernel and of the grading process), when measured with what it
+    depends on today; None when it was not."""
+    if cached_reference(course, assignment_id) is None:
+        return None
+    try:
+        path = reference_dir(course, assignment_id) / RESOURCES_FILE
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _peak_rss_mb(children: bool) -> float:
+    """Peak resident memory of this process, or of its largest reaped child (the kernel: an
+    upper bound when an earlier child of this process was larger), in MB."""
+    import resource
+
+    who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
+    return round(resource.getrusage(who).ru_maxrss / 1024, 1)  # KiB on Linux
+
+
 def grade_reference(course: Course, assignment_id: str, *, force: bool = False) -> StudentResult:
     """Grade the source notebook (the instructor's own: no sandbox needed), or reuse the
     cached result; the cache is written only after a grading that finished."""
@@ -85,6 +109,7 @@ def grade_reference(course: Course, assignment_id: str, *, force: bool = False) 
     spec = course.assignment(assignment_id)
     folder = reference_dir(course, assignment_id)
     (folder / DIGEST_FILE).unlink(missing_ok=True)
+    (folder / RESOURCES_FILE).unlink(missing_ok=True)
     log.info("grading the reference solution of %s", assignment_id)
     result = grade(
         course.source_dir / assignment_id / spec.notebook,
@@ -94,6 +119,12 @@ def grade_reference(course: Course, assignment_id: str, *, force: bool = False) 
         workdir=folder,
     )
     (folder / RESULT_FILE).write_text(json.dumps(student_to_dict(result)), encoding="utf-8")
+    resources = {
+        "seconds": result.timing.get("total"),
+        "kernel_peak_mb": _peak_rss_mb(children=True),
+        "grader_peak_mb": _peak_rss_mb(children=False),
+    }
+    (folder / RESOURCES_FILE).write_text(json.dumps(resources), encoding="utf-8")
     (folder / DIGEST_FILE).write_text(reference_digest(course, assignment_id), encoding="utf-8")
     return result
 

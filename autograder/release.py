@@ -47,9 +47,13 @@ def generate_release(course: Course, assignment_id: str, root: Path | None = Non
     root = Path(root or course.root)
     config = Config(course.nbgrader_config)
     config.CourseDirectory.root = str(root)
-    # a throwaway gradebook: the release must not depend on (or touch) the grading state
+    # a throwaway gradebook and exchange: the release must not depend on (or touch) the
+    # grading state, and nbgrader's API looks for an exchange as it starts (without one it
+    # logs "CRITICAL Unwritable directory"; releasing to students is release_assignment's job)
     with tempfile.TemporaryDirectory() as tmp:
         config.CourseDirectory.db_url = f"sqlite:///{Path(tmp) / 'release.db'}"
+        config.Exchange.root = str(Path(tmp) / "exchange")
+        Path(config.Exchange.root).mkdir()
         use_inprocess_alembic_head()
         api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
         outcome = api.generate_assignment(assignment_id, force=True, create=True)

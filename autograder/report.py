@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
+from autograder import messages as catalogue
 from autograder.capture import Artifacts
 from autograder.config import Course
 from autograder.feedback import (
@@ -32,7 +33,7 @@ from autograder.feedback import (
     unrunnable,
     write_text_atomic,
 )
-from autograder.results import AssignmentResult, StudentResult
+from autograder.results import AssignmentResult, CheckResult, Note, StageError, StudentResult
 from dlcourse import layout
 
 MAX_EXAMPLE_CHARS = 240
@@ -157,6 +158,35 @@ RUN_INCIDENTS = {
 }
 
 
+INSTRUCTOR_TEXTS = "report.instructor."
+
+
+def for_instructor(message_id: str, params: dict, language: str, fallback: str) -> str:
+    """A message told to the instructor: ``report.instructor.<message id>`` (the same facts
+    and parameters as the student's text, which says "your cell", "fix it", "resubmit"), or
+    ``fallback`` when the message is neutral already (no such id)."""
+    key = INSTRUCTOR_TEXTS + message_id
+    if key in catalogue.catalogue():
+        try:
+            text = catalogue.render(key, params, language).strip()
+            return text[:1].upper() + text[1:]
+        except Exception:  # noqa: BLE001 - parameters of an older results file
+            pass
+    return fallback
+
+
+def _error_for_instructor(result: StudentResult, language: str) -> str:
+    note = Note.from_dict(result.error_note)
+    fallback = result.error_in(language) or ""
+    return for_instructor(note.id, note.params, language, fallback) if note else fallback
+
+
+def _check_for_instructor(check: CheckResult, language: str) -> str:
+    return for_instructor(
+        check.message_id, check.params, language, localized_message(check, language)
+    )
+
+
 def incidents(course: Course, results: AssignmentResult, language: str) -> list[Incident]:
     """Errors, timeouts and repaired notebooks, student by student."""
     out: list[Incident] = []
@@ -170,7 +200,7 @@ def incidents(course: Course, results: AssignmentResult, language: str) -> list[
                 out.append(Incident(sid, kind, detail))
 
         if unrunnable(result):
-            add("report.kind_submission", result.error_in(language) or "")
+            add("report.kind_submission", _error_for_instructor(result, language))
             continue
         if result.status == "error":
             run = Artifacts(layout.artifacts_folder(course.autograded_dir, sid, result.assignment))
@@ -180,13 +210,13 @@ def incidents(course: Course, results: AssignmentResult, language: str) -> list[
                 status = ""
             add(
                 RUN_INCIDENTS.get(status, "report.kind_notebook"),
-                result.error_in(language) or status,
+                _error_for_instructor(result, language) or status,
             )
         for gid, cell in result.cells.items():
             for check in cell.checks:
                 kind = CHECK_INCIDENTS.get(check.message_id)
                 if kind:
-                    add(kind, f"{gid}: {localized_message(check, language)}")
+                    add(kind, f"{gid}: {_check_for_instructor(check, language)}")
         if result.problems or result.notes:
             add("report.kind_repaired", " ".join(f"{n}." for n in result.notes_in(language)))
     return out
@@ -224,7 +254,7 @@ def render_report(
     notebook: str,
     generated: datetime | None = None,
 ) -> str:
-    from autograder.plots import score_histogram_png
+    from autograder.plots import score_histogram
 
     text = Text(language)
     students = [results.students[sid] for sid in sorted(results.students)]
@@ -286,7 +316,7 @@ def render_report(
             median=statistics.median(scores) if scores else 0.0,
             n_full=sum(1 for r in students if r.max_score and r.score >= r.max_score - 1e-9),
             max_score=max_score,
-            histogram=score_histogram_png(scores, max_score, text) if students else None,
+            histogram=score_histogram(scores, max_score, text) if students else None,
             questions=question_stats(results, release) if students else [],
             checks=check_stats(results, language),
             cells=cells,
@@ -315,13 +345,14 @@ def write_report(
     from autograder.batch import results_path
     from autograder.grades import reviewed_results
 
+    spec = course.assignment(assignment_id)  # a misspelt id: the nearest one, not "grade it"
     results = reviewed_results(course, assignment_id)  # formgrader's overrides win
     if not results.students:
-        raise FileNotFoundError(
-            f"No results for {assignment_id} at "
-            f"{results_path(course, assignment_id)}: grade it first."
+        raise StageError(
+            "cli.not_graded",
+            assignment=assignment_id,
+            path=str(results_path(course, assignment_id)),
         )
-    spec = course.assignment(assignment_id)
     target = Path(path) if path else report_path(course, assignment_id)
     html = render_report(
         course,

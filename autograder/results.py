@@ -48,6 +48,15 @@ class Note:
         return None
 
 
+class StageError(Exception):
+    """A stage cannot do what the instructor asked (a folder that does not exist, nothing to
+    export, an assignment not graded yet): its message as data, shown in their language."""
+
+    def __init__(self, message_id: str, **params: Any):
+        self.note = Note(message_id, params)
+        super().__init__(self.note.text("en"))
+
+
 def render_note(data: Any, language: str, fallback: str | None = None) -> str:
     """A stored note (``{"id", "params"}``) in ``language``; ``fallback`` for results written
     before notes existed, or a note the catalogue no longer knows."""
@@ -140,6 +149,13 @@ class AssignmentResult:
     # folders of submitted/ that were not graded, and why ({"folder", "reason"}): an invalid
     # student id never becomes a student, so it never reaches the gradebook or an export
     refused: list[dict[str, str]] = field(default_factory=list)
+    # this run only (not written): students recorded earlier who have no submission any more,
+    # and those of them removed from the results and the gradebook (``grade --prune``)
+    absent: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+    # this run only: graded students ``regrade`` could not re-check (artifacts gone or of
+    # another layout); their old result stands until they are graded again
+    unchecked: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {

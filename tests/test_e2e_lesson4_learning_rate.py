@@ -123,3 +123,22 @@ def test_solution_notebook_scores_full_marks(graded, tmp_path):
         workdir=tmp_path / "solution",
     )
     assert result.status == "graded" and result.score == result.max_score == 8
+
+
+def test_each_result_says_where_its_time_went(graded):
+    """The cost breakdown (issue: grading at the speed of the students' own training): every
+    phase of the execution, the checks and the writer's share, in the results JSON."""
+    from autograder.execute import PHASES
+
+    stored = json.loads((graded.course.results_dir / f"{AID}.json").read_text(encoding="utf-8"))[
+        "students"
+    ]
+    timing = stored["perfect"]["timing"]
+    for key in (*PHASES, "read_rebuild", "write_notebook", "check", "gradebook", "journal"):
+        assert key in timing and timing[key] >= 0, key
+    assert timing["answer_cells"] > 0 and timing["setup_cell"] > 0 and timing["kernel_start"] > 0
+    phases = sum(timing[p] for p in PHASES)
+    assert abs(phases - timing["execute"]) < 0.05 + 0.02 * timing["execute"], timing
+    assert timing["total"] >= timing["execute"] + timing["check"] - 0.01
+    # a file that could not be read never started a kernel
+    assert "kernel_start" not in stored["corrupt"]["timing"]

@@ -41,6 +41,7 @@ POINTS = {
     "test_steps_per_epoch": 1.0,
     "test_curve_labels": 2.0,
 }
+LANGS = ("es", "en")
 TEMPLATES = Path(__file__).resolve().parents[1] / "autograder" / "templates"
 
 # Text that exists only in the hidden test cells or the solutions: never in any feedback page.
@@ -608,7 +609,7 @@ def test_curve_labels_figure_shows_the_students_labels(rendered):
     figure = section(page, "q-test_curve_labels")
     assert "Tus etiquetas sobre las curvas" in figure
     pngs = images(re.search(r'id="q-test_curve_labels".*?</article>', page, re.S).group(0))
-    assert len(pngs) == 1 and png_size(pngs[0])[0] > 400
+    assert len(pngs) == 4 and all(png_size(p)[0] > 400 for p in pngs)  # one panel a curve
     assert ("lesson4_learning_rate", "test_curve_labels") in FIGURES
     # a student who labelled nothing gets no figure
     assert "<img" not in rendered.page("bob")
@@ -623,12 +624,144 @@ def test_learning_curves_beside_the_reference_with_diagnosis(rendered):
     assert "El early stopping detuvo el entrenamiento en la época 60." in text
     assert "Sobreajuste a partir de la época 39" in text
     sizes = [png_size(p) for p in images(page)]
-    assert len(sizes) == 2  # the labels figure and the learning curves
-    assert max(w for w, _ in sizes) >= 1000  # student and reference side by side
+    assert len(sizes) == 6  # four labelled curves, then her training and the reference's
+    assert all(w >= 600 for w, _ in sizes)
 
     text = visible_text(rendered.page("eve", "en"))
     assert "Your learning curves" in text and "Overfitting from epoch 39" in text
     assert "60 epochs trained; best epoch: 39" in text
+
+
+def alts(page: str) -> list[str]:
+    return [html.unescape(a) for a in re.findall(r'<img[^>]+alt="([^"]*)"', page)]
+
+
+def test_plot_alt_texts_say_what_the_plot_shows(rendered):
+    """Not the title again: the curves, which is lower, where training stopped, the numbers."""
+    eve = alts(rendered.page("eve"))
+    mine, reference = eve[4], eve[5]
+    assert mine.startswith("Tu entrenamiento: 60 épocas. La pérdida de entrenamiento baja de ")
+    assert "La de validación es mínima en la época 39 (0.105)" in mine
+    assert "por encima de la de entrenamiento" in mine
+    assert "La estrella verde marca la mejor época, la 39." in mine
+    assert "se detuvo el entrenamiento: la época 60." in mine
+    assert "Tu menor val_loss (0.105) es mayor que la de la solución de referencia (0.0954)." in (
+        mine
+    )
+    assert reference.startswith("Solución de referencia: 70 épocas.")
+    assert "la época 70." in reference and "Tu menor" not in reference
+    english = alts(rendered.page("eve", "en"))[4]
+    assert english.startswith("Your training: 60 epochs. The training loss falls from ")
+    assert "The validation loss is lowest at epoch 39 (0.105)" in english
+
+    # the labelled curves: what each curve does and the student's label, never the expected one
+    # (ana labelled A "tasa_correcta", wrong: A is "tasa_baja"; D "tasa_baja", wrong)
+    ana = alts(rendered.page("ana"))
+    assert [a.split(".")[0] for a in ana] == ["Curva A", "Curva B", "Curva C", "Curva D"]
+    assert ana[0].endswith("Tu etiqueta: «tasa_correcta», incorrecta.")
+    assert ana[1].endswith("Tu etiqueta: «sobreajuste», correcta.")
+    assert "tasa_baja" not in ana[0] and "tasa_correcta" not in ana[3]
+    assert "La de validación es mínima en la época 33" in ana[1]
+    for title in ("Tus etiquetas sobre las curvas", "Tus curvas de aprendizaje"):
+        assert title not in eve + ana
+
+    report = alts(rendered.report["es"].read_text(encoding="utf-8"))
+    assert report == [
+        # bob 0, ana 2, tim 2, eve 8
+        "Histograma de las notas de 4 estudiantes, de 0 a 8 puntos: media 3.00, mediana 2. "
+        "La nota más frecuente es 2 (2 estudiantes); 1 con la nota máxima y 1 con 0."
+    ]
+
+
+def test_every_plot_text_is_legible_on_a_phone():
+    """Each figure is one panel ``PANEL_WIDTH`` inches wide at most whose smallest text is
+    ``MIN_FONT_PT``: shown 340 CSS px wide (a 390 px phone), that text is 10 CSS px high."""
+    from matplotlib.text import Text as MplText
+
+    from autograder import plots
+    from dlcourse.playground import learning_curves
+
+    text = Text("es")
+    run = read_trainings_from(overfit_history())
+    ref = read_trainings_from(reference_history())
+    train, valid = learning_curves()["B"]
+    with plots._style():
+        figures = [
+            plots.training_panel_figure(run, "Tu entrenamiento", text, plots._y_limits([run])),
+            plots.training_panel_figure(ref, "Solución de referencia", text, None),
+            plots.label_panel_figure("B", train, valid, "sobreajuste", True, text, None),
+            plots.score_histogram_figure([0, 3.5, 8, 8], 8, text),
+        ]
+    for fig in figures:
+        fig.canvas.draw()
+        width = fig.get_size_inches()[0]
+        assert width <= 4.8
+        for artist in fig.findobj(MplText):
+            if artist.get_visible() and artist.get_text().strip():
+                assert artist.get_fontsize() >= plots.MIN_FONT_PT, artist.get_text()
+                shown = plots.MIN_FONT_PT / 72 * 340 / width  # CSS px on the phone
+                assert shown >= 9.5
+    # a page gets every panel as its own image, with its size, so a phone stacks them
+    panels = plots.learning_curves_plots(run, ref, text)
+    assert len(panels) == 2 and {p.width for p in panels} == {round(plots.PANEL_WIDTH * 100)}
+
+
+def read_trainings_from(history: dict) -> TrainingCurves:
+    from autograder.plots import _parse_training
+
+    return _parse_training("history", history, history["early_stopping"])
+
+
+def headings(page: str) -> list[int]:
+    return [int(level) for level in re.findall(r"<h([1-6])\b", page)]
+
+
+def test_headings_never_skip_a_level(rendered):
+    """axe's heading-order: h1, then h2, h3... (the report's histogram title was an h4)."""
+    pages = [rendered.report["es"].read_text(encoding="utf-8")] + [
+        rendered.page(sid, language) for sid in rendered.results.students for language in LANGS
+    ]
+    for page in pages:
+        levels = headings(page)
+        assert levels[0] == 1 and levels.count(1) == 1, levels
+        for before, after in zip(levels, levels[1:], strict=False):
+            assert after <= before + 1, levels
+
+
+def test_the_report_speaks_to_the_instructor(rendered):
+    """The students' own messages are quoted as such (``<q class="said">``); every other text
+    of the report, errors included, is said to the instructor."""
+    student_words = {
+        "es": r"\btu (respuesta|celda|cuaderno|profesor|entrega)|\bcorr[ií]gelo|desc[aá]rgalo|"
+        r"vuelve a entregarlo|\btu profesor",
+        "en": r"\byour (answer|cell|notebook|instructor|submission)|\bfix it\b|\bresubmit\.?$",
+    }
+    for language in LANGS:
+        page = rendered.report[language].read_text(encoding="utf-8")
+        own = visible_text(re.sub(r'<q class="said">.*?</q>', " ", page, flags=re.S))
+        found = re.findall(student_words[language], own, re.I)
+        assert not found, (language, found)
+    errors = section(rendered.report["es"].read_text(encoding="utf-8"), "errors")
+    assert "Se pidió al estudiante que lo descargue de nuevo desde Jupyter" in errors
+    assert "La celda de respuesta ans_step_size del estudiante superó el tiempo límite" in errors
+    checks = rendered.report["es"].read_text(encoding="utf-8")
+    assert re.search(r'<q class="said">[^<]*te has desviado en un paso', checks)
+
+
+def test_every_instructor_text_takes_the_students_message_parameters():
+    """``report.instructor.<id>`` retells message ``<id>``: rendered with its parameters."""
+    from autograder.report import INSTRUCTOR_TEXTS, for_instructor
+
+    entries = messages.catalogue()
+    retold = [k for k in entries if k.startswith(INSTRUCTOR_TEXTS)]
+    assert len(retold) >= 10
+    for key in retold:
+        original = key.removeprefix(INSTRUCTOR_TEXTS)
+        assert original in entries, key
+        for language in LANGS:
+            assert _fields(entries[key][language]) <= _fields(entries[original][language]), key
+    assert for_instructor("ok", {}, "es", "as it was") == "as it was"
+    assert for_instructor("answer_cell_error", {}, "es", "as it was") == "as it was"
 
 
 def test_reference_is_graded_once_and_cached(course, monkeypatch):
@@ -774,10 +907,14 @@ def test_class_report_in_english(rendered):
 
 
 def test_feedback_without_results_says_grade_first(course):
-    with pytest.raises(FileNotFoundError, match="grade it first"):
-        write_feedback(course, AID)
-    with pytest.raises(FileNotFoundError, match="grade it first"):
-        write_report(course, AID)
+    from autograder.results import StageError
+
+    for write in (write_feedback, write_report):
+        with pytest.raises(StageError) as raised:
+            write(course, AID)
+        assert raised.value.note.id == "cli.not_graded"
+        assert f"autograder grade {AID}" in raised.value.note.text("en")
+        assert "califícala primero" in raised.value.note.text("es")
 
 
 # --- strings --------------------------------------------------------------------------------

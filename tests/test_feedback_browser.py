@@ -2,13 +2,19 @@
 
 Asserts on what a person sees: the rendered text (score, messages, hints, the error reason near
 the top), images that actually loaded (``naturalWidth > 0``), links that lead to the right page.
-Screenshots of every page are saved (``$FEEDBACK_SCREENSHOTS``, else a temporary folder).
+Every page is also opened at a desktop's width (1280 px) and a phone's (390 px): nothing may
+overflow the page sideways or clip a badge, every plot must stay legible, and axe-core (the npm
+package in ``tests/browser``: ``npm ci --prefix tests/browser``) must find no accessibility
+violation. Screenshots of every page at both widths are saved (``$FEEDBACK_SCREENSHOTS``, else a
+temporary folder; the paths are printed).
 
 Also here (slow, no browser): the learning-curve reader against a real Keras fit captured by
 ``keras_capture``.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``apt-get install -y chromium
-chromium-driver``) and the ``selenium`` package; skipped with that message when missing.
+chromium-driver``) and the ``selenium`` package; skipped with that message when missing. The
+accessibility checks also need ``tests/browser/node_modules``: without it the layout is still
+checked and the test is skipped for axe, except in CI (``$CI`` set), where it fails.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from autograder import plots
 from autograder.feedback import (
     feedback_path,
     localized_hint,
@@ -28,6 +35,7 @@ from autograder.feedback import (
 )
 from autograder.plots import read_trainings
 from autograder.report import check_stats, write_report
+from tests.conftest import make_course
 from tests.helpers import headless_chromium
 
 pytestmark = pytest.mark.slow
@@ -43,6 +51,11 @@ HIDDEN_MARKERS = (
     "n_train() / 256",
 )
 WIDTH = 1200
+DESKTOP, PHONE = 1280, 390
+AXE = Path(__file__).resolve().parent / "browser" / "node_modules" / "axe-core" / "axe.min.js"
+AXE_INSTALL = "axe-core is not installed: run `npm ci --prefix tests/browser`"
+MIN_PLOT_FONT_PX = 9.0  # the smallest text of a plot, in CSS px, once the image is scaled
+MIN_PHONE_PLOT_PX = 340  # a plot's width on a 390 px phone
 
 
 class Browser:
@@ -85,14 +98,74 @@ class Browser:
 
         return self.driver.find_elements(By.CSS_SELECTOR, css)
 
-    def screenshot(self, name: str) -> Path:
+    def screenshot(self, name: str, width: int = WIDTH) -> Path:
         """The whole page, not only the first screenful."""
         height = self.driver.execute_script("return document.documentElement.scrollHeight")
-        self.driver.set_window_size(WIDTH, min(int(height) + 40, 14000))
+        self.driver.set_window_size(width, min(int(height) + 40, 14000))
         path = self.shots / f"{name}.png"
         assert self.driver.save_screenshot(str(path)), f"screenshot {path} failed"
-        self.driver.set_window_size(WIDTH, 900)
+        self.resize(width)
         return path
+
+    def resize(self, width: int) -> None:
+        """A window whose page area (``window.innerWidth``) is ``width`` CSS px."""
+        self.driver.set_window_size(width, 900)
+        inner = self.driver.execute_script("return window.innerWidth")
+        if inner != width:  # window decorations, if any
+            self.driver.set_window_size(2 * width - inner, 900)
+        assert self.driver.execute_script("return window.innerWidth") == width
+
+    def layout(self) -> dict:
+        """What overflows the viewport, which badges are clipped, how big the plots are."""
+        return self.driver.execute_script(LAYOUT_JS)
+
+    def axe(self, source: str) -> list[dict]:
+        """axe-core's violations on the open page (every rule axe runs by default)."""
+        self.driver.execute_script(source)
+        return self.driver.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "axe.run(document).then(r => done(r.violations.map(v => ({id: v.id,"
+            " impact: v.impact, help: v.help,"
+            " nodes: v.nodes.slice(0, 5).map(n => n.target.join(' '))}))),"
+            " e => done([{id: 'axe-crashed', help: String(e), nodes: []}]));"
+        )
+
+
+# Measured in the page: an element sticks out when its right edge passes the viewport's, unless
+# an ancestor scrolls sideways by itself (a wide table in its own overflow-x box).
+LAYOUT_JS = """
+const vw = window.innerWidth;
+const scroller = el => {
+  for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) {
+    const o = getComputedStyle(p).overflowX;
+    if (o === 'auto' || o === 'scroll') return p;
+  }
+  return null;
+};
+const name = el => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
+  (el.classList.length ? '.' + [...el.classList].join('.') : '');
+const sticking = [];
+for (const el of document.body.querySelectorAll('*')) {
+  const r = el.getBoundingClientRect();
+  if (r.width > 0 && r.right > vw + 0.5 && !scroller(el))
+    sticking.push(name(el) + ' right=' + Math.round(r.right));
+}
+const badges = [];
+for (const b of document.querySelectorAll('.badge')) {
+  const r = b.getBoundingClientRect(), p = b.parentElement.getBoundingClientRect();
+  const clipped = b.scrollWidth > b.clientWidth + 0.5 || r.right > p.right + 0.5 ||
+    (!scroller(b) && r.right > vw + 0.5);
+  if (clipped) badges.push(b.textContent.trim() + ' in ' + name(b.parentElement));
+}
+const scrolling = [...document.querySelectorAll('*')]
+  .filter(el => ['auto', 'scroll'].includes(getComputedStyle(el).overflowX) &&
+                el.scrollWidth > el.clientWidth + 0.5)
+  .map(el => name(el.closest('section') || el));
+const images = [...document.images].map(i => ({alt: i.alt, natural: i.naturalWidth,
+  shown: i.getBoundingClientRect().width}));
+return {width: document.documentElement.scrollWidth, viewport: vw, sticking, badges,
+        scrolling, images};
+"""
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +185,133 @@ def sample(graded_class):
     graded = graded_class(AID)
     course = graded.course
     return graded, write_feedback(course, AID), write_report(course, AID)
+
+
+@pytest.fixture(scope="module")
+def axe_source() -> str | None:
+    """axe-core's script; None when it is not installed (the test then checks the layout and
+    is skipped for axe), and a failure in CI, which must run it."""
+    if not AXE.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"{AXE_INSTALL}: CI must run the accessibility checks (.ci/run does)")
+        return None
+    return AXE.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def every_page(sample, tmp_path_factory) -> dict[str, Path]:
+    """Every kind of page: the sample class's feedback pages and report in Spanish and English,
+    and those of a crafted class whose student trained a model (learning curves)."""
+    import autograder.core
+    from tests.test_feedback import build_class
+
+    graded, paths, report = sample
+    out = tmp_path_factory.mktemp("every-page")
+    english = write_feedback(graded.course, AID, language="en", feedback_dir=out / "en")
+    report_en = write_report(
+        graded.course, AID, language="en", path=out / "report_en.html", feedback_dir=out / "en"
+    )
+    trained = make_course(out / "trained")
+    build_class(trained)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(autograder.core, "grade", lambda *a, **k: pytest.fail("reference regraded"))
+        trained_paths = write_feedback(trained, AID)
+    student = lambda path: path.parent.parent.name  # noqa: E731 - <student>/<assignment>/x.html
+    return {
+        **{f"feedback_{student(p)}": p for p in paths},
+        "report": report,
+        **{f"feedback_{student(p)}_en": p for p in english},
+        "report_en": report_en,
+        **{f"trained_{student(p)}": p for p in trained_paths},
+        "trained_report": write_report(trained, AID),
+    }
+
+
+def layout_problems(browser: Browser, width: int, student_page: bool) -> list[str]:
+    """Why the open page does not fit a ``width`` px screen (``[]`` when it does)."""
+    shown = browser.layout()
+    found = []
+    if shown["width"] > shown["viewport"]:
+        found.append(f"the page is {shown['width']} px wide in a {width} px window")
+    found += [f"sticks out: {e}" for e in shown["sticking"][:5]]
+    found += [f"badge clipped: {b}" for b in shown["badges"]]
+    if student_page:  # a student's page fits as it is: not even a table scrolls sideways
+        found += [f"scrolls sideways: {e}" for e in shown["scrolling"]]
+    for image in shown["images"]:
+        # the plot's smallest text (MIN_FONT_PT on a figure of natural/DPI inches), as shown
+        font = plots.MIN_FONT_PT / 72 * plots.DPI * image["shown"] / max(image["natural"], 1)
+        if font < MIN_PLOT_FONT_PX:
+            found.append(f"plot text {font:.1f} CSS px high: {image['alt'][:60]}")
+        sharp = 2 if width <= PHONE else 1  # a phone's screen has 2-3 pixels per CSS px
+        if image["natural"] < sharp * image["shown"]:
+            found.append(f"plot of {image['natural']} px shown at {image['shown']:.0f} CSS px")
+        if width <= PHONE and image["shown"] < MIN_PHONE_PLOT_PX:
+            found.append(f"plot only {image['shown']:.0f} px wide: {image['alt'][:60]}")
+    return found
+
+
+@pytest.mark.parametrize("width", [DESKTOP, PHONE])
+def test_every_page_fits_a_desktop_and_a_phone_and_passes_axe(
+    axe_source, browser, every_page, width
+):
+    """No page overflows sideways, no badge is clipped, plots stay legible and axe-core finds
+    no violation, at 1280 px and at 390 px; screenshots of both are saved."""
+    problems: dict[str, list[str]] = {}
+    shots = []
+    try:
+        browser.resize(width)
+        for name, path in every_page.items():
+            browser.open(path)
+            found = layout_problems(browser, width, student_page="report" not in name)
+            found += [
+                f"axe {v['id']} ({v['impact']}): {v['help']} at {v['nodes']}"
+                for v in (browser.axe(axe_source) if axe_source else [])
+            ]
+            if found:
+                problems[name] = found
+            shots.append(browser.screenshot(f"{width}px_{name}", width))
+    finally:
+        browser.resize(WIDTH)
+        print(f"\nscreenshots at {width} px:", *shots, sep="\n  ")
+    assert not problems, problems
+    if axe_source is None:
+        pytest.skip(f"the layout fits; accessibility not checked: {AXE_INSTALL}")
+
+
+def test_the_report_speaks_to_the_instructor(browser, sample):
+    """What the students were told is quoted as such; everything else is said to the
+    instructor (no "your answer cell", no "fix it and run it again")."""
+    _, _, report = sample
+    browser.open(report)
+    own = browser.driver.execute_script(
+        "const page = document.body.cloneNode(true);"
+        "page.querySelectorAll('q.said').forEach(q => q.remove());"
+        "return page.textContent.replace(/\\s+/g, ' ');"
+    )
+    for student_words in STUDENT_WORDS["es"]:
+        assert not re.search(student_words, own, re.I), student_words
+    errors = browser.text("#errors")
+    assert "La celda de respuesta ans_steps_lr_01 del estudiante terminó con un error" in errors
+    assert "Se pidió al estudiante que lo descargue de nuevo" in errors
+    quoted = [q.text for q in browser.find_all("#checks q.said")]
+    assert any("Corrígelo" in q for q in quoted), "the student's own words are quoted"
+
+
+# Words said to a student, never to the instructor reading the report
+STUDENT_WORDS = {
+    "es": (
+        r"\btu (respuesta|celda|cuaderno|profesor|entrega)",
+        r"\bcorr[ií]gelo\b",
+        r"\bdesc[aá]rgalo\b",
+        r"\bvuelve a entregarlo\b",
+        r"\b(tu|te) has\b",
+    ),
+    "en": (
+        r"\byour (answer|cell|notebook|instructor|submission)",
+        r"\bfix it and\b",
+        r"\byou are one step off\b",
+    ),
+}
 
 
 def seen(message: str) -> str:
@@ -157,8 +357,10 @@ def test_perfect_and_partial_students(browser, sample):
     browser.open(feedback_path(graded.course.feedback_dir, "perfect", AID, NOTEBOOK))
     assert browser.text("#score") == "8 / 8"
     assert "100 %" in browser.text("header")
-    (labels,) = assert_images_loaded(browser, 1)
-    assert labels["alt"] == "Tus etiquetas sobre las curvas" and labels["width"] >= 600
+    panels = assert_images_loaded(browser, 4)
+    assert [p["alt"].split(" ", 2)[:2] for p in panels] == [["Curva", f"{x}."] for x in "ABCD"]
+    assert "Tu etiqueta: «sobreajuste», correcta." in panels[1]["alt"]
+    assert all(p["width"] >= 600 for p in panels)
 
     browser.open(feedback_path(graded.course.feedback_dir, "partial", AID, NOTEBOOK))
     assert browser.text("#score") == "3 / 8"
@@ -189,7 +391,10 @@ def test_class_report_as_an_instructor_sees_it(browser, sample):
     assert browser.text("#n-students") == str(len(graded.students))
     assert browser.text("#n-errors") == "1"
     (histogram,) = assert_images_loaded(browser, 1)
-    assert histogram["alt"] == "Distribución de las notas" and histogram["width"] >= 500
+    assert histogram["alt"].startswith(
+        f"Histograma de las notas de {len(graded.students)} estudiantes, de 0 a 8 puntos: media"
+    )
+    assert histogram["width"] >= 500
     # the most common mistakes come first
     stats = check_stats(graded.results, "es")
     rows = [e.text for e in browser.find_all("#checks code.check-id")]
@@ -246,9 +451,14 @@ def test_learning_curves_in_the_browser(browser, course):
         write_feedback(course, AID)
     browser.open(feedback_path(course.feedback_dir, "eve", AID, NOTEBOOK))
     browser.screenshot("feedback_training")
-    shown = assert_images_loaded(browser, 2)
-    curves = next(i for i in shown if i["alt"] == "Tus curvas de aprendizaje")
-    assert curves["width"] >= 1000
+    shown = assert_images_loaded(browser, 6)  # four labelled curves, hers and the reference's
+    mine = next(i for i in shown if i["alt"].startswith("Tu entrenamiento: 60 épocas."))
+    assert (
+        "La línea roja discontinua marca dónde se detuvo el entrenamiento: la época 60."
+        in (mine["alt"])
+    )
+    assert "es mayor que la de la solución de referencia" in mine["alt"]
+    assert any(i["alt"].startswith("Solución de referencia: 70 épocas.") for i in shown)
     body = browser.text()
     assert "Sobreajuste a partir de la época 39" in body
     assert "El early stopping detuvo el entrenamiento en la época 60." in body

@@ -767,3 +767,39 @@ def test_release_notebook_runs_in_the_student_venv_and_scores_full_marks(
     }
     assert result.status == "graded", result.error
     assert result.score == result.max_score == assignment.max_score, failed
+
+
+PYTHON_310 = Path("/root/.pyenv/versions/3.10.13/bin/python3.10")
+
+
+@pytest.mark.slow
+def test_the_student_package_runs_on_python_3_10(tmp_path):
+    """requires-python says 3.10 (Gradescope's Ubuntu 22.04, older laptops): every module
+    compiles there, and the message catalogue (tomllib is 3.11's) loads with its fallback."""
+    python = str(PYTHON_310) if PYTHON_310.is_file() else None  # pyenv shims may not route it
+    if python is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must have a Python 3.10 (pyenv's 3.10.13)")
+        pytest.skip("no Python 3.10 here")
+    venv = tmp_path / "py310"
+    subprocess.run([python, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+    subprocess.run([*pip, "tomli>=2,<3", "jinja2>=3.1,<4"], check=True, timeout=600)
+    program = (
+        "import pathlib, sys\n"
+        "for f in sorted(pathlib.Path(sys.argv[1]).rglob('*.py')):\n"
+        "    compile(f.read_text(encoding='utf-8'), str(f), 'exec')\n"
+        "from dlcourse.catalogue import say\n"
+        "print(True, say('playground.status', steps=1, w=0.5, loss=2.0, gradient=None, reached_at=None))\n"
+    )
+    src = STUDENT / "src"
+    done = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", program, str(src / "dlcourse")],
+        env={**os.environ, "PYTHONPATH": str(src), "PYTHONDONTWRITEBYTECODE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("True Paso 1: w = 0.5"), done.stdout

@@ -39,14 +39,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autograder.collect import STUDENT_ID
+from autograder.collect import STUDENT_ID, notebook_stem
 from autograder.config import Course
 from autograder.grades import class_grades
 from autograder.lms.collect import (
     Candidate,
     load_placements,
     member_name,
-    notebook_stem,
     open_archive,
     skippable_member,
 )
@@ -64,6 +63,7 @@ from autograder.lms.roster import (
     name_orders,
     printable_report,
 )
+from autograder.results import StageError
 from autograder.spreadsheet import safe_row
 
 log = logging.getLogger(__name__)
@@ -383,10 +383,10 @@ def canvas_assignment(course: Course, assignment_id: str) -> CanvasAssignment:
     "points": ...}`` or just the id (``autograder.config.CanvasAssignmentSettings``)."""
     found = lms_config(course).canvas.assignments.get(assignment_id)
     if found is None:
+        example = {"canvas": {"assignments": {assignment_id: {"id": 123456, "name": "..."}}}}
         raise LmsError(
             f"No Canvas assignment id for {assignment_id}. Set it in course_config.py:\n"
-            f"  c.Course.lms = {{'canvas': {{'assignments': {{'{assignment_id}': "
-            "{'id': 123456, 'name': 'Name in Canvas'}}}}}}\n"
+            f"  c.Course.lms = {example!r}\n"
             "The id is the number in the assignment's address (/courses/N/assignments/<id>). "
             "Without it Canvas would create a new assignment instead of filling this one."
         )
@@ -521,4 +521,11 @@ def export_canvas(
     write_json_atomic(out.with_name(out.name + ".report.json"), report)
     for item in skipped:
         log.warning("canvas export: %s not written: %s", item["student"], item["reason"])
+    if not rows:  # a file of headers only would import as "nothing changed"
+        raise StageError(
+            "lms.nothing_written",
+            lms="Canvas",
+            skipped=len(skipped),
+            report=str(out.with_name(out.name + ".report.json")),
+        )
     return out

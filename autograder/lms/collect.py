@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autograder.collect import STUDENT_ID
+from autograder.collect import STUDENT_ID, notebook_stem
 from autograder.config import Course
 from autograder.lms.common import LmsError, lms_state_dir, write_json_atomic
 
@@ -143,7 +143,6 @@ def collect_archive(
 # --- collect: from an archive's members to nbgrader's submitted/ layout -------------------------
 
 MAX_MEMBER_BYTES = 50_000_000  # a notebook larger than this is not extracted (zip bombs)
-_COPY_SUFFIX = re.compile(r"(?:-\d+|\s*\(\d+\))+$")  # Canvas "-1", browsers " (1)"
 
 
 @dataclass
@@ -179,12 +178,6 @@ def skippable_member(name: str) -> bool:
         or "/__MACOSX/" in name
         or base in (".DS_Store", "Thumbs.db", "desktop.ini")
     )
-
-
-def notebook_stem(filename: str) -> str:
-    """``Learning_Rate-1.ipynb`` -> ``learning_rate``: the name without copy suffixes."""
-    stem = filename[: -len(".ipynb")] if filename.lower().endswith(".ipynb") else filename
-    return _COPY_SUFFIX.sub("", stem).strip().casefold()
 
 
 def open_archive(archive: str | os.PathLike) -> zipfile.ZipFile:

@@ -2,24 +2,32 @@
 
 ``build_bundle(course, assignment)`` writes a zip with, at its root::
 
-    setup.sh            installs Python >= 3.11, a venv in /autograder/venv, this package;
-                        creates the unprivileged user the student's kernel runs as
+    setup.sh            installs Python 3.11/3.12 (apt's python3.11 where the image has only
+                        3.10, as Gradescope's Ubuntu 22.04 does), a venv in /autograder/venv,
+                        this package; creates the unprivileged user the student's kernel runs as
     run_autograder      runs ``python -m autograder.lms.gradescope run`` under a hard time limit
     gradescope.json     the assignment, visibility, time limits, language
     package/            this package's source (pyproject.toml generated from the installed one)
     package/student/    the student distribution (dlcourse): all the kernel may import
     course/             a course_config.py for the bundle (no db_url, no LMS settings, no
                         secrets) and the assignment's source/ and release/ notebooks
-    data/               the course data (verified copies), so grading needs no download
+    data/               the course data the assignment reads (verified copies), so grading
+                        needs no download; absent when the assignment reads none
 
 At run time Gradescope puts the student's files in ``/autograder/submission/``;
 ``run_autograder(root)`` picks the notebook, grades it with the same stateless core as the rest
 of the package (``autograder.core.grade``) and writes ``/autograder/results/results.json``: one
-test per graded cell (``score``, ``max_score``, ``status``, ``name``, ``number``, ``output`` as
-markdown with the checker messages, ``visibility``). A provisional results file is written
+test per graded cell (``score``, ``max_score``, ``status``, ``name`` (the question as the
+notebook titles it, in the course language), ``number``, ``output`` as markdown with the
+checker messages, ``visibility``); every text is in the course language. A provisional results file is written
 first, and every time limit is set from Gradescope's own (``time_limit`` minus a margin), so a
 slow notebook gets a clear message and its partial results instead of Gradescope's global
 timeout (which scores 0 with no explanation).
+
+At build time the bundle is checked against the container Gradescope gives it (``memory_mb``,
+``cpus``, ``time_limit``: Gradescope's defaults unless set): what grading the reference
+solution took (``autograder.reference.reference_resources``, measured by the release's
+self-test) is compared with them, and each setting to raise is logged as a warning, with a value.
 
 Gradescope runs everything as root in its container. The student's kernel therefore runs as
 the unprivileged ``student`` user (``setpriv``), in a work folder of its own, while the course
@@ -29,9 +37,13 @@ material (solutions, hidden tests, checkers) stays readable by root only.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
+import logging
+import math
 import os
 import re
+import shlex
 import shutil
 import stat
 import sys
@@ -47,13 +59,19 @@ from autograder.collect import STUDENT_ID
 from autograder.config import Course, GradescopeSection, Visibility
 from autograder.lms.collect import notebook_stem
 from autograder.lms.common import LmsError, fmt_points, lms_config, per_assignment
+from autograder.results import Note
 from autograder.sandbox import STUDENT_PACKAGE, student_package_dir
+
+log = logging.getLogger(__name__)
 
 # The settings and their defaults are declared once: autograder.config.GradescopeSection.
 VISIBILITIES = get_args(Visibility)
 DEFAULT_TIME_LIMIT = GradescopeSection.time_limit  # Gradescope's default autograder timeout (s)
 DEFAULT_MARGIN = GradescopeSection.margin  # kept free for kernel start, checks and results
 RUN_AS = GradescopeSection.run_as
+DEFAULT_MEMORY_MB = GradescopeSection.memory_mb  # Gradescope's default container memory
+DEFAULT_CPUS = GradescopeSection.cpus  # and its default share of a virtual CPU
+MAX_TIMEOUT = 2400.0  # the longest autograder timeout Gradescope allows (40 minutes)
 SETTINGS_FILE = "gradescope.json"
 
 
@@ -71,6 +89,10 @@ class GradescopeSettings:
     time_limit: float = DEFAULT_TIME_LIMIT
     margin: float = DEFAULT_MARGIN
     run_as: str | None = RUN_AS
+    memory_mb: int = DEFAULT_MEMORY_MB
+    cpus: float = DEFAULT_CPUS
+    # {grade id: test name}: the questions as the release notebook titles them, in ``language``
+    test_names: dict[str, str] | None = None
 
     @classmethod
     def from_course(cls, course: Course, assignment_id: str) -> GradescopeSettings:
@@ -87,8 +109,10 @@ class GradescopeSettings:
         margin = float(setting("margin", DEFAULT_MARGIN))
         if time_limit - margin < 60:
             raise LmsError(
-                f"Gradescope time_limit {time_limit:g} s minus margin {margin:g} s "
-                "leaves less than a minute to run the notebook."
+                Note(
+                    "lms.gradescope.short_time_limit",
+                    {"time_limit": f"{time_limit:g}", "margin": f"{margin:g}"},
+                ).text(course.language)
             )
         run_as = setting("run_as", RUN_AS)
         return cls(
@@ -101,6 +125,9 @@ class GradescopeSettings:
             time_limit,
             margin,
             run_as or None,
+            int(setting("memory_mb", DEFAULT_MEMORY_MB)),
+            float(setting("cpus", DEFAULT_CPUS)),
+            question_names(course, assignment_id),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,42 +137,83 @@ class GradescopeSettings:
     def from_dict(cls, data: dict[str, Any]) -> GradescopeSettings:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
+    def test_name(self, grade_id: str) -> str:
+        return (self.test_names or {}).get(grade_id) or grade_id
+
+
+def question_names(course: Course, assignment_id: str) -> dict[str, str]:
+    """``{grade id: "Pregunta 4: La tasa justa"}``: each graded cell as the release notebook
+    numbers and titles it (the feedback pages' questions), in the course language; the answer's
+    name is added where two cells share a number and a title."""
+    from autograder.core import Assignment
+    from autograder.feedback import questions_from_release
+
+    try:
+        grade_ids = list(Assignment.from_course(course, assignment_id).cell_points)
+    except Exception:  # noqa: BLE001 - no notebooks yet: build_bundle says which one is missing
+        return {}
+    release = course.release_dir / assignment_id / course.assignment(assignment_id).notebook
+    questions = questions_from_release(release, grade_ids)
+    shared = [(q.number, q.title) for q in questions]
+    return {
+        q.grade_id: Note(
+            "lms.gradescope.test_name",
+            {
+                "number": q.number,
+                "title": q.title or "",
+                "name": q.name if shared.count((q.number, q.title)) > 1 else "",
+            },
+        ).text(course.language)
+        for q in questions
+    }
+
 
 # --- the bundle -----------------------------------------------------------------------------------
 
 SETUP_SH = r"""#!/usr/bin/env bash
-# Gradescope runs this once, as root, when the autograder is built.
+# Gradescope runs this once, as root, when the autograder is built. The grader needs Python
+# 3.11 or 3.12; Gradescope's Ubuntu 22.04 image has 3.10, so apt's python3.11 is installed.
+# AUTOGRADER_ROOT (default /autograder) only serves to try this script elsewhere.
 set -euxo pipefail
-cd /autograder/source
+ROOT="${AUTOGRADER_ROOT:-/autograder}"
+cd "$ROOT/source"
 export DEBIAN_FRONTEND=noninteractive
 
 ok() { "$1" -c 'import sys; sys.exit(not ((3, 11) <= sys.version_info[:2] < (3, 13)))' 2>/dev/null; }
-PY=""
-for candidate in python3.12 python3.11 python3; do
-  if command -v "$candidate" >/dev/null && ok "$candidate"; then PY="$(command -v "$candidate")"; break; fi
-done
-if [ -z "$PY" ]; then
+find_python() {
+  for candidate in python3.12 python3.11 python3; do
+    if command -v "$candidate" >/dev/null && ok "$candidate"; then command -v "$candidate"; return 0; fi
+  done
+  return 1
+}
+if ! PY="$(find_python)"; then
+  echo "setup.sh: $(python3 --version 2>&1 || echo 'no python3') here; installing python3.11" >&2
   apt-get update
   apt-get install -y --no-install-recommends python3.11 python3.11-venv
-  PY="$(command -v python3.11)"
+  hash -r
+  if ! PY="$(find_python)"; then
+    echo "setup.sh: apt installed no usable python3.11; the grader needs Python 3.11 or 3.12" >&2
+    exit 1
+  fi
 fi
-if ! "$PY" -m venv /autograder/venv; then
+if ! "$PY" -m venv "$ROOT/venv"; then
   apt-get update
   apt-get install -y --no-install-recommends "$(basename "$PY")-venv"
-  rm -rf /autograder/venv
-  "$PY" -m venv /autograder/venv
+  rm -rf "$ROOT/venv"
+  "$PY" -m venv "$ROOT/venv"
 fi
-/autograder/venv/bin/python -m pip install --upgrade pip
-/autograder/venv/bin/python -m pip install /autograder/source/package/student /autograder/source/package
+"$ROOT/venv/bin/python" -m pip install --upgrade pip
+"$ROOT/venv/bin/python" -m pip install "$ROOT/source/package/student" "$ROOT/source/package"
 # the unprivileged user for the student's kernel; permissions on the course material
-/autograder/venv/bin/python -m autograder.lms.gradescope setup --root /autograder
+"$ROOT/venv/bin/python" -m autograder.lms.gradescope setup --root "$ROOT"
 """
 
 RUN_AUTOGRADER = r"""#!/usr/bin/env bash
 # Gradescope runs this for every submission. The grader keeps its own time limits (see
 # gradescope.json); this outer limit only stops a grader that hangs, before Gradescope's does.
-LIMIT=$(/autograder/venv/bin/python -c 'import json; print(int(json.load(open("/autograder/source/gradescope.json"))["time_limit"]))')
-exec timeout --kill-after=10 $((LIMIT - 20)) /autograder/venv/bin/python -m autograder.lms.gradescope run --root /autograder
+ROOT="${AUTOGRADER_ROOT:-/autograder}"
+LIMIT=$("$ROOT/venv/bin/python" -c 'import json, sys; print(int(json.load(open(sys.argv[1]))["time_limit"]))' "$ROOT/source/gradescope.json")
+exec timeout --kill-after=10 $((LIMIT - 20)) "$ROOT/venv/bin/python" -m autograder.lms.gradescope run --root "$ROOT"
 """
 
 PYPROJECT = """[build-system]
@@ -224,15 +292,158 @@ def _add_package(zf: zipfile.ZipFile, package: str, arcroot: str) -> None:
     _add_tree(zf, folder, f"{arcroot}/{package}")
 
 
-def _data_files(course: Course) -> list[Path]:
-    """The course's data files (every ``RemoteFile`` the data module declares) found in the
-    instructor's data home."""
+# where the course's data is read: the data module's loaders, the checkers' accessor, the
+# captures that load it; ``data_readers`` finds every function of these calling another reader
+DATA_MODULES = (
+    "dlcourse.data",
+    "autograder.checkers.support",
+    "dlcourse.keras_capture",
+    "dlcourse.checking",
+)
+
+
+def _code_names(code) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            names |= _code_names(const)
+    return names
+
+
+def data_readers() -> set[str]:
+    """Names of the functions that read the course data: ``fetch_file`` and, transitively,
+    every function of ``DATA_MODULES`` that calls one (``load_red_wine``, ``course_arrays``,
+    ``wine_arrays``, ``capture_split``...)."""
+    import importlib
+
+    functions: list[tuple[str, Any]] = []
+    for module_name in DATA_MODULES:
+        module = importlib.import_module(module_name)
+        for name, obj in vars(module).items():
+            members = vars(obj).items() if inspect.isclass(obj) else [(name, obj)]
+            for member, value in members:
+                value = inspect.unwrap(value) if callable(value) else value
+                if inspect.isfunction(value) and value.__module__ == module_name:
+                    functions.append((member, value))
+    readers = {"fetch_file"}
+    while True:
+        found = {n for n, f in functions if _code_names(f.__code__) & readers} - readers
+        if not found:
+            return readers
+        readers |= found
+
+
+def needs_data(course: Course, assignment_id: str) -> bool:
+    """Whether grading the assignment reads the course data: its source notebook (whose hidden
+    tests run in the kernel) or its checker module names one of the ``data_readers``."""
+    import nbformat
+
+    from autograder.check import checker_path
+
+    spec = course.assignment(assignment_id)
+    nb = nbformat.read(course.source_dir / assignment_id / spec.notebook, as_version=4)
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    checker = checker_path(assignment_id)
+    if checker.is_file():
+        code.append(checker.read_text(encoding="utf-8"))
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", "\n".join(code)))
+    return bool(words & data_readers())
+
+
+def _data_files(course: Course, assignment_id: str) -> list[Path]:
+    """The data files the assignment reads (every ``RemoteFile`` the data module declares),
+    from the instructor's data home; none when it reads no data. Raises ``LmsError``, naming
+    the command that fetches them, when they are needed and missing."""
     from autograder.core import GradingSettings
     from dlcourse import data
 
+    if not needs_data(course, assignment_id):
+        return []
     home = Path(GradingSettings.from_course(course).data_home)
-    files = [v for v in vars(data).values() if isinstance(v, data.RemoteFile)]
-    return [home / f.filename for f in files if (home / f.filename).is_file()]
+    files = {n: v for n, v in vars(data).items() if isinstance(v, data.RemoteFile)}
+    missing = [n for n, f in files.items() if not (home / f.filename).is_file()]
+    if missing:
+        fetches = "; ".join(f"data.fetch_file(data.{n}, {json.dumps(str(home))})" for n in missing)
+        code = f"from dlcourse import data; {fetches}"
+        raise LmsError(
+            Note(
+                "lms.gradescope.data_missing",
+                {
+                    "assignment": assignment_id,
+                    "files": ", ".join(files[n].filename for n in missing),
+                    "home": str(home),
+                    "command": f"python -c {shlex.quote(code)}",
+                },
+            ).text(course.language)
+        )
+    return [home / f.filename for f in files.values()]
+
+
+# --- the container's resources -------------------------------------------------------------------
+
+MEMORY_HEADROOM = 1.25  # on top of the measured peaks: page cache, a student's extra copy
+MEMORY_STEP_MB = 256  # suggestions are rounded up to this
+TIME_SAFETY = 1.5  # Gradescope's CPUs are shared and may be slower than the one measured on
+
+
+def check_resources(course: Course, assignment_id: str, settings: GradescopeSettings) -> list[Note]:
+    """What to raise in Gradescope (Settings > Autograder Settings) for the assignment to run:
+    the reference solution's measured memory and time (``autograder release`` records them)
+    against ``memory_mb``, ``cpus`` and ``time_limit``. One note per setting to raise, with the
+    value; a note saying so when nothing was measured."""
+    from autograder.reference import reference_resources
+
+    measured = reference_resources(course, assignment_id)
+    if not measured or measured.get("seconds") is None:
+        return [Note("lms.gradescope.not_measured", {"assignment": assignment_id})]
+    notes = []
+    memory = float(measured.get("kernel_peak_mb") or 0) + float(measured.get("grader_peak_mb") or 0)
+    need_mb = int(math.ceil(memory * MEMORY_HEADROOM / MEMORY_STEP_MB) * MEMORY_STEP_MB)
+    if memory and need_mb > settings.memory_mb:
+        notes.append(
+            Note(
+                "lms.gradescope.memory",
+                {
+                    "assignment": assignment_id,
+                    "measured": f"{memory:.0f}",
+                    "limit": settings.memory_mb,
+                    "suggest": need_mb,
+                },
+            )
+        )
+    # the kernel runs kernel_threads threads: fewer CPUs than that slow it down in proportion
+    threads = max(1, int(course.kernel_threads))
+    seconds = float(measured["seconds"])
+
+    def need_s(cpus: float) -> float:
+        return seconds * TIME_SAFETY * max(1.0, threads / cpus) + settings.margin
+
+    cpus = settings.cpus
+    if need_s(cpus) > settings.time_limit:
+        if cpus < threads:
+            notes.append(
+                Note(
+                    "lms.gradescope.cpus",
+                    {"assignment": assignment_id, "limit": f"{cpus:g}", "suggest": threads},
+                )
+            )
+            cpus = threads
+        if need_s(cpus) > settings.time_limit:
+            suggest = int(math.ceil(need_s(cpus) / 60) * 60)
+            notes.append(
+                Note(
+                    "lms.gradescope.timeout",
+                    {
+                        "assignment": assignment_id,
+                        "measured": f"{seconds:.0f}",
+                        "cpus": f"{cpus:g}",
+                        "limit": f"{settings.time_limit:g}",
+                        "suggest": suggest,
+                        "too_long": suggest > MAX_TIMEOUT,
+                    },
+                )
+            )
+    return notes
 
 
 def _add_tree(zf: zipfile.ZipFile, folder: Path, arcroot: str) -> None:
@@ -262,20 +473,15 @@ def build_bundle(course: Course, assignment_id: str, out: str | Path | None = No
     spec = course.assignment(assignment_id)
     source = course.source_dir / assignment_id
     if not (source / spec.notebook).is_file():
-        raise LmsError(f"{source / spec.notebook} does not exist.")
+        missing = {"path": str(source / spec.notebook), "assignment": ""}
+        raise LmsError(Note("lms.gradescope.no_file", missing).text(course.language))
     release = course.release_dir / assignment_id
     if not (release / spec.notebook).is_file():
-        raise LmsError(
-            f"{release / spec.notebook} does not exist: run `autograder release "
-            f"{assignment_id}` first."
-        )
-    data_files = _data_files(course)
-    if not data_files:
-        raise LmsError(
-            "The course data is not in the data home: run the course's data fetch "
-            "(or set COURSE_DATA_HOME) before building the bundle, so grading on "
-            "Gradescope needs no download."
-        )
+        missing = {"path": str(release / spec.notebook), "assignment": assignment_id}
+        raise LmsError(Note("lms.gradescope.no_file", missing).text(course.language))
+    data_files = _data_files(course, assignment_id)
+    for note in check_resources(course, assignment_id, settings):
+        log.warning("%s", note.text(course.language))
     out = Path(out) if out else course.exports_dir / f"gradescope_{assignment_id}.zip"
     out.parent.mkdir(parents=True, exist_ok=True)
     config = CONFIG.format(
@@ -342,19 +548,24 @@ def installed_package_dir() -> Path:
     return Path(autograder.__file__).resolve().parent
 
 
-def setup(root: str | Path = "/autograder", user: str = RUN_AS) -> None:
-    """``python -m autograder.lms.gradescope setup``: run by setup.sh as root."""
+def setup(root: str | Path = "/autograder", user: str | None = None) -> None:
+    """``python -m autograder.lms.gradescope setup``: run by setup.sh as root. ``user``: the
+    kernel's (default: the bundle's ``run_as``; none when it runs the kernel as root)."""
     import subprocess
 
     root = Path(root)
-    try:
-        import pwd
+    if user is None:
+        settings_file = root / "source" / SETTINGS_FILE
+        user = json.loads(settings_file.read_text(encoding="utf-8")).get("run_as")
+    if user:
+        try:
+            import pwd
 
-        pwd.getpwnam(user)
-    except KeyError:
-        subprocess.run(
-            ["useradd", "--create-home", "--shell", "/usr/sbin/nologin", user], check=True
-        )
+            pwd.getpwnam(user)
+        except KeyError:
+            subprocess.run(
+                ["useradd", "--create-home", "--shell", "/usr/sbin/nologin", user], check=True
+            )
     # The kernel imports only the student distribution; the whole grader (checkers, hidden
     # messages, thresholds) becomes root-only.
     _chmod_tree(installed_package_dir(), remove=0o077)
@@ -414,7 +625,7 @@ class UserLauncher:
         return manager
 
 
-def find_notebook(submission_dir: Path, notebook: str) -> tuple[Path | None, str | None]:
+def find_notebook(submission_dir: Path, notebook: str) -> tuple[Path | None, Note | None]:
     """The submitted notebook: the released name (copy suffixes forgiven), else the only
     notebook. Returns ``(path, note)``; ``path`` is None when there is no clear choice."""
     found = sorted(
@@ -428,26 +639,32 @@ def find_notebook(submission_dir: Path, notebook: str) -> tuple[Path | None, str
         key=lambda p: (len(p.relative_to(submission_dir).parts), str(p)),
     )
     if not found:
-        return None, (
-            f"No notebook was submitted: upload {notebook} (the .ipynb file, not a "
-            "PDF or a zip of it)."
-        )
+        return None, Note("lms.gradescope.no_notebook", {"notebook": notebook})
     want = notebook_stem(notebook)
     exact = [p for p in found if p.name == notebook] or [
         p for p in found if notebook_stem(p.name) == want
     ]
     if exact:
-        note = None if exact[0].name == notebook else f"{exact[0].name} was graded as {notebook}."
-        if len(exact) > 1:
-            note = (
-                (note + " " if note else "")
-                + f"{len(exact)} copies were submitted; {exact[0].relative_to(submission_dir)} was graded."
-            )
-        return exact[0], note
+        renamed = exact[0].name != notebook
+        if len(exact) == 1:
+            note = {"found": exact[0].name, "notebook": notebook} if renamed else None
+            return exact[0], Note("lms.gradescope.renamed", note) if note else None
+        return exact[0], Note(
+            "lms.gradescope.copies",
+            {
+                "n": len(exact),
+                "graded": str(exact[0].relative_to(submission_dir)),
+                "notebook": notebook if renamed else "",
+            },
+        )
     if len(found) == 1:
-        return found[0], f"{found[0].name} was graded as {notebook} (rename it next time)."
+        return found[0], Note(
+            "lms.gradescope.only_notebook", {"found": found[0].name, "notebook": notebook}
+        )
     names = ", ".join(str(p.relative_to(submission_dir)) for p in found)
-    return None, f"{len(found)} notebooks were submitted ({names}) and none is named {notebook}."
+    return None, Note(
+        "lms.gradescope.ambiguous", {"n": len(found), "names": names, "notebook": notebook}
+    )
 
 
 def _student_id(root: Path) -> str:
@@ -466,19 +683,23 @@ def _md_escape(text: str) -> str:
 
 
 def cell_output(cell, language: str) -> str:
-    """A graded cell's checks as a markdown list (the checker messages, hints in italics)."""
+    """A graded cell's checks as a markdown list (the checker messages, hints in italics), in
+    ``language``."""
+    from autograder.feedback import localized_hint, localized_message
+
     lines = []
     for check in cell.checks:
         mark = "✅" if check.passed else ("➖" if check.outcome == "not_attempted" else "❌")
-        line = f"- {mark} {_md_escape(check.message)}"
-        if check.hint:
-            line += f"  \n  _{_md_escape(check.hint)}_"
+        line = f"- {mark} {_md_escape(localized_message(check, language))}"
+        hint = localized_hint(check, language)
+        if hint:
+            line += f"  \n  _{_md_escape(hint)}_"
         lines.append(line)
     return "\n".join(lines)
 
 
 def gradescope_results(
-    result, settings: GradescopeSettings, execution_time: float, notes: list[str] | None = None
+    result, settings: GradescopeSettings, execution_time: float, notes: list[Note] | None = None
 ) -> dict[str, Any]:
     """``results.json`` for one ``StudentResult`` (Gradescope's autograder specification)."""
     from autograder.lms.common import words
@@ -489,7 +710,7 @@ def gradescope_results(
     for number, (gid, cell) in enumerate(result.cells.items(), start=1):
         tests.append(
             {
-                "name": gid,
+                "name": settings.test_name(gid),
                 "number": str(number),
                 "score": float(cell.score),
                 "max_score": float(cell.max_score),
@@ -504,7 +725,8 @@ def gradescope_results(
     error = result.error_in(settings.language)
     if result.status == "error" and error:
         summary.append(f"{w['error']}: {_md_escape(error)}")
-    for note in [*(notes or []), *result.notes_in(settings.language)]:
+    texts = [n.text(settings.language) for n in notes or []]
+    for note in [*texts, *result.notes_in(settings.language)]:
         summary.append(f"- {_md_escape(note)}")
     return {
         "score": float(result.score),
@@ -532,7 +754,7 @@ def _write_results(path: Path, results: dict[str, Any]) -> None:
     Path(tmp.name).replace(path)
 
 
-def _launcher(settings: GradescopeSettings, notes: list[str]):
+def _launcher(settings: GradescopeSettings, notes: list[Note]):
     """The kernel runs as ``run_as`` when the grader is root and that user exists."""
     if not settings.run_as or os.geteuid() != 0:
         return None
@@ -559,10 +781,7 @@ def run_autograder(root: str | Path = "/autograder", launcher=None) -> dict[str,
         "score": 0.0,
         "execution_time": 0,
         "output_format": "md",
-        "output": (
-            "The grader did not finish within the time limit. Make sure the notebook "
-            "runs from top to bottom in a few minutes, then resubmit."
-        ),
+        "output": Note("lms.gradescope.unfinished").text(settings.language),
         "visibility": settings.visibility,
         "stdout_visibility": settings.stdout_visibility,
         "tests": [],
@@ -570,7 +789,7 @@ def run_autograder(root: str | Path = "/autograder", launcher=None) -> dict[str,
     _write_results(results_path, provisional)
     if os.geteuid() == 0:
         results_path.parent.chmod(0o755)  # the student's kernel must not write results
-    notes: list[str] = []
+    notes: list[Note] = []
     work = root / "work" / uuid.uuid4().hex
     work.mkdir(parents=True)
     (root / "work").chmod(0o755)
@@ -593,7 +812,9 @@ def run_autograder(root: str | Path = "/autograder", launcher=None) -> dict[str,
         if note:
             notes.append(note)
         if path is None:
-            result = error_result(student, assignment, note or "no notebook", course.language)
+            reason = note or Note("lms.gradescope.no_notebook", {"notebook": assignment.notebook})
+            notes = []  # the reason is the error itself, not a note beside it
+            result = error_result(student, assignment, reason, course.language)
         else:
             copy = work / "submission.ipynb"
             shutil.copyfile(path, copy)
@@ -609,11 +830,10 @@ def run_autograder(root: str | Path = "/autograder", launcher=None) -> dict[str,
         results = gradescope_results(result, settings, time.monotonic() - started, notes)
     except Exception as exc:  # noqa: BLE001 - the grader broke: say so instead of a blank page
         results = dict(provisional)
-        results["output"] = (
-            f"The autograder itself failed ({type(exc).__name__}: {exc}). "
-            "This is not your fault: your instructor will grade this "
-            "submission by hand."
-        )[:2000]
+        detail = f"{type(exc).__name__}: {exc}"[:1500]
+        results["output"] = Note("lms.gradescope.internal", {"detail": detail}).text(
+            settings.language
+        )
         results["execution_time"] = int(time.monotonic() - started)
         print(f"autograder: internal error: {exc!r}", file=sys.stderr)
     _write_results(results_path, results)
@@ -627,7 +847,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--root", default="/autograder")
     p = sub.add_parser("setup", help="create the kernel's user, protect the material (setup.sh)")
     p.add_argument("--root", default="/autograder")
-    p.add_argument("--user", default=RUN_AS)
+    p.add_argument("--user", help="the kernel's user (default: the bundle's run_as)")
     args = parser.parse_args(argv)
     if args.command == "run":
         results = run_autograder(args.root)

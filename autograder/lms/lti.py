@@ -1,25 +1,38 @@
-"""LTI 1.3 Assignment and Grade Services: post each student's score to the assignment's line item.
+"""LTI 1.3 Assignment and Grade Services: find or create the assignment's line item, post each
+student's score to it.
 
 The flow (1EdTech LTI AGS 2.0 and LTI Security Framework 1.0):
 
 1. The tool gets an access token from the platform's token URL by OAuth 2 client credentials,
    authenticating with a JWT it signs with its private key (RS256; ``iss`` = ``sub`` = client
    id, ``aud`` = token URL, ``iat``, ``exp``, ``jti``); the platform checks it against the
-   tool's public key set (JWKS), registered with the platform (``public_jwks``).
-2. For each student it POSTs a Score (``application/vnd.ims.lis.v1.score+json``) to
+   tool's public key set (JWKS), registered with the platform (``public_jwks``). One token
+   may carry several scopes; it is reused for every request those scopes allow.
+2. The line item: ``line_items[assignment]`` when given; else the line items container
+   (``lineitems_url``, ``application/vnd.ims.lis.v2.lineitemcontainer+json``, every page of
+   ``Link: rel="next"``) is read and the item whose ``resourceId`` is the assignment id, else
+   the only one labelled with the assignment's title, is taken; when there is none it is
+   created (POST ``application/vnd.ims.lis.v2.lineitem+json``: ``scoreMaximum``, ``label``,
+   ``resourceId``, ``tag``). Scope ``.../lti-ags/scope/lineitem``.
+3. For each student it POSTs a Score (``application/vnd.ims.lis.v1.score+json``) to
    ``<line item URL>/scores``: ``userId``, ``scoreGiven``, ``scoreMaximum``, ``comment``,
    ``timestamp``, ``activityProgress``, ``gradingProgress``.
 
 Transient failures (connection errors, timeouts, 429 and 5xx) are retried with back-off
-(``Retry-After`` honoured); a 401 fetches a new token once (tokens expire). Everything sent and
-every failure goes to a JSON report; if any score was not accepted the export raises
-``LtiPassbackError`` naming that report, so nothing fails quietly.
+(``Retry-After`` honoured; creating a line item is retried only when it surely did nothing);
+a 401 fetches a new token once (tokens expire). Answers are read up to ``max_response_mb``;
+URLs the platform gives (next pages, line items) must be on the service's own site, so the
+token never goes elsewhere. Everything sent and every failure goes to a JSON report; if any
+score was not accepted the export raises ``LtiPassbackError`` naming that report, so nothing
+fails quietly. The Names and Role Provisioning Service (the roster) is in
+``autograder.lms.lti_nrps``, over the same client.
 
 Settings (``c.Course.lms["lti"]``, typed by ``autograder.config.LtiSettings``; docs/settings.md):
 ``issuer``, ``client_id``, ``token_url``, ``audience`` (default: the token URL), ``key_id``,
-``key_file``, ``line_items`` ({assignment: line item URL}), ``user_ids`` (CSV
-``student_id,lti_user_id``). The private key is never in the config:
-``$AUTOGRADER_LTI_PRIVATE_KEY`` (PEM text), ``$AUTOGRADER_LTI_KEY_FILE`` or ``key_file``.
+``key_file``, ``line_items`` ({assignment: line item URL}), ``lineitems_url``, ``labels``,
+``tag``, ``create_line_items``, ``user_ids`` (CSV ``student_id,lti_user_id``). The private key
+is never in the config: ``$AUTOGRADER_LTI_PRIVATE_KEY`` (PEM text), ``$AUTOGRADER_LTI_KEY_FILE``
+or ``key_file``.
 """
 
 from __future__ import annotations
@@ -36,23 +49,29 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from autograder.config import LTI_SCORE_SCOPE, Course, LtiSettings
 from autograder.grades import class_grades
 from autograder.lms.common import (
     LmsError,
     feedback_text,
+    fmt_points,
     lms_config,
     resolve_path,
     write_json_atomic,
 )
 from autograder.lms.roster import course_roster
+from autograder.results import Note
 
 log = logging.getLogger(__name__)
 
 SCORE_SCOPE = LTI_SCORE_SCOPE
+LINEITEM_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
+NRPS_SCOPE = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
 SCORE_MEDIA_TYPE = "application/vnd.ims.lis.v1.score+json"
+LINEITEM_MEDIA_TYPE = "application/vnd.ims.lis.v2.lineitem+json"
+LINEITEMS_MEDIA_TYPE = "application/vnd.ims.lis.v2.lineitemcontainer+json"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ENV_KEY = "AUTOGRADER_LTI_PRIVATE_KEY"
 ENV_KEY_FILE = "AUTOGRADER_LTI_KEY_FILE"
@@ -212,9 +231,9 @@ class AgsClient:
         self._jwt = jwt
         self.http = http or httpx.Client(timeout=settings.timeout, follow_redirects=False)
         self.clock, self.sleep = clock, sleep
-        self._token: str | None = None
-        self._token_expires = 0.0
+        self._tokens: dict[frozenset[str], tuple[str, float]] = {}  # granted scopes -> token
         self.token_requests = 0
+        self._line_items: dict[str, list[dict[str, Any]]] = {}  # container URL -> its items
 
     def close(self) -> None:
         self.http.close()
@@ -233,14 +252,22 @@ class AgsClient:
             claims, self._key, algorithm="RS256", headers={"kid": self._kid, "typ": "JWT"}
         )
 
-    def token(self, refresh: bool = False) -> str:
-        if not refresh and self._token and self.clock() < self._token_expires - 10:
-            return self._token
+    def token(self, refresh: bool = False, scopes: tuple[str, ...] | None = None) -> str:
+        """An access token granting every scope of ``scopes`` (default: the score scope). A
+        cached token granting them all is reused until 10 s before it expires; ``refresh``
+        drops the cached ones (the platform refused them) and asks for a new one."""
+        wanted = tuple(scopes or (self.settings.scope,))
+        need = frozenset(wanted)
+        if refresh:
+            self._tokens = {g: t for g, t in self._tokens.items() if not need <= g}
+        for granted, (token, expires) in self._tokens.items():
+            if need <= granted and self.clock() < expires - 10:
+                return token
         form = {
             "grant_type": "client_credentials",
             "client_assertion_type": ASSERTION_TYPE,
             "client_assertion": self.client_assertion(),
-            "scope": self.settings.scope,
+            "scope": " ".join(wanted),
         }
         response = self._send(
             "POST",
@@ -253,43 +280,61 @@ class AgsClient:
         if response is None or isinstance(response, str):
             raise TokenError(f"no access token from {self.settings.token_url}: {response}")
         if response.status_code != 200:
+            hint = (
+                f"the tool may not be allowed the scope(s) {' '.join(wanted)}"
+                if "invalid_scope" in response.text
+                else "check client_id, key_id and that the public key registered with the "
+                "platform matches the private key"
+            )
             raise TokenError(
                 f"the platform refused the token request (HTTP "
-                f"{response.status_code}: {_brief(response)}); check client_id, "
-                "key_id and that the public key registered with the platform "
-                "matches the private key"
+                f"{response.status_code}: {_brief(response)}); {hint}"
             )
         try:
             data = response.json()
             token = str(data["access_token"])
-        except (ValueError, KeyError, TypeError):
+            lifetime = float(data.get("expires_in", 3600) or 0)
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise TokenError(
                 f"the token response has no access_token: {_brief(response)}"
             ) from None
-        self._token = token
-        self._token_expires = self.clock() + float(data.get("expires_in", 3600) or 0)
-        granted = str(data.get("scope", self.settings.scope)).split()
-        if self.settings.scope not in granted:
+        granted = frozenset(str(data.get("scope") or " ".join(wanted)).split())
+        missing = [s for s in wanted if s not in granted]
+        if missing:
             raise TokenError(
-                f"the platform did not grant the score scope (granted: "
-                f"{' '.join(granted) or 'nothing'})"
+                f"the platform did not grant the scope {' '.join(missing)} (granted: "
+                f"{' '.join(sorted(granted)) or 'nothing'}); {scope_hint(missing)}"
             )
+        self._tokens[granted] = (token, self.clock() + lifetime)
         return token
 
-    def _send(self, method: str, url: str, attempts: list[Attempt] | None, **kwargs):
-        """One request with retries on transient failures; returns the response or, when every
-        try failed at the transport level, the last error message."""
+    def _send(
+        self,
+        method: str,
+        url: str,
+        attempts: list[Attempt] | None,
+        idempotent: bool = True,
+        **kwargs,
+    ):
+        """One request with retries on transient failures; returns the response (its body read,
+        at most ``max_response_mb``) or, when every try failed at the transport level, the last
+        error message. A request that is not ``idempotent`` (creating a line item) is retried
+        only when it surely did nothing: a refused connection or a 429."""
         import httpx
 
         last: str | None = None
         for attempt in range(1, self.settings.max_attempts + 1):
             started = self.clock()
             try:
-                response = self.http.request(method, url, **kwargs)
+                response = self._read(method, url, **kwargs)
+            except _TooLarge as exc:
+                return str(exc)
             except httpx.HTTPError as exc:
                 last = f"{type(exc).__name__}: {exc}"
                 if attempts is not None:
                     attempts.append(Attempt(None, last, round(self.clock() - started, 3)))
+                if not idempotent and not isinstance(exc, httpx.ConnectError):
+                    return last
                 if attempt < self.settings.max_attempts:
                     self.sleep(self._delay(attempt, None))
                 continue
@@ -301,11 +346,43 @@ class AgsClient:
                         round(self.clock() - started, 3),
                     )
                 )
-            if response.status_code in TRANSIENT and attempt < self.settings.max_attempts:
+            retry = TRANSIENT if idempotent else {429}
+            if response.status_code in retry and attempt < self.settings.max_attempts:
                 self.sleep(self._delay(attempt, response))
                 continue
             return response
         return last
+
+    def _read(self, method: str, url: str, **kwargs):
+        """The response with its body read, refusing a body above ``max_response_mb``."""
+        import httpx
+
+        limit = int(self.settings.max_response_mb * 1024 * 1024)
+        too_large = _TooLarge(
+            f"the answer of {no_query(url)} is larger than {self.settings.max_response_mb:g} MB "
+            "(max_response_mb)"
+        )
+        with self.http.stream(method, url, **kwargs) as streamed:
+            declared = streamed.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise too_large
+            chunks, size = [], 0
+            for chunk in streamed.iter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise too_large
+                chunks.append(chunk)
+            headers = [
+                (k, v)
+                for k, v in streamed.headers.multi_items()
+                if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+            ]
+            return httpx.Response(
+                streamed.status_code,
+                headers=headers,
+                content=b"".join(chunks),
+                request=streamed.request,
+            )
 
     def _delay(self, attempt: int, response) -> float:
         if response is not None:
@@ -343,10 +420,288 @@ class AgsClient:
             return False
         return False
 
+    # --- the other LTI Advantage services: JSON over the same tokens ---------------------------
+
+    def service_json(
+        self,
+        method: str,
+        url: str,
+        scopes: tuple[str, ...],
+        accept: str,
+        what: str,
+        body: dict[str, Any] | None = None,
+        content_type: str | None = None,
+    ):
+        """``(decoded JSON, response)`` of one service request (a 401 gets a new token once);
+        ``LtiServiceError`` naming ``what``, the URL and the cause when it fails."""
+        content = json.dumps(body, ensure_ascii=False).encode("utf-8") if body else None
+        for refreshed in (False, True):
+            headers = {
+                "Authorization": f"Bearer {self.token(refresh=refreshed, scopes=scopes)}",
+                "Accept": accept,
+            }
+            if content is not None:
+                headers["Content-Type"] = content_type or "application/json"
+            response = self._send(
+                method,
+                url,
+                None,
+                idempotent=method == "GET",
+                content=content,
+                headers=headers,
+            )
+            where = no_query(url)
+            if response is None or isinstance(response, str):
+                raise LtiServiceError(f"{what}: no answer from {where} ({response})")
+            if response.status_code == 401 and not refreshed:
+                continue
+            if not response.is_success:
+                hint = ""
+                if response.status_code in (401, 403):
+                    hint = f"; {scope_hint(scopes)}"
+                elif response.status_code == 404:
+                    hint = "; check the URL in c.Course.lms['lti']"
+                raise LtiServiceError(
+                    f"{what}: the platform answered HTTP {response.status_code} "
+                    f"({_brief(response)}) at {where}{hint}"
+                )
+            try:
+                data = json.loads(response.content.decode("utf-8-sig"))
+            except (UnicodeDecodeError, ValueError):
+                kind = response.headers.get("Content-Type", "no content type")
+                raise LtiServiceError(
+                    f"{what}: the answer of {where} is not JSON ({kind}: {_brief(response)})"
+                ) from None
+            return data, response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def pages(self, url: str, scopes: tuple[str, ...], accept: str, what: str):
+        """Every page of a paged container (``Link: <...>; rel="next"``), decoded. A next page
+        on another origin (which would receive the token) or a loop is refused."""
+        seen: set[str] = set()
+        while url:
+            if url in seen:
+                raise LtiServiceError(f"{what}: the next page link loops back to {url}")
+            if len(seen) >= MAX_PAGES:
+                raise LtiServiceError(f"{what}: more than {MAX_PAGES} pages; stopped")
+            seen.add(url)
+            data, response = self.service_json("GET", url, scopes, accept, what)
+            yield data
+            following = response.links.get("next", {}).get("url")
+            if not following:
+                return
+            following = urljoin(url, following)
+            if not same_origin(url, following):
+                raise LtiServiceError(
+                    f"{what}: the next page link points to another site ({no_query(following)})"
+                    "; the access token is not sent there"
+                )
+            url = following
+
+
+class LtiServiceError(LmsError):
+    """A platform service (line items, memberships) failed; the message says where and why."""
+
+
+class _TooLarge(Exception):
+    pass
+
+
+MAX_PAGES = 10_000
+
+SCOPE_HINTS = {
+    SCORE_SCOPE: "enable score passback for the tool (Canvas: developer key scope "
+    '"Can create and update submission results"; Moodle: the tool\'s "IMS LTI Assignment and '
+    'Grade Services")',
+    LINEITEM_SCOPE: "enable line item management for the tool (Canvas: developer key scope "
+    '"Can create and view assignment data in the gradebook"; Moodle: "IMS LTI Assignment and '
+    'Grade Services: Use this service for grade sync and column management"), or give the '
+    "line item URL in c.Course.lms['lti']['line_items']",
+    NRPS_SCOPE: "enable the Names and Role Provisioning Service for the tool (Canvas: developer "
+    'key scope "Can retrieve user data associated with the context the tool is installed in"; '
+    "Moodle: \"IMS LTI Names and Role Provisioning: Use this service to retrieve members' "
+    'information as per privacy settings")',
+}
+
+
+def scope_hint(scopes) -> str:
+    hints = [SCOPE_HINTS[s] for s in scopes if s in SCOPE_HINTS]
+    return "; ".join(hints) or "check the tool's scopes at the platform"
+
+
+def same_origin(a: str, b: str) -> bool:
+    pa, pb = urlsplit(a), urlsplit(b)
+    return (pa.scheme, pa.netloc) == (pb.scheme, pb.netloc)
+
+
+def no_query(url: str) -> str:
+    """A URL as reports show it: without its query string (it may carry a signature)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(query="", fragment=""))
+
 
 def _brief(response) -> str:
     text = response.text.strip().replace("\n", " ")
     return text[:300] or response.reason_phrase
+
+
+# --- AGS line items: find the assignment's, or create it ----------------------------------------
+
+LINEITEM_SCOPES = (LINEITEM_SCOPE, SCORE_SCOPE)  # one token for the line items and the scores
+
+
+@dataclass
+class LineItemChoice:
+    """The line item an assignment's scores go to, and how it was found."""
+
+    url: str
+    how: str  # "configured" | "resource_id" | "label" | "created"
+    item: dict[str, Any] = field(default_factory=dict)
+    notes: list[dict[str, Any]] = field(default_factory=list)  # Notes as data (lms.lti_*)
+
+
+def list_line_items(client: AgsClient, container: str) -> list[dict[str, Any]]:
+    """Every line item of the container (all pages; read once per client)."""
+    if container in client._line_items:
+        return client._line_items[container]
+    items: list[dict[str, Any]] = []
+    what = "listing the line items"
+    for page in client.pages(container, LINEITEM_SCOPES, LINEITEMS_MEDIA_TYPE, what):
+        if not isinstance(page, list):
+            raise LtiServiceError(
+                f"{what}: the answer of {no_query(container)} is not a line item container "
+                f"(a JSON array), but a JSON {type(page).__name__}"
+            )
+        for item in page:
+            if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+                raise LtiServiceError(
+                    f"{what}: {no_query(container)} holds an entry that is not a line item "
+                    f"(no id): {json.dumps(item)[:200]}"
+                )
+            items.append(item)
+    client._line_items[container] = items
+    return items
+
+
+def pick_line_item(
+    items: list[dict[str, Any]], resource_id: str, label: str, tag: str = ""
+) -> tuple[dict[str, Any] | None, str]:
+    """The one line item for ``resource_id`` (its ``resourceId``; with several, the one with
+    ``tag``), else the one labelled ``label`` that belongs to no other resource; ``(None, how)``
+    when there is none. Several candidates are an error, never a guess."""
+    mine = [i for i in items if str(i.get("resourceId") or "") == resource_id]
+    if len(mine) > 1 and tag:
+        mine = [i for i in mine if i.get("tag") == tag] or mine
+    if len(mine) == 1:
+        return mine[0], "resource_id"
+    if mine:
+        raise LtiServiceError(
+            f"{len(mine)} line items have resourceId {resource_id!r} "
+            f"({', '.join(i['id'] for i in mine)}): give the right one in "
+            f"c.Course.lms['lti']['line_items']['{resource_id}']"
+        )
+    wanted = " ".join(label.split()).casefold()
+    named = [
+        i
+        for i in items
+        if wanted
+        and not i.get("resourceId")
+        and " ".join(str(i.get("label") or "").split()).casefold() == wanted
+    ]
+    if len(named) == 1:
+        return named[0], "label"
+    if named:
+        raise LtiServiceError(
+            f"{len(named)} line items are labelled {label!r} "
+            f"({', '.join(i['id'] for i in named)}): give the right one in "
+            f"c.Course.lms['lti']['line_items']['{resource_id}']"
+        )
+    return None, ""
+
+
+def line_item_label(course: Course, assignment_id: str, settings: LtiSettings) -> str:
+    """``labels[assignment]``, else the release notebook's first heading, else the id."""
+    if settings.labels.get(assignment_id):
+        return settings.labels[assignment_id]
+    spec = course.assignment(assignment_id)
+    path = course.release_dir / assignment_id / spec.notebook
+    try:
+        cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
+    except (OSError, ValueError, AttributeError):
+        cells = []
+    for cell in cells if isinstance(cells, list) else []:
+        if isinstance(cell, dict) and cell.get("cell_type") == "markdown":
+            source = cell.get("source", "")
+            source = "".join(source) if isinstance(source, list) else str(source)
+            for line in source.splitlines():
+                if line.startswith("# "):
+                    title = " ".join(line[2:].replace("*", "").replace("`", "").split())
+                    if title:
+                        return title[:255]
+            break
+    return assignment_id
+
+
+def resolve_line_item(
+    client: AgsClient,
+    settings: LtiSettings,
+    assignment_id: str,
+    label: str,
+    points: float,
+) -> LineItemChoice:
+    """The assignment's line item in ``settings.lineitems_url``: found by ``resourceId`` (the
+    assignment id) or ``label``, else created (``scoreMaximum`` = ``points``, ``label``,
+    ``resourceId``, ``tag``) unless ``create_line_items`` is off."""
+    container = settings.lineitems_url
+    items = list_line_items(client, container)
+    item, how = pick_line_item(items, assignment_id, label, settings.tag)
+    if item is None:
+        if not settings.create_line_items:
+            raise LtiServiceError(
+                f"no line item for {assignment_id} in {no_query(container)} (none has "
+                f"resourceId {assignment_id!r} or label {label!r}) and create_line_items is off"
+            )
+        if not points > 0:
+            raise LtiServiceError(
+                f"cannot create a line item for {assignment_id}: its maximum score is {points:g}"
+            )
+        body: dict[str, Any] = {
+            "scoreMaximum": float(points),
+            "label": label,
+            "resourceId": assignment_id,
+        }
+        if settings.tag:
+            body["tag"] = settings.tag
+        what = f"creating the line item of {assignment_id}"
+        item, _ = client.service_json(
+            "POST",
+            container,
+            LINEITEM_SCOPES,
+            LINEITEM_MEDIA_TYPE,
+            what,
+            body=body,
+            content_type=LINEITEM_MEDIA_TYPE,
+        )
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            raise LtiServiceError(f"{what}: the platform's answer has no line item id")
+        items.append(item)
+        how = "created"
+    url = item["id"]
+    if not same_origin(container, url):
+        raise LtiServiceError(
+            f"the line item of {assignment_id} ({no_query(url)}) is on another site than "
+            f"{no_query(container)}; the access token is not sent there"
+        )
+    found = "lms.lti_line_item_created" if how == "created" else f"lms.lti_line_item_by_{how}"
+    shown = str(item.get("label") or label)
+    notes = [Note(found, {"assignment": assignment_id, "label": shown, "url": url}).to_dict()]
+    maximum = item.get("scoreMaximum")
+    if how != "created" and isinstance(maximum, int | float) and abs(maximum - points) > 1e-9:
+        params = {"assignment": assignment_id, "platform": fmt_points(maximum)}
+        notes.append(
+            Note("lms.lti_line_item_maximum", {**params, "points": fmt_points(points)}).to_dict()
+        )
+    return LineItemChoice(url, how, item, notes)
 
 
 # --- the export -------------------------------------------------------------------------------------
@@ -383,6 +738,8 @@ class PassbackReport:
     warnings: list[str] = field(default_factory=list)
     fatal: str | None = None
     token_requests: int = 0
+    line_item_source: str | None = None  # configured | resource_id | label | created
+    notes: list[dict[str, Any]] = field(default_factory=list)  # Notes as data (lms.lti_*)
 
     @property
     def failed(self) -> list[Outcome]:
@@ -411,7 +768,8 @@ def passback(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.time,
 ) -> PassbackReport:
-    """Send every graded student's score for ``assignment_id`` to its line item."""
+    """Send every graded student's score for ``assignment_id`` to its line item: the one in
+    ``line_items`` if given, else the one found (or created) in ``lineitems_url``."""
     settings = settings or lti_settings(course)
     course.assignment(assignment_id)
     line_item = settings.line_items.get(assignment_id)
@@ -427,11 +785,13 @@ def passback(
     )
     rows = [r for r in class_grades(course, assignment_id) if not students or r.student in students]
     people = course_roster(course, roster, lti=True)
-    if not line_item:
+    if line_item:
+        report.line_item_source = "configured"
+    elif not settings.lineitems_url:
         report.fatal = (
-            f"no line item for {assignment_id}: set c.Course.lms['lti']"
-            f"['line_items']['{assignment_id}'] to the line item URL the platform "
-            "gave (AGS lineitem claim, or its line items service)"
+            f"no line item for {assignment_id}: set c.Course.lms['lti']['lineitems_url'] to "
+            "the platform's line items service (the lineitems of the launch's AGS claim), or "
+            f"c.Course.lms['lti']['line_items']['{assignment_id}'] to the line item URL"
         )
     client = None
     if report.fatal is None and not dry_run:
@@ -440,6 +800,23 @@ def passback(
             report.warnings.extend(warnings)
         client = AgsClient(settings, private_key, http=http, clock=clock, sleep=sleep)
     try:
+        if client is not None and not line_item and rows:
+            from autograder.core import Assignment
+
+            try:
+                choice = resolve_line_item(
+                    client,
+                    settings,
+                    assignment_id,
+                    line_item_label(course, assignment_id, settings),
+                    Assignment.from_course(course, assignment_id).max_score,
+                )
+            except (TokenError, LtiServiceError) as exc:
+                report.fatal = str(exc)
+            else:
+                line_item = report.line_item = choice.url
+                report.line_item_source = choice.how
+                report.notes.extend(choice.notes)
         for row in rows:
             person = people.get(row.student)
             user_id = person.lti_user_id if person else ""
@@ -450,14 +827,16 @@ def passback(
                 continue
             if not user_id:
                 outcome.error = (
-                    "not sent: no LTI user id for this student (add lti_user_id "
-                    "to the roster or to the lti user_ids file)"
+                    "not sent: no LTI user id for this student (run autograder lti-roster, "
+                    "or add lti_user_id to the roster or to the lti user_ids file)"
                 )
                 continue
             comment = feedback_text(row, course.language) if settings.comment else None
             outcome.body = score_body(user_id, row.score, row.max_score, comment, settings)
             if dry_run:
-                outcome.error = "dry run: not sent"
+                outcome.error = "dry run: not sent" + (
+                    "" if line_item else " (the line item is looked up in lineitems_url when sent)"
+                )
                 continue
             try:
                 outcome.accepted = client.post_score(line_item, outcome.body, outcome)
@@ -494,12 +873,18 @@ def export_lti(
     aids = (
         [assignment_id]
         if assignment_id
-        else [a for a in sorted(course.assignments) if a in settings.line_items]
+        else [
+            a
+            for a in sorted(course.assignments)
+            if a in settings.line_items
+            or (settings.lineitems_url and (course.results_dir / f"{a}.json").is_file())
+        ]
     )
     if not aids:
         raise LmsError(
-            "No assignment has an LTI line item: set c.Course.lms['lti']"
-            "['line_items'] in course_config.py."
+            "No assignment has an LTI line item: set c.Course.lms['lti']['lineitems_url'] "
+            "(line items found or created per assignment) or ['line_items'] in "
+            "course_config.py."
         )
     reports = [
         passback(

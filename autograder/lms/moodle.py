@@ -63,6 +63,7 @@ from autograder.lms.roster import (
     parse_moodle_identifier,
     printable_report,
 )
+from autograder.results import StageError
 
 log = logging.getLogger(__name__)
 
@@ -498,8 +499,9 @@ def fill_worksheet(
         if role not in columns:
             raise LmsError(
                 f"The worksheet has no {role} column (found: {', '.join(header)}). Download "
-                "the grading worksheet again, or name the column in course_config.py: "
-                f"c.Course.lms['moodle']['columns'] = {{'{role}': '<title>'}}."
+                "the grading worksheet again, or name the column in course_config.py "
+                "(inside your c.Course.lms, if you have one): "
+                f"c.Course.lms = {{'moodle': {{'columns': {{'{role}': '<title>'}}}}}}"
             )
 
     def values(rec: Record, role: str) -> str:
@@ -684,4 +686,11 @@ def export_moodle(
         log.warning("moodle export: %s", note)
     for item in result.skipped:
         log.warning("moodle export: %s not filled: %s", item["student"], item["reason"])
+    if not result.filled:  # the worksheet as downloaded: uploading it changes nothing
+        raise StageError(
+            "lms.nothing_written",
+            lms="Moodle",
+            skipped=len(result.skipped),
+            report=str(out.with_name(out.name + ".report.json")),
+        )
     return out

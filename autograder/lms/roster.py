@@ -196,7 +196,7 @@ def read_csv_text(path: Path) -> str:
     return raw.decode("latin-1")
 
 
-def _sniff_rows(text: str) -> list[list[str]]:
+def sniff_rows(text: str) -> list[list[str]]:
     sample = text[:4096]
     delimiter = ","
     first = sample.splitlines()[0] if sample else ""
@@ -319,7 +319,7 @@ class Roster:
 # --- loading ------------------------------------------------------------------------------------
 
 
-def _column_map(header: list[str]) -> dict[str, int]:
+def column_map(header: list[str]) -> dict[str, int]:
     keys = [_header_key(h) for h in header]
     found: dict[str, int] = {}
     for name, aliases in ALIASES.items():
@@ -399,11 +399,11 @@ def load_roster(path: str | os.PathLike) -> Roster:
     path = Path(path)
     if not path.is_file():
         raise LmsError(f"Roster file {path} does not exist.")
-    rows = [r for r in _sniff_rows(read_csv_text(path)) if any(c.strip() for c in r)]
+    rows = [r for r in sniff_rows(read_csv_text(path)) if any(c.strip() for c in r)]
     if not rows:
         raise LmsError(f"Roster file {path} is empty.")
     keys = [_header_key(h) for h in rows[0]]
-    columns = _column_map(rows[0])
+    columns = column_map(rows[0])
     if "student_id" not in columns:
         if keys[:2] == ["student", "id"]:
             return _canvas_gradebook(rows, str(path))
