@@ -102,3 +102,44 @@ def test_scaling_uses_training_statistics_only(data_home):
     low, high = raw[0].min(), raw[0].max()
     expected = (raw[1] - low) / (high - low)
     assert np.allclose(X_valid.to_numpy(), expected.to_numpy())
+
+
+def test_the_checkers_arrays_are_the_lessons_bit_for_bit(data_home):
+    """course_arrays reads with NumPy and the stored split (no pandas, no scikit-learn in the
+    grader's path): the same values as pandas' reader and train_test_split give."""
+    import numpy as np
+
+    from dlcourse import data
+
+    arrays = data.course_arrays(str(data_home))
+    train, valid = data.split_indices()  # scikit-learn itself
+    assert np.array_equal(arrays["train_index"], train)
+    assert np.array_equal(arrays["valid_index"], valid)
+    frame = data.load_red_wine(data_home)  # pandas itself
+    x_train, x_valid, y_train, y_valid = data.lesson4_scaled_split(frame)
+    assert np.array_equal(arrays["raw_X"], frame.drop(columns=[data.TARGET]).to_numpy())
+    assert np.array_equal(arrays["raw_y"], frame[data.TARGET].to_numpy(dtype=np.float64))
+    for name, expected in (
+        ("X_train", x_train),
+        ("X_valid", x_valid),
+        ("y_train", y_train),
+        ("y_valid", y_valid),
+    ):
+        assert np.array_equal(arrays[name], expected.to_numpy(dtype=np.float64)), name
+        assert not arrays[name].flags.writeable
+
+
+def test_the_checkers_arrays_import_neither_pandas_nor_sklearn(data_home):
+    import subprocess
+    import sys
+
+    program = (
+        "import sys\n"
+        "from dlcourse.data import course_arrays\n"
+        f"course_arrays({str(data_home)!r})\n"
+        "print('pandas' in sys.modules, 'sklearn' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["False", "False"]
