@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 
 from autograder.check import checker_path
@@ -88,13 +89,90 @@ def reference_resources(course: Course, assignment_id: str) -> dict | None:
         return None
 
 
-def _peak_rss_mb(children: bool) -> float:
-    """Peak resident memory of this process, or of its largest reaped child (the kernel: an
-    upper bound when an earlier child of this process was larger), in MB."""
-    import resource
+class MemoryPeak:
+    """Peak resident memory, sampled while a block runs: of the processes this process
+    starts in it (the kernel and its children, together) and this process's own growth. The
+    lifetime peaks (``getrusage``) would be those of a long-lived process (a test session, a
+    formgrader server), not this grading's."""
 
-    who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
-    return round(resource.getrusage(who).ru_maxrss / 1024, 1)  # KiB on Linux
+    def __init__(self, interval: float = 0.1):
+        import threading
+
+        self.interval = interval
+        self.kernel_mb = 0.0
+        self.growth_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._before: set[int] = set()
+        self._start_rss = 0.0
+
+    def __enter__(self) -> MemoryPeak:
+        self._before = set(_descendants(os.getpid()))
+        self._start_rss = _rss_mb(os.getpid())
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        me = os.getpid()
+        while not self._stop.is_set():
+            started = [p for p in _descendants(me) if p not in self._before]
+            self.kernel_mb = max(self.kernel_mb, sum(_rss_mb(p) for p in started))
+            self.growth_mb = max(self.growth_mb, _rss_mb(me) - self._start_rss)
+            self._stop.wait(self.interval)
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/statm", encoding="ascii") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0  # gone, or not Linux
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
+                parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _fresh_grader_mb() -> float:
+    """Resident memory of a new grader process once it has imported what grading needs (on
+    Gradescope the grader is such a process), in MB; 0 when it cannot be measured."""
+    import subprocess
+    import sys
+
+    program = (
+        "import os, autograder.core, autograder.check, numpy\n"
+        "print(int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE'))\n"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", program], capture_output=True, text=True, timeout=120
+        )
+        return int(done.stdout.strip()) / 2**20
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return 0.0
 
 
 def grade_reference(course: Course, assignment_id: str, *, force: bool = False) -> StudentResult:
@@ -111,18 +189,20 @@ def grade_reference(course: Course, assignment_id: str, *, force: bool = False) 
     (folder / DIGEST_FILE).unlink(missing_ok=True)
     (folder / RESOURCES_FILE).unlink(missing_ok=True)
     log.info("grading the reference solution of %s", assignment_id)
-    result = grade(
-        course.source_dir / assignment_id / spec.notebook,
-        Assignment.from_course(course, assignment_id),
-        GradingSettings.from_course(course),
-        student=REFERENCE_STUDENT,
-        workdir=folder,
-    )
+    with MemoryPeak() as memory:
+        result = grade(
+            course.source_dir / assignment_id / spec.notebook,
+            Assignment.from_course(course, assignment_id),
+            GradingSettings.from_course(course),
+            student=REFERENCE_STUDENT,
+            workdir=folder,
+        )
     (folder / RESULT_FILE).write_text(json.dumps(student_to_dict(result)), encoding="utf-8")
     resources = {
         "seconds": result.timing.get("total"),
-        "kernel_peak_mb": _peak_rss_mb(children=True),
-        "grader_peak_mb": _peak_rss_mb(children=False),
+        "kernel_peak_mb": round(memory.kernel_mb, 1),
+        # a fresh grader's imports, plus what this grading added to this process
+        "grader_peak_mb": round(_fresh_grader_mb() + memory.growth_mb, 1),
     }
     (folder / RESOURCES_FILE).write_text(json.dumps(resources), encoding="utf-8")
     (folder / DIGEST_FILE).write_text(reference_digest(course, assignment_id), encoding="utf-8")

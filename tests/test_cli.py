@@ -454,3 +454,13 @@ def test_the_lti_and_moodle_snippets_messages_suggest_are_valid_config(tmp_path)
         {"grade": "Calificación"},
         {"identifier": "Calificación"},
     )
+
+
+def test_a_missing_lti_user_ids_file_names_the_command_that_writes_it(tmp_path):
+    from autograder.lms.common import LmsError
+    from autograder.lms.roster import course_roster
+
+    course = make_course(tmp_path / "state")
+    course.nbgrader_config.Course.lms = {"lti": {"user_ids": str(tmp_path / "lti_users.csv")}}
+    with pytest.raises(LmsError, match="autograder lti-roster"):
+        course_roster(course, lti=True)

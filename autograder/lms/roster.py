@@ -445,6 +445,12 @@ def course_roster(course, extra: str | os.PathLike | None = None, lti: bool = Fa
             paths.append(path)
     if lti:
         path = resolve_path(course, lms_section(course, "lti").get("user_ids"))
+        if path is not None and not path.is_file():
+            raise LmsError(
+                f"The LTI user ids file {path} (c.Course.lms['lti']['user_ids']) does not exist "
+                "yet: `autograder lti-roster` writes it from the platform's membership, or "
+                "write it yourself (CSV student_id,lti_user_id)."
+            )
         if path is not None:
             paths.append(path)
     roster = Roster([], "")
