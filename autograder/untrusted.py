@@ -127,7 +127,10 @@ def loads_json(
             raise UnsafeInput("it is not UTF-8 text") from None
     else:
         text = data
-    depth = json_depth(text)
+    # no document can nest deeper than it has openings: most artifacts are checked by two
+    # counts, the rest by the full scan
+    openings = text.count("[") + text.count("{")
+    depth = json_depth(text) if openings > max_depth else openings
     if depth > max_depth:
         raise UnsafeInput(
             f"it is nested {depth} levels deep (at most {max_depth} are read)", "too_deep"
@@ -136,6 +139,8 @@ def loads_json(
         value = json.loads(text, parse_constant=None if constants else _reject_constant)
     except (ValueError, RecursionError) as exc:
         raise UnsafeInput(f"it is not valid JSON ({str(exc)[:120]})") from None
+    if not _SURROGATE_ESCAPE.search(text) and not _SURROGATES.search(text):
+        return value  # no lone surrogate can be in it: skip the walk
     return _without_surrogates(value)
 
 
@@ -148,6 +153,7 @@ def _reject_constant(token: str) -> float:
 
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # a \uD800-\uDFFF escape in JSON text
 
 
 def _without_surrogates(value: Any) -> Any:
