@@ -595,11 +595,7 @@ def pick_line_item(
     if len(mine) == 1:
         return mine[0], "resource_id"
     if mine:
-        raise LtiServiceError(
-            f"{len(mine)} line items have resourceId {resource_id!r} "
-            f"({', '.join(i['id'] for i in mine)}): give the right one in "
-            f"c.Course.lms['lti']['line_items']['{resource_id}']"
-        )
+        raise _ambiguous(mine, f"have resourceId {resource_id!r}", resource_id)
     wanted = " ".join(label.split()).casefold()
     named = [
         i
@@ -611,12 +607,15 @@ def pick_line_item(
     if len(named) == 1:
         return named[0], "label"
     if named:
-        raise LtiServiceError(
-            f"{len(named)} line items are labelled {label!r} "
-            f"({', '.join(i['id'] for i in named)}): give the right one in "
-            f"c.Course.lms['lti']['line_items']['{resource_id}']"
-        )
+        raise _ambiguous(named, f"are labelled {label!r}", resource_id)
     return None, ""
+
+
+def _ambiguous(items: list[dict[str, Any]], how: str, resource_id: str) -> LtiServiceError:
+    return LtiServiceError(
+        f"{len(items)} line items {how} ({', '.join(i['id'] for i in items)}): give the right "
+        f"one in c.Course.lms['lti']['line_items']['{resource_id}']"
+    )
 
 
 def line_item_label(course: Course, assignment_id: str, settings: LtiSettings) -> str:
