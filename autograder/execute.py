@@ -306,7 +306,22 @@ class LocalLauncher:
         # localhost for other users to reach, and no "running over TCP without encryption"
         # warning from the kernel. A short folder: socket paths are limited to 108 bytes.
         sockets = tempfile.mkdtemp(prefix="agk-ipc-")
-        manager = AsyncKernelManager(
+
+        class QuietKernelManager(AsyncKernelManager):
+            # the kernel's own stdout/stderr (TensorFlow's C++ start-up lines) go to a file
+            # beside its sockets, not to the instructor's terminal; cell errors are in the
+            # notebook's outputs anyway
+            async def _async_launch_kernel(self, kernel_cmd, **kw):
+                log = open(Path(sockets) / "kernel.log", "ab")  # noqa: SIM115 - the kernel's
+                kw["stdout"] = kw["stderr"] = log
+                try:
+                    await super()._async_launch_kernel(kernel_cmd, **kw)
+                finally:
+                    log.close()  # the kernel process holds its own copy
+
+            _launch_kernel = _async_launch_kernel
+
+        manager = QuietKernelManager(
             kernel_name="python3",
             transport="ipc",
             ip=str(Path(sockets) / "k"),
