@@ -218,6 +218,8 @@ def history_for(
         )
     history.params = {"verbose": 0, "epochs": epochs, "steps": steps}
     history.epoch = list(range(n))
+    if owner is None and getattr(model, "optimizer", None) is not None:
+        model.optimizer.iterations.assign(n * steps)  # the steps this fit would have taken
     return history
 
 
@@ -704,6 +706,76 @@ def _(d):
 def _(d):
     student = trained(d)
     student.history.history["val_loss"] = [0.9 * v for v in student.history.history["val_loss"]]
+    return student
+
+
+# training claims set by hand (issue 13): history.params, history.epoch and the series can all be
+# edited in the kernel; only what they and the optimizer's step count prove together is believed
+@case("claims_params_forged", {"test_history": {"db_history.params_forged"}})
+def _(d):
+    """Trained 10 epochs, then ``history.params["epochs"] = 100``: no credit for 100 epochs."""
+    student = trained(d, epochs=10)
+    student.history.params["epochs"] = 100
+    return student
+
+
+@case("claims_history_padded", {"test_history": {"db_history.iterations_fewer"}})
+def _(d):
+    """Trained 10 epochs, then every series padded to 100 with its last value."""
+    student = trained(d, epochs=10)
+    history = student.history
+    history.history = {k: v + [v[-1]] * 90 for k, v in history.history.items()}
+    history.epoch = list(range(100))
+    history.params["epochs"] = 100
+    return student
+
+
+@case("claims_one_series_cut", {"test_history": {"db_history.series_lengths"}})
+def _(d):
+    student = trained(d)
+    student.history.history["loss"] = student.history.history["loss"][:60]
+    return student
+
+
+@case("claims_epoch_list_edited", {"test_history": {"db_history.epoch_list"}})
+def _(d):
+    student = trained(d)
+    student.history.epoch = [*range(50), *range(60, 110)]  # a gap: not one fit's numbering
+    return student
+
+
+@case("claims_more_than_requested", {"test_history": {"db_history.more_than_requested"}})
+def _(d):
+    student = trained(d)
+    student.history.params["epochs"] = 80
+    return student
+
+
+@case("claims_steps_forged", {"test_history": {"db_history.iterations_more"}})
+def _(d):
+    """``batch_size=32`` (40 steps an epoch), then ``history.params["steps"] = 5``."""
+    student = trained(d, steps=40)
+    student.history.params["steps"] = 5
+    return student
+
+
+@case("trained_twice", {"test_history": {"db_history.iterations_more"}})
+def _(d):
+    """The training cell ran twice on the same model: the optimizer counts both fits."""
+    student = trained(d)
+    student.model.optimizer.iterations.assign(2 * 100 * 5)
+    return student
+
+
+@case("stopped_by_a_callback")
+def _(d):
+    """An EarlyStopping without restoring in a lesson that trains all 100 epochs: 60 were run,
+    ``fit`` was asked for 100 and the callback stopped it; nothing is forged, so the fit check
+    believes ``epochs=100`` (the integrity check charges restored weights, when there are)."""
+    student = trained(d)
+    value = student.history.history["val_loss"][-1]
+    student.history = history_for(student.model, value, epochs=100, n=60)
+    student.model.stop_training = True
     return student
 
 

@@ -1,6 +1,8 @@
-"""Hostile ``lesson4_early_stopping`` submissions that forge training claims: what the student's
-kernel says about a training (``history.params``, the callback's state, the history itself)
-against what the recorded series and the final weights prove.
+"""Hostile submissions that forge training claims: what the student's kernel says about a
+training (``history.params``, the callback's state, the history itself) against what the
+recorded series, the optimizer's step count and the final weights prove. Lesson 4
+(``lesson4_early_stopping``, with EarlyStopping) and lesson 5 (``lesson5_dropout_batchnorm``,
+100 epochs without a callback).
 
 Each case trains for real (in the sandbox, with the course's own limits) and then lies about
 it. Holding means the history cell (``test_history``, 4 points) does not get full marks, one of
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tests.sample_class import lesson5_dropout_batchnorm as lesson5
 from tests.sample_class.lesson4_early_stopping import SOLUTIONS, _fill
 
 AID = "lesson4_early_stopping"
@@ -109,3 +112,62 @@ def build(nb, case: TrainingCase):
 
 def honest(nb):
     return _fill(nb, {"ans_history": SOLUTIONS["ans_history"]})
+
+
+# --- lesson 5: 100 epochs, no callback -----------------------------------------------------------
+
+LESSON5_AID = "lesson5_dropout_batchnorm"
+LESSON5_NOTEBOOK = "dropout_batchnorm.ipynb"
+LESSON5_HONEST = ("zz_honest5",)  # the sample class trains more honest lesson-5 students
+LESSON5_INCONSISTENCY_IDS = {
+    f"db_history.{name}"
+    for name in (
+        "series_lengths",
+        "epoch_list",
+        "iterations_fewer",
+        "iterations_more",
+        "more_than_requested",
+        "params_forged",
+        "mismatch",
+    )
+}
+
+FIT5 = """history = model.fit(
+    X_train, y_train,
+    validation_data=(X_valid, y_valid),
+    batch_size=256,
+    epochs={epochs},
+    verbose=0,
+)
+"""
+
+LESSON5_CASES = [
+    TrainingCase(
+        "l5_params_forged",
+        "10 epochs, then history.params['epochs'] = 100",
+        FIT5.format(epochs=10) + 'history.params["epochs"] = 100\n',
+    ),
+    TrainingCase(
+        "l5_history_padded",
+        "10 epochs, then every series padded to 100 epochs with its last value",
+        FIT5.format(epochs=10)
+        + "history.history = {k: v + [v[-1]] * 90 for k, v in history.history.items()}\n"
+        "history.epoch = list(range(100))\n"
+        'history.params["epochs"] = 100\n',
+    ),
+    TrainingCase(
+        "l5_steps_forged",
+        "batch_size=64 (20 steps an epoch) for 10 epochs, then history.params says 256's 5 "
+        "steps and 100 epochs",
+        FIT5.format(epochs=10).replace("batch_size=256", "batch_size=64")
+        + 'history.params["steps"] = 5\nhistory.params["epochs"] = 100\n',
+    ),
+]
+
+
+def build_lesson5(nb, case: TrainingCase):
+    return lesson5._fill(nb, {"ans_history": case.history})
+
+
+def honest_lesson5(nb):
+    return lesson5._fill(nb, {"ans_history": lesson5.SOLUTIONS["ans_history"]})

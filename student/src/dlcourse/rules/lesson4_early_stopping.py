@@ -29,6 +29,7 @@ from dlcourse.checking import (
     short_summary,
 )
 from dlcourse.keras_capture import match_rows
+from dlcourse.rules import fit_record
 
 # --- what the lesson asks for (it is in the notebook's text) -----------------------------------
 
@@ -905,32 +906,14 @@ def training_claims(sub) -> Claims:
 
 
 def _consistency(training: Training, claims: Claims) -> None:
-    """The History must be one ``fit``'s record: a value of every series per epoch, epochs
-    numbered in order, and as many gradient steps as the model's optimizer took."""
-    n = claims.n
-    for key, values in sorted(training.values.items()):
-        if len(values) != n:
-            raise Fail("es_history.series_lengths", key=shown(key), found=len(values), n=n)
-    if claims.epoch_list is not None:
-        expected = list(range(claims.initial_epoch, claims.initial_epoch + n))
-        if [_whole(e) for e in claims.epoch_list] != expected:
-            raise Fail(
-                "es_history.epoch_list",
-                n_found=len(claims.epoch_list),
-                first=shown(claims.epoch_list[0]) if claims.epoch_list else "-",
-                last=shown(claims.epoch_list[-1]) if claims.epoch_list else "-",
-                n=n,
-            )
-
-    iterations = claims.model_state.get("optimizer_iterations")
-    steps = _whole(training.params.get("steps"))
-    if is_number(iterations) and steps is not None and steps > 0:
-        expected_steps = n * steps
-        params = {"iterations": int(iterations), "epochs": n, "steps": steps}
-        if iterations < expected_steps:
-            raise Fail("es_history.iterations_fewer", expected=expected_steps, **params)
-        if iterations > expected_steps:
-            raise Fail("es_history.iterations_more", expected=expected_steps, **params)
+    """The History must be one ``fit``'s record (``fit_record.check_one_fit``)."""
+    fit_record.check_one_fit(
+        training.values,
+        claims.epoch_list,
+        iterations=claims.model_state.get("optimizer_iterations"),
+        steps=training.params.get("steps"),
+        prefix="es_history",
+    )
 
 
 def history_fit(sub) -> Passed:

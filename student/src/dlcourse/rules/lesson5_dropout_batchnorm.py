@@ -26,11 +26,13 @@ import functools
 import math
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from dlcourse import keras_model as km
 from dlcourse import layout
 from dlcourse.artifacts import ArtifactError
 from dlcourse.checking import CapturedSubmission, Fail, Passed, describe_found, short_summary
+from dlcourse.rules import fit_record
 
 # --- what the lesson asks for (public: it is in the notebook's text) ---------------------------
 N_FEATURES = 11
@@ -573,13 +575,43 @@ def history_model(sub) -> Passed:
     return Passed("db_history.model_ok")
 
 
+def _proven_epochs(history: dict, payload: dict, params: dict) -> Any:
+    """The ``epochs`` of the ``fit`` call as far as the record proves it.
+
+    ``history.params`` can be edited by hand, so it is believed only where the series agree:
+    the history must be one ``fit``'s record (``fit_record``), it never holds more epochs than
+    asked, and unless something stopped ``fit`` (``model.stop_training``, which ``fit`` resets
+    when it starts and only a callback sets) it holds every epoch asked for."""
+    values = history.get("history") if isinstance(history.get("history"), dict) else {}
+    state = payload.get("model_state") if isinstance(payload.get("model_state"), dict) else {}
+    fit_record.check_one_fit(
+        values,
+        history.get("epoch"),
+        iterations=state.get("optimizer_iterations"),
+        steps=params.get("steps"),
+        prefix="db_history",
+    )
+    requested = fit_record.whole(params.get("epochs"))
+    if requested is None:
+        return params.get("epochs")
+    n = len(values.get("loss") or [])
+    full = requested - fit_record.first_epoch(history.get("epoch"))
+    if n > full:
+        raise Fail("db_history.more_than_requested", epochs=n, limit=requested)
+    if n < full and state.get("stop_training") is not True:
+        raise Fail("db_history.params_forged", epochs=n, limit=requested)
+    # A callback stopped it (``model.stop_training``): the lesson uses none, and what that
+    # costs is charged once, by the integrity check (the final weights are not the last epoch's).
+    return requested
+
+
 def history_fit(sub) -> Passed:
     """``epochs`` and ``batch_size`` of the ``fit`` call; when both are wrong, one message
     names both."""
     history = trained_history(sub)
     params = history.get("params") if isinstance(history.get("params"), dict) else {}
-    epochs = params.get("epochs")
     steps = params.get("steps")
+    epochs = _proven_epochs(history, trained(sub).payload, params)
     n_train = len(sub.data()["X_train"])
     batch = None
     if steps != math.ceil(n_train / BATCH_SIZE):
