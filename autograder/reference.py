@@ -20,6 +20,7 @@ from pathlib import Path
 from autograder.check import checker_path
 from autograder.config import Course, assignment_thresholds
 from autograder.results import StudentResult, student_from_dict, student_to_dict
+from autograder.sandbox import descendants, process_table
 from dlcourse import layout
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ class MemoryPeak:
         self._start_rss = 0.0
 
     def __enter__(self) -> MemoryPeak:
-        self._before = set(_descendants(os.getpid()))
+        self._before = set(descendants(process_table(), os.getpid()))
         self._start_rss = _rss_mb(os.getpid())
         self._thread.start()
         return self
@@ -119,7 +120,7 @@ class MemoryPeak:
     def _sample(self) -> None:
         me = os.getpid()
         while not self._stop.is_set():
-            started = [p for p in _descendants(me) if p not in self._before]
+            started = [p for p in descendants(process_table(), me) if p not in self._before]
             self.kernel_mb = max(self.kernel_mb, sum(_rss_mb(p) for p in started))
             self.growth_mb = max(self.growth_mb, _rss_mb(me) - self._start_rss)
             self._stop.wait(self.interval)
@@ -131,29 +132,6 @@ def _rss_mb(pid: int) -> float:
             return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
     except (OSError, ValueError, IndexError):
         return 0.0  # gone, or not Linux
-
-
-def _descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return []
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
-                parent = int(handle.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(parent, []).append(int(entry))
-    found, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def _fresh_grader_mb() -> float:

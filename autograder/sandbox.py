@@ -1094,8 +1094,8 @@ class _Sandbox:
             if self.process is None or self.process.poll() is not None:
                 return
             try:
-                table = _process_table()
-                tree = _descendants(table, self.process.pid)
+                table = process_table()
+                tree = descendants(table, self.process.pid)
                 tasks = sum(table[pid][1] for pid in tree if pid in table)
                 if self._kernel_log_offset is None and any(_is_python(pid) for pid in tree):
                     # from here on the log holds what the *kernel* prints: a "bwrap:" line
@@ -1137,14 +1137,14 @@ class _Sandbox:
         process = self.process
         if process is None or process.poll() is not None:
             return
-        table = _process_table()
+        table = process_table()
         for pid in _children(table, process.pid):  # the namespace's PID 1
             _sigkill(pid)
         deadline = time.monotonic() + 2
         while process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
         if process.poll() is None:
-            for pid in [process.pid, *_descendants(_process_table(), process.pid)]:
+            for pid in [process.pid, *descendants(process_table(), process.pid)]:
                 _sigkill(pid)
         if self.cgroup is not None:  # anything inside that escaped the tree (nothing should)
             self.cgroup.kill_all()
@@ -1282,10 +1282,15 @@ def sanitize_workdir(workdir: Path) -> list[str]:
 # --- /proc helpers ----------------------------------------------------------------------------
 
 
-def _process_table() -> dict[int, tuple[int, int]]:
-    """``{pid: (parent pid, number of threads)}`` of every process on the machine."""
-    table = {}
-    for entry in os.scandir("/proc"):
+def process_table() -> dict[int, tuple[int, int]]:
+    """``{pid: (parent pid, number of threads)}`` of every process on the machine (empty
+    without ``/proc``)."""
+    table: dict[int, tuple[int, int]] = {}
+    try:
+        entries = list(os.scandir("/proc"))
+    except OSError:
+        return table
+    for entry in entries:
         if not entry.name.isdigit():
             continue
         try:
@@ -1302,7 +1307,8 @@ def _children(table: dict[int, tuple[int, int]], pid: int) -> list[int]:
     return [child for child, (parent, _) in table.items() if parent == pid]
 
 
-def _descendants(table: dict[int, tuple[int, int]], pid: int) -> list[int]:
+def descendants(table: dict[int, tuple[int, int]], pid: int) -> list[int]:
+    """Every process below ``pid`` in ``table`` (``process_table()``), children first."""
     kids: dict[int, list[int]] = {}
     for child, (parent, _) in table.items():
         kids.setdefault(parent, []).append(child)

@@ -6,7 +6,8 @@
 (c) regrade (checks on stored artifacts, no kernels) vs full grading, at 10 and 100 students
     (100: copies of the graded class's artifacts; its full grading is extrapolated from the
     measured serial time per notebook);
-(d) peak memory per worker (worker process + its kernel);
+(d) peak memory per worker (worker process + its kernel), RSS and PSS, and the floor under it:
+    a bare interpreter that imports what the setup cell imports;
 (e) the cost breakdown per notebook (results JSON ``timing``): the student's own cells
     against everything else;
 (f) a class in which 30 % of the submissions are duplicates, deduplication on vs off.
@@ -35,7 +36,9 @@ sys.path.insert(0, str(ROOT))
 
 
 class PeakMemory:
-    """Polls the RSS of each child process tree of this process (worker + kernel)."""
+    """Polls the memory of each child process tree of this process (worker + kernel): RSS
+    (pages shared between processes counted in each) and PSS (shared pages split between
+    their users, what the sandbox's watchdog counts)."""
 
     def __init__(self, interval: float = 0.2):
         import psutil
@@ -44,6 +47,7 @@ class PeakMemory:
         self.interval = interval
         self.peak_per_tree = 0
         self.peak_kernel = 0
+        self.peak_pss_per_tree = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -53,8 +57,16 @@ class PeakMemory:
             try:
                 for child in me.children():
                     tree = [child, *child.children(recursive=True)]
-                    rss = [p.memory_info().rss for p in tree if p.is_running()]
+                    rss, pss = [], []
+                    for process in tree:
+                        try:
+                            info = process.memory_full_info()
+                        except self.psutil.Error:
+                            continue
+                        rss.append(info.rss)
+                        pss.append(info.pss)
                     self.peak_per_tree = max(self.peak_per_tree, sum(rss))
+                    self.peak_pss_per_tree = max(self.peak_pss_per_tree, sum(pss))
                     self.peak_kernel = max(self.peak_kernel, max(rss, default=0))
             except self.psutil.Error:
                 pass
@@ -67,6 +79,24 @@ class PeakMemory:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+
+
+def import_floor_mb() -> float:
+    """Resident memory of a bare interpreter once it has imported what the lesson's setup cell
+    imports (numpy, pandas, matplotlib, TensorFlow, Keras, scikit-learn) and ipykernel: the
+    part of a kernel's memory that no student code and no grader setting can remove."""
+    program = (
+        "import os\n"
+        "os.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'\n"
+        "os.environ['TF_ENABLE_ONEDNN_OPTS'] = '0'\n"
+        "import numpy, pandas, matplotlib.pyplot, tensorflow, keras, sklearn.model_selection\n"
+        "import ipykernel.kernelapp, psutil\n"
+        "print(psutil.Process().memory_info().rss)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True
+    )
+    return round(int(done.stdout.split()[-1]) / 2**20, 1)
 
 
 def build_class(
@@ -271,6 +301,9 @@ def main() -> dict:
         # (d) peak memory per worker (the worker process and its kernel)
         figures["peak_mb_per_worker_tree"] = round(memory.peak_per_tree / 2**20, 1)
         figures["peak_mb_largest_process"] = round(memory.peak_kernel / 2**20, 1)
+        figures["peak_pss_mb_per_worker_tree"] = round(memory.peak_pss_per_tree / 2**20, 1)
+        # the floor under (d): what importing the setup cell's libraries costs by itself
+        figures["kernel_floor_import_mb"] = import_floor_mb()
         # (e) where each notebook's time went
         for key, value in breakdown(graded).items():
             figures[f"breakdown_{key}_s"] = value

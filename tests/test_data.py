@@ -143,3 +143,34 @@ def test_the_checkers_arrays_import_neither_pandas_nor_sklearn(data_home):
         [sys.executable, "-c", program], capture_output=True, text=True, check=True
     )
     assert done.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize("n_rows", [1599, 100, 37])
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 7, 42, 123, 2024, 99999])
+def test_shuffled_split_is_train_test_split(n_rows, seed):
+    """The checkers look for a student's own random_state with NumPy alone: the same rows, in
+    the same order, as scikit-learn's train_test_split."""
+    import numpy as np
+
+    from dlcourse import data
+
+    train, valid = data.shuffled_split(n_rows, test_size=0.2, random_state=seed)
+    expected_train, expected_valid = train_test_split(
+        np.arange(n_rows), test_size=0.2, random_state=seed
+    )
+    assert np.array_equal(train, expected_train)
+    assert np.array_equal(valid, expected_valid)
+
+
+def test_no_checker_imports_scikit_learn_or_pandas():
+    """A regrade's fixed cost: scikit-learn alone is 2.5 s of imports in a grader process."""
+    from tests.conftest import ROOT
+
+    sources = [
+        *(ROOT / "autograder" / "checkers").glob("*.py"),
+        *(ROOT / "student" / "src" / "dlcourse" / "rules").glob("*.py"),
+    ]
+    for path in sources:
+        text = path.read_text(encoding="utf-8")
+        for module in ("sklearn", "pandas"):
+            assert f"import {module}" not in text and f"from {module}" not in text, (path, module)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -310,9 +311,12 @@ def platform(tool_key):
 USERS = "student_id,lti_user_id\nana,5f0e3c2a-aaaa\nben,5f0e3c2a-bbbb\ncarla,5f0e3c2a-cccc\n"
 
 
-@pytest.fixture
-def course(tmp_path, platform, tool_key):
-    course = make_course(tmp_path / "state")
+@pytest.fixture(scope="module")
+def graded_template(tmp_path_factory) -> Path:
+    """The graded state every test starts from, recorded once (nbgrader's gradebook writes are
+    most of a test's time) and copied into each test's own folder."""
+    state = tmp_path_factory.mktemp("lti-template") / "state"
+    course = make_course(state)
     graded_state(
         course.state_dir,
         [
@@ -322,6 +326,13 @@ def course(tmp_path, platform, tool_key):
         ],
         course,
     )
+    return state
+
+
+@pytest.fixture
+def course(tmp_path, platform, tool_key, graded_template):
+    shutil.copytree(graded_template, tmp_path / "state")
+    course = make_course(tmp_path / "state")
     (tmp_path / "lti_users.csv").write_text(USERS)
     course.nbgrader_config.Course.lms = {
         "lti": {

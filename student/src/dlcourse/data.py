@@ -144,6 +144,21 @@ def split_indices(n_rows: int = N_ROWS) -> tuple[np.ndarray, np.ndarray]:
     return train, valid
 
 
+def shuffled_split(
+    n_rows: int, *, test_size: float = TEST_SIZE, random_state: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rows ``train_test_split(np.arange(n_rows), test_size=..., random_state=...)`` gives
+    (without stratification), computed with NumPy alone: scikit-learn documents its shuffle
+    split as one permutation of the rows by ``RandomState(random_state)``, the first
+    ``ceil(test_size * n_rows)`` of them for the test part and the rest for training. The
+    checkers search a student's own ``random_state`` with it without importing scikit-learn
+    (2.5 s per grader process); ``tests/test_data.py`` compares it with scikit-learn for many
+    seeds and sizes."""
+    n_test = math.ceil(test_size * n_rows)
+    permutation = np.random.RandomState(random_state).permutation(n_rows)
+    return permutation[n_test:], permutation[:n_test]
+
+
 def n_train(n_rows: int = N_ROWS) -> int:
     """Number of training rows in the lesson-4 split."""
     return n_rows - math.ceil(TEST_SIZE * n_rows)

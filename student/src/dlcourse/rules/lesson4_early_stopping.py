@@ -28,6 +28,7 @@ from dlcourse.checking import (
     describe_found,
     short_summary,
 )
+from dlcourse.data import shuffled_split
 from dlcourse.keras_capture import match_rows
 from dlcourse.rules import fit_record
 
@@ -204,8 +205,6 @@ def _same_rows(split: Split, train_index: np.ndarray, valid_index: np.ndarray) -
 
 def _other_random_state(split: Split) -> int | None:
     """The ``random_state`` that gives the student's rows, when it is a common one."""
-    from sklearn.model_selection import train_test_split
-
     n = len(split.data["raw_X"])
     for seed in [
         *range(0, 201),
@@ -226,7 +225,7 @@ def _other_random_state(split: Split) -> int | None:
     ]:
         if seed == RANDOM_STATE:
             continue
-        train, valid = train_test_split(np.arange(n), test_size=TEST_SIZE, random_state=seed)
+        train, valid = shuffled_split(n, test_size=TEST_SIZE, random_state=seed)
         if _same_rows(split, train, valid):
             return seed
     return None
