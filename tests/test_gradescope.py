@@ -143,8 +143,11 @@ def test_settings_are_checked(course):
     with pytest.raises(LmsError, match="visibility"):
         gs.GradescopeSettings.from_course(course, AID)
     course.nbgrader_config.Course.lms = {"gradescope": {"time_limit": 100, "margin": 60}}
-    with pytest.raises(LmsError, match="menos de un minuto"):
+    with pytest.raises(LmsError, match="less than a minute") as caught:
         gs.GradescopeSettings.from_course(course, AID)
+    # the reason is data: shown in the instructor's language where it is read
+    assert caught.value.note.id == "lms.gradescope.short_time_limit"
+    assert "menos de un minuto" in caught.value.note.text("es")
 
 
 def test_find_notebook(tmp_path):
@@ -294,7 +297,7 @@ def test_missing_data_names_a_command_that_fetches_it(tmp_path, data_home, monke
     gs.build_bundle(course, AID, tmp_path / "lr.zip")
     with pytest.raises(LmsError) as caught:
         gs.build_bundle(course, "lesson4_early_stopping", tmp_path / "es.zip")
-    message = str(caught.value)
+    message = caught.value.note.text("es")  # the course's language, as the CLI shows it
     assert "winequality-red.csv" in message and str(empty) in message
     command = re.search(r"`(python -c .+?)`", message).group(1)
     assert "fetch" not in message.replace(command, "")  # no made-up fetch command

@@ -62,3 +62,44 @@ def test_no_stage_sends_english_sentences_to_be_parsed_back():
         text = path.read_text(encoding="utf-8")
         assert "REASON_PATTERNS" not in text and "NOTE_PATTERNS" not in text, path
         assert "def localize(" not in text, path
+
+
+def test_every_stage_and_lms_error_id_is_defined():
+    """What a stage or an LMS command says when it cannot go on is a catalogue id with
+    parameters (``StageError``, ``LmsError``), never an English sentence in the code."""
+    from pathlib import Path
+
+    import autograder
+
+    used = set()
+    sentences = []
+    for path in Path(autograder.__file__).parent.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        used |= set(
+            re.findall(r'(?:StageError|LmsError|LmsSettingsError)\(\s*"([a-z0-9_.]+)"', text)
+        )
+        sentences += [
+            f"{path.name}: {m}"
+            for m in re.findall(r'raise Lms\w*Error\(\s*f?"([^"]*[A-Z ][^"]*)"', text)
+        ]
+    assert {"lms.collect.no_archive", "lms.roster.problems", "cli.nothing_exported"} <= used
+    assert used <= set(catalogue()), sorted(used - set(catalogue()))
+    assert not sentences, sentences
+
+
+def test_a_roster_problem_list_renders_in_both_languages():
+    from autograder.lms.common import LmsError
+    from autograder.lms.roster import Person, Roster
+
+    people = [Person("ana", email="a@x.org"), Person("ana", email="A@x.org"), Person("b c")]
+    try:
+        Roster(people, "roster.csv")
+    except LmsError as exc:
+        english, spanish, shown = exc.note.text("en"), exc.note.text("es"), str(exc)
+    else:
+        raise AssertionError("an invalid roster was accepted")
+    assert "student id 'ana' appears twice" in english
+    assert "email 'a@x.org' is given to both ana and ana" in english
+    assert "student id 'b c' is not valid" in english
+    assert "el id de estudiante 'ana' aparece dos veces" in spanish
+    assert english == shown and english.count("\n  - ") == 3

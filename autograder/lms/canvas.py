@@ -385,10 +385,7 @@ def canvas_assignment(course: Course, assignment_id: str) -> CanvasAssignment:
     if found is None:
         example = {"canvas": {"assignments": {assignment_id: {"id": 123456, "name": "..."}}}}
         raise LmsError(
-            f"No Canvas assignment id for {assignment_id}. Set it in course_config.py:\n"
-            f"  c.Course.lms = {example!r}\n"
-            "The id is the number in the assignment's address (/courses/N/assignments/<id>). "
-            "Without it Canvas would create a new assignment instead of filling this one."
+            "lms.canvas.no_assignment_id", assignment=assignment_id, example=repr(example)
         )
     return CanvasAssignment(str(found.id), found.name or assignment_id, found.points)
 
@@ -430,10 +427,7 @@ def export_canvas(
         configured = lms_config(course).canvas.assignments
         aids = [a for a in sorted(course.assignments) if a in configured]
         if not aids:
-            raise LmsError(
-                "No assignment has a Canvas id: set c.Course.lms['canvas']"
-                "['assignments'] in course_config.py, or pass one assignment."
-            )
+            raise LmsError("lms.canvas.no_assignment_ids")
     targets = {aid: canvas_assignment(course, aid) for aid in aids}
     out = (
         Path(out)

@@ -137,7 +137,7 @@ def collect_archive(
         module, _, function = target.partition(":")
         collector = getattr(importlib.import_module(module), function)
         return collector(course, assignment_id, archive, roster=roster, dry_run=dry_run)
-    raise LmsError(f"Unknown LMS {lms!r}: use 'canvas' or 'moodle'.")
+    raise LmsError("lms.collect.unknown_lms", lms=repr(lms))
 
 
 # --- collect: from an archive's members to nbgrader's submitted/ layout -------------------------
@@ -183,11 +183,11 @@ def skippable_member(name: str) -> bool:
 def open_archive(archive: str | os.PathLike) -> zipfile.ZipFile:
     path = Path(archive)
     if not path.is_file():
-        raise LmsError(f"Archive {path} does not exist.")
+        raise LmsError("lms.collect.no_archive", path=str(path))
     try:
         return zipfile.ZipFile(path)
     except zipfile.BadZipFile:
-        raise LmsError(f"{path} is not a zip archive (download the submissions again).") from None
+        raise LmsError("lms.collect.not_zip", path=str(path)) from None
 
 
 class Layout:

@@ -11,12 +11,15 @@ from typing import Any
 
 from autograder.config import ConfigError, Course, LmsSettings
 from autograder.grades import GradeRow
+from autograder.results import StageError
 
 STATE_DIRNAME = "lms"  # under the course's state dir: collect reports, unplaced files
 
 
-class LmsError(RuntimeError):
-    """An LMS file or setting is missing or not what it should be; the message says how to fix it."""
+class LmsError(StageError):
+    """An LMS file or setting is missing or not what it should be: a catalogue message
+    (``autograder/messages/lms_errors.toml``) that says how to fix it, with its parameters,
+    shown in the reader's language; ``str()`` is the English text."""
 
 
 # --- settings ---------------------------------------------------------------------------------
@@ -33,7 +36,7 @@ def lms_config(course: Course) -> LmsSettings:
     except ConfigError as exc:
         if isinstance(exc, LmsError):
             raise
-        raise LmsSettingsError(str(exc)) from None
+        raise LmsSettingsError("lms.settings_invalid", detail=str(exc)) from None
 
 
 def lms_settings(course: Course) -> dict[str, Any]:

@@ -109,10 +109,9 @@ class GradescopeSettings:
         margin = float(setting("margin", DEFAULT_MARGIN))
         if time_limit - margin < 60:
             raise LmsError(
-                Note(
-                    "lms.gradescope.short_time_limit",
-                    {"time_limit": f"{time_limit:g}", "margin": f"{margin:g}"},
-                ).text(course.language)
+                "lms.gradescope.short_time_limit",
+                time_limit=f"{time_limit:g}",
+                margin=f"{margin:g}",
             )
         run_as = setting("run_as", RUN_AS)
         return cls(
@@ -366,15 +365,11 @@ def _data_files(course: Course, assignment_id: str) -> list[Path]:
         fetches = "; ".join(f"data.fetch_file(data.{n}, {json.dumps(str(home))})" for n in missing)
         code = f"from dlcourse import data; {fetches}"
         raise LmsError(
-            Note(
-                "lms.gradescope.data_missing",
-                {
-                    "assignment": assignment_id,
-                    "files": ", ".join(files[n].filename for n in missing),
-                    "home": str(home),
-                    "command": f"python -c {shlex.quote(code)}",
-                },
-            ).text(course.language)
+            "lms.gradescope.data_missing",
+            assignment=assignment_id,
+            files=", ".join(files[n].filename for n in missing),
+            home=str(home),
+            command=f"python -c {shlex.quote(code)}",
         )
     return [home / f.filename for f in files.values()]
 
@@ -474,11 +469,11 @@ def build_bundle(course: Course, assignment_id: str, out: str | Path | None = No
     source = course.source_dir / assignment_id
     if not (source / spec.notebook).is_file():
         missing = {"path": str(source / spec.notebook), "assignment": ""}
-        raise LmsError(Note("lms.gradescope.no_file", missing).text(course.language))
+        raise LmsError("lms.gradescope.no_file", **missing)
     release = course.release_dir / assignment_id
     if not (release / spec.notebook).is_file():
         missing = {"path": str(release / spec.notebook), "assignment": assignment_id}
-        raise LmsError(Note("lms.gradescope.no_file", missing).text(course.language))
+        raise LmsError("lms.gradescope.no_file", **missing)
     data_files = _data_files(course, assignment_id)
     for note in check_resources(course, assignment_id, settings):
         log.warning("%s", note.text(course.language))
@@ -591,7 +586,7 @@ class UserLauncher:
         self.user, self.uid, self.gid = user, entry.pw_uid, entry.pw_gid
         self.setpriv = shutil.which("setpriv")
         if self.setpriv is None:
-            raise LmsError("setpriv (util-linux) is not installed")
+            raise LmsError("lms.gradescope.no_setpriv")
 
     def kernel_env(self, workdir: Path, base: dict[str, str]) -> dict[str, str]:
         for path in [workdir, *workdir.rglob("*")]:

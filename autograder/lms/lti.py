@@ -78,15 +78,34 @@ ENV_KEY_FILE = "AUTOGRADER_LTI_KEY_FILE"
 TRANSIENT = {408, 425, 429, 500, 502, 503, 504}
 
 
-class LtiPassbackError(LmsError):
+class _PlatformError(LmsError):
+    """What a platform answered, described in one English sentence that quotes its status and
+    body (``plain``: not yet per-language catalogue entries; the settings' errors above are)."""
+
+    def __init__(self, text: str):
+        super().__init__("plain", text=text)
+
+
+class LtiPassbackError(_PlatformError):
     """Some scores were not accepted by the platform (the report says which and why)."""
 
 
-class TokenError(LmsError):
+class TokenError(_PlatformError):
     """The platform refused to give an access token (wrong key, client id, clock...)."""
 
 
 # --- settings and keys ----------------------------------------------------------------------------
+
+
+# what a message suggests when LTI settings are missing (a test loads it as course config)
+LTI_EXAMPLE = (
+    "c.Course.lms = {'lti': {'issuer': 'https://canvas.instructure.com', "
+    "'client_id': '10000000000042', 'token_url': "
+    "'https://school.instructure.com/login/oauth2/token', 'key_id': 'course-2026', "
+    "'key_file': '~/.config/autograder/lti_key.pem', 'line_items': "
+    "{'lesson4_learning_rate': 'https://.../line_items/7'}, "
+    "'user_ids': 'lti_users.csv'}}"
+)
 
 
 def lti_settings(course: Course) -> LtiSettings:
@@ -95,15 +114,7 @@ def lti_settings(course: Course) -> LtiSettings:
     settings = lms_config(course).lti
     missing = [k for k in ("client_id", "token_url") if not getattr(settings, k)]
     if missing:
-        raise LmsError(
-            f"LTI settings missing in course_config.py: {', '.join(missing)}. Example:\n"
-            "  c.Course.lms = {'lti': {'issuer': 'https://canvas.instructure.com', "
-            "'client_id': '10000000000042', 'token_url': "
-            "'https://school.instructure.com/login/oauth2/token', 'key_id': 'course-2026', "
-            "'key_file': '~/.config/autograder/lti_key.pem', 'line_items': "
-            "{'lesson4_learning_rate': 'https://.../line_items/7'}, "
-            "'user_ids': 'lti_users.csv'}}"
-        )
+        raise LmsError("lms.lti.settings_missing", missing=", ".join(missing), example=LTI_EXAMPLE)
     key_file = resolve_path(course, settings.key_file)
     return replace(settings, key_file=str(key_file) if key_file else "")
 
@@ -115,14 +126,10 @@ def load_private_key(settings: LtiSettings) -> tuple[bytes, list[str]]:
         return os.environ[ENV_KEY].encode(), warnings
     path = os.environ.get(ENV_KEY_FILE) or settings.key_file
     if not path:
-        raise LmsError(
-            f"No LTI private key: set key_file in c.Course.lms['lti'], or "
-            f"${ENV_KEY_FILE}, or ${ENV_KEY}. Create one with "
-            "autograder.lms.lti.generate_key()."
-        )
+        raise LmsError("lms.lti.no_key", env_file=ENV_KEY_FILE, env_key=ENV_KEY)
     path = Path(path).expanduser()
     if not path.is_file():
-        raise LmsError(f"LTI key file {path} does not exist.")
+        raise LmsError("lms.lti.key_missing", path=str(path))
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         warnings.append(
@@ -226,7 +233,7 @@ class AgsClient:
         try:
             self._key = serialization.load_pem_private_key(private_key, password=None)
         except (ValueError, TypeError) as exc:
-            raise LmsError(f"The LTI private key cannot be read ({exc}).") from None
+            raise LmsError("lms.lti.key_unreadable", detail=str(exc)) from None
         self._kid = settings.key_id or public_jwks(private_key)["keys"][0]["kid"]
         self._jwt = jwt
         self.http = http or httpx.Client(timeout=settings.timeout, follow_redirects=False)
@@ -499,7 +506,7 @@ class AgsClient:
             url = following
 
 
-class LtiServiceError(LmsError):
+class LtiServiceError(_PlatformError):
     """A platform service (line items, memberships) failed; the message says where and why."""
 
 
@@ -880,11 +887,7 @@ def export_lti(
         ]
     )
     if not aids:
-        raise LmsError(
-            "No assignment has an LTI line item: set c.Course.lms['lti']['lineitems_url'] "
-            "(line items found or created per assignment) or ['line_items'] in "
-            "course_config.py."
-        )
+        raise LmsError("lms.lti.no_line_items")
     reports = [
         passback(
             course,

@@ -248,7 +248,7 @@ def match_members(
     """``{student id: member}`` for the learners that match exactly one student (and whom no
     other learner claims); every other learner goes to ``report.unmatched_members``."""
     if how not in MATCHES:
-        raise LmsError(f"roster_match must be one of {', '.join(MATCHES)}, not {how!r}")
+        raise LmsError("lms.lti.roster_match", allowed=", ".join(MATCHES), found=repr(how))
     member_key, student_keys = MATCHES[how]
     by_id = {p.lti_user_id: p.student_id for p in people.values() if p.lti_user_id}
     index: dict[str, set[str]] = {}
@@ -332,7 +332,7 @@ def write_user_ids(path: Path, changes: dict[str, str]) -> None:
     header, rows = read_table(path)
     columns = column_map(header)
     if "student_id" not in columns:
-        raise LmsError(f"{path} has no student_id column; it cannot hold LTI user ids.")
+        raise LmsError("lms.lti.user_ids_no_column", path=str(path))
     if "lti_user_id" not in columns:
         header = [*header, "lti_user_id"]
         columns["lti_user_id"] = len(header) - 1
@@ -363,10 +363,7 @@ def write_user_ids(path: Path, changes: dict[str, str]) -> None:
 def user_ids_path(course: Course, settings: LtiSettings, out: str | os.PathLike | None) -> Path:
     path = Path(out) if out else resolve_path(course, settings.user_ids)
     if path is None:
-        raise LmsError(
-            "Where should the LTI user ids go? Set c.Course.lms['lti']['user_ids'] = "
-            "'lms/lti_users.csv' in course_config.py (the LTI export reads it), or give --out."
-        )
+        raise LmsError("lms.lti.user_ids_where")
     return path
 
 
@@ -392,13 +389,7 @@ def sync_roster(
     settings = settings or lti_settings(course)
     url = memberships_url or settings.memberships_url
     if not url:
-        raise LmsError(
-            "No NRPS memberships URL: set c.Course.lms['lti']['memberships_url'] to the "
-            "context_memberships_url of the platform's namesroleservice claim (Canvas: "
-            "https://<school>/api/lti/courses/<course id>/names_and_roles; Moodle: "
-            "https://<site>/mod/lti/services.php/CourseSection/<course id>/bindings/"
-            "<type id>/memberships)."
-        )
+        raise LmsError("lms.lti.no_memberships_url")
     how = match or settings.roster_match
     path = user_ids_path(course, settings, out)
     report = RosterSync(how, url, str(path), datetime.now(UTC).isoformat(timespec="seconds"))

@@ -357,7 +357,7 @@ def parse_records(text: str, delimiter: str) -> list[Record]:
                 while True:
                     k = text.find('"', j)
                     if k < 0:
-                        raise LmsError("The worksheet has an unterminated quoted field.")
+                        raise LmsError("lms.moodle.unterminated_quote")
                     parts.append(text[j:k])
                     if k + 1 < n and text[k + 1] == '"':
                         parts.append('"')
@@ -492,16 +492,16 @@ def fill_worksheet(
     delimiter = detect_delimiter(text)
     records = parse_records(text, delimiter)
     if not records:
-        raise LmsError("The worksheet is empty.")
+        raise LmsError("lms.moodle.empty")
     header = [f.value for f in records[0].fields]
     columns = find_columns(header, overrides)
     for role in ("identifier", "grade"):
         if role not in columns:
             raise LmsError(
-                f"The worksheet has no {role} column (found: {', '.join(header)}). Download "
-                "the grading worksheet again, or name the column in course_config.py "
-                "(inside your c.Course.lms, if you have one): "
-                f"c.Course.lms = {{'moodle': {{'columns': {{'{role}': '<title>'}}}}}}"
+                "lms.moodle.no_column",
+                role=role,
+                found=", ".join(header),
+                example=f"c.Course.lms = {{'moodle': {{'columns': {{'{role}': '<title>'}}}}}}",
             )
 
     def values(rec: Record, role: str) -> str:
@@ -641,7 +641,7 @@ def export_moodle(
     settings = lms_config(course).moodle
     if not assignment_id:
         if len(course.assignments) != 1:
-            raise LmsError("The Moodle worksheet belongs to one assignment: pass --assignment.")
+            raise LmsError("lms.moodle.pass_assignment")
         assignment_id = next(iter(course.assignments))
     course.assignment(assignment_id)
     path = (
@@ -650,12 +650,9 @@ def export_moodle(
         else resolve_path(course, per_assignment(settings.worksheets, assignment_id))
     )
     if path is None:
-        raise LmsError(
-            "Pass the grading worksheet downloaded from Moodle (Assignment > "
-            "Submissions > Actions > Download grading worksheet) with --worksheet."
-        )
+        raise LmsError("lms.moodle.pass_worksheet")
     if not path.is_file():
-        raise LmsError(f"Worksheet {path} does not exist.")
+        raise LmsError("lms.moodle.no_worksheet", path=str(path))
     people = course_roster(course, roster)
     grades = class_grades(course, assignment_id)
     result = fill_worksheet(

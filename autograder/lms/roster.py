@@ -218,12 +218,9 @@ class Roster:
         seen_students: dict[str, Person] = {}
         for person in people:
             if not STUDENT_ID.fullmatch(person.student_id):
-                problems.append(
-                    f"student id {person.student_id!r} is not valid (letters, digits "
-                    "and . _ @ + - only; it becomes a folder name)"
-                )
+                problems.append({"kind": "invalid_id", "student": repr(person.student_id)})
             if person.student_id in seen_students:
-                problems.append(f"student id {person.student_id!r} appears twice")
+                problems.append({"kind": "repeated_id", "student": repr(person.student_id)})
             seen_students[person.student_id] = person
             for key in (
                 "canvas_id",
@@ -240,15 +237,17 @@ class Roster:
                 index = self._index.setdefault(key, {})
                 if value in index and index[value] is not person:
                     problems.append(
-                        f"{key} {value!r} is given to both "
-                        f"{index[value].student_id} and {person.student_id}"
+                        {
+                            "kind": "shared_key",
+                            "key": key,
+                            "value": repr(value),
+                            "first": index[value].student_id,
+                            "second": person.student_id,
+                        }
                     )
                 index[value] = person
         if problems:
-            raise LmsError(
-                f"The roster {source} has problems; fix them and run again:\n  - "
-                + "\n  - ".join(problems)
-            )
+            raise LmsError("lms.roster.problems", source=source, problems=problems)
         self.students = seen_students
 
     def __len__(self) -> int:
@@ -398,10 +397,10 @@ def load_roster(path: str | os.PathLike) -> Roster:
     """A roster CSV, a Canvas gradebook export or a Moodle grading worksheet."""
     path = Path(path)
     if not path.is_file():
-        raise LmsError(f"Roster file {path} does not exist.")
+        raise LmsError("lms.roster.missing", path=str(path))
     rows = [r for r in sniff_rows(read_csv_text(path)) if any(c.strip() for c in r)]
     if not rows:
-        raise LmsError(f"Roster file {path} is empty.")
+        raise LmsError("lms.roster.empty", path=str(path))
     keys = [_header_key(h) for h in rows[0]]
     columns = column_map(rows[0])
     if "student_id" not in columns:
@@ -409,11 +408,7 @@ def load_roster(path: str | os.PathLike) -> Roster:
             return _canvas_gradebook(rows, str(path))
         if any(k in MOODLE_IDENTIFIER for k in keys):
             return _moodle_worksheet(rows, str(path))
-        raise LmsError(
-            f"Roster file {path} has no student_id column (found: "
-            f"{', '.join(rows[0])}). Add one, or use a Canvas gradebook export or a "
-            "Moodle grading worksheet as the roster."
-        )
+        raise LmsError("lms.roster.no_student_id", path=str(path), found=", ".join(rows[0]))
     known = set(columns.values())
     people = []
     for row in rows[1:]:
@@ -446,11 +441,7 @@ def course_roster(course, extra: str | os.PathLike | None = None, lti: bool = Fa
     if lti:
         path = resolve_path(course, lms_section(course, "lti").get("user_ids"))
         if path is not None and not path.is_file():
-            raise LmsError(
-                f"The LTI user ids file {path} (c.Course.lms['lti']['user_ids']) does not exist "
-                "yet: `autograder lti-roster` writes it from the platform's membership, or "
-                "write it yourself (CSV student_id,lti_user_id)."
-            )
+            raise LmsError("lms.roster.no_user_ids_file", path=str(path))
         if path is not None:
             paths.append(path)
     roster = Roster([], "")
