@@ -51,7 +51,8 @@ def _pss_bytes(pid: int) -> int:
 class PeakMemory:
     """Polls the memory of each child process tree of this process (worker + kernel): RSS
     (pages shared between processes counted in each) and PSS (shared pages split between
-    their users, what the sandbox's watchdog counts; every fifth poll)."""
+    their users, what the sandbox's watchdog counts; every 25th poll, about every 5 s: reading
+    it takes the process's memory-map lock, which a training kernel needs for its page faults)."""
 
     def __init__(self, interval: float = 0.2):
         import psutil
@@ -74,7 +75,7 @@ class PeakMemory:
                     rss = [p.memory_info().rss for p in tree if p.is_running()]
                     self.peak_per_tree = max(self.peak_per_tree, sum(rss))
                     self.peak_kernel = max(self.peak_kernel, max(rss, default=0))
-                    if polls % 5 == 0:
+                    if polls % 25 == 0:
                         pss = sum(_pss_bytes(p.pid) for p in tree)
                         self.peak_pss_per_tree = max(self.peak_pss_per_tree, pss)
             except self.psutil.Error:
