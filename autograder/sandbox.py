@@ -1106,7 +1106,7 @@ class _Sandbox:
                 over = (
                     self.cgroup.limit_reached()
                     if self.cgroup is not None
-                    else sum(_memory(pid) for pid in tree) > s.memory_mb * MB
+                    else sum(process_memory(pid) for pid in tree) > s.memory_mb * MB
                 )
                 used, count = _disk_usage(folders, s.max_files)
             except Exception:  # noqa: BLE001 - a vanishing process or file: look again
@@ -1342,7 +1342,7 @@ def _sigkill(pid: int) -> None:
         pass
 
 
-def _memory(pid: int) -> int:
+def process_memory(pid: int) -> int:
     """Proportional set size (shared pages split between their users), else the RSS; plus
     the process's page tables (mapping one page at many addresses costs page tables, which
     PSS does not count)."""

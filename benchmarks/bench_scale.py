@@ -35,29 +35,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def _pss_bytes(pid: int) -> int:
-    """A process's PSS from ``/proc/<pid>/smaps_rollup`` (one line the kernel sums; reading
-    the full ``smaps`` of a TensorFlow kernel every poll cost the run measurable CPU)."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
-            for line in handle:
-                if line.startswith(b"Pss:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-
 class PeakMemory:
     """Polls the memory of each child process tree of this process (worker + kernel): RSS
-    (pages shared between processes counted in each) and PSS (shared pages split between
-    their users, what the sandbox's watchdog counts; every 25th poll, about every 5 s: reading
+    (pages shared between processes counted in each) and what the sandbox's watchdog counts
+    (``sandbox.process_memory``: PSS, shared pages split between their users, plus page tables; every 25th poll, about every 5 s: reading
     it takes the process's memory-map lock, which a training kernel needs for its page faults)."""
 
     def __init__(self, interval: float = 0.2):
         import psutil
 
+        from autograder.sandbox import process_memory
+
         self.psutil = psutil
+        self.process_memory = process_memory
         self.interval = interval
         self.peak_per_tree = 0
         self.peak_kernel = 0
@@ -76,7 +66,7 @@ class PeakMemory:
                     self.peak_per_tree = max(self.peak_per_tree, sum(rss))
                     self.peak_kernel = max(self.peak_kernel, max(rss, default=0))
                     if polls % 25 == 0:
-                        pss = sum(_pss_bytes(p.pid) for p in tree)
+                        pss = sum(self.process_memory(p.pid) for p in tree)
                         self.peak_pss_per_tree = max(self.peak_pss_per_tree, pss)
             except self.psutil.Error:
                 pass
