@@ -269,8 +269,13 @@ def run_dask(
                 try:  # bounded as the core bounds it: the worker would refuse it anyway
                     payload = read_bounded(job.path, MAX_NOTEBOOK_BYTES)
                 except (OSError, UnsafeInput) as exc:
+                    why = (
+                        exc
+                        if isinstance(exc, UnsafeInput)
+                        else UnsafeInput("unreadable", detail=exc.strerror or type(exc).__name__)
+                    )
                     job = replace(
-                        job, path=None, problem=Note("submission.unreadable", {"detail": str(exc)})
+                        job, path=None, problem=Note("submission.unreadable", {"detail": why.note})
                     )
             return client.submit(
                 grade_remote,
@@ -362,8 +367,11 @@ def grade_class(
         submitted_dir or course.submitted_dir, assignment_id, assignment.notebook, students
     )
     submissions = scan.submissions
-    for refusal in scan.refused:
-        log.warning("refused submission folder %s: %s", refusal.folder, refusal.reason)
+    for refusal in scan.refused:  # the folder is escaped; the reason is a note
+        refused = Note(
+            "log.grade.refused_folder", {"folder": refusal.folder, "reason": refusal.reason}
+        )
+        log.warning("%s", refused.text(course.language))
     sync_assignment(course.db_url, assignment)
     results = load_results(course, assignment_id)
     results.refused = [asdict(r) for r in scan.refused]
@@ -557,7 +565,8 @@ def _placements(course: Course, assignment_id: str) -> dict[str, dict]:
     try:
         return load_placements(course, assignment_id)
     except (OSError, ValueError):
-        log.warning("the collect report of %s is unreadable; lateness is unknown", assignment_id)
+        unreadable = Note("log.grade.collect_report_unreadable", {"assignment": assignment_id})
+        log.warning("%s", unreadable.text(course.language))
         return {}
 
 
@@ -602,7 +611,10 @@ def regrade_class(
         or (s in records and not layout.readable(records[s].get("layout_version")))
     )
     for student in results.unchecked:
-        log.warning("%s: no readable artifacts; grade again with --force", student)
+        unreadable = Note(
+            "log.regrade.no_artifacts", {"student": clean_text(student, 100, one_line=True)}
+        )
+        log.warning("%s", unreadable.text(course.language))
     # never executed (an unreadable file): nothing to re-check, the old result stands
     folders = {s: f for s, f in folders.items() if s in records and s not in results.unchecked}
     started = time.perf_counter()

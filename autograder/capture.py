@@ -3,7 +3,7 @@
 Artifacts are untrusted: the student's kernel wrote them. They are read as plain data only
 (JSON bounded in size and depth; ``.npz`` bounded in every inflated size, numeric arrays only,
 never unpickled: ``autograder.untrusted``), never followed outside their
-folder, and every problem becomes an ``ArtifactError`` with a reason a student can read.
+folder, and every problem becomes an ``ArtifactError``: a catalogue id and parameters.
 """
 
 from __future__ import annotations
@@ -35,13 +35,13 @@ class Artifacts:
     def _path(self, relative: str) -> Path:
         path = self.folder / relative
         if path.is_symlink():
-            raise ArtifactError(f"{relative} is a symbolic link; artifacts must be plain files")
+            raise ArtifactError("artifact.symlink", path=relative)
         try:
             resolved = path.resolve()
         except (OSError, RuntimeError):  # a link loop
-            raise ArtifactError(f"{relative} cannot be resolved") from None
+            raise ArtifactError("artifact.unresolvable", path=relative) from None
         if self.folder.resolve() not in resolved.parents:
-            raise ArtifactError(f"{relative} points outside the artifacts folder")
+            raise ArtifactError("artifact.outside", path=relative)
         if not path.is_file():
             raise FileNotFoundError(relative)
         return path
@@ -58,7 +58,7 @@ class Artifacts:
         try:
             return read_json(path, max_bytes=MAX_JSON_BYTES, max_depth=MAX_JSON_DEPTH)
         except UnsafeInput as exc:
-            raise ArtifactError(f"{relative} cannot be read: {exc}") from None
+            raise ArtifactError("artifact.unreadable", path=relative, why=exc.note) from None
 
     def read_npz(self, relative: str) -> dict[str, Any]:
         path = self._path(relative)
@@ -70,9 +70,7 @@ class Artifacts:
                 max_total_bytes=MAX_NPZ_TOTAL_BYTES,
             )
         except UnsafeInput as exc:
-            raise ArtifactError(
-                f"{relative} is not a plain .npz of numeric arrays: {exc}"
-            ) from None
+            raise ArtifactError("artifact.not_plain_npz", path=relative, why=exc.note) from None
 
     def answer(self, name: str) -> Answer | None:
         """The captured answer ``name``; None when the capture never ran."""
@@ -82,10 +80,10 @@ class Artifacts:
         except FileNotFoundError:
             return None
         if not isinstance(data, dict) or not isinstance(data.get("present"), bool):
-            raise ArtifactError(f"{relative} does not have the captured-answer format")
+            raise ArtifactError("artifact.not_an_answer", path=relative)
         description = data.get("value")
         if data["present"] and not isinstance(description, dict):
-            raise ArtifactError(f"{relative} does not have the captured-answer format")
+            raise ArtifactError("artifact.not_an_answer", path=relative)
         return Answer(name=name, present=data["present"], description=description)
 
     def execution(self) -> dict[str, Any]:

@@ -33,7 +33,6 @@ from pathlib import Path
 
 from autograder.config import ConfigError, load_course
 from autograder.results import StageError
-from autograder.sandbox import SandboxUnavailable
 from autograder.untrusted import clean_text
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
@@ -201,7 +200,7 @@ def _collect(args: argparse.Namespace) -> int:
         roster=args.roster,
         dry_run=args.dry_run,
     )
-    print(report.summary())
+    print(report.summary(args.language))
     return EXIT_DONE
 
 
@@ -293,6 +292,38 @@ def _global_options(parser: argparse.ArgumentParser, say, suppress: bool) -> Non
     )
 
 
+class _CourseParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose own words (the usage prefix, the section headings, the
+    error line) come from the catalogue, in ``language``: argparse's are English only. The
+    detail of a usage error (which argument) is argparse's, quoted."""
+
+    def __init__(self, *args, language: str = "es", **kwargs):
+        self.language = language
+        formatter = kwargs.pop("formatter_class", argparse.HelpFormatter)
+        kwargs["formatter_class"] = _localized_formatter(formatter, language)
+        super().__init__(*args, **kwargs)
+        self._positionals.title = _text(language, "cli.heading.positional")
+        self._optionals.title = _text(language, "cli.heading.options")
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        detail = clean_text(message, 500)
+        self.exit(
+            EXIT_USAGE,
+            _text(self.language, "cli.usage_error", prog=self.prog, detail=detail) + "\n",
+        )
+
+
+def _localized_formatter(base: type, language: str) -> type:
+    heading = _text(language, "cli.heading.usage") + " "
+
+    class Localized(base):
+        def add_usage(self, usage, actions, groups, prefix=None):
+            super().add_usage(usage, actions, groups, heading if prefix is None else prefix)
+
+    return Localized
+
+
 def build_parser(
     language: str | None = None, assignments: str | None = None
 ) -> argparse.ArgumentParser:
@@ -306,12 +337,13 @@ def build_parser(
         # argparse formats help with "%": a literal percent sign must be doubled
         return _text(language, message_id, **params).replace("%", "%%")
 
-    parser = argparse.ArgumentParser(
+    parser = _CourseParser(
         prog="autograder",
         description=textwrap.fill(_text(language, "cli.description"), 88),
         epilog=_text(language, "cli.epilog", assignments=shown),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         add_help=False,
+        language=language,
     )
     parser.add_argument("-h", "--help", action="help", help=say("cli.arg.help"))
     parser.set_defaults(language=language)
@@ -322,10 +354,17 @@ def build_parser(
         version=f"autograder {metadata.version('autograder')}",
         help=say("cli.arg.version"),
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar=_text(language, "cli.heading.command"),
+        title=_text(language, "cli.heading.commands"),
+    )
 
     def subcommand(name: str, help_id: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=say(help_id), description=say(help_id), add_help=False)
+        p = sub.add_parser(
+            name, help=say(help_id), description=say(help_id), add_help=False, language=language
+        )
         p.add_argument("-h", "--help", action="help", help=say("cli.arg.help"))
         _global_options(p, say, suppress=True)
         return p
@@ -464,16 +503,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:
-        print(_text(args.language, "cli.config_error", detail=str(exc)), file=sys.stderr)
+        print(_text(args.language, "cli.config_error", detail=exc.note.to_dict()), file=sys.stderr)
         return EXIT_FAILED
     except StageError as exc:
         print(
             _text(args.language, "cli.stopped", detail=exc.note.text(args.language)),
             file=sys.stderr,
         )
-        return EXIT_FAILED
-    except SandboxUnavailable as exc:
-        print(_text(args.language, "cli.stopped", detail=str(exc)), file=sys.stderr)
         return EXIT_FAILED
     except Exception as exc:  # noqa: BLE001 - the grader itself failed: say so, exit 1
         logging.getLogger("autograder").debug("failure", exc_info=True)

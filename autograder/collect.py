@@ -19,6 +19,7 @@ import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from autograder.results import Note, StageError
 from autograder.untrusted import UnsafeInput, clean_text, read_bounded
@@ -53,10 +54,11 @@ class Submission:
 
 @dataclass(frozen=True)
 class Refusal:
-    """A folder in ``submitted/`` that is not a submission, and why (printable text)."""
+    """A folder in ``submitted/`` that is not a submission, and why (a note as data:
+    ``{"id", "params"}``, rendered where it is shown, in the reader's language)."""
 
     folder: str  # the name, escaped: it may hold control characters
-    reason: str
+    reason: dict[str, Any]
 
 
 @dataclass
@@ -87,7 +89,7 @@ def scan_submissions(
                 scan.submissions.append(Submission(student, None, misplaced))
             continue
         if not STUDENT_ID.fullmatch(student):
-            scan.refused.append(Refusal(ascii(student), Note("collect.invalid_id").text("en")))
+            scan.refused.append(Refusal(ascii(student), Note("collect.invalid_id").to_dict()))
             continue
         timestamp, notes = read_timestamp(adir / TIMESTAMP_FILE)
         path = adir / notebook

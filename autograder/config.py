@@ -30,13 +30,17 @@ from typing import (
 from traitlets.config import Config
 from traitlets.config.loader import LazyConfigValue, PyFileConfigLoader
 
+from autograder.results import InvalidSetting, StageError
+
 CONFIG_FILE = "course_config.py"
 ENV_CONFIG = "COURSE_CONFIG"
 ENV_STATE_DIR = "COURSE_STATE_DIR"
 
 
-class ConfigError(RuntimeError):
-    """The course configuration is missing or invalid."""
+class ConfigError(StageError):
+    """The course configuration is missing or invalid: a catalogue message
+    (``autograder/messages/config.toml``) with its parameters, shown in the reader's language;
+    ``str()`` is the English text."""
 
 
 # --- the validator ------------------------------------------------------------------------------
@@ -62,12 +66,15 @@ def nearest(key: object, known) -> str | None:
 
 
 def unknown_key(where: str, key: object, known, what: str = "key") -> ConfigError:
+    """``what`` is key, assignment, threshold or column role (the catalogue words them)."""
     known = sorted(str(k) for k in known)
-    near = nearest(key, known)
-    hint = f' Did you mean "{near}"?' if near else ""
     return ConfigError(
-        f'{where} has an unknown {what} "{key}".{hint} '
-        f"Known {what}s: {', '.join(known) or 'none'}. See docs/settings.md."
+        "config.unknown_key",
+        where=where,
+        key=str(key),
+        what=what,
+        near=nearest(key, known),
+        known=known,
     )
 
 
@@ -78,7 +85,8 @@ class _Scope:
     assignments: tuple[str, ...] | None = None
 
 
-_TYPE_NAMES = {bool: "bool", int: "int", float: "number (float)", str: "str", type(None): "None"}
+# types in Python's notation, the same in every language ("float | {assignment_id: float}")
+_TYPE_NAMES = {bool: "bool", int: "int", float: "float", str: "str", type(None): "None"}
 
 
 def _describe(tp: Any) -> str:
@@ -88,21 +96,21 @@ def _describe(tp: Any) -> str:
         keyed = next((m for m in meta if isinstance(m, _Keyed)), None)
         if keyed is None:
             return _describe(base)
-        by = f"{{assignment id: {_describe(base)}}}"
-        return f"{_describe(base)} or {by}" if keyed.scalar else by
+        by = f"{{assignment_id: {_describe(base)}}}"
+        return f"{_describe(base)} | {by}" if keyed.scalar else by
     if origin in (Union, types.UnionType):
-        return " or ".join(_describe(a) for a in get_args(tp))
+        return " | ".join(_describe(a) for a in get_args(tp))
     if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+        return " | ".join(repr(a) for a in get_args(tp))
     if origin is dict:
         key, value = get_args(tp)
         return f"dict[{_describe(key)}, {_describe(value)}]"
     if origin in (list, tuple):
-        return f"list of {_describe(get_args(tp)[0])}"
+        return f"list[{_describe(get_args(tp)[0])}]"
     if is_dataclass(tp):
         return "dict"
     if tp is Any:
-        return "any value"
+        return "Any"
     return _TYPE_NAMES.get(tp, getattr(tp, "__name__", str(tp)))
 
 
@@ -110,8 +118,11 @@ def _wrong_type(where: str, tp: Any, value: Any) -> ConfigError:
     shown = repr(value)
     shown = shown if len(shown) <= 60 else shown[:57] + "..."
     return ConfigError(
-        f"{where} must be {_describe(tp)}, not {type(value).__name__} ({shown}). "
-        "See docs/settings.md."
+        "config.wrong_type",
+        where=where,
+        expected=_describe(tp),
+        got=type(value).__name__,
+        shown=shown,
     )
 
 
@@ -227,7 +238,7 @@ def build(cls: type, value: Any, where: str, scope: _Scope | None = None) -> Any
     args = {}
     for key, item in value.items():
         if key in refused:
-            raise ConfigError(f"{where}: {refused[key]}")
+            raise ConfigError(refused[key], where=where)
         if key not in known:
             raise unknown_key(where, key, known)
         here = f"{where}.{key}" if getattr(cls, "ATTRIBUTES", False) else f'{where}["{key}"]'
@@ -239,11 +250,13 @@ def build(cls: type, value: Any, where: str, scope: _Scope | None = None) -> Any
         if f.name not in args and f.default is MISSING and f.default_factory is MISSING
     ]
     if missing:
-        raise ConfigError(f'{where} needs the key "{missing[0]}". See docs/settings.md.')
+        raise ConfigError("config.missing_key", where=where, key=missing[0])
     try:
         return cls(**args)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+    except InvalidSetting as exc:
+        raise ConfigError(exc.message_id, **{"where": where, **exc.params}) from None
+    except (ValueError, TypeError) as exc:  # a schema class's own check: shown as it is
+        raise ConfigError("config.invalid_value", where=where, detail=str(exc)) from None
 
 
 # --- the schema: c.Course.* -------------------------------------------------------------------
@@ -278,7 +291,7 @@ class CanvasAssignmentSettings:
     def __post_init__(self):
         text = str(self.id).strip()
         if not text.isdigit():
-            raise ValueError(f"the Canvas assignment id must be a number, not {self.id!r}")
+            raise InvalidSetting("config.canvas_id_not_number", value=repr(self.id))
         object.__setattr__(self, "id", text)
 
 
@@ -377,15 +390,15 @@ class LtiSettings:
         "FullyGraded"
     )
 
-    REFUSED_KEYS: ClassVar[dict[str, str]] = {
-        "private_key": "Do not put the LTI private key in course_config.py: give its path as "
-        "key_file, or set $AUTOGRADER_LTI_KEY_FILE / $AUTOGRADER_LTI_PRIVATE_KEY."
-    }
+    # key -> the catalogue message refusing it
+    REFUSED_KEYS: ClassVar[dict[str, str]] = {"private_key": "config.refused.lti_private_key"}
 
     def __post_init__(self):
         object.__setattr__(self, "client_id", str(self.client_id))
         if not self.max_response_mb > 0:
-            raise ValueError(f"max_response_mb must be above 0, not {self.max_response_mb!r}")
+            raise InvalidSetting(
+                "config.not_positive", key="max_response_mb", value=repr(self.max_response_mb)
+            )
 
 
 @dataclass(frozen=True)
@@ -434,7 +447,9 @@ def _public(module: str, name: str) -> Any:
 
 def _ordered(low: float, high: float, names: str) -> None:
     if not low < high:
-        raise ValueError(f"{names}: the minimum ({low:g}) must be below the maximum ({high:g})")
+        raise InvalidSetting(
+            "config.min_not_below_max", names=names, low=f"{low:g}", high=f"{high:g}"
+        )
 
 
 @dataclass(frozen=True)
@@ -501,17 +516,16 @@ def assignment_thresholds(
     nested = [isinstance(v, Mapping) for v in values.values()]
     if any(nested):
         if not all(nested):
-            raise ConfigError(
-                f"{where}: give the thresholds either as {{assignment id: {{name: value}}}} or "
-                "as one assignment's {name: value}, not both."
-            )
+            raise ConfigError("config.thresholds_mixed", where=where)
         values = dict(values.get(assignment_id, {}))
     cls = THRESHOLDS.get(assignment_id)
     if cls is None:
         if values:
             raise ConfigError(
-                f"{where}: {assignment_id} declares no thresholds (known: "
-                f"{', '.join(sorted(THRESHOLDS))}). See docs/settings.md."
+                "config.no_thresholds",
+                where=where,
+                assignment=assignment_id,
+                known=sorted(THRESHOLDS),
             )
         return {}
     fields_ = {f.name for f in fields(cls)}
@@ -701,17 +715,14 @@ def find_config_file(start: Path | None = None) -> Path:
     if env:
         path = Path(env).expanduser().resolve()
         if not path.is_file():
-            raise ConfigError(f"{ENV_CONFIG}={env} does not name a file.")
+            raise ConfigError("config.env_not_file", variable=ENV_CONFIG, value=env)
         return path
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         candidate = folder / CONFIG_FILE
         if candidate.is_file():
             return candidate
-    raise ConfigError(
-        f"No {CONFIG_FILE} found in {here} or its parents. Run the command from the course "
-        f"directory or set {ENV_CONFIG}=/path/to/{CONFIG_FILE}."
-    )
+    raise ConfigError("config.not_found", file=CONFIG_FILE, folder=str(here), variable=ENV_CONFIG)
 
 
 def load_nbgrader_config(config_file: Path) -> Config:

@@ -98,7 +98,7 @@ def read_submission(path: str | os.PathLike) -> NotebookNode:
             raise SubmissionError(
                 "submission.too_large", mb=MAX_NOTEBOOK_BYTES // 1_000_000
             ) from None
-        raise SubmissionError("submission.unreadable", detail=str(exc)) from None
+        raise SubmissionError("submission.unreadable", detail=exc.note) from None
     if not raw.strip():
         raise SubmissionError("submission.empty")
     try:

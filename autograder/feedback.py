@@ -35,8 +35,8 @@ from markupsafe import Markup, escape
 from autograder import messages as catalogue
 from autograder.capture import ArtifactError, Artifacts
 from autograder.config import Course
-from autograder.results import CellResult, CheckResult, StageError, StudentResult
-from autograder.untrusted import UnsafeInput, read_bounded
+from autograder.results import CellResult, CheckResult, Note, StageError, StudentResult
+from autograder.untrusted import UnsafeInput, clean_text, read_bounded
 from dlcourse import layout
 from dlcourse.artifacts import short_summary
 
@@ -479,7 +479,14 @@ def reference_trainings(course: Course, assignment_id: str) -> dict:
     try:
         grade_reference(course, assignment_id)
     except Exception as exc:  # noqa: BLE001 - feedback goes on without the reference
-        log.warning("no reference curves for %s: %s", assignment_id, exc)
+        note = getattr(exc, "note", None)  # a StageError says why as data
+        detail = (
+            note.to_dict()
+            if isinstance(note, Note)
+            else clean_text(str(exc) or type(exc).__name__, 500, one_line=True)
+        )
+        params = {"assignment": assignment_id, "detail": detail}
+        log.warning("%s", catalogue.render("log.feedback.no_reference", params, course.language))
         return {}
     return read_trainings(reference_artifacts(course, assignment_id))
 
@@ -541,7 +548,8 @@ def write_feedback(
     for sid in chosen:
         result = results.students.get(sid)
         if result is None:
-            log.warning("no results for %s in %s: no feedback written", sid, assignment_id)
+            params = {"student": clean_text(sid, 100, one_line=True), "assignment": assignment_id}
+            log.warning("%s", catalogue.render("log.feedback.no_results", params, course.language))
             continue
         artifacts = layout.artifacts_folder(course.autograded_dir, sid, assignment_id)
         if reference and references is None and _has_training(artifacts):

@@ -125,7 +125,7 @@ def load_for(converter: BaseConverter):
         config_file = root / CONFIG_FILE if (root / CONFIG_FILE).is_file() else find_config_file()
         course = load_course(config_file, state_dir=root)
     except ConfigError as exc:
-        raise Refused("nbgrader.reason_config", detail=str(exc)) from None
+        raise Refused("nbgrader.reason_config", detail=exc.note.to_dict()) from None
     if not same_gradebook(coursedir.db_url, course.db_url):
         raise Refused("nbgrader.reason_gradebook", nbgrader=coursedir.db_url, course=course.db_url)
     ours = {

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from autograder.check import checker_path
 from autograder.config import Course, assignment_thresholds
-from autograder.results import StudentResult, student_from_dict, student_to_dict
+from autograder.results import StageError, StudentResult, student_from_dict, student_to_dict
 from autograder.sandbox import descendants, process_table
 from dlcourse import layout
 
@@ -31,22 +31,29 @@ DIGEST_FILE = "source.sha256"
 RESOURCES_FILE = "resources.json"
 
 
-class ReferenceBelowFullMarks(RuntimeError):
-    """The reference solution does not get full marks: the checkers or the solution are wrong."""
+class ReferenceBelowFullMarks(StageError):
+    """The reference solution does not get full marks: the checkers or the solution are wrong
+    (``release.reference_below``: each cell below its points and the checks that failed)."""
 
     def __init__(self, assignment_id: str, result: StudentResult):
         self.result = result
         failing = [
-            f"{gid} {cell.score:g}/{cell.max_score:g} "
-            f"({', '.join(c.message_id for c in cell.checks if not c.passed) or '?'})"
+            {
+                "cell": gid,
+                "score": f"{cell.score:g}",
+                "max": f"{cell.max_score:g}",
+                "checks": ", ".join(c.message_id for c in cell.checks if not c.passed) or "?",
+            }
             for gid, cell in result.cells.items()
             if cell.score < cell.max_score - 1e-9
         ]
-        reason = f"; {result.error}" if result.error else ""
         super().__init__(
-            f"the reference solution of {assignment_id} scores {result.score:g} of "
-            f"{result.max_score:g}{reason}: {'; '.join(failing)}. Fix the checkers, the "
-            "thresholds or the solution before releasing."
+            "release.reference_below",
+            assignment=assignment_id,
+            score=f"{result.score:g}",
+            max=f"{result.max_score:g}",
+            error=result.error_note or result.error or "",
+            failing=failing,
         )
 
 

@@ -16,6 +16,7 @@ from autograder import reference
 from autograder.checkers.answer_key import practice_key
 from autograder.config import Course
 from autograder.record import use_inprocess_alembic_head
+from autograder.results import StageError
 from dlcourse import practice
 
 SOLUTION = re.compile(r"### BEGIN SOLUTION(.*?)### END SOLUTION", re.S)
@@ -23,8 +24,9 @@ HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS(.*?)### END HIDDEN TESTS", re.S)
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 
 
-class ReleaseError(RuntimeError):
-    """nbgrader could not generate the assignment, or the release leaks a solution."""
+class ReleaseError(StageError):
+    """nbgrader could not generate the assignment, the release leaks a solution, or the
+    reference solution is below full marks: a catalogue message (``release.*``)."""
 
 
 @dataclass
@@ -59,8 +61,9 @@ def generate_release(course: Course, assignment_id: str, root: Path | None = Non
         outcome = api.generate_assignment(assignment_id, force=True, create=True)
     if not outcome.get("success"):
         raise ReleaseError(
-            f"nbgrader generate_assignment failed for {assignment_id}:\n"
-            f"{outcome.get('error') or ''}\n{outcome.get('log') or ''}"
+            "release.generate_failed",
+            assignment=assignment_id,
+            detail=f"{outcome.get('error') or ''}\n{outcome.get('log') or ''}".strip(),
         )
     return root / "release" / assignment_id
 
@@ -76,8 +79,8 @@ def leaked_lines(source_nb: nbformat.NotebookNode, release_nb: nbformat.Notebook
                     if len(line) >= 8 and not line.startswith("#"):
                         secret.add(line)
     released = "\n".join(c.source for c in release_nb.cells)
-    leaks = [f"marker {m!r}" for m in MARKERS if m in released]
-    leaks += [f"line {line!r}" for line in sorted(secret) if line in released]
+    leaks = [f"{m!r}" for m in MARKERS if m in released]  # a marker left in the release
+    leaks += [f"{line!r}" for line in sorted(secret) if line in released]
     return leaks
 
 
@@ -99,13 +102,13 @@ def release(
         release_nb = nbformat.read(release_path, as_version=4)
         leaks = leaked_lines(source_nb, release_nb)
         if leaks:
-            raise ReleaseError(f"{release_path} leaks the solution or hidden tests: {leaks}")
+            raise ReleaseError("release.leaks", path=str(release_path), leaks=leaks)
         write_practice_key(course, aid, folder)
         if self_test:
             try:
                 reference.self_test(course, aid)
             except reference.ReferenceBelowFullMarks as exc:
-                raise ReleaseError(str(exc)) from None
+                raise ReleaseError(exc.note.id, **exc.note.params) from None
         reports.append(ReleaseReport(aid, release_path, leaks))
     return reports
 

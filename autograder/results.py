@@ -57,6 +57,17 @@ class StageError(Exception):
         super().__init__(self.note.text("en"))
 
 
+class InvalidSetting(ValueError):
+    """A value a settings schema refuses (raised in a settings dataclass's ``__post_init__``):
+    its message as data; the configuration loader adds ``where`` and raises it as a
+    ``ConfigError`` (``autograder/messages/config.toml``)."""
+
+    def __init__(self, message_id: str, **params: Any):
+        self.message_id = message_id
+        self.params = params
+        super().__init__(Note(message_id, {"where": "", **params}).text("en"))
+
+
 def render_note(data: Any, language: str, fallback: str | None = None) -> str:
     """A stored note (``{"id", "params"}``) in ``language``; ``fallback`` for results written
     before notes existed, or a note the catalogue no longer knows."""

@@ -51,6 +51,7 @@ unless the instructor explicitly allows it (then with a loud warning). See ``doc
 from __future__ import annotations
 
 import atexit
+import difflib
 import errno
 import itertools
 import logging
@@ -71,7 +72,7 @@ from pathlib import Path
 from typing import Any
 
 from autograder.execute import KernelLauncher, LocalLauncher
-from autograder.results import Note
+from autograder.results import InvalidSetting, Note, StageError
 from autograder.untrusted import clean_text, remove_tree
 
 log = logging.getLogger(__name__)
@@ -86,22 +87,35 @@ MEMORY_ACCOUNTING = ("auto", "cgroup", "seccomp")
 CGROUP_PREFIX = "autograder-kernel-"  # + <grader pid>-<n>-<random>: one memory cgroup per kernel
 SECCOMP_FD = 3  # the descriptor on which the entry wrapper hands the filter to ``bwrap --seccomp``
 
-INSTALL_HINT = (
-    "Install bubblewrap (Debian/Ubuntu: `sudo apt-get install bubblewrap`; Fedora/RHEL: "
-    "`sudo dnf install bubblewrap`; Arch: `sudo pacman -S bubblewrap`) and make sure "
-    "unprivileged user namespaces are enabled (`sysctl kernel.unprivileged_userns_clone=1` on "
-    "older Debian kernels). To grade WITHOUT a sandbox anyway (only for notebooks you trust), "
-    'pass --allow-unsandboxed or set c.Course.sandbox = {"allow_unsandboxed": True} in '
-    "course_config.py."
-)
+# Why the sandbox cannot be used here is a reason as data: ``{"id", "params"}`` of a catalogue
+# entry (autograder/messages/sandbox.toml), nested in the message that quotes it and rendered in
+# that message's language. A reason given as a plain string (a test's) is shown as it is.
+Reason = dict[str, Any]
 
 
-class SandboxUnavailable(RuntimeError):
-    """Bubblewrap cannot be used here and running unsandboxed was not explicitly allowed."""
+def reason(message_id: str, **params: Any) -> Reason:
+    return {"id": message_id, "params": params}
+
+
+def reason_text(why: Reason | str | None, language: str = "en") -> str:
+    """A reason as text (English for logs and ``str()``)."""
+    if why is None or isinstance(why, str):
+        return why or ""
+    from autograder import messages
+
+    return messages.render(why["id"], why.get("params") or {}, language)
+
+
+class SandboxUnavailable(StageError):
+    """Bubblewrap cannot be used here and running unsandboxed was not explicitly allowed: a
+    catalogue message (``sandbox.*``) and its parameters, shown in the reader's language."""
 
 
 class UnsandboxedWarning(UserWarning):
     """Student code is about to run without a sandbox."""
+
+
+SANDBOX_SETTING = "c.Course.sandbox"  # how course_config.py spells the section
 
 
 @dataclass(frozen=True)
@@ -133,12 +147,21 @@ class SandboxSettings:
 
     def __post_init__(self):
         if self.memory_accounting not in MEMORY_ACCOUNTING:
-            raise ValueError(
-                f"c.Course.sandbox memory_accounting must be one of "
-                f"{', '.join(map(repr, MEMORY_ACCOUNTING))}, not {self.memory_accounting!r}"
+            raise InvalidSetting(
+                "config.one_of",
+                where=SANDBOX_SETTING,
+                key="memory_accounting",
+                choices=[repr(m) for m in MEMORY_ACCOUNTING],
+                value=repr(self.memory_accounting),
             )
         if not isinstance(self.seccomp_with_cgroup, bool):
-            raise ValueError("c.Course.sandbox seccomp_with_cgroup must be True or False")
+            raise InvalidSetting(
+                "config.wrong_type",
+                where=f"{SANDBOX_SETTING}['seccomp_with_cgroup']",
+                expected="bool",
+                got=type(self.seccomp_with_cgroup).__name__,
+                shown=repr(self.seccomp_with_cgroup)[:60],
+            )
 
     @classmethod
     def from_mapping(
@@ -148,9 +171,14 @@ class SandboxSettings:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(
-                f"Unknown c.Course.sandbox setting(s): {', '.join(unknown)}. "
-                f"Known: {', '.join(sorted(known))}."
+            near = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+            raise InvalidSetting(
+                "config.unknown_key",
+                where=SANDBOX_SETTING,
+                key=unknown[0],
+                what="key",
+                near=near[0] if near else None,
+                known=sorted(known),
             )
         if "extra_ro_paths" in values:
             values["extra_ro_paths"] = tuple(str(p) for p in values["extra_ro_paths"])
@@ -183,20 +211,20 @@ def _sandbox_uid(settings: SandboxSettings) -> int | None:
     return 200_000 + os.getpid() % 100_000
 
 
-_PROBES: dict[tuple, str | None] = {}
+_PROBES: dict[tuple, Reason | None] = {}
 
 
-def bubblewrap_problem(settings: SandboxSettings | None = None) -> str | None:
-    """None when the sandbox works here, else what is wrong (a sentence for the instructor)."""
+def bubblewrap_problem(settings: SandboxSettings | None = None) -> Reason | None:
+    """None when the sandbox works here, else what is wrong (a ``Reason``: ``reason_text``)."""
     settings = settings or SandboxSettings()
     if sys.platform != "linux":
-        return f"the sandbox needs Linux (this is {sys.platform})"
+        return reason("sandbox.why.not_linux", platform=sys.platform)
     bwrap = shutil.which(settings.bwrap)
     if bwrap is None:
-        return f"bubblewrap ({settings.bwrap!r}) is not installed"
+        return reason("sandbox.why.no_bwrap", bwrap=repr(settings.bwrap))
     for tool in ("prlimit",) + (("setpriv",) if _is_root() else ()):
         if shutil.which(tool) is None:
-            return f"{tool} (util-linux) is not installed"
+            return reason("sandbox.why.no_tool", tool=tool)
     plan = memory_plan(settings)
     if plan.problem:
         return plan.problem
@@ -219,10 +247,10 @@ def bubblewrap_problem(settings: SandboxSettings | None = None) -> str | None:
             _PROBES[key] = (
                 None
                 if done.returncode == 0
-                else (f"bubblewrap cannot create a sandbox here: {done.stderr.strip()[:300]}")
+                else reason("sandbox.why.bwrap_fails", detail=done.stderr.strip()[:300])
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
-            _PROBES[key] = f"bubblewrap cannot create a sandbox here: {exc}"
+            _PROBES[key] = reason("sandbox.why.bwrap_fails", detail=str(exc)[:300])
         finally:
             if bpf is not None:
                 bpf.unlink(missing_ok=True)
@@ -246,12 +274,13 @@ class MemoryPlan:
 
     cgroup: CgroupBase | None  # a memory cgroup per kernel (None: the PSS watchdog counts)
     seccomp: bool  # the seccomp filter refuses the system calls of SECCOMP_RULES
-    problem: str | None = None  # set: grading must be refused, for this reason
-    note: str | None = None  # why no cgroup ("auto" without one), why no filter
+    problem: Reason | None = None  # set: grading must be refused, for this reason
+    note: Reason | None = None  # why no cgroup ("auto" without one), why no filter
 
     def describe(self) -> str:
+        """How memory is counted, in English (the grader's log)."""
         if self.problem:
-            return f"unusable: {self.problem}"
+            return f"unusable: {reason_text(self.problem)}"
         if self.cgroup is not None:
             how = (
                 f"a memory cgroup per kernel (cgroup v{self.cgroup.version}, in {self.cgroup.path})"
@@ -269,32 +298,26 @@ def memory_plan(settings: SandboxSettings | None = None) -> MemoryPlan:
     seccomp_problem = _seccomp_problem()
     if mode == "cgroup" and base is None:
         return MemoryPlan(
-            None,
-            False,
-            problem=(
-                f'memory_accounting is "cgroup" but no memory cgroup can be made here: '
-                f"{cgroup_problem}. Grade as root on a machine with a writable memory cgroup, "
-                'or set c.Course.sandbox["memory_accounting"] = "auto" (a seccomp filter and '
-                "the PSS watchdog instead)"
-            ),
+            None, False, problem=reason("sandbox.why.cgroup_required", cgroup=cgroup_problem)
         )
     if base is not None:
         if settings.seccomp_with_cgroup and seccomp_problem:
-            return MemoryPlan(base, False, note=f"no seccomp filter: {seccomp_problem}")
+            return MemoryPlan(
+                base, False, note=reason("sandbox.why.no_filter", why=seccomp_problem)
+            )
         return MemoryPlan(base, settings.seccomp_with_cgroup)
     if seccomp_problem:
-        why = f"{cgroup_problem}, and " if cgroup_problem else ""
         return MemoryPlan(
             None,
             False,
-            problem=(
-                f"the memory limit cannot be enforced here: {why}{seccomp_problem}. Without "
-                "a memory cgroup, the sandbox needs its seccomp filter (memory a kernel holds "
-                "without mapping it would go uncounted)"
+            problem=reason(
+                "sandbox.why.unenforceable", cgroup=cgroup_problem, seccomp=seccomp_problem
             ),
         )
     return MemoryPlan(
-        None, True, note=f"no memory cgroup: {cgroup_problem}" if cgroup_problem else None
+        None,
+        True,
+        note=reason("sandbox.why.no_cgroup", why=cgroup_problem) if cgroup_problem else None,
     )
 
 
@@ -352,22 +375,20 @@ def seccomp_program() -> bytes:
                 handle.seek(0)
                 _SECCOMP["program"] = handle.read()
         except Exception as exc:  # noqa: BLE001 - ImportError, RuntimeError, OSError
-            _SECCOMP["problem"] = (
-                "the seccomp filter cannot be compiled: pyseccomp and libseccomp are needed "
-                "(pip install pyseccomp; Debian/Ubuntu: apt-get install libseccomp2) "
-                f"[{type(exc).__name__}: {str(exc)[:200]}]"
+            _SECCOMP["problem"] = reason(
+                "sandbox.why.no_seccomp", detail=f"{type(exc).__name__}: {str(exc)[:200]}"
             )
-            raise SandboxUnavailable(_SECCOMP["problem"]) from exc
+            raise SandboxUnavailable("sandbox.refused", why=_SECCOMP["problem"]) from exc
     return _SECCOMP["program"]  # type: ignore[return-value]
 
 
-def _seccomp_problem() -> str | None:
+def _seccomp_problem() -> Reason | None:
     if "problem" in _SECCOMP:
         return _SECCOMP["problem"]  # type: ignore[return-value]
     try:
         seccomp_program()
-    except SandboxUnavailable as exc:
-        return str(exc)
+    except SandboxUnavailable:
+        return _SECCOMP["problem"]  # type: ignore[return-value]
     return None
 
 
@@ -406,7 +427,7 @@ _SEQUENCE = itertools.count(1)
 _UNREMOVED: set[Path] = set()  # kernel cgroups whose removal failed: retried later and at exit
 
 
-def _memory_cgroup() -> tuple[CgroupBase | None, str | None]:
+def _memory_cgroup() -> tuple[CgroupBase | None, Reason | None]:
     """The cgroup in which this process can make memory-limited children, else why not."""
     pid = os.getpid()
     if pid not in _CGROUPS:
@@ -416,7 +437,7 @@ def _memory_cgroup() -> tuple[CgroupBase | None, str | None]:
             with open("/proc/self/mountinfo") as handle:
                 mounts = handle.read()
         except OSError as exc:
-            _CGROUPS[pid] = (None, f"cannot read this process's cgroups ({exc})")
+            _CGROUPS[pid] = (None, reason("sandbox.why.cgroups_unreadable", detail=str(exc)))
         else:
             found = locate_memory_cgroup(cgroups, mounts)
             if isinstance(found, str):
@@ -463,14 +484,14 @@ def locate_memory_cgroup(cgroups: str, mountinfo: str) -> tuple[int, Path] | str
         root, point = mounts[key]
         path = own[key]
         if root != "/" and not (path == root or path.startswith(root.rstrip("/") + "/")):
-            return f"this process's memory cgroup {path} is outside the mounted cgroup tree {root}"
+            return reason("sandbox.why.cgroup_outside", path=path, root=root)
         relative = path[len(root) :] if root != "/" else path
         return version, Path(point) / relative.lstrip("/")
     if "memory" in own:
-        return "the cgroup v1 memory hierarchy is not mounted (/sys/fs/cgroup/memory)"
+        return reason("sandbox.why.v1_not_mounted")
     if "unified" in own and "unified" not in mounts:
-        return "no cgroup file system is mounted (/sys/fs/cgroup)"
-    return "this process has no memory cgroup (neither cgroup v1 memory nor cgroup v2)"
+        return reason("sandbox.why.not_mounted")
+    return reason("sandbox.why.no_memory_cgroup")
 
 
 def _words(path: Path) -> list[str]:
@@ -480,12 +501,12 @@ def _words(path: Path) -> list[str]:
         return []
 
 
-def _usable_cgroup(version: int, own: Path) -> tuple[CgroupBase | None, str | None]:
+def _usable_cgroup(version: int, own: Path) -> tuple[CgroupBase | None, Reason | None]:
     """Check that memory-limited children can really be made (a probe child, removed)."""
     if version == 1:
         base = CgroupBase(1, own)
         if not (own / "memory.limit_in_bytes").exists():
-            return None, f"cgroup v1: {own} has no memory.limit_in_bytes"
+            return None, reason("sandbox.why.v1_no_limit", path=str(own))
     else:
         base_path, problem = _v2_base(own)
         if base_path is None:
@@ -500,16 +521,15 @@ def _usable_cgroup(version: int, own: Path) -> tuple[CgroupBase | None, str | No
         if entered.returncode != 0:
             raise OSError(entered.stderr.strip()[:200] or f"status {entered.returncode}")
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return None, (
-            f"cgroup v{version}: cannot create and enter a memory cgroup in {base.path} "
-            f"({exc}); it must be writable by the grader (root, or a delegated cgroup)"
+        return None, reason(
+            "sandbox.why.cgroup_not_writable", version=version, path=str(base.path), detail=str(exc)
         )
     finally:
         probe.remove()
     return base, None
 
 
-def _v2_base(own: Path) -> tuple[Path | None, str | None]:
+def _v2_base(own: Path) -> tuple[Path | None, Reason | None]:
     """cgroup v2: the parent for the kernels' cgroups. Our own cgroup when the memory
     controller is (or can be) enabled for its children; else, as v2 forbids that while our
     cgroup holds processes, its parent when it delegates memory to ours and is writable (the
@@ -518,10 +538,7 @@ def _v2_base(own: Path) -> tuple[Path | None, str | None]:
     if "memory" in _words(control):
         return own, None
     if "memory" not in _words(own / "cgroup.controllers"):
-        return None, (
-            f"cgroup v2: the memory controller is not available in {own} (not in "
-            "cgroup.controllers: the parent cgroup does not delegate it)"
-        )
+        return None, reason("sandbox.why.v2_not_delegated", path=str(own))
     try:
         control.write_text("+memory")
         return own, None
@@ -532,10 +549,8 @@ def _v2_base(own: Path) -> tuple[Path | None, str | None]:
         os.access(p, os.W_OK) for p in (parent, parent / "cgroup.procs", own / "cgroup.procs")
     ):
         return parent, None
-    return None, (
-        f"cgroup v2: the memory controller cannot be enabled for the children of {own} "
-        f"({error}) and its parent {parent} is not writable; run the grader in a delegated "
-        "cgroup (e.g. a systemd unit with Delegate=yes)"
+    return None, reason(
+        "sandbox.why.v2_not_enabled", path=str(own), detail=str(error), parent=str(parent)
     )
 
 
@@ -709,30 +724,21 @@ def choose_launcher(course, allow_unsandboxed: bool = False) -> KernelLauncher:
     used and neither ``allow_unsandboxed`` nor ``c.Course.sandbox["allow_unsandboxed"]`` is set.
     """
     settings = SandboxSettings.from_course(course)
-    problem = (
-        bubblewrap_problem(settings)
-        if settings.enabled
-        else ('the sandbox is disabled in course_config.py (c.Course.sandbox["enabled"] = False)')
-    )
+    problem = bubblewrap_problem(settings) if settings.enabled else reason("sandbox.why.disabled")
     if problem is None:
         plan = memory_plan(settings)
         log.info("sandbox memory limit (%d MB): %s", settings.memory_mb, plan.describe())
         if plan.note:
-            log.info("sandbox: %s", plan.note)
+            log.info("sandbox: %s", reason_text(plan.note))
         return BubblewrapLauncher(settings)
     if not (allow_unsandboxed or settings.allow_unsandboxed):
-        raise SandboxUnavailable(
-            f"Refusing to grade: {problem}. Student notebooks are untrusted code; without the "
-            f"sandbox they run as you, with your files, network and secrets. {INSTALL_HINT}"
-        )
-    message = (
-        f"WARNING: grading WITHOUT a sandbox ({problem}). Student code runs as you, "
-        "with access to your files, the gradebook, the checkers and the network. "
-        "Do this only with notebooks you trust."
-    )
+        raise SandboxUnavailable("sandbox.refused", why=problem)
+    warning = Note("sandbox.unsandboxed", {"why": problem})
+    message = warning.text("en")
     warnings.warn(message, UnsandboxedWarning, stacklevel=2)
     log.warning(message)
-    print(f"\n{'!' * 78}\n{message}\n{'!' * 78}\n", file=sys.stderr)
+    shown = warning.text(getattr(course, "language", "en"))
+    print(f"\n{'!' * 78}\n{shown}\n{'!' * 78}\n", file=sys.stderr)
     return LocalLauncher()
 
 
@@ -745,10 +751,7 @@ def student_package_dir() -> Path:
 
     spec = importlib.util.find_spec(STUDENT_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise SandboxUnavailable(
-            f"the student distribution ({STUDENT_PACKAGE}) is not installed: "
-            "pip install ./student (the grader depends on it)"
-        )
+        raise SandboxUnavailable("sandbox.no_student_package", package=STUDENT_PACKAGE)
     return Path(next(iter(spec.submodule_search_locations))).resolve()
 
 
@@ -1040,7 +1043,7 @@ class _Sandbox:
         self.ipc_dir.chmod(0o700)
         self.plan = memory_plan(settings)
         if self.plan.problem:
-            raise SandboxUnavailable(self.plan.problem)
+            raise SandboxUnavailable("sandbox.refused", why=self.plan.problem)
         # The cgroup is made (and the filter written) at launch, inside the caller's cleanup.
         self.cgroup = (
             KernelCgroup(self.plan.cgroup, settings.memory_mb * MB) if self.plan.cgroup else None

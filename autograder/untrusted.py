@@ -19,7 +19,7 @@ grader bounds it, before anything parses it or shows it to a person:
 * **removal that cannot be stopped**: ``remove_tree`` deletes a work folder however deep its
   nesting (``shutil.rmtree`` recurses and fails past ~1,000 levels or ``PATH_MAX``).
 
-Errors are ``UnsafeInput`` with a reason a student can read.
+Errors are ``UnsafeInput``: a catalogue id and parameters (the reason a student reads).
 """
 
 from __future__ import annotations
@@ -40,15 +40,24 @@ MAX_TEXT_CHARS = 2_000  # one parameter or reason kept in results
 
 
 class UnsafeInput(ValueError):
-    """Input the grader refuses to parse (too large, too deep, not a plain file...).
+    """Input the grader refuses to parse (too large, too deep, not a plain file...), as data:
+    a catalogue id ``unsafe.<kind>`` (``autograder/messages/pipeline.toml``) and its
+    parameters. ``note`` is ``{"id", "params"}``, for a message that quotes why (rendered in
+    that message's language); ``str()`` is the English text."""
 
-    ``kind`` and ``params`` say which bound, as data: ``too_large`` (``limit`` bytes),
-    ``not_regular``, ``unreadable`` (``detail``), ``too_deep``, ``invalid``."""
-
-    def __init__(self, message: str, kind: str = "invalid", **params: Any):
-        super().__init__(message)
-        self.kind = kind
+    def __init__(self, kind: str, **params: Any):
+        self.kind = kind  # too_large (limit), not_regular, unreadable (detail), too_deep, ...
         self.params = params
+        super().__init__(f"unsafe.{kind}")
+
+    @property
+    def note(self) -> dict[str, Any]:
+        return {"id": f"unsafe.{self.kind}", "params": dict(self.params)}
+
+    def __str__(self) -> str:
+        from autograder import messages  # the catalogue is read only when a text is wanted
+
+        return messages.render(self.note["id"], self.params, "en")
 
 
 # --- bounded reads ----------------------------------------------------------------------------
@@ -62,25 +71,19 @@ def read_bounded(path: str | os.PathLike, max_bytes: int) -> bytes:
     except FileNotFoundError:
         raise
     except OSError as exc:
-        raise UnsafeInput(
-            f"the file cannot be read ({exc.strerror})", "unreadable", detail=exc.strerror
-        ) from None
+        raise UnsafeInput("unreadable", detail=exc.strerror or type(exc).__name__) from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise UnsafeInput("it is not a regular file", "not_regular")
+            raise UnsafeInput("not_regular")
         if info.st_size > max_bytes:
-            raise UnsafeInput(
-                f"the file is larger than {_size(max_bytes)}", "too_large", limit=max_bytes
-            )
+            raise UnsafeInput("too_large", limit=max_bytes, size=_size(max_bytes))
         with os.fdopen(fd, "rb", closefd=False) as handle:
             data = handle.read(max_bytes + 1)
     finally:
         os.close(fd)
     if len(data) > max_bytes:
-        raise UnsafeInput(
-            f"the file is larger than {_size(max_bytes)}", "too_large", limit=max_bytes
-        )
+        raise UnsafeInput("too_large", limit=max_bytes, size=_size(max_bytes))
     return data
 
 
@@ -124,7 +127,7 @@ def loads_json(
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            raise UnsafeInput("it is not UTF-8 text") from None
+            raise UnsafeInput("not_utf8") from None
     else:
         text = data
     # no document can nest deeper than it has openings: most artifacts are checked by two
@@ -132,13 +135,11 @@ def loads_json(
     openings = text.count("[") + text.count("{")
     depth = json_depth(text) if openings > max_depth else openings
     if depth > max_depth:
-        raise UnsafeInput(
-            f"it is nested {depth} levels deep (at most {max_depth} are read)", "too_deep"
-        )
+        raise UnsafeInput("too_deep", depth=depth, limit=max_depth)
     try:
         value = json.loads(text, parse_constant=None if constants else _reject_constant)
     except (ValueError, RecursionError) as exc:
-        raise UnsafeInput(f"it is not valid JSON ({str(exc)[:120]})") from None
+        raise UnsafeInput("not_json", detail=str(exc)[:120]) from None
     if not _SURROGATE_ESCAPE.search(text) and not _SURROGATES.search(text):
         return value  # no lone surrogate can be in it: skip the walk
     return _without_surrogates(value)
@@ -189,18 +190,20 @@ def read_npz(
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
-        raise UnsafeInput("it is not a .npz archive") from None
+        raise UnsafeInput("not_npz") from None
     with archive:
         members = archive.infolist()
         if len(members) > max_members:
-            raise UnsafeInput(f"it holds {len(members)} arrays (at most {max_members})")
+            raise UnsafeInput("too_many_arrays", n=len(members), limit=max_members)
         total = sum(m.file_size for m in members)
         if total > max_total_bytes:
-            raise UnsafeInput(f"its arrays take {_size(total)} (at most {_size(max_total_bytes)})")
+            raise UnsafeInput("arrays_too_large", size=_size(total), limit=_size(max_total_bytes))
         arrays = {}
         for member in members:
             if member.file_size > max_member_bytes:
-                raise UnsafeInput(f"{member.filename} takes {_size(member.file_size)}")
+                raise UnsafeInput(
+                    "array_too_large", name=member.filename, size=_size(member.file_size)
+                )
             name = member.filename.removesuffix(".npy")
             try:
                 with archive.open(member) as handle:
@@ -212,17 +215,17 @@ def read_npz(
                     )
                     shape, fortran, dtype = header(handle)
                     if dtype.hasobject or dtype.kind not in kinds:
-                        raise UnsafeInput(f"{name} is not numeric")
+                        raise UnsafeInput("not_numeric", name=name)
                     nbytes = math.prod(shape) * dtype.itemsize
                     if handle.tell() + nbytes != member.file_size:
-                        raise UnsafeInput(f"{name}'s header does not match its size")
+                        raise UnsafeInput("bad_header", name=name)
                     payload = handle.read(nbytes + 1)  # + 1: reach the end, check the CRC
             except UnsafeInput:
                 raise
             except Exception as exc:  # noqa: BLE001 - any malformed member is the same verdict
-                raise UnsafeInput(f"{name} is not a plain array ({str(exc)[:120]})") from None
+                raise UnsafeInput("not_plain_array", name=name, detail=str(exc)[:120]) from None
             if len(payload) != nbytes:
-                raise UnsafeInput(f"{name} is truncated")
+                raise UnsafeInput("truncated", name=name)
             array = np.frombuffer(payload, dtype=dtype).reshape(
                 shape, order="F" if fortran else "C"
             )

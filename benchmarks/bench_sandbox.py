@@ -72,12 +72,17 @@ def main(argv: list[str] | None = None) -> dict:
     from autograder.config import load_course
     from autograder.core import Assignment, GradingSettings
     from autograder.execute import LocalLauncher, SubmissionError, read_submission
-    from autograder.sandbox import BubblewrapLauncher, SandboxSettings, bubblewrap_problem
+    from autograder.sandbox import (
+        BubblewrapLauncher,
+        SandboxSettings,
+        bubblewrap_problem,
+        reason_text,
+    )
     from tests.sample_class import build_sample_class
 
     problem = bubblewrap_problem()
     if problem:
-        print(f"cannot benchmark the sandbox: {problem}", file=sys.stderr)
+        print(f"cannot benchmark the sandbox: {reason_text(problem)}", file=sys.stderr)
         return {}
     os.environ.setdefault("COURSE_DATA_HOME", str(ROOT.parent / "shared" / "data"))
     launchers = {"unsandboxed": LocalLauncher(), "sandboxed": BubblewrapLauncher(SandboxSettings())}

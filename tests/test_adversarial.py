@@ -22,7 +22,12 @@ import pytest
 
 from autograder.capture import ArtifactError, Artifacts
 from autograder.record import gradebook_scores
-from autograder.sandbox import BubblewrapLauncher, SandboxSettings, bubblewrap_problem
+from autograder.sandbox import (
+    BubblewrapLauncher,
+    SandboxSettings,
+    bubblewrap_problem,
+    reason_text,
+)
 from tests.adversarial.build import (
     AID,
     CASES,
@@ -151,7 +156,7 @@ def adversarial(tmp_path_factory, data_home) -> Graded:
     if problem:
         pytest.skip(
             f"the adversarial corpus runs in the bubblewrap sandbox, unavailable here: "
-            f"{problem} (install it: apt-get install bubblewrap; CI does)"
+            f"{reason_text(problem)} (install it: apt-get install bubblewrap; CI does)"
         )
     from autograder.batch import grade_class
 

@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from autograder.sandbox import BubblewrapLauncher, SandboxSettings, bubblewrap_problem
+from autograder.sandbox import (
+    BubblewrapLauncher,
+    SandboxSettings,
+    bubblewrap_problem,
+    reason_text,
+)
 from tests.adversarial.training import (
     AID,
     CASES,
@@ -38,7 +43,7 @@ def _grade_class(folder, aid, notebook, build_case, cases, build_honest, honest_
     settings = SandboxSettings()
     problem = bubblewrap_problem(settings)
     if problem:
-        pytest.skip(f"needs the bubblewrap sandbox: {problem}")
+        pytest.skip(f"needs the bubblewrap sandbox: {reason_text(problem)}")
     course = make_course(folder / "state")
     release = nbformat.read(course.release_dir / aid / notebook, as_version=4)
     notebooks = {case.student: build_case(release, case) for case in cases}

@@ -171,14 +171,26 @@ def test_unexecuted_test_cell_is_not_graded(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "payload", [b"{not json", b'{"present": "yes"}', b"[1, 2]", b'{"present": true, "value": NaN}']
+    "payload, spanish, english",
+    [
+        (b"{not json", "no es JSON válido", "it is not valid JSON"),
+        (b'{"present": "yes"}', "no tiene el formato", "does not have the captured-answer format"),
+        (b"[1, 2]", "no tiene el formato", "does not have the captured-answer format"),
+        (b'{"present": true, "value": NaN}', "no es JSON válido", "it is not valid JSON"),
+        (b"[" * 5000 + b"]" * 5000, "está anidado 5000 niveles", "nested 5000 levels deep"),
+        (b"\xff\xfe{}", "no es texto UTF-8", "not UTF-8 text"),
+    ],
 )
-def test_forged_artifacts_are_rejected(tmp_path, monkeypatch, payload):
+def test_forged_artifacts_are_rejected(tmp_path, monkeypatch, payload, spanish, english):
     folder = write_answers(tmp_path / "a", monkeypatch, **RIGHT)
     (folder / "answers" / "steps_lr_003.json").write_bytes(payload)
     cells = run_checks("lesson4_learning_rate", folder, POINTS)
     assert cells["test_steps_lr_003"].score == 0
-    assert cells["test_steps_lr_003"].checks[0].message_id == "artifact_invalid"
+    check = cells["test_steps_lr_003"].checks[0]
+    assert check.message_id == "artifact_invalid"
+    # why, as data: said in each language, never an English reason in the Spanish message
+    assert spanish in check.messages["es"] and english in check.messages["en"], check.messages
+    assert english not in check.messages["es"]
 
 
 def test_symlinked_artifact_is_rejected(tmp_path, monkeypatch):
@@ -189,7 +201,10 @@ def test_symlinked_artifact_is_rejected(tmp_path, monkeypatch):
     target.unlink()
     target.symlink_to(outside)
     cells = run_checks("lesson4_learning_rate", folder, POINTS)
-    assert cells["test_steps_lr_003"].checks[0].message_id == "artifact_invalid"
+    check = cells["test_steps_lr_003"].checks[0]
+    assert check.message_id == "artifact_invalid"
+    assert "es un enlace simbólico" in check.messages["es"]
+    assert "is a symbolic link" in check.messages["en"]
 
 
 def test_english_messages(tmp_path, monkeypatch):

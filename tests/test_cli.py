@@ -5,6 +5,8 @@ codes, quiet runs, and students who no longer have a submission. No notebook is 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import logging
 import subprocess
@@ -133,7 +135,9 @@ def test_a_misspelt_assignment_names_the_nearest_one(tmp_path, capsys):
     for command in (["feedback"], ["report"], ["regrade"], ["grade"]):
         code, _, err = run(capsys, *command, "lesson4_learning_rat", "--state-dir", str(tmp_path))
         assert code == 1, command
-        assert 'Did you mean "lesson4_learning_rate"' in err, (command, err)
+        # in the course language (Spanish): the nearest id, and no English sentence
+        assert '¿Querías decir "lesson4_learning_rate"?' in err, (command, err)
+        assert "Did you mean" not in err, err
         assert "grade it first" not in err and "califícala primero" not in err
 
 
@@ -464,3 +468,34 @@ def test_a_missing_lti_user_ids_file_names_the_command_that_writes_it(tmp_path):
     course.nbgrader_config.Course.lms = {"lti": {"user_ids": str(tmp_path / "lti_users.csv")}}
     with pytest.raises(LmsError, match="autograder lti-roster"):
         course_roster(course, lti=True)
+
+
+@pytest.mark.parametrize(
+    "language, words, foreign",
+    [
+        (
+            "es",
+            ("uso: autograder", "opciones:", "órdenes:", "error de uso"),
+            ("usage:", "options:"),
+        ),
+        ("en", ("usage: autograder", "options:", "commands:", "usage error"), ("uso:", "opciones")),
+    ],
+)
+def test_argparse_own_words_are_in_the_course_language(language, words, foreign, monkeypatch):
+    """The usage line, the section headings and the usage-error line are catalogue texts."""
+    monkeypatch.setenv("DLCOURSE_LANGUAGE", language)
+    parser = cli.build_parser()
+    grade = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    text = parser.format_help() + grade.choices["grade"].format_help()
+    errors = io.StringIO()
+    with pytest.raises(SystemExit) as stop, contextlib.redirect_stderr(errors):
+        cli.build_parser().parse_args(["grade"])
+    assert stop.value.code == cli.EXIT_USAGE
+    text += errors.getvalue()
+    for word in words:
+        assert word in text, word
+    for word in foreign:
+        assert word not in text, word
+    heading = "argumentos:" if language == "es" else "positional arguments:"
+    assert heading in grade.choices["grade"].format_help()
+    assert text.count("uso: uso:") == 0 and text.count("usage: usage:") == 0

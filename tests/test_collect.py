@@ -4,6 +4,7 @@ that is not a valid id is refused (never a submission); ``timestamp.txt`` is rea
 import os
 
 from autograder.collect import STUDENT_ID, scan_submissions
+from autograder.results import Note
 
 
 def _submit(root, name, stamp=None):
@@ -31,7 +32,8 @@ def test_invalid_ids_are_refused_with_a_reason_and_never_become_submissions(tmp_
     assert len(refused) == len(names) - 1
     for folder, reason in refused.items():
         assert folder.isprintable() and "\x1b" not in folder, folder
-        assert "not a valid student id" in reason
+        assert "not a valid student id" in Note.from_dict(reason).text("en")
+        assert "no es un identificador de estudiante válido" in Note.from_dict(reason).text("es")
 
 
 def test_timestamps_are_parsed_or_noted(tmp_path):

@@ -20,19 +20,32 @@ def test_corrupt_file_is_refused_with_a_fix(tmp_path, data_home):
     (tmp_path / "winequality-red.csv").write_text("fixed acidity;quality\n1;2\n")
     with pytest.raises(data.DataError) as err:
         data.load_red_wine(tmp_path)
-    assert "corrupt" in str(err.value) and "delete it" in str(err.value)
+    english, spanish = err.value.text("en"), err.value.text("es")
+    assert "corrupt" in english and "delete it" in english
+    assert "está dañado" in spanish and "bórralo" in spanish and "delete" not in spanish
+
+
+def test_a_data_error_speaks_the_course_language(tmp_path, monkeypatch):
+    """A student reads the error under the setup cell: in the course's language."""
+    for language, words in (("es", "no está en"), ("en", "is not in")):
+        monkeypatch.setenv("DLCOURSE_LANGUAGE", language)
+        with pytest.raises(data.DataError) as err:
+            data.fetch_file(data.RED_WINE, tmp_path / "none", download_if_missing=False)
+        assert words in str(err.value), str(err.value)
 
 
 def test_missing_file_without_download_says_how_to_fix(tmp_path):
     with pytest.raises(data.DataError) as err:
         data.load_red_wine(tmp_path / "empty", download_if_missing=False)
-    assert "COURSE_DATA_HOME" in str(err.value)
+    assert "COURSE_DATA_HOME" in err.value.text("en") and "Fix:" in err.value.text("en")
+    assert "Cómo arreglarlo" in err.value.text("es")
 
 
 def test_offline_download_gives_clear_error(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise urllib.error.URLError("network unreachable")
 
+    monkeypatch.setenv("DLCOURSE_LANGUAGE", "en")  # str(): the course language
     monkeypatch.setattr(data.urllib.request, "urlopen", offline)
     with pytest.raises(data.DataError) as err:
         data.load_red_wine(tmp_path / "home")
@@ -64,8 +77,10 @@ def test_download_is_verified_and_cached(tmp_path, monkeypatch, data_home):
             return False
 
     monkeypatch.setattr(data.urllib.request, "urlopen", lambda url, timeout: Response(b"tampered"))
-    with pytest.raises(data.DataError, match="checksum mismatch"):
+    with pytest.raises(data.DataError) as err:
         data.fetch_file(data.RED_WINE, tmp_path)
+    assert "checksum mismatch" in err.value.text("en")
+    assert "la suma de comprobación no coincide" in err.value.text("es")
     assert not (tmp_path / "winequality-red.csv").exists()
 
     monkeypatch.setattr(

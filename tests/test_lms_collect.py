@@ -725,3 +725,227 @@ def test_moodle_without_roster_uses_participant_ids(course, tmp_path):
     members, _ = moodle_members("4")
     report = collect_archive(course, AID, write_zip(tmp_path / "m.zip", members), "moodle")
     assert set(report.by_student()) == {"101", "102", "103", "199"}
+
+
+# --- what the instructor reads: notes (id and parameters), in the course language -------------
+
+
+def test_collect_summary_is_rendered_in_spanish_and_in_english(course, tmp_path):
+    from autograder.messages import catalogue
+
+    archive, _ = canvas_archive(tmp_path)
+    roster = write_csv(tmp_path / "roster.csv", CANVAS_ROSTER)
+    report = collect_archive(course, AID, archive, "canvas", roster=roster)
+    spanish, english = report.summary("es"), report.summary("en")
+    assert report.summary() == english  # English unless asked
+    assert spanish.startswith("recogidas 5 entrega(s) de lesson4_learning_rate desde ")
+    assert english.startswith("collected 5 submission(s) of lesson4_learning_rate from ")
+    assert "con retraso (2): anon_Xy12z, ben" in spanish and "late (2)" in english
+    assert "anónimas (1)" in spanish and "anonymous (1)" in english
+    assert "ben: learning_rate-2.ipynb se ha tomado como learning_rate.ipynb" in spanish
+    assert "8 problema(s), no colocados como entregas:" in spanish
+    assert "- sin asociar: nadiegina_9999_507_learning_rate.ipynb [nadiegina 9999]: " in spanish
+    assert "- unmatched: nadiegina_9999_507_learning_rate.ipynb [nadiegina 9999]: " in english
+    assert "el usuario de Canvas 9999 («nadiegina») no está en el roster" in spanish
+    # a reason that quotes another (the hint) is in the same language
+    assert "no está en el roster; iris tiene ese nombre" in spanish
+    assert "añade canvas_id 1009 a su fila" in spanish
+    assert "informe: " in spanish and "report: " in english
+    assert "guardado en " in spanish and "kept at " in english
+    for problem in report.problems:
+        assert problem.note["id"] in catalogue(), problem.note
+        assert problem.note["id"].startswith("lms.collect.")
+        assert problem.text("en") == problem.detail and problem.detail in english
+        assert problem.text("es") in spanish and problem.text("es") != problem.detail
+        assert problem.detail not in spanish  # no English reason in the Spanish summary
+    for word in ("collected", "submission(s)", "not laid out", "kept at", "report:", "roster:"):
+        assert word not in spanish, word
+    for kind in ("unmatched", "not_notebook", "duplicate", "ambiguous", "unrecognized"):
+        assert f"- {kind}:" not in spanish and f"- {kind}:" in english
+
+
+def test_moodle_reasons_quoting_the_roster_match_are_in_one_language(course, tmp_path):
+    members, _ = moodle_members("4")
+    archive = write_zip(tmp_path / "m.zip", members)
+    roster = write_csv(tmp_path / "roster.csv", MOODLE_ROSTER)
+    report = collect_archive(course, AID, archive, "moodle", roster=roster)
+    zoe = next(p for p in report.problems if p.lms_id == "199")
+    assert zoe.note["id"] == "lms.collect.moodle.not_in_roster"
+    assert zoe.note["params"]["why"] == {
+        "id": "lms.collect.name.nobody",
+        "params": {"name": "Zoe Extra"},
+    }
+    assert zoe.text("es") == (
+        "el participante de Moodle 199 («Zoe Extra») no está en el roster: "
+        "nadie se llama «Zoe Extra» en el roster"
+    )
+    assert zoe.detail == (
+        "Moodle participant 199 ('Zoe Extra') is not in the roster: "
+        "nobody called 'Zoe Extra' in the roster"
+    )
+    spanish = report.summary("es")
+    assert zoe.text("es") in spanish and "nobody called" not in spanish
+
+
+def test_collect_report_json_carries_each_problems_note(course, tmp_path):
+    from autograder.lms.collect import collect_report_path
+    from autograder.results import Note
+
+    archive, _ = canvas_archive(tmp_path)
+    roster = write_csv(tmp_path / "roster.csv", CANVAS_ROSTER)
+    report = collect_archive(course, AID, archive, "canvas", roster=roster)
+    saved = json.loads(collect_report_path(course, AID).read_text(encoding="utf-8"))
+    problems = {p["source"]: p for p in saved["last_run"]["problems"]}
+    assert set(problems) == {p.source for p in report.problems}
+    for entry in problems.values():
+        assert set(entry) >= {"kind", "source", "detail", "note", "lms_id", "name", "kept_at"}
+        note = Note.from_dict(entry["note"])
+        assert note is not None and set(entry["note"]) == {"id", "params"}
+        assert entry["detail"] == note.text("en")  # the English text, as before notes
+        assert note.text("es") != entry["detail"]
+    assert problems["README.txt"]["note"] == {
+        "id": "lms.collect.canvas.not_canvas_name",
+        "params": {},
+    }
+    assert problems["nadiegina_9999_507_learning_rate.ipynb"]["note"] == {
+        "id": "lms.collect.canvas.not_in_roster",
+        "params": {"user_id": "9999", "name": "nadiegina", "hint": None},
+    }
+    iris = problems["ibáñeziris_1009_510_learning_rate.ipynb"]["note"]
+    assert iris["id"] == "lms.collect.canvas.not_in_roster"
+    assert iris["params"]["hint"] == {
+        "id": "lms.collect.canvas.hint_no_canvas_id",
+        "params": {"student": "iris", "user_id": "1009"},
+    }
+    assert problems["ruizdani_1004_505_learning_rate.pdf"]["note"] == {
+        "id": "lms.collect.not_notebook",
+        "params": {"filename": "learning_rate.pdf"},
+    }
+    assert problems["vidalhugo_1008_508_a.ipynb"]["note"] == {
+        "id": "lms.collect.ambiguous",
+        "params": {"count": 2, "notebook": NOTEBOOK},
+    }
+    assert problems["oneilcarla_1003_503_learning_rate.ipynb"]["note"] == {
+        "id": "lms.collect.duplicate_notebook",
+        "params": {"used": "learning_rate-1.ipynb"},
+    }
+
+
+def test_hostile_names_in_reasons_are_escaped_in_every_language(course, tmp_path):
+    canvas = write_zip(
+        tmp_path / "s.zip",
+        {
+            # Ana's PDF, its name with a newline and terminal escapes: in the reason's params
+            "garcíaana_1001_505_\x1b]0;owned\x07evil\nname.pdf": b"%PDF-1.4",
+            "garcíaana_1001_501_learning_rate.ipynb": notebook_bytes("ana"),
+            # a crafted name that quotes the student's own file name in the reason
+            "lópezben_1002_9_x_777_800_\x1b[2Jlr.ipynb": notebook_bytes("crafted"),
+        },
+    )
+    roster = write_csv(tmp_path / "r.csv", IMPOSTOR_ROSTER)
+    report = collect_archive(course, AID, canvas, "canvas", roster=roster)
+    # Moodle: a right-to-left override in the folder's name, quoted twice (nested reason)
+    moodle = write_zip(
+        tmp_path / "m.zip",
+        {"Zoe\u202eExtra_199_assignsubmission_file/learning_rate.ipynb": notebook_bytes("zoe")},
+    )
+    moodle_report = collect_archive(
+        course, AID, moodle, "moodle", roster=write_csv(tmp_path / "m.csv", MOODLE_ROSTER)
+    )
+    pdf = next(p for p in report.problems if p.kind == "not_notebook")
+    assert pdf.note["params"]["filename"] == "\\x1b]0;owned\\x07evil\\nname.pdf"
+    crafted = next(p for p in report.problems if p.note["id"] == "lms.collect.canvas.crafted_name")
+    assert crafted.note["params"]["filename"] == "x_777_800_\\x1b[2Jlr.ipynb"
+    zoe = moodle_report.problems[0]
+    assert zoe.note["params"]["why"]["params"]["name"] == "Zoe\\u202eExtra"
+    for language in ("es", "en"):
+        for each in (report, moodle_report):
+            summary = each.summary(language)
+            assert all(line.isprintable() for line in summary.splitlines()), language
+            assert "\x1b" not in summary and "\u202e" not in summary
+            for problem in each.problems:
+                assert problem.text(language).isprintable(), (language, problem.note)
+        assert "\\x1b]0;owned\\x07evil\\nname.pdf" in pdf.text(language)
+        assert "x_777_800_\\x1b[2Jlr.ipynb" in crafted.text(language)
+        assert zoe.text(language).count("Zoe\\u202eExtra") == 2
+    assert "«\\x1b]0;owned" not in pdf.text("es")  # the file name, escaped, in the sentence
+    assert pdf.text("es").endswith("no es un cuaderno (.ipynb)")
+
+
+def test_every_reason_of_the_collect_path_is_a_catalogue_note():
+    """The collectors pass notes (``Note("lms.collect...", ...)``) to the layout, never
+    sentences, and every id they name (and every problem kind) is in the catalogue."""
+    import ast
+    import re
+
+    import autograder.lms as lms_package
+    from autograder.lms.collect import PROBLEM_KINDS, Layout
+    from autograder.messages import catalogue
+
+    def is_text(node) -> bool:
+        return isinstance(node, ast.JoinedStr | ast.BinOp) or (
+            isinstance(node, ast.Constant) and isinstance(node.value, str)
+        )
+
+    folder = Path(lms_package.__file__).parent
+    used, calls = set(), 0
+    for name in ("collect.py", "canvas.py", "moodle.py", "roster.py"):
+        text = (folder / name).read_text(encoding="utf-8")
+        used |= set(re.findall(r'Note\(\s*"(lms\.collect\.[a-z0-9_.]+)"', text))
+        for node in ast.walk(ast.parse(text)):
+            # layout.problem(zf, kind, source, note, ...): the reason is never a text
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "problem":
+                calls += 1
+                assert len(node.args) >= 4 and not is_text(node.args[3]), (name, node.lineno)
+            if isinstance(node, ast.Assign) and any(
+                getattr(t, "attr", "") == "refusal" for t in node.targets
+            ):
+                assert not is_text(node.value), (name, node.lineno)
+            # match_name / member_refusal / the resolver: (None, why) with why a Note
+            if isinstance(node, ast.Return) and isinstance(node.value, ast.Tuple):
+                first, *rest = node.value.elts
+                if isinstance(first, ast.Constant) and first.value is None and rest:
+                    assert not is_text(rest[0]), (name, node.lineno)
+            if isinstance(node, ast.FunctionDef) and node.name == "member_refusal":
+                for ret in ast.walk(node):
+                    if isinstance(ret, ast.Return) and ret.value is not None:
+                        assert not is_text(ret.value), (name, ret.lineno)
+    assert calls >= 12
+    assert len(used) > 30
+    assert used <= set(catalogue()), sorted(used - set(catalogue()))
+    for kind in PROBLEM_KINDS:
+        assert f"lms.collect.kind.{kind}" in catalogue(), kind
+    entries = {k: v for k, v in catalogue().items() if k.startswith("lms.collect.")}
+    for message_id, texts in entries.items():
+        if not message_id.startswith("lms.collect.kind."):
+            assert texts["es"] != texts["en"], message_id
+    # and at run time: a sentence handed to the layout is refused
+    layout = Layout.__new__(Layout)
+    with pytest.raises(TypeError):
+        layout.problem(None, "unrecognized", "x.txt", "an English sentence")
+
+
+@pytest.mark.parametrize(
+    ("language", "expected", "absent"),
+    [
+        ("es", "recogidas 5 entrega(s)", "collected"),
+        ("en", "collected 5 submission(s)", "recogidas"),
+    ],
+)
+def test_cli_collect_prints_the_summary_in_the_course_language(
+    tmp_path, monkeypatch, capsys, language, expected, absent
+):
+    from autograder import cli
+    from tests.conftest import ROOT
+
+    monkeypatch.setenv("DLCOURSE_LANGUAGE", language)
+    archive, _ = canvas_archive(tmp_path)
+    roster = write_csv(tmp_path / "roster.csv", CANVAS_ROSTER)
+    state = tmp_path / "state"
+    state.mkdir()
+    argv = ["collect", AID, str(archive), "--lms", "canvas", "--roster", str(roster)]
+    argv += ["--config", str(ROOT / "course_config.py"), "--state-dir", str(state)]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert expected in out and absent not in out
+    assert ("sin asociar" in out) == (language == "es")

@@ -556,3 +556,161 @@ def test_a_formgrader_override_reaches_the_feedback_page_and_the_report(course):
     assert re.search(r'id="score">\s*6 / 8', html), html[:2000]
     report = write_report(course, AID).read_text(encoding="utf-8")
     assert re.search(r"ben.{0,400}?6/8|ben.{0,400}?6 / 8", report, re.S)
+
+
+# --- what the exports say: notes in the report, the course's language on the terminal ------------
+
+
+def _english_texts(*message_ids: str) -> list[str]:
+    from autograder.messages import render
+
+    return [render(m, {}, "en") for m in message_ids]
+
+
+def _warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_canvas_skip_reasons_are_notes_in_the_course_language(course, caplog):
+    course.language = "es"
+    with caplog.at_level("WARNING", logger="autograder"):
+        path = export_canvas(course, AID)
+    report = json.loads(path.with_name(path.name + ".report.json").read_text())
+    items = {s["student"]: s for s in report["skipped"]}
+    assert items["anon_Xy12z"]["note"] == {"id": "lms.export.canvas.anonymous", "params": {}}
+    assert items["zoe"]["note"]["id"] == "lms.export.canvas.no_id"
+    english = _english_texts("lms.export.canvas.anonymous", "lms.export.canvas.no_id")
+    for item in items.values():  # the English text beside the note, for JSON readers
+        assert item["reason"] == Note.from_dict(item["note"]).text("en")
+        spanish = Note.from_dict(item["note"]).text("es")
+        assert spanish and not any(e in spanish for e in english)
+        assert "anonymous" not in spanish and "name only" not in spanish
+    assert "anónima" in Note.from_dict(items["anon_Xy12z"]["note"]).text("es")
+    logged = _warnings(caplog)
+    assert len(logged) == 2, logged
+    assert all(line.startswith("exportación a Canvas: ") for line in logged), logged
+    assert any("anon_Xy12z no se ha escrito: entrega anónima" in line for line in logged)
+    assert not any(e in line for line in logged for e in english), logged
+    caplog.clear()
+    course.language = "en"
+    with caplog.at_level("WARNING", logger="autograder"):
+        export_canvas(course, AID)
+    assert "canvas export: zoe not written: " + english[1] in _warnings(caplog)
+
+
+def test_moodle_skip_reasons_and_notes_are_notes_in_the_course_language(course, tmp_path, caplog):
+    course.language = "es"
+    moodle_placements(course, tmp_path)
+    keep = [i for i, title in enumerate(EN_HEADER) if title != "Maximum grade"]
+    data, _ = build_worksheet(
+        [EN_HEADER[i] for i in keep], [[r[i] for i in keep] for r in worksheet_rows("8.00")]
+    )
+    worksheet = tmp_path / "w.csv"
+    worksheet.write_bytes(data)
+    with caplog.at_level("WARNING", logger="autograder"):
+        out = export_moodle(course, AID, worksheet=worksheet)
+    report = json.loads(out.with_name(out.name + ".report.json").read_text())
+    items = {s["student"]: s for s in report["skipped"]}
+    assert set(items) == {"zoe", "iris", "anon_Xy12z"}
+    assert items["iris"]["note"]["id"] == "lms.export.moodle.not_in_worksheet"
+    assert items["zoe"]["note"]["id"] == "lms.export.moodle.locked"
+    assert report["notes_as_data"] == [{"id": "lms.export.moodle.no_max_grade", "params": {}}]
+    english = _english_texts(
+        "lms.export.moodle.not_in_worksheet",
+        "lms.export.moodle.locked",
+        "lms.export.moodle.no_max_grade",
+    )
+    assert report["notes"] == [english[2]]  # the English text too, for JSON readers
+    notes = [Note.from_dict(s["note"]) for s in report["skipped"]]
+    notes += [Note.from_dict(n) for n in report["notes_as_data"]]
+    for item in report["skipped"]:
+        assert item["reason"] == Note.from_dict(item["note"]).text("en")
+    for note in notes:
+        spanish = note.text("es")
+        assert spanish and not any(e in spanish for e in english), spanish
+        assert "worksheet" not in spanish and "Maximum grade" not in spanish
+    assert "Calificación máxima" in notes[-1].text("es")
+    logged = _warnings(caplog)
+    assert len(logged) == 4, logged
+    assert all(line.startswith("exportación a Moodle: ") for line in logged), logged
+    assert any("iris: no está en la hoja de calificaciones" in line for line in logged), logged
+    assert not any(e in line for line in logged for e in english), logged
+
+
+def test_moodle_several_rows_of_one_student_is_a_note():
+    from autograder.grades import GradeRow
+    from autograder.lms.moodle import fill_worksheet
+
+    data, _ = build_worksheet(EN_HEADER, worksheet_rows("8.00")[:2])
+    row = GradeRow("ana", AID, 8, 8, "graded", None)
+    result = fill_worksheet(data, [row], lambda records, columns: {1: "ana", 2: "ana"})
+    (item,) = result.skipped
+    assert item["note"] == {"id": "lms.export.moodle.several_rows", "params": {"count": 2}}
+    assert item["reason"] == "2 worksheet rows belong to this student"
+    assert Note.from_dict(item["note"]).text("es").startswith("2 filas de la hoja")
+
+
+def test_export_sources_hold_no_english_reasons_and_only_known_ids():
+    """The exporters' reasons and notes are catalogue ids (``lms_export.toml``): no English
+    ``"reason"`` literal is left, and every id they name is defined."""
+    import autograder.lms.canvas as canvas_module
+    import autograder.lms.moodle as moodle_module
+    from autograder.messages import catalogue
+
+    known = set(catalogue())
+    for module in (canvas_module, moodle_module):
+        source = Path(module.__file__).read_text(encoding="utf-8")
+        assert not re.search(r"""["']reason["']\s*:\s*[rbuf]*["']""", source), module.__name__
+        assert not re.search(r"""notes\.append\(\s*[rbuf]*["']""", source), module.__name__
+        used = set(re.findall(r'(?:Note|LmsError|StageError)\(\s*"([a-z0-9_.]+)"', source))
+        assert any(u.startswith("lms.export.") for u in used), module.__name__
+        assert used <= known, sorted(used - known)
+
+
+# --- grading and feedback warnings on the instructor's terminal ---------------------------------
+
+
+def test_grading_and_feedback_warnings_are_in_the_course_language(course, caplog, monkeypatch):
+    from autograder import batch, feedback, reference
+    from autograder.lms.collect import collect_report_path
+    from autograder.results import StageError
+
+    course.language = "es"
+    path = collect_report_path(course, AID)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("{not json", encoding="utf-8")
+
+    def no_reference(*args, **kwargs):
+        raise StageError("lms.moodle.empty")
+
+    monkeypatch.setattr(reference, "grade_reference", no_reference)
+    with caplog.at_level("WARNING", logger="autograder"):
+        assert batch._placements(course, AID) == {}
+        assert feedback.reference_trainings(course, AID) == {}
+        feedback.write_feedback(course, AID, students=["nadie\x1b[31m"], reference=False)
+    logged = _warnings(caplog)
+    assert f"el informe de recogida de {AID} no se puede leer" in logged[0], logged
+    assert logged[1] == (
+        f"no hay curvas de referencia para {AID}: La hoja de calificaciones está vacía."
+    ), logged
+    assert logged[2] == (  # the student id as given, cleaned of its escape sequence
+        f"no hay resultados de nadie en {AID}: no se ha escrito su retroalimentación"
+    ), logged
+
+
+def test_regrade_and_refused_folder_warnings_are_in_the_course_language(course, caplog):
+    from autograder.batch import grade_class, regrade_class
+
+    course.language = "es"
+    (course.submitted_dir / "bad name" / AID).mkdir(parents=True)
+    with caplog.at_level("WARNING", logger="autograder"):
+        regrade_class(course, AID)  # graded results, but no artifacts on disk
+        grade_class(course, AID, launcher=object(), progress=False)  # nothing to run
+    logged = _warnings(caplog)
+    assert "ana: no hay artefactos legibles; califícalo de nuevo con --force" in logged, logged
+    # the reason is the note ``scan_submissions`` gives, in the same language
+    refused = [
+        line for line in logged if line.startswith("carpeta de entrega rechazada 'bad name'")
+    ]
+    assert refused and "valid student id" not in refused[0], refused
+    assert not any("no readable artifacts" in line or "refused" in line for line in logged)

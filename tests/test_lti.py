@@ -5,6 +5,7 @@ against the specification."""
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import shutil
 import threading
@@ -20,7 +21,8 @@ import pytest
 from autograder.export import EXPORTERS
 from autograder.lms import lti, lti_nrps
 from autograder.lms.common import LmsError
-from autograder.results import Note
+from autograder.messages import catalogue
+from autograder.results import Note, render_note
 from tests.conftest import make_course
 from tests.test_lms_export import AID, graded_state, student_result
 
@@ -431,6 +433,13 @@ def test_wrong_key_is_refused_and_nothing_is_sent(course, platform, tmp_path):
     report = json.loads((tmp_path / "report.json").read_text())
     assert "invalid_client" in report["fatal"]
     assert all(o["error"].startswith("not sent") for o in report["outcomes"])
+    # beside the English texts, the notes: shown in the instructor's language
+    assert report["fatal_note"]["id"] == "lms.lti.platform.token_refused"
+    assert render_note(report["fatal_note"], "en") == report["fatal"]
+    assert "rechazó la petición de token" in render_note(report["fatal_note"], "es")
+    assert {o["note"]["id"] for o in report["outcomes"]} == {"lms.lti.outcome.not_sent"}
+    _, spanish = both(info.value)
+    assert spanish.startswith("3 de 3 calificaciones no se aceptaron (no enviada: la plataforma")
 
 
 def test_expired_client_assertion_is_refused(course, platform, tmp_path):
@@ -475,6 +484,8 @@ def test_key_from_environment_and_key_hygiene(course, platform, tmp_path, tool_k
     monkeypatch.setenv(lti.ENV_KEY_FILE, str(loose))
     report = export(course, tmp_path)
     assert any("chmod 600" in w for w in report["warnings"])
+    assert [n["id"] for n in report["warning_notes"]] == ["lms.lti.key_readable"]
+    assert "otros usuarios pueden leer" in render_note(report["warning_notes"][0], "es")
     course.nbgrader_config.Course.lms["lti"]["private_key"] = "-----BEGIN..."
     with pytest.raises(LmsError, match="Do not put the LTI private key"):
         export(course, tmp_path)
@@ -784,6 +795,10 @@ def test_dry_run_with_the_line_items_service_contacts_nothing(auto_course, platf
     report = export(auto_course, tmp_path, dry_run=True)
     assert platform.token_requests == 0 and platform.service_requests == []
     assert all("looked up in lineitems_url" in o["error"] for o in report["outcomes"])
+    assert all(
+        o["note"] == Note("lms.lti.outcome.dry_run", {"lookup": True}).to_dict()
+        for o in report["outcomes"]
+    )
 
 
 def test_names_from_the_platform_reach_the_terminal_escaped(nrps_course, platform, tmp_path):
@@ -804,7 +819,7 @@ def test_names_from_the_platform_reach_the_terminal_escaped(nrps_course, platfor
 def test_the_new_settings_are_strict(course):
     lms = course.nbgrader_config.Course.lms
     lms["lti"]["roster_match"] = "mail"
-    with pytest.raises(LmsError, match="roster_match.*'email', 'email_local'"):
+    with pytest.raises(LmsError, match="roster_match.*'email'.*'email_local'"):
         lti.lti_settings(course)
     lms["lti"]["roster_match"] = "email_local"
     lms["lti"]["labels"] = {"lesson4_learning_rte": "x"}
@@ -826,3 +841,168 @@ def test_an_id_from_the_roster_is_corrected_there(nrps_course, platform, tmp_pat
     assert "lms.lti_user_id_conflict_roster" in ids(sync.problems)
     assert "ana" not in (tmp_path / "lti_users.csv").read_text()
     assert {m.student: m.change for m in sync.matches} == {"ana": "kept", "ben": "added"}
+
+
+# --- what a platform's failure says, in both languages ----------------------------------------
+
+# words of our English sentences that have no place in a Spanish one
+ENGLISH = re.compile(
+    r"\b(the|is|not|of|to|and|for|from|at|has|no answer|answered|refused|request|grant(ed)?|"
+    r"nothing|check|enable|tool|next|page|link|loops?|back|reading|listing|membership|scores?|"
+    r"sent|delivered|may|allowed)\b",
+    re.IGNORECASE,
+)
+
+
+def data(params: dict) -> list[str]:
+    """Every text parameter of a note and of the notes nested in it: what the platform, the
+    transport or the course said (bodies, URLs, scopes, paths), quoted as it is."""
+    found = []
+    for value in params.values():
+        note = Note.from_dict(value)
+        if note is not None:
+            found += data(note.params)
+        elif isinstance(value, str):
+            found.append(value)
+    return found
+
+
+def ours(note: Note, language: str) -> str:
+    """The note's text without its data parameters, the strings quoted in it (the Canvas and
+    Moodle setting labels, which stay in English) and HTTP statuses: our own words."""
+    text = note.text(language)
+    for value in sorted(data(note.params), key=len, reverse=True):
+        if value:
+            text = text.replace(value, " ")
+    text = re.sub(r'"[^"]*"', " ", text)
+    return re.sub(r"\bHTTP \d+\b", " ", text)
+
+
+def both(exc) -> tuple[str, str]:
+    """The error in English (its ``str``) and in Spanish, with no English word of ours in it."""
+    english, spanish = exc.note.text("en"), exc.note.text("es")
+    assert english == str(exc)
+    found = ENGLISH.findall(ours(exc.note, "es"))
+    assert not found, (found, spanish)
+    assert ENGLISH.search(ours(exc.note, "en"))  # the check does see English
+    return english, spanish
+
+
+def test_a_token_failure_speaks_both_languages(course, platform, tool_key, tmp_path):
+    platform.close()  # the token URL answers nothing
+    settings = lti.lti_settings(course)
+    client = lti.AgsClient(settings, tool_key.read_bytes(), sleep=lambda s: None)
+    try:
+        with pytest.raises(lti.TokenError) as info:
+            client.token()
+    finally:
+        client.close()
+    english, spanish = both(info.value)
+    assert english.startswith(f"no access token from {platform.token_url}: ConnectError")
+    assert spanish.startswith(f"no se obtuvo ningún token de acceso de {platform.token_url}:")
+    # the export's verdict quotes every student's reason in the reader's language too
+    with pytest.raises(lti.LtiPassbackError) as info:
+        export(course, tmp_path, sleep=lambda s: None)
+    english, spanish = both(info.value)
+    assert english.startswith("3 of 3 scores were not accepted (not sent: no access token")
+    assert spanish.startswith("3 de 3 calificaciones no se aceptaron (no enviada: no se obtuvo")
+    assert f"Informe: {tmp_path / 'report.json'}" in spanish
+
+
+def test_a_missing_scope_speaks_both_languages_with_its_hint(nrps_course, platform):
+    platform.service_fail = [(403, b'{"error": "insufficient scope"}', "application/json")]
+    with pytest.raises(lti.LtiServiceError) as info:
+        lti_nrps.sync_roster(nrps_course)
+    english, spanish = both(info.value)
+    label = '"Can retrieve user data associated with the context the tool is installed in"'
+    where = platform.memberships_url
+    assert english == (
+        "reading the context membership (NRPS): the platform answered HTTP 403 "
+        f'({{"error": "insufficient scope"}}) at {where}; enable the Names and Role '
+        f"Provisioning Service for the tool (Canvas: developer key scope {label}; Moodle: "
+        "\"IMS LTI Names and Role Provisioning: Use this service to retrieve members' "
+        'information as per privacy settings")'
+    )
+    assert spanish.startswith(
+        "al leer los miembros del contexto (NRPS): la plataforma respondió HTTP 403 "
+        f'({{"error": "insufficient scope"}}) en {where}; habilita el servicio de nombres'
+    )
+    assert label in spanish  # the platform's own label, as Canvas shows it
+    note = info.value.note.to_dict()
+    assert note["params"]["what"] == {"id": "lms.lti.doing.memberships", "params": {}}
+    assert note["params"]["hint"] == {"id": "lms.lti.scope.nrps", "params": {}}
+    # a token the platform grants without the scope: the same hint, as a note of its own
+    platform.allowed_scopes = {lti.SCORE_SCOPE, lti.LINEITEM_SCOPE}
+    hints = lti.scope_hints([lti.NRPS_SCOPE, lti.SCORE_SCOPE, "urn:other"])
+    assert [h["id"] for h in hints] == ["lms.lti.scope.nrps", "lms.lti.scope.score"]
+    assert lti.scope_hints(["urn:other"]) == [{"id": "lms.lti.scope.unknown", "params": {}}]
+    joined = Note.from_dict(lti.scope_hint([lti.LINEITEM_SCOPE, lti.SCORE_SCOPE]))
+    assert joined.text("es").count("; habilita") == 1
+    assert '"Can create and update submission results"' in joined.text("es")
+
+
+def test_a_refused_scope_speaks_both_languages(nrps_course, platform):
+    platform.allowed_scopes = {lti.SCORE_SCOPE}  # the token request itself is refused
+    with pytest.raises(lti.LtiServiceError) as info:
+        lti_nrps.sync_roster(nrps_course)
+    english, spanish = both(info.value)
+    assert "the tool may not be allowed the scope(s) " + lti.NRPS_SCOPE in english
+    assert "no tenga permitido el alcance (scope) " + lti.NRPS_SCOPE in spanish
+    assert "habilita el servicio de nombres y roles" in spanish
+
+
+def test_a_paging_loop_speaks_both_languages(nrps_course, auto_course, platform):
+    platform.next_link = platform.memberships_url  # page 2 is page 1 again
+    with pytest.raises(lti.LtiServiceError) as info:
+        lti_nrps.sync_roster(nrps_course)
+    english, spanish = both(info.value)
+    assert english == (
+        "reading the context membership (NRPS): the next page link loops back to "
+        + platform.memberships_url
+    )
+    assert spanish.startswith(
+        "al leer los miembros del contexto (NRPS): el enlace a la página siguiente vuelve a "
+        + platform.memberships_url
+    )
+    platform.line_items = other_items(platform)
+    platform.next_link = "http://evil.example/line_items?page=2"
+    client = lti.AgsClient(
+        lti.lti_settings(auto_course), lti.load_private_key(lti.lti_settings(auto_course))[0]
+    )
+    try:
+        with pytest.raises(lti.LtiServiceError) as info:
+            lti.list_line_items(client, platform.lineitems_url)
+    finally:
+        client.close()
+    english, spanish = both(info.value)
+    assert english.startswith("listing the line items: the next page link points to another")
+    assert spanish.startswith("al listar los line items: el enlace a la página siguiente apunta")
+
+
+PLATFORM_ERRORS = (
+    r"(?<!class )\b(TokenError|LtiServiceError|LtiPassbackError|_PlatformError|LmsError)\(\s*"
+)
+
+
+def test_platform_errors_are_catalogue_ids_not_sentences():
+    """Every error of lti.py and lti_nrps.py is raised as a catalogue id (its first argument a
+    literal ``"lms...."``), every id those files name is in the catalogue, and nothing goes
+    out as ``plain`` text."""
+    root = Path(lti.__file__).parent
+    known = set(catalogue())
+    used, sentences = set(), []
+    for name in ("lti.py", "lti_nrps.py"):
+        text = (root / name).read_text(encoding="utf-8")
+        for call in re.finditer(PLATFORM_ERRORS + r"([^,)\n]*)", text):
+            first = call.group(2).strip()
+            if not re.fullmatch(r'"lms\.[a-z0-9_.]+"', first):
+                sentences.append(f"{name}: {call.group(0)}")
+        assert not re.search(r'raise \w*Error\(\s*f?"[^"]*[A-Z ][^"]*"', text), name
+        assert '"plain"' not in text, name
+        used |= set(re.findall(r'"(lms\.[a-z0-9_.]+)"', text))
+        used |= {f"lms.lti.doing.{op}" for op in re.findall(r'\bdoing\("([a-z_]+)"', text)}
+    used |= {f"lms.lti_line_item_by_{how}" for how in ("resource_id", "label")}
+    assert not sentences, sentences
+    assert {"lms.lti.platform.page_loop", "lms.lti.doing.memberships"} <= used
+    assert used <= known, sorted(used - known)
+    assert set(lti.SCOPE_HINTS.values()) <= known

@@ -31,8 +31,11 @@ def _course(tmp_path, *, break_solution: bool = False):
 
 def test_a_reference_below_full_marks_fails_the_release(tmp_path, data_home):
     course = _course(tmp_path, break_solution=True)
-    with pytest.raises(ReleaseError, match=r"scores 7 of 8.*test_steps_lr_003 0/1"):
+    with pytest.raises(ReleaseError, match=r"scores 7 of 8.*test_steps_lr_003 0/1") as info:
         release(course, AID)
+    spanish = info.value.note.text("es")  # the CLI shows it in the course language
+    assert "obtiene 7 de 8" in spanish and "test_steps_lr_003 0/1" in spanish, spanish
+    assert "scores" not in spanish and "Fix the" not in spanish
     assert cached_reference(course, AID) is None or cached_reference(course, AID).score == 7
 
 

@@ -30,6 +30,7 @@ from autograder.sandbox import (
     UnsandboxedWarning,
     bubblewrap_problem,
     choose_launcher,
+    reason_text,
     sanitize_workdir,
 )
 
@@ -46,7 +47,7 @@ LIMITS = SandboxSettings(
 )
 needs_bwrap = pytest.mark.skipif(
     bubblewrap_problem(LIMITS) is not None,
-    reason=f"bubblewrap sandbox unavailable: {bubblewrap_problem(LIMITS)} "
+    reason=f"bubblewrap sandbox unavailable: {reason_text(bubblewrap_problem(LIMITS))} "
     "(apt-get install bubblewrap; CI installs it)",
 )
 
@@ -143,7 +144,7 @@ def listener():
 @pytest.fixture(scope="module")
 def sandboxed(tmp_path_factory, listener, data_home):
     if bubblewrap_problem(LIMITS):
-        pytest.skip(f"bubblewrap sandbox unavailable: {bubblewrap_problem(LIMITS)}")
+        pytest.skip(f"bubblewrap sandbox unavailable: {reason_text(bubblewrap_problem(LIMITS))}")
     from tests.conftest import make_course
 
     tmp = tmp_path_factory.mktemp("sandboxed")
@@ -319,6 +320,28 @@ def test_refuses_to_run_unsandboxed_without_bubblewrap(course):
         choose_launcher(course)
     message = str(info.value)
     assert "apt-get install bubblewrap" in message and "--allow-unsandboxed" in message
+    assert "'no-such-bwrap-here') is not installed" in message
+    # the instructor reads it in the course language, the reason included
+    spanish = info.value.note.text("es")
+    assert spanish.startswith("Me niego a calificar: bubblewrap ('no-such-bwrap-here') no está")
+    assert "is not installed" not in spanish and "--allow-unsandboxed" in spanish
+
+
+def test_the_cli_refuses_an_unavailable_sandbox_in_the_course_language(tmp_path, capsys):
+    from autograder.cli import main
+    from tests.conftest import ROOT
+
+    config = tmp_path / "course_config.py"
+    extra = '\nc.Course.sandbox = {"bwrap": "no-such-bwrap-here"}\n'
+    config.write_text((ROOT / "course_config.py").read_text(encoding="utf-8") + extra)
+    state = tmp_path / "state"
+    folder = state / "submitted" / "ana" / "lesson4_learning_rate"
+    folder.mkdir(parents=True)
+    (folder / "learning_rate.ipynb").write_text('{"cells": [], "nbformat": 4}')
+    argv = ["--config", str(config), "--state-dir", str(state), "grade", "lesson4_learning_rate"]
+    status = main(argv)
+    said = capsys.readouterr().err
+    assert status == 1 and "Me niego a calificar" in said and "Refusing" not in said, said
 
 
 def test_unsandboxed_only_when_explicitly_allowed_and_loudly(course, capsys):

@@ -39,6 +39,7 @@ from autograder.sandbox import (
     kernel_cgroups,
     locate_memory_cgroup,
     memory_plan,
+    reason_text,
     seccomp_program,
     sweep_cgroups,
 )
@@ -65,12 +66,12 @@ SECCOMP = dataclasses.replace(BASE, memory_accounting="seccomp")
 
 needs_bwrap = pytest.mark.skipif(
     bubblewrap_problem(SECCOMP) is not None,
-    reason=f"bubblewrap sandbox unavailable: {bubblewrap_problem(SECCOMP)} "
+    reason=f"bubblewrap sandbox unavailable: {reason_text(bubblewrap_problem(SECCOMP))} "
     "(apt-get install bubblewrap; CI installs it)",
 )
 needs_cgroup = pytest.mark.skipif(
     memory_plan(CGROUP).problem is not None,
-    reason=f"no memory cgroup can be delegated here: {memory_plan(CGROUP).problem}",
+    reason=f"no memory cgroup can be delegated here: {reason_text(memory_plan(CGROUP).problem)}",
 )
 MEMORY_REASON = f"the notebook used more than {LIMIT_MB} MB of memory and was stopped"
 RUN = RunSettings(cell_timeout=60, notebook_timeout=90)
@@ -376,14 +377,18 @@ def test_memory_accounting_setting_is_read_strictly():
 def test_cgroup_mode_refuses_to_grade_without_a_cgroup(monkeypatch, course):
     monkeypatch.setattr(sandbox, "_memory_cgroup", lambda: (None, "no writable memory cgroup"))
     monkeypatch.setattr(sandbox, "_PROBES", {})
-    problem = bubblewrap_problem(SandboxSettings(memory_accounting="cgroup"))
+    problem = reason_text(bubblewrap_problem(SandboxSettings(memory_accounting="cgroup")))
     assert 'memory_accounting is "cgroup"' in problem and "no writable memory cgroup" in problem
     course.nbgrader_config.Course.sandbox = {"memory_accounting": "cgroup"}
     with pytest.raises(SandboxUnavailable, match="no memory cgroup can be made"):
         choose_launcher(course)
     # auto: the seccomp filter instead
     plan = memory_plan(SandboxSettings())
-    assert plan.cgroup is None and plan.seccomp and "no writable memory cgroup" in plan.note
+    assert (
+        plan.cgroup is None
+        and plan.seccomp
+        and "no writable memory cgroup" in reason_text(plan.note)
+    )
 
 
 def test_without_a_cgroup_the_filter_is_required(monkeypatch):
@@ -391,7 +396,7 @@ def test_without_a_cgroup_the_filter_is_required(monkeypatch):
     monkeypatch.setattr(sandbox, "_seccomp_problem", lambda: "pyseccomp is not installed")
     monkeypatch.setattr(sandbox, "_PROBES", {})
     for mode in ("auto", "seccomp"):
-        problem = bubblewrap_problem(SandboxSettings(memory_accounting=mode))
+        problem = reason_text(bubblewrap_problem(SandboxSettings(memory_accounting=mode)))
         assert "cannot be enforced" in problem and "pyseccomp is not installed" in problem
     # with a cgroup the filter is a bonus: grading goes on without it
     base = sandbox.CgroupBase(1, Path("/nonexistent"))
@@ -421,8 +426,9 @@ def test_locate_memory_cgroup():
         1,
         Path("/sys/fs/cgroup/memory/k"),
     )
-    assert "not mounted" in locate_memory_cgroup(v1, "")
-    assert "no memory cgroup" in locate_memory_cgroup("1:cpu:/\n", mounts)
+    assert "not mounted" in reason_text(locate_memory_cgroup(v1, ""))
+    assert "no memory cgroup" in reason_text(locate_memory_cgroup("1:cpu:/\n", mounts))
+    assert "no está montada" in reason_text(locate_memory_cgroup(v1, ""), "es")
 
 
 def test_command_applies_the_filter_in_the_innermost_bwrap(tmp_path):

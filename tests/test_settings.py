@@ -173,8 +173,8 @@ def test_the_old_flat_thresholds_still_load_with_a_deprecation_warning(tmp_path)
     ("line", "where", "expected", "found"),
     [
         ('c.Course.workers = "4"', "c.Course.workers", "int", "str"),
-        ("c.Course.notebook_timeout = None", "c.Course.notebook_timeout", "number", "NoneType"),
-        ('c.Course.language = "fr"', "c.Course.language", "one of 'es', 'en'", "str"),
+        ("c.Course.notebook_timeout = None", "c.Course.notebook_timeout", "float", "NoneType"),
+        ('c.Course.language = "fr"', "c.Course.language", "'es' | 'en'", "str"),
         ('c.Course.sandbox["memory_mb"] = 3.5', 'c.Course.sandbox["memory_mb"]', "int", "float"),
         (
             'c.Course.sandbox["allow_unsandboxed"] = "no"',
@@ -185,13 +185,13 @@ def test_the_old_flat_thresholds_still_load_with_a_deprecation_warning(tmp_path)
         (
             'c.Course.assignments["lesson4_learning_rate"]["timeout"] = "300"',
             'c.Course.assignments["lesson4_learning_rate"]["timeout"]',
-            "number",
+            "float",
             "str",
         ),
         (
             'c.Course.thresholds["lesson4_learning_rate"]["answer_rtol"] = "1e-6"',
             'c.Course.thresholds["lesson4_learning_rate"]["answer_rtol"]',
-            "number",
+            "float",
             "str",
         ),
         (
@@ -204,7 +204,7 @@ def test_the_old_flat_thresholds_still_load_with_a_deprecation_warning(tmp_path)
         (
             'c.Course.lms = {"gradescope": {"visibility": "public"}}',
             'c.Course.lms["gradescope"]["visibility"]',
-            "one of 'hidden'",
+            "'hidden' | ",
             "str",
         ),
     ],
@@ -380,3 +380,76 @@ def test_the_schemas_moodle_column_roles_are_the_exporters():
     from autograder.lms.moodle import COLUMN_NAMES
 
     assert set(MOODLE_COLUMN_ROLES) == set(COLUMN_NAMES)
+
+
+# --- the errors are catalogue messages, in the instructor's language --------------------------
+
+BAD_CONFIGS = {
+    "config.unknown_key": "c.Course.langauge = 'es'",
+    "config.wrong_type": 'c.Course.lms = {"moodle": {"feedback": "yes"}}',
+    "config.missing_key": 'c.Course.assignments["extra"] = {"timeout": 10}',
+    "config.refused.lti_private_key": 'c.Course.lms = {"lti": {"private_key": "-----BEGIN"}}',
+    "config.canvas_id_not_number": (
+        f'c.Course.lms = {{"canvas": {{"assignments": {{"{AIDS[0]}": "x"}}}}}}'
+    ),
+    "config.not_positive": 'c.Course.lms = {"lti": {"max_response_mb": 0}}',
+    "config.min_not_below_max": (
+        'c.Course.thresholds["lesson4_early_stopping"]["es_val_mae_min"] = 1'
+    ),
+    "config.one_of": 'c.Course.sandbox = {"memory_accounting": "pss"}',
+}
+
+
+@pytest.mark.parametrize("message_id", sorted(BAD_CONFIGS))
+def test_a_config_error_is_a_message_in_both_languages(tmp_path, message_id):
+    with pytest.raises(ConfigError) as info:
+        load_with(tmp_path, BAD_CONFIGS[message_id])
+    note = info.value.note
+    assert note.id == message_id
+    english, spanish = note.text("en"), note.text("es")
+    assert str(info.value) == english
+    assert english != spanish and "{{" not in spanish and "{%" not in spanish
+    assert note.params["where"].startswith("c.Course") and note.params["where"] in spanish
+    # the Spanish text carries none of the English one's words
+    for english_word in (" must ", " needs ", " has an unknown ", "See docs", " Do not "):
+        assert english_word not in spanish, spanish
+
+
+def test_the_cli_names_the_misspelt_key_in_the_course_language(tmp_path, capsys, monkeypatch):
+    from autograder.cli import main
+
+    monkeypatch.delenv("DLCOURSE_LANGUAGE", raising=False)
+    path = tmp_path / "course_config.py"
+    path.write_text(
+        (ROOT / "course_config.py").read_text(encoding="utf-8") + "\nc.Course.workrs = 2\n"
+    )
+    assert main(["--config", str(path), "--state-dir", str(tmp_path), "report", AIDS[0]]) == 1
+    said = capsys.readouterr().err
+    assert "error de configuración" in said and 'clave desconocida "workrs"' in said, said
+    assert '¿Querías decir "workers"?' in said and "Did you mean" not in said, said
+    monkeypatch.setenv("DLCOURSE_LANGUAGE", "en")
+    assert main(["--config", str(path), "--state-dir", str(tmp_path), "report", AIDS[0]]) == 1
+    assert 'unknown key "workrs". Did you mean "workers"?' in capsys.readouterr().err
+
+
+def test_no_config_error_is_a_sentence_in_the_code():
+    """Every ``ConfigError``/``InvalidSetting`` names a catalogue id; none holds a sentence."""
+    import re
+
+    import autograder
+    from autograder.config import LtiSettings
+    from autograder.messages import catalogue
+
+    used, sentences = set(), []
+    for path in Path(autograder.__file__).parent.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        used |= set(re.findall(r'(?:ConfigError|InvalidSetting)\(\s*"([a-z0-9_.]+)"', text))
+        sentences += re.findall(r'(?:ConfigError|InvalidSetting)\(\s*f?"([^"]*[A-Z ][^"]*)"', text)
+    used |= set(LtiSettings.REFUSED_KEYS.values())
+    with pytest.raises(ConfigError) as info:  # {name: value} beside {assignment id: {...}}
+        assignment_thresholds(AIDS[0], {AIDS[0]: {"answer_rtol": 1e-3}, "answer_rtol": 1e-3})
+    assert info.value.note.id == "config.thresholds_mixed" and "{" not in info.value.note.id
+    assert "no de las dos formas" in info.value.note.text("es")
+    assert set(BAD_CONFIGS) <= used | {"config.unknown_key", "config.wrong_type"}
+    assert used <= set(catalogue()), sorted(used - set(catalogue()))
+    assert not sentences, sentences

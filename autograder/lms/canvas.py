@@ -63,8 +63,9 @@ from autograder.lms.roster import (
     name_orders,
     printable_report,
 )
-from autograder.results import StageError
+from autograder.results import Note, StageError
 from autograder.spreadsheet import safe_row
+from autograder.untrusted import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -166,8 +167,8 @@ def holds_canvas_name(filename: str) -> bool:
 
 
 # --- collect ------------------------------------------------------------------------------------
-
-FORMAT = "<name>_[LATE_]<user id>_<attachment id>_<file>, at the top of the zip"
+# Every reason a file is not laid out is a Note (``lms.collect.canvas.*``,
+# ``autograder/messages/lms_collect.toml``); ``how`` is a tag ("roster:canvas_id", ...).
 
 
 @dataclass
@@ -178,7 +179,7 @@ class _Claim:
     candidate: Candidate
     student: str | None = None
     how: str = ""
-    refusal: str | None = None
+    refusal: Note | None = None
     by_name: bool = False  # the roster confirmed the name part, not only the id
 
 
@@ -187,10 +188,7 @@ def _confirm(claim: _Claim, roster: Roster, basename: str) -> None:
     r = claim.reading
     if r.anon_id:
         if roster.get(r.anon_id):
-            claim.refusal = (
-                f"the anonymous id {r.anon_id} is also a student id in the roster: "
-                "an anonymous submission is never filed under a student"
-            )
+            claim.refusal = Note("lms.collect.canvas.anon_in_roster", {"anon_id": r.anon_id})
         else:
             claim.student, claim.how = r.anon_id, "anonymous grading (no identity in the download)"
         return
@@ -199,23 +197,29 @@ def _confirm(claim: _Claim, roster: Roster, basename: str) -> None:
         return
     person = roster.by("canvas_id", r.user_id)
     if person is None:
-        claim.refusal = f"Canvas user {r.user_id} ('{r.name}') is not in the roster" + _hint(
-            roster, r, basename
+        hint = _hint(roster, r, basename)
+        claim.refusal = Note(
+            "lms.collect.canvas.not_in_roster",
+            {"user_id": r.user_id, "name": r.name, "hint": hint.to_dict() if hint else None},
         )
         return
     keys = canvas_name_keys(person)
     if keys and fold(r.name) not in keys:
         expected = canvas_file_name(person.sortable_name or person.name)
-        claim.refusal = (
-            f"the file is named for '{r.name}', but Canvas user {r.user_id} is "
-            f"{person.student_id} ('{expected}') in the roster: Canvas writes each user's own "
-            "name, so this file imitates another student's, or the roster is wrong"
+        claim.refusal = Note(
+            "lms.collect.canvas.imitation",
+            {
+                "name": r.name,
+                "user_id": r.user_id,
+                "student": person.student_id,
+                "expected": expected,
+            },
         )
         return
     claim.student, claim.how, claim.by_name = person.student_id, "roster:canvas_id", bool(keys)
 
 
-def _hint(roster: Roster, r: CanvasName, basename: str) -> str:
+def _hint(roster: Roster, r: CanvasName, basename: str) -> Note | None:
     """Why a Canvas user may be missing from the roster, when the roster suggests it."""
     for person in roster.people:
         if not person.canvas_id:
@@ -223,18 +227,17 @@ def _hint(roster: Roster, r: CanvasName, basename: str) -> str:
         for key in {canvas_file_name(n) for n in name_orders(person)}:
             for late in ("", "LATE_"):
                 if basename.startswith(f"{key}_{late}{person.canvas_id}_"):
-                    return (
-                        f"; the roster's {person.student_id} (Canvas user {person.canvas_id}) "
-                        f"is called '{key}', which ends in digits that Canvas's file names "
-                        "cannot tell from a user id: check this file by hand"
+                    return Note(
+                        "lms.collect.canvas.hint_digits",
+                        {"student": person.student_id, "canvas_id": person.canvas_id, "key": key},
                     )
     person, _ = roster.match_name(r.name, "canvas_id", canvas_style=True)
     if person:
-        return (
-            f"; the roster's {person.student_id} has that name but no canvas_id: if this is "
-            f"them, add canvas_id {r.user_id} to their row (a name alone never decides)"
+        return Note(
+            "lms.collect.canvas.hint_no_canvas_id",
+            {"student": person.student_id, "user_id": r.user_id},
         )
-    return ""
+    return None
 
 
 def collect_canvas(
@@ -274,8 +277,7 @@ def collect_canvas(
                     zf,
                     "unrecognized",
                     name,
-                    f"in a folder: Canvas writes every file at the top of the zip ({FORMAT}); "
-                    "collect the zip as Canvas gave it",
+                    Note("lms.collect.canvas.in_folder"),
                     stranger,
                 )
                 continue
@@ -285,7 +287,7 @@ def collect_canvas(
                     zf,
                     "unrecognized",
                     name,
-                    f"not a Canvas submission file name ({FORMAT})",
+                    Note("lms.collect.canvas.not_canvas_name"),
                     stranger,
                 )
                 continue
@@ -312,7 +314,7 @@ def collect_canvas(
             )
             _confirm(claim, people, name)
             if claim.student is not None and not STUDENT_ID.fullmatch(claim.student):
-                claim.refusal = f"'{claim.student}' is not a valid student id"
+                claim.refusal = Note("lms.collect.invalid_student_id", {"student": claim.student})
             claims.append(claim)
         accepted = _settle(claims, want)
         for claim in claims:
@@ -347,22 +349,16 @@ def _settle(claims: list[_Claim], want: str) -> list[_Claim]:
         names = sorted({c.reading.name for c in group})
         if len(names) > 1 and not all(c.by_name for c in group):
             for claim in group:
-                claim.refusal = (
-                    f"the files of Canvas user {lms_id} carry different names "
-                    f"({', '.join(names)}), and Canvas writes one: some imitate this "
-                    "student's and the roster has no name to tell which (add sortable_name)"
+                claim.refusal = Note(
+                    "lms.collect.canvas.different_names", {"lms_id": lms_id, "names": names}
                 )
             continue
         notebooks = [c for c in group if c.reading.filename.lower().endswith(".ipynb")]
         if not any(notebook_stem(c.reading.filename) == want for c in notebooks):
             for claim in notebooks:
                 if holds_canvas_name(claim.reading.filename):
-                    claim.refusal = (
-                        f"the file name the student gave, '{claim.reading.filename}', "
-                        "continues like another Canvas download name (<name>_<id>_<id>_...): "
-                        "a crafted Canvas name can produce that to pass a file off as this "
-                        "student's, so it is not taken as their renamed notebook; check it "
-                        "by hand"
+                    claim.refusal = Note(
+                        "lms.collect.canvas.crafted_name", {"filename": claim.reading.filename}
                     )
         accepted += [c for c in group if c.refusal is None]
     return accepted
@@ -409,6 +405,12 @@ def _person(roster: Roster, placements: dict[str, dict[str, Any]], student: str)
     return person
 
 
+def _skip(student: str, why: Note) -> dict[str, Any]:
+    """A report item: who was not written and why, as data (``note``, rendered where it is
+    shown) and in English (``reason``, for JSON consumers)."""
+    return {"student": student, "reason": why.text("en"), "note": why.to_dict()}
+
+
 def export_canvas(
     course: Course,
     assignment_id: str | None = None,
@@ -419,7 +421,8 @@ def export_canvas(
     """A Canvas gradebook import CSV for one assignment (or every assignment with a Canvas id).
 
     Writes ``out`` (default ``exports/canvas_<assignment>.csv``) and beside it
-    ``<out>.report.json`` listing every student who could not be written and why.
+    ``<out>.report.json`` listing every student who could not be written and why (a note:
+    ``lms.export.canvas.*``, ``autograder/messages/lms_export.toml``).
     """
     if assignment_id:
         aids = [assignment_id]
@@ -438,7 +441,7 @@ def export_canvas(
     people = course_roster(course, roster)
     grades: dict[str, dict[str, str]] = {}
     maxima: dict[str, float] = {}
-    skipped: list[dict[str, str]] = []
+    skipped: list[dict[str, Any]] = []
     placements: dict[str, dict[str, Any]] = {}
     for aid, target in targets.items():
         placements.update(load_placements(course, aid))
@@ -454,23 +457,10 @@ def export_canvas(
     for student in sorted(grades):
         person = _person(people, placements, student)
         if student.startswith("anon_") and not person.canvas_id:
-            skipped.append(
-                {
-                    "student": student,
-                    "reason": "anonymous submission: Canvas has no "
-                    "identity for it until anonymity is lifted; post it in SpeedGrader "
-                    "or with LTI",
-                }
-            )
+            skipped.append(_skip(student, Note("lms.export.canvas.anonymous")))
             continue
         if not (person.canvas_id or person.sis_user_id or person.sis_login_id):
-            skipped.append(
-                {
-                    "student": student,
-                    "reason": "no Canvas ID or SIS id in the roster "
-                    "or the collected submissions; Canvas would match by name only",
-                }
-            )
+            skipped.append(_skip(student, Note("lms.export.canvas.no_id")))
             continue
         rows.append(
             [
@@ -514,7 +504,11 @@ def export_canvas(
     }
     write_json_atomic(out.with_name(out.name + ".report.json"), report)
     for item in skipped:
-        log.warning("canvas export: %s not written: %s", item["student"], item["reason"])
+        line = Note(
+            "lms.export.canvas.not_written",
+            {"student": clean_text(item["student"], 100, one_line=True), "reason": item["note"]},
+        )
+        log.warning("%s", line.text(course.language))
     if not rows:  # a file of headers only would import as "nothing changed"
         raise StageError(
             "lms.nothing_written",

@@ -18,6 +18,7 @@ from typing import Any
 from autograder.collect import STUDENT_ID, notebook_stem
 from autograder.config import Course
 from autograder.lms.common import LmsError, lms_state_dir, write_json_atomic
+from autograder.results import Note
 
 # --- collect: the report every LMS collector returns ------------------------------------------
 
@@ -37,18 +38,50 @@ class Placed:
     attachment_id: str | None = None
 
 
+PROBLEM_KINDS = (
+    "unrecognized",
+    "not_notebook",
+    "unmatched",
+    "duplicate",
+    "ambiguous",
+    "too_large",
+    "unsafe",
+)
+
+
 @dataclass
 class Problem:
-    """Something in the archive that was not laid out as a submission, and why."""
+    """Something in the archive that was not laid out as a submission, and why: ``note`` is
+    the reason as data (``Note.to_dict()``: a ``lms.collect.*`` id and its parameters,
+    ``autograder/messages/lms_collect.toml``), rendered in the reader's language."""
 
-    kind: (
-        str  # unrecognized | not_notebook | unmatched | duplicate | ambiguous | too_large | unsafe
-    )
+    kind: str  # one of PROBLEM_KINDS
     source: str
-    detail: str
+    note: dict[str, Any]
     lms_id: str | None = None
     name: str | None = None
     kept_at: str | None = None  # where the file was saved for the instructor to look at
+
+    def text(self, language: str = "en") -> str:
+        """The reason in ``language``."""
+        note = Note.from_dict(self.note)
+        return note.text(language) if note else ""
+
+    @property
+    def detail(self) -> str:
+        """The reason in English (what the collect report JSON has always carried)."""
+        return self.text("en")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "source": self.source,
+            "detail": self.detail,
+            "note": {"id": self.note.get("id"), "params": dict(self.note.get("params") or {})},
+            "lms_id": self.lms_id,
+            "name": self.name,
+            "kept_at": self.kept_at,
+        }
 
 
 @dataclass
@@ -66,39 +99,65 @@ class CollectReport:
         return not self.problems
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["problems"] = [p.to_dict() for p in self.problems]
+        return data
 
     def by_student(self) -> dict[str, Placed]:
         return {p.student: p for p in self.placed}
 
-    def summary(self) -> str:
+    def summary(self, language: str = "en") -> str:
+        """What the instructor reads (``lms.collect.summary.*``), in ``language``."""
+
+        def say(message_id: str, **params: Any) -> str:
+            return Note(message_id, params).text(language)
+
         lines = [
-            f"collected {len(self.placed)} submission(s) of {self.assignment} from "
-            f"{Path(self.archive).name} ({self.lms})"
+            say(
+                "lms.collect.summary.header",
+                count=len(self.placed),
+                assignment=self.assignment,
+                archive=Path(self.archive).name,
+                lms=self.lms,
+            )
         ]
         late = [p.student for p in self.placed if p.late]
         if late:
-            lines.append(f"  late ({len(late)}): {', '.join(late)}")
+            lines.append("  " + say("lms.collect.summary.late", count=len(late), students=late))
         anonymous = [p.student for p in self.placed if p.lms_id.startswith("anon_")]
         if anonymous:
-            lines.append(
-                f"  anonymous ({len(anonymous)}): graded under their anonymous ids; "
-                "Canvas has no identity for them until anonymity is lifted"
-            )
-        renamed = [p for p in self.placed if p.renamed_from]
-        for p in renamed:
-            lines.append(f"  {p.student}: {p.renamed_from} was taken as {self.notebook}")
-        if self.problems:
-            lines.append(f"  {len(self.problems)} problem(s), not laid out as submissions:")
-            for p in self.problems:
-                who = f" [{p.name or ''} {p.lms_id or ''}]".replace("[ ", "[").replace(" ]", "]")
-                where = f" (kept at {p.kept_at})" if p.kept_at else ""
+            lines.append("  " + say("lms.collect.summary.anonymous", count=len(anonymous)))
+        for p in self.placed:
+            if p.renamed_from:
                 lines.append(
-                    f"  - {p.kind}: {p.source}{who if p.lms_id or p.name else ''}: "
-                    f"{p.detail}{where}"
+                    "  "
+                    + say(
+                        "lms.collect.summary.renamed",
+                        student=p.student,
+                        filename=p.renamed_from,
+                        notebook=self.notebook,
+                    )
+                )
+        if self.problems:
+            lines.append("  " + say("lms.collect.summary.problems", count=len(self.problems)))
+            for p in self.problems:
+                kind: Any = p.kind
+                if kind in PROBLEM_KINDS:
+                    kind = Note(f"lms.collect.kind.{kind}").to_dict()
+                lines.append(
+                    "  - "
+                    + say(
+                        "lms.collect.summary.problem",
+                        kind=kind,
+                        source=p.source,
+                        name=p.name,
+                        lms_id=p.lms_id,
+                        reason=p.note,
+                        kept_at=p.kept_at,
+                    )
                 )
         if self.report_path:
-            lines.append(f"  report: {self.report_path}")
+            lines.append("  " + say("lms.collect.summary.report", path=self.report_path))
         return "\n".join(lines)
 
 
@@ -193,7 +252,9 @@ def open_archive(archive: str | os.PathLike) -> zipfile.ZipFile:
 class Layout:
     """Lays candidates out in ``submitted/``: one notebook per student, everything else reported.
 
-    ``resolve(candidate)`` gives ``(student id, matched_by)`` or ``(None, reason)``.
+    ``resolve(candidate)`` gives ``(student id, matched_by)`` or ``(None, reason)``, the
+    reason a ``Note``. Every problem's reason is a ``Note`` (``lms.collect.*``), never a
+    sentence: the report is rendered in the reader's language.
     """
 
     def __init__(
@@ -219,10 +280,14 @@ class Layout:
         zf: zipfile.ZipFile | None,
         kind: str,
         source: str,
-        detail: str,
+        note: Note,
         candidate: Candidate | None = None,
         keep: bool = True,
     ) -> None:
+        """Report ``source`` as not laid out (``kind``), because of ``note``; its file is kept
+        in ``unplaced/`` unless ``keep`` is false."""
+        if not isinstance(note, Note):  # a reason is data, shown in the reader's language
+            raise TypeError(f"Layout.problem takes a Note, not {type(note).__name__}")
         kept = None
         if keep and zf is not None and candidate is not None and not self.dry_run:
             kept = self._keep(zf, candidate)
@@ -230,7 +295,7 @@ class Layout:
             Problem(
                 kind,
                 source,
-                detail,
+                note.to_dict(),
                 candidate.lms_id if candidate else None,
                 candidate.name if candidate else None,
                 kept,
@@ -265,7 +330,7 @@ class Layout:
                         zf,
                         "not_notebook",
                         member_name(c.member),
-                        f"{c.filename} is not a notebook (.ipynb)",
+                        Note("lms.collect.not_notebook", {"filename": c.filename}),
                         c,
                     )
             if not notebooks:
@@ -278,8 +343,10 @@ class Layout:
                         zf,
                         "ambiguous",
                         member_name(c.member),
-                        f"{len(notebooks)} notebooks and none is named {self.notebook}; "
-                        "grade the right one by hand or ask the student",
+                        Note(
+                            "lms.collect.ambiguous",
+                            {"count": len(notebooks), "notebook": self.notebook},
+                        ),
                         c,
                     )
                 continue
@@ -290,7 +357,7 @@ class Layout:
                         zf,
                         "duplicate",
                         member_name(c.member),
-                        f"another notebook of the same submission; {best.filename} was used",
+                        Note("lms.collect.duplicate_notebook", {"used": best.filename}),
                         c,
                     )
             student, how = self.resolve(best)
@@ -302,7 +369,7 @@ class Layout:
                     zf,
                     "unmatched",
                     member_name(best.member),
-                    f"{student!r} is not a valid student id",
+                    Note("lms.collect.invalid_student_id", {"student": student}),
                     best,
                 )
                 continue
@@ -317,8 +384,14 @@ class Layout:
                         zf,
                         "duplicate",
                         member_name(c.member),
-                        f"{len(cands)} LMS users ({', '.join(x.lms_id for x in cands)}) "
-                        f"resolve to the same student {student}: fix the roster",
+                        Note(
+                            "lms.collect.same_student",
+                            {
+                                "count": len(cands),
+                                "lms_ids": [x.lms_id for x in cands],
+                                "student": student,
+                            },
+                        ),
                         c,
                     )
         for student, (cand, how, renamed) in sorted(chosen.items()):
@@ -327,7 +400,7 @@ class Layout:
                     zf,
                     "too_large",
                     member_name(cand.member),
-                    f"{cand.member.file_size} bytes is more than a notebook should be",
+                    Note("lms.collect.too_large", {"size": cand.member.file_size}),
                     cand,
                     keep=False,
                 )
@@ -338,8 +411,7 @@ class Layout:
                     zf,
                     "unsafe",
                     member_name(cand.member),
-                    "the file could not be read from the archive (corrupt or it "
-                    "expands beyond the size limit)",
+                    Note("lms.collect.unreadable"),
                     cand,
                     keep=False,
                 )

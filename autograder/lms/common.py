@@ -36,7 +36,7 @@ def lms_config(course: Course) -> LmsSettings:
     except ConfigError as exc:
         if isinstance(exc, LmsError):
             raise
-        raise LmsSettingsError("lms.settings_invalid", detail=str(exc)) from None
+        raise LmsSettingsError("lms.settings_invalid", detail=exc.note.to_dict()) from None
 
 
 def lms_settings(course: Course) -> dict[str, Any]:

@@ -79,11 +79,11 @@ TRANSIENT = {408, 425, 429, 500, 502, 503, 504}
 
 
 class _PlatformError(LmsError):
-    """What a platform answered, described in one English sentence that quotes its status and
-    body (``plain``: not yet per-language catalogue entries; the settings' errors above are)."""
-
-    def __init__(self, text: str):
-        super().__init__("plain", text=text)
+    """What a platform answered, or why the tool does not go on with it: a catalogue message
+    (``autograder/messages/lms_lti.toml``, ``lms.lti.platform.*`` and kin) taken as
+    ``(message_id, **params)`` like every ``LmsError``. What the platform said (HTTP status,
+    body, URLs, scopes) is a parameter, quoted as it is; the operation that failed (``what``)
+    is a nested note (``lms.lti.doing.*``), so each language has the whole sentence."""
 
 
 class LtiPassbackError(_PlatformError):
@@ -119,9 +119,15 @@ def lti_settings(course: Course) -> LtiSettings:
     return replace(settings, key_file=str(key_file) if key_file else "")
 
 
-def load_private_key(settings: LtiSettings) -> tuple[bytes, list[str]]:
-    """The tool's private key (PEM) and warnings about how it is stored."""
-    warnings: list[str] = []
+def doing(operation: str, **params: Any) -> dict[str, Any]:
+    """The ``what`` of a service request: which operation it is, as a note (``lms.lti.doing.*``)
+    that the error sentence renders in its own language."""
+    return Note(f"lms.lti.doing.{operation}", params).to_dict()
+
+
+def load_private_key(settings: LtiSettings) -> tuple[bytes, list[dict[str, Any]]]:
+    """The tool's private key (PEM) and warnings about how it is stored (notes as data)."""
+    warnings: list[dict[str, Any]] = []
     if os.environ.get(ENV_KEY):
         return os.environ[ENV_KEY].encode(), warnings
     path = os.environ.get(ENV_KEY_FILE) or settings.key_file
@@ -133,7 +139,7 @@ def load_private_key(settings: LtiSettings) -> tuple[bytes, list[str]]:
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         warnings.append(
-            f"the key file {path} is readable by other users (mode {mode:o}); chmod 600 it"
+            Note("lms.lti.key_readable", {"path": str(path), "mode": f"{mode:o}"}).to_dict()
         )
     return path.read_bytes(), warnings
 
@@ -211,7 +217,13 @@ class Outcome:
     accepted: bool
     body: dict[str, Any] | None
     attempts: list[Attempt] = field(default_factory=list)
-    error: str | None = None
+    error: str | None = None  # in English, for readers of the JSON report; ``note``: as data
+    note: dict[str, Any] | None = None  # why it was not accepted (``lms.lti.outcome.*``)
+
+    def fail(self, message_id: str, **params: Any) -> None:
+        """Why this score was not accepted: the note, and its English text in ``error``."""
+        note = Note(message_id, params)
+        self.note, self.error = note.to_dict(), note.text("en")
 
 
 class AgsClient:
@@ -284,18 +296,20 @@ class AgsClient:
             attempts=None,
         )
         self.token_requests += 1
-        if response is None or isinstance(response, str):
-            raise TokenError(f"no access token from {self.settings.token_url}: {response}")
-        if response.status_code != 200:
-            hint = (
-                f"the tool may not be allowed the scope(s) {' '.join(wanted)}"
-                if "invalid_scope" in response.text
-                else "check client_id, key_id and that the public key registered with the "
-                "platform matches the private key"
-            )
+        if isinstance(response, Note):
             raise TokenError(
-                f"the platform refused the token request (HTTP "
-                f"{response.status_code}: {_brief(response)}); {hint}"
+                "lms.lti.platform.token_unreachable",
+                url=self.settings.token_url,
+                detail=response.to_dict(),
+            )
+        if response.status_code != 200:
+            raise TokenError(
+                "lms.lti.platform.token_refused",
+                status=response.status_code,
+                body=_brief(response),
+                invalid_scope="invalid_scope" in response.text,
+                scopes=" ".join(wanted),
+                hint=scope_hint(wanted),
             )
         try:
             data = response.json()
@@ -303,14 +317,16 @@ class AgsClient:
             lifetime = float(data.get("expires_in", 3600) or 0)
         except (ValueError, KeyError, TypeError, AttributeError):
             raise TokenError(
-                f"the token response has no access_token: {_brief(response)}"
+                "lms.lti.platform.token_no_access_token", body=_brief(response)
             ) from None
         granted = frozenset(str(data.get("scope") or " ".join(wanted)).split())
         missing = [s for s in wanted if s not in granted]
         if missing:
             raise TokenError(
-                f"the platform did not grant the scope {' '.join(missing)} (granted: "
-                f"{' '.join(sorted(granted)) or 'nothing'}); {scope_hint(missing)}"
+                "lms.lti.platform.scope_not_granted",
+                missing=" ".join(missing),
+                granted=" ".join(sorted(granted)),
+                hint=scope_hint(missing),
             )
         self._tokens[granted] = (token, self.clock() + lifetime)
         return token
@@ -324,22 +340,24 @@ class AgsClient:
         **kwargs,
     ):
         """One request with retries on transient failures; returns the response (its body read,
-        at most ``max_response_mb``) or, when every try failed at the transport level, the last
-        error message. A request that is not ``idempotent`` (creating a line item) is retried
-        only when it surely did nothing: a refused connection or a 429."""
+        at most ``max_response_mb``) or, when every try failed at the transport level, why, as a
+        ``Note`` (``lms.lti.platform.transport``: the transport's own words; ``too_large``). A
+        request that is not ``idempotent`` (creating a line item) is retried only when it surely
+        did nothing: a refused connection or a 429."""
         import httpx
 
-        last: str | None = None
+        last = Note("lms.lti.platform.no_attempt", {"attempts": self.settings.max_attempts})
         for attempt in range(1, self.settings.max_attempts + 1):
             started = self.clock()
             try:
                 response = self._read(method, url, **kwargs)
             except _TooLarge as exc:
-                return str(exc)
+                return exc.note
             except httpx.HTTPError as exc:
-                last = f"{type(exc).__name__}: {exc}"
+                error = f"{type(exc).__name__}: {exc}"
+                last = Note("lms.lti.platform.transport", {"error": error})
                 if attempts is not None:
-                    attempts.append(Attempt(None, last, round(self.clock() - started, 3)))
+                    attempts.append(Attempt(None, error, round(self.clock() - started, 3)))
                 if not idempotent and not isinstance(exc, httpx.ConnectError):
                     return last
                 if attempt < self.settings.max_attempts:
@@ -366,8 +384,10 @@ class AgsClient:
 
         limit = int(self.settings.max_response_mb * 1024 * 1024)
         too_large = _TooLarge(
-            f"the answer of {no_query(url)} is larger than {self.settings.max_response_mb:g} MB "
-            "(max_response_mb)"
+            Note(
+                "lms.lti.platform.too_large",
+                {"url": no_query(url), "limit": f"{self.settings.max_response_mb:g}"},
+            )
         )
         with self.http.stream(method, url, **kwargs) as streamed:
             declared = streamed.headers.get("Content-Length", "")
@@ -416,14 +436,16 @@ class AgsClient:
             }
             response = self._send("POST", url, outcome.attempts, content=content, headers=headers)
             outcome.sent = True
-            if response is None or isinstance(response, str):
-                outcome.error = f"not delivered: {response}"
+            if isinstance(response, Note):
+                outcome.fail("lms.lti.outcome.not_delivered", detail=response.to_dict())
                 return False
             if response.status_code == 401 and not refreshed:
                 continue  # the token expired or was revoked: one new token, one more try
             if response.is_success:
                 return True
-            outcome.error = f"HTTP {response.status_code}: {_brief(response)}"
+            outcome.fail(
+                "lms.lti.outcome.http_error", status=response.status_code, body=_brief(response)
+            )
             return False
         return False
 
@@ -435,12 +457,13 @@ class AgsClient:
         url: str,
         scopes: tuple[str, ...],
         accept: str,
-        what: str,
+        what: dict[str, Any],
         body: dict[str, Any] | None = None,
         content_type: str | None = None,
     ):
         """``(decoded JSON, response)`` of one service request (a 401 gets a new token once);
-        ``LtiServiceError`` naming ``what``, the URL and the cause when it fails."""
+        ``LtiServiceError`` naming ``what`` (a note: ``doing(...)``), the URL and the cause when
+        it fails."""
         content = json.dumps(body, ensure_ascii=False).encode("utf-8") if body else None
         for refreshed in (False, True):
             headers = {
@@ -458,39 +481,48 @@ class AgsClient:
                 headers=headers,
             )
             where = no_query(url)
-            if response is None or isinstance(response, str):
-                raise LtiServiceError(f"{what}: no answer from {where} ({response})")
+            if isinstance(response, Note):
+                raise LtiServiceError(
+                    "lms.lti.platform.no_answer", what=what, url=where, detail=response.to_dict()
+                )
             if response.status_code == 401 and not refreshed:
                 continue
             if not response.is_success:
-                hint = ""
+                hint: dict[str, Any] | str = ""
                 if response.status_code in (401, 403):
-                    hint = f"; {scope_hint(scopes)}"
+                    hint = scope_hint(scopes)
                 elif response.status_code == 404:
-                    hint = "; check the URL in c.Course.lms['lti']"
+                    hint = Note("lms.lti.platform.check_url").to_dict()
                 raise LtiServiceError(
-                    f"{what}: the platform answered HTTP {response.status_code} "
-                    f"({_brief(response)}) at {where}{hint}"
+                    "lms.lti.platform.http_error",
+                    what=what,
+                    status=response.status_code,
+                    body=_brief(response),
+                    url=where,
+                    hint=hint,
                 )
             try:
                 data = json.loads(response.content.decode("utf-8-sig"))
             except (UnicodeDecodeError, ValueError):
-                kind = response.headers.get("Content-Type", "no content type")
                 raise LtiServiceError(
-                    f"{what}: the answer of {where} is not JSON ({kind}: {_brief(response)})"
+                    "lms.lti.platform.not_json",
+                    what=what,
+                    url=where,
+                    kind=response.headers.get("Content-Type", ""),
+                    body=_brief(response),
                 ) from None
             return data, response
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def pages(self, url: str, scopes: tuple[str, ...], accept: str, what: str):
+    def pages(self, url: str, scopes: tuple[str, ...], accept: str, what: dict[str, Any]):
         """Every page of a paged container (``Link: <...>; rel="next"``), decoded. A next page
         on another origin (which would receive the token) or a loop is refused."""
         seen: set[str] = set()
         while url:
             if url in seen:
-                raise LtiServiceError(f"{what}: the next page link loops back to {url}")
+                raise LtiServiceError("lms.lti.platform.page_loop", what=what, url=no_query(url))
             if len(seen) >= MAX_PAGES:
-                raise LtiServiceError(f"{what}: more than {MAX_PAGES} pages; stopped")
+                raise LtiServiceError("lms.lti.platform.too_many_pages", what=what, limit=MAX_PAGES)
             seen.add(url)
             data, response = self.service_json("GET", url, scopes, accept, what)
             yield data
@@ -500,8 +532,7 @@ class AgsClient:
             following = urljoin(url, following)
             if not same_origin(url, following):
                 raise LtiServiceError(
-                    f"{what}: the next page link points to another site ({no_query(following)})"
-                    "; the access token is not sent there"
+                    "lms.lti.platform.page_elsewhere", what=what, url=no_query(following)
                 )
             url = following
 
@@ -511,29 +542,42 @@ class LtiServiceError(_PlatformError):
 
 
 class _TooLarge(Exception):
-    pass
+    def __init__(self, note: Note):
+        super().__init__(note.text("en"))
+        self.note = note
 
 
 MAX_PAGES = 10_000
 
+# what to enable at the platform for a scope: catalogue ids (``lms.lti.scope.*``); the Canvas and
+# Moodle setting names in them are the platforms' own labels, quoted in English in both languages
 SCOPE_HINTS = {
-    SCORE_SCOPE: "enable score passback for the tool (Canvas: developer key scope "
-    '"Can create and update submission results"; Moodle: the tool\'s "IMS LTI Assignment and '
-    'Grade Services")',
-    LINEITEM_SCOPE: "enable line item management for the tool (Canvas: developer key scope "
-    '"Can create and view assignment data in the gradebook"; Moodle: "IMS LTI Assignment and '
-    'Grade Services: Use this service for grade sync and column management"), or give the '
-    "line item URL in c.Course.lms['lti']['line_items']",
-    NRPS_SCOPE: "enable the Names and Role Provisioning Service for the tool (Canvas: developer "
-    'key scope "Can retrieve user data associated with the context the tool is installed in"; '
-    "Moodle: \"IMS LTI Names and Role Provisioning: Use this service to retrieve members' "
-    'information as per privacy settings")',
+    SCORE_SCOPE: "lms.lti.scope.score",
+    LINEITEM_SCOPE: "lms.lti.scope.lineitem",
+    NRPS_SCOPE: "lms.lti.scope.nrps",
 }
 
 
-def scope_hint(scopes) -> str:
-    hints = [SCOPE_HINTS[s] for s in scopes if s in SCOPE_HINTS]
-    return "; ".join(hints) or "check the tool's scopes at the platform"
+def scope_hints(scopes) -> list[dict[str, Any]]:
+    """What to enable at the platform for each of ``scopes``, as notes (one per known scope;
+    ``lms.lti.scope.unknown`` when none is known)."""
+    ids = list(dict.fromkeys(SCOPE_HINTS[s] for s in scopes if s in SCOPE_HINTS))
+    return [Note(i).to_dict() for i in ids or ["lms.lti.scope.unknown"]]
+
+
+def scope_hint(scopes) -> dict[str, Any]:
+    """``scope_hints`` as one note, a parameter an error sentence renders in its language."""
+    return joined(scope_hints(scopes))
+
+
+def joined(notes: list[dict[str, Any]]) -> dict[str, Any] | str:
+    """Several notes as one (``lms.lti.joined``: "first; second; ..."), each rendered in the
+    language of the sentence that holds it; "" for none."""
+    if not notes:
+        return ""
+    if len(notes) == 1:
+        return notes[0]
+    return Note("lms.lti.joined", {"first": notes[0], "rest": joined(notes[1:])}).to_dict()
 
 
 def same_origin(a: str, b: str) -> bool:
@@ -572,22 +616,36 @@ def list_line_items(client: AgsClient, container: str) -> list[dict[str, Any]]:
     if container in client._line_items:
         return client._line_items[container]
     items: list[dict[str, Any]] = []
-    what = "listing the line items"
+    what = doing("line_items")
     for page in client.pages(container, LINEITEM_SCOPES, LINEITEMS_MEDIA_TYPE, what):
         if not isinstance(page, list):
             raise LtiServiceError(
-                f"{what}: the answer of {no_query(container)} is not a line item container "
-                f"(a JSON array), but a JSON {type(page).__name__}"
+                "lms.lti.platform.not_line_items",
+                what=what,
+                url=no_query(container),
+                kind=json_kind(page),
             )
         for item in page:
             if not isinstance(item, dict) or not isinstance(item.get("id"), str):
                 raise LtiServiceError(
-                    f"{what}: {no_query(container)} holds an entry that is not a line item "
-                    f"(no id): {json.dumps(item)[:200]}"
+                    "lms.lti.platform.not_a_line_item",
+                    what=what,
+                    url=no_query(container),
+                    entry=json.dumps(item)[:200],
                 )
             items.append(item)
     client._line_items[container] = items
     return items
+
+
+def json_kind(value: Any) -> str:
+    """The JSON type of a decoded value, as the JSON specification names it."""
+    if value is None:
+        return "null"
+    for kind, types in (("boolean", bool), ("object", dict), ("array", list), ("string", str)):
+        if isinstance(value, types):
+            return kind
+    return "number"
 
 
 def pick_line_item(
@@ -602,7 +660,7 @@ def pick_line_item(
     if len(mine) == 1:
         return mine[0], "resource_id"
     if mine:
-        raise _ambiguous(mine, f"have resourceId {resource_id!r}", resource_id)
+        raise _ambiguous(mine, "resource_id", repr(resource_id), resource_id)
     wanted = " ".join(label.split()).casefold()
     named = [
         i
@@ -614,14 +672,21 @@ def pick_line_item(
     if len(named) == 1:
         return named[0], "label"
     if named:
-        raise _ambiguous(named, f"are labelled {label!r}", resource_id)
+        raise _ambiguous(named, "label", repr(label), resource_id)
     return None, ""
 
 
-def _ambiguous(items: list[dict[str, Any]], how: str, resource_id: str) -> LtiServiceError:
+def _ambiguous(
+    items: list[dict[str, Any]], by: str, value: str, resource_id: str
+) -> LtiServiceError:
+    """Several line items fit (``by`` ``resource_id`` or ``label``, whose value is ``value``)."""
     return LtiServiceError(
-        f"{len(items)} line items {how} ({', '.join(i['id'] for i in items)}): give the right "
-        f"one in c.Course.lms['lti']['line_items']['{resource_id}']"
+        "lms.lti.line_item.ambiguous",
+        count=len(items),
+        by=by,
+        value=value,
+        ids=", ".join(i["id"] for i in items),
+        resource_id=resource_id,
     )
 
 
@@ -664,12 +729,15 @@ def resolve_line_item(
     if item is None:
         if not settings.create_line_items:
             raise LtiServiceError(
-                f"no line item for {assignment_id} in {no_query(container)} (none has "
-                f"resourceId {assignment_id!r} or label {label!r}) and create_line_items is off"
+                "lms.lti.line_item.none",
+                assignment=assignment_id,
+                url=no_query(container),
+                resource_id=repr(assignment_id),
+                label=repr(label),
             )
         if not points > 0:
             raise LtiServiceError(
-                f"cannot create a line item for {assignment_id}: its maximum score is {points:g}"
+                "lms.lti.line_item.cannot_create", assignment=assignment_id, points=f"{points:g}"
             )
         body: dict[str, Any] = {
             "scoreMaximum": float(points),
@@ -678,7 +746,7 @@ def resolve_line_item(
         }
         if settings.tag:
             body["tag"] = settings.tag
-        what = f"creating the line item of {assignment_id}"
+        what = doing("create_line_item", assignment=assignment_id)
         item, _ = client.service_json(
             "POST",
             container,
@@ -689,14 +757,16 @@ def resolve_line_item(
             content_type=LINEITEM_MEDIA_TYPE,
         )
         if not isinstance(item, dict) or not isinstance(item.get("id"), str):
-            raise LtiServiceError(f"{what}: the platform's answer has no line item id")
+            raise LtiServiceError("lms.lti.platform.created_without_id", what=what)
         items.append(item)
         how = "created"
     url = item["id"]
     if not same_origin(container, url):
         raise LtiServiceError(
-            f"the line item of {assignment_id} ({no_query(url)}) is on another site than "
-            f"{no_query(container)}; the access token is not sent there"
+            "lms.lti.platform.line_item_elsewhere",
+            assignment=assignment_id,
+            url=no_query(url),
+            container=no_query(container),
         )
     found = "lms.lti_line_item_created" if how == "created" else f"lms.lti_line_item_by_{how}"
     shown = str(item.get("label") or label)
@@ -741,15 +811,25 @@ class PassbackReport:
     platform: dict[str, str]
     started: str
     outcomes: list[Outcome] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    fatal: str | None = None
+    warnings: list[str] = field(default_factory=list)  # in English; ``warning_notes``: as data
+    fatal: str | None = None  # in English, for readers of the JSON; ``fatal_note``: as data
     token_requests: int = 0
     line_item_source: str | None = None  # configured | resource_id | label | created
     notes: list[dict[str, Any]] = field(default_factory=list)  # Notes as data (lms.lti_*)
+    fatal_note: dict[str, Any] | None = None  # why nothing more is sent (an error's note)
+    warning_notes: list[dict[str, Any]] = field(default_factory=list)  # lms.lti.key_readable...
 
     @property
     def failed(self) -> list[Outcome]:
         return [o for o in self.outcomes if not o.accepted]
+
+    def stop(self, note: Note) -> None:
+        """Nothing more is sent, because of ``note``: kept as data and in English."""
+        self.fatal_note, self.fatal = note.to_dict(), note.text("en")
+
+    def warn(self, notes: list[dict[str, Any]]) -> None:
+        self.warning_notes.extend(notes)
+        self.warnings.extend(Note.from_dict(n).text("en") for n in notes)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -794,16 +874,12 @@ def passback(
     if line_item:
         report.line_item_source = "configured"
     elif not settings.lineitems_url:
-        report.fatal = (
-            f"no line item for {assignment_id}: set c.Course.lms['lti']['lineitems_url'] to "
-            "the platform's line items service (the lineitems of the launch's AGS claim), or "
-            f"c.Course.lms['lti']['line_items']['{assignment_id}'] to the line item URL"
-        )
+        report.stop(Note("lms.lti.line_item.not_configured", {"assignment": assignment_id}))
     client = None
     if report.fatal is None and not dry_run:
         if private_key is None:
             private_key, warnings = load_private_key(settings)
-            report.warnings.extend(warnings)
+            report.warn(warnings)
         client = AgsClient(settings, private_key, http=http, clock=clock, sleep=sleep)
     try:
         if client is not None and not line_item and rows:
@@ -818,7 +894,7 @@ def passback(
                     Assignment.from_course(course, assignment_id).max_score,
                 )
             except (TokenError, LtiServiceError) as exc:
-                report.fatal = str(exc)
+                report.stop(exc.note)
             else:
                 line_item = report.line_item = choice.url
                 report.line_item_source = choice.how
@@ -828,27 +904,22 @@ def passback(
             user_id = person.lti_user_id if person else ""
             outcome = Outcome(row.student, user_id or None, line_item, False, False, None)
             report.outcomes.append(outcome)
-            if report.fatal:
-                outcome.error = f"not sent: {report.fatal}"
+            if report.fatal_note:
+                outcome.fail("lms.lti.outcome.not_sent", reason=report.fatal_note)
                 continue
             if not user_id:
-                outcome.error = (
-                    "not sent: no LTI user id for this student (run autograder lti-roster, "
-                    "or add lti_user_id to the roster or to the lti user_ids file)"
-                )
+                outcome.fail("lms.lti.outcome.no_user_id")
                 continue
             comment = feedback_text(row, course.language) if settings.comment else None
             outcome.body = score_body(user_id, row.score, row.max_score, comment, settings)
             if dry_run:
-                outcome.error = "dry run: not sent" + (
-                    "" if line_item else " (the line item is looked up in lineitems_url when sent)"
-                )
+                outcome.fail("lms.lti.outcome.dry_run", lookup=not line_item)
                 continue
             try:
                 outcome.accepted = client.post_score(line_item, outcome.body, outcome)
             except TokenError as exc:
-                report.fatal = str(exc)
-                outcome.error = f"not sent: {exc}"
+                report.stop(exc.note)
+                outcome.fail("lms.lti.outcome.not_sent", reason=exc.note.to_dict())
     finally:
         if client is not None:
             report.token_requests = client.token_requests
@@ -912,13 +983,30 @@ def export_lti(
     write_json_atomic(path, data)
     failed = [(r.assignment, o) for r in reports for o in r.failed]
     for r in reports:
-        for warning in r.warnings:
-            log.warning("lti: %s", warning)
+        for warning in r.warning_notes:
+            log.warning("lti: %s", Note.from_dict(warning).text(course.language))
     if failed and not dry_run:
         total = sum(len(r.outcomes) for r in reports)
-        reasons = sorted({o.error or "?" for _, o in failed})
+        reasons = _reasons([o for _, o in failed])
         raise LtiPassbackError(
-            f"{len(failed)} of {total} scores were not accepted ({'; '.join(reasons)[:500]}). "
-            f"Report: {path}"
+            "lms.lti.passback.not_accepted",
+            failed=len(failed),
+            total=total,
+            reasons=joined(reasons[:MAX_REASONS]),
+            more=max(0, len(reasons) - MAX_REASONS),
+            path=str(path),
         )
     return path
+
+
+MAX_REASONS = 5  # distinct reasons named in LtiPassbackError's message (the report has all)
+
+
+def _reasons(outcomes: list[Outcome]) -> list[dict[str, Any]]:
+    """The distinct reasons of the scores not accepted, as notes, in the order of their English
+    texts."""
+    found: dict[str, dict[str, Any]] = {}
+    for outcome in outcomes:
+        note = outcome.note or Note("lms.lti.outcome.not_delivered", {"detail": "?"}).to_dict()
+        found.setdefault(Note.from_dict(note).text("en"), note)
+    return [found[text] for text in sorted(found)]

@@ -50,6 +50,7 @@ from autograder.lms.lti import (
     AgsClient,
     LtiServiceError,
     TokenError,
+    doing,
     load_private_key,
     lti_settings,
     no_query,
@@ -124,16 +125,13 @@ def parse_member(entry: Any) -> Member | None:
 def fetch_members(client: AgsClient, url: str) -> tuple[list[Member], int]:
     """Every member of the context (all pages) and the number of entries that were not
     members. ``LtiServiceError`` when a page is not a membership container."""
-    what = "reading the context membership (NRPS)"
+    what = doing("memberships")
     members: list[Member] = []
     malformed = 0
     for page in client.pages(url, (NRPS_SCOPE,), NRPS_MEDIA_TYPE, what):
         entries = page.get("members") if isinstance(page, dict) else None
         if not isinstance(entries, list):
-            raise LtiServiceError(
-                f"{what}: the answer of {no_query(url)} is not a membership container "
-                '(a JSON object with a "members" list)'
-            )
+            raise LtiServiceError("lms.lti.platform.not_memberships", what=what, url=no_query(url))
         for entry in entries:
             member = parse_member(entry)
             if member is None:
@@ -169,13 +167,15 @@ MATCHES: dict[str, tuple[Callable[[Member], str], Callable[[Person], set[str]]]]
 
 
 def user_id_problem(user_id: str) -> str | None:
-    """Why a platform's user id cannot go into the CSV, or None."""
+    """Why a platform's user id cannot go into the CSV, as a tag (``too_long``,
+    ``control_characters``, ``formula``: the note ``lms.lti_user_id_unusable`` says all three
+    to people), or None."""
     if len(user_id) > MAX_USER_ID:
-        return f"longer than {MAX_USER_ID} characters"
+        return "too_long"
     if not user_id.isprintable():
-        return "it holds control characters"
+        return "control_characters"
     if user_id.startswith(FORMULA_STARTS):
-        return "it starts like a spreadsheet formula"
+        return "formula"
     return None
 
 
@@ -400,13 +400,14 @@ def sync_roster(
 
     if private_key is None:
         private_key, warnings = load_private_key(settings)
-        for warning in warnings:
-            report.problems.append(Note("plain", {"text": warning}).to_dict())
+        report.problems.extend(warnings)  # notes (lms.lti.key_readable)
     client = AgsClient(settings, private_key, http=http, clock=clock, sleep=sleep)
     try:
         members, malformed = fetch_members(client, url)
     except TokenError as exc:
-        raise LtiServiceError(f"reading the context membership (NRPS): {exc}") from None
+        raise LtiServiceError(
+            "lms.lti.platform.during", what=doing("memberships"), detail=exc.note.to_dict()
+        ) from None
     finally:
         if http is None:
             client.close()
@@ -427,7 +428,11 @@ def sync_roster(
     for member in learners:
         problem = user_id_problem(member.user_id)
         if problem:
-            params = {"name": member.shown, "user_id": printable(member.user_id)[:80]}
+            params = {
+                "name": member.shown,
+                "user_id": printable(member.user_id)[:80],
+                "problem": problem,  # a tag, for readers of the JSON report
+            }
             report.problems.append(Note("lms.lti_user_id_unusable", params).to_dict())
         else:
             usable.append(member)

@@ -63,7 +63,8 @@ from autograder.lms.roster import (
     parse_moodle_identifier,
     printable_report,
 )
-from autograder.results import StageError
+from autograder.results import Note, StageError
+from autograder.untrusted import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -124,12 +125,13 @@ def _named_as(person, name: str) -> bool:
 
 
 # --- collect ------------------------------------------------------------------------------------
-
-FORMAT = "Full Name_<id>_assignsubmission_file/<file>"
+# Every reason a file is not laid out is a Note (``lms.collect.moodle.*``,
+# ``autograder/messages/lms_collect.toml``); ``how`` is a tag ("roster:moodle_id", ...).
 
 
 def _resolver(roster: Roster):
-    """``(student id, how)`` or ``(None, why not)`` for a participant of the download.
+    """``(student id, how)`` or ``(None, why not)`` (a ``Note``) for a participant of the
+    download.
 
     With participant ids in the roster (the grading worksheet), the id decides and the
     folder's name must be that participant's: participant ids differ in every assignment,
@@ -138,34 +140,34 @@ def _resolver(roster: Roster):
     """
     with_ids = any(p.moodle_id for p in roster.people)
 
-    def resolve(pid: str, name: str) -> tuple[str | None, str]:
+    def resolve(pid: str, name: str) -> tuple[str | None, str | Note]:
         if not roster:
             return pid, "Moodle participant id (no roster)"
         person = roster.by("moodle_id", pid)
         if person:
             blind = is_blind_name(name)
             if person.name and not blind and not _named_as(person, name):
-                return None, (
-                    f"the folder is named for '{name}', but participant {pid} is "
-                    f"{person.student_id} ('{person.name}') in the roster: a worksheet of "
-                    "another assignment (participant ids differ in each), or a file "
-                    "imitating another student's"
+                return None, Note(
+                    "lms.collect.moodle.wrong_name",
+                    {
+                        "name": name,
+                        "pid": pid,
+                        "student": person.student_id,
+                        "roster_name": person.name,
+                    },
                 )
             return person.student_id, "roster:moodle_id" + (" (blind marking)" if blind else "")
         if with_ids:
-            return None, (
-                f"Moodle participant {pid} ('{name}') is not in the roster; its participant "
-                "ids are this assignment's only if it is this assignment's grading worksheet"
-            )
+            return None, Note("lms.collect.moodle.not_in_worksheet", {"pid": pid, "name": name})
         if is_blind_name(name):
-            return None, (
-                f"blind marking: participant {pid} has no name in the download; give this "
-                "assignment's grading worksheet as the roster"
-            )
+            return None, Note("lms.collect.moodle.blind", {"pid": pid})
         person, why = roster.match_name(name, "moodle_id")
         if person:
             return person.student_id, "roster:name"
-        return None, f"Moodle participant {pid} ('{name}') is not in the roster: {why}"
+        return None, Note(
+            "lms.collect.moodle.not_in_roster",
+            {"pid": pid, "name": name, "why": why.to_dict() if why else None},
+        )
 
     return resolve
 
@@ -207,7 +209,7 @@ def collect_moodle(
                     zf,
                     "unrecognized",
                     name,
-                    f"not a Moodle submission path ({FORMAT}, read from the first folder)",
+                    Note("lms.collect.moodle.not_moodle_path"),
                     stranger,
                 )
                 continue
@@ -226,16 +228,13 @@ def collect_moodle(
                 group = _one_name(zf, layout, people, pid, group)
                 names = sorted({c.name for c in group})
             if len(names) != 1:
-                why = (
-                    f"the files of participant {pid} carry different names "
-                    f"({', '.join(names)}), and Moodle writes one: some imitate another's, "
-                    "and the roster has no name for this participant to tell which"
-                )
+                why = Note("lms.collect.moodle.different_names", {"pid": pid, "names": names})
                 student = None
             else:
                 student, why = resolve(pid, names[0])
                 if student is not None and not STUDENT_ID.fullmatch(student):
-                    student, why = None, f"'{student}' is not a valid student id"
+                    why = Note("lms.collect.invalid_student_id", {"student": student})
+                    student = None
             if student is None:
                 for c in group:
                     layout.problem(zf, "unmatched", member_name(c.member), why, c)
@@ -261,8 +260,15 @@ def _one_name(zf, layout: Layout, roster: Roster, pid: str, group: list[Candidat
                 zf,
                 "unmatched",
                 member_name(c.member),
-                f"the folder is named for '{c.name}', but participant {pid} is "
-                f"{person.student_id} ('{person.name}') in the roster: it imitates their files",
+                Note(
+                    "lms.collect.moodle.imitates",
+                    {
+                        "name": c.name,
+                        "pid": pid,
+                        "student": person.student_id,
+                        "roster_name": person.name,
+                    },
+                ),
                 c,
             )
     return rightful
@@ -470,10 +476,16 @@ def feedback_html(row: GradeRow, language: str) -> str:
 class WorksheetFill:
     data: bytes
     filled: list[dict]
-    skipped: list[dict]
+    skipped: list[dict]  # {"student", "reason" (English), "note" (its Note as data)}
     untouched_rows: int
     scaled_to: float | None
-    notes: list[str]
+    notes: list[Note]  # lms.export.moodle.* (autograder/messages/lms_export.toml)
+
+
+def _skip(student: str, why: Note) -> dict:
+    """A report item: who was not filled and why, as data (``note``, rendered where it is
+    shown) and in English (``reason``, for JSON consumers)."""
+    return {"student": student, "reason": why.text("en"), "note": why.to_dict()}
 
 
 def fill_worksheet(
@@ -520,43 +532,23 @@ def fill_worksheet(
     filled, skipped = [], []
     scaled_to = None
     touched: set[int] = set()
-    notes = []
+    notes: list[Note] = []
     if feedback and "feedback" not in columns:
-        notes.append(
-            "the worksheet has no Feedback comments column: only grades were filled "
-            "(enable 'Feedback comments' in the assignment's settings and download the "
-            "worksheet again to send feedback)"
-        )
+        notes.append(Note("lms.export.moodle.no_feedback_column"))
     if "max_grade" not in columns:
-        notes.append("no Maximum grade column: grades are in the notebook's points")
+        notes.append(Note("lms.export.moodle.no_max_grade"))
     for row in grades:
         indexes = rows_of.get(row.student, [])
         if not indexes:
-            skipped.append(
-                {
-                    "student": row.student,
-                    "reason": "not in the worksheet (no row for "
-                    "this student's participant id or e-mail)",
-                }
-            )
+            skipped.append(_skip(row.student, Note("lms.export.moodle.not_in_worksheet")))
             continue
         if len(indexes) > 1:
-            skipped.append(
-                {
-                    "student": row.student,
-                    "reason": f"{len(indexes)} worksheet rows belong to this student",
-                }
-            )
+            several = Note("lms.export.moodle.several_rows", {"count": len(indexes)})
+            skipped.append(_skip(row.student, several))
             continue
         rec = records[indexes[0]]
         if "can_change" in columns and _key(values(rec, "can_change")) in NO:
-            skipped.append(
-                {
-                    "student": row.student,
-                    "reason": "Moodle says the grade cannot be "
-                    "changed (locked or overridden in the gradebook)",
-                }
-            )
+            skipped.append(_skip(row.student, Note("lms.export.moodle.locked")))
             continue
         score = row.score
         maximum = _number(values(rec, "max_grade")) if "max_grade" in columns else None
@@ -636,7 +628,8 @@ def export_moodle(
     """Fill the grading worksheet the teacher downloaded from Moodle for ``assignment_id``.
 
     Writes ``out`` (default ``exports/moodle_<assignment>.csv``; never the downloaded file
-    unless ``out`` names it) and ``<out>.report.json``: who was filled, who was not and why.
+    unless ``out`` names it) and ``<out>.report.json``: who was filled, who was not and why
+    (notes, ``lms.export.moodle.*``, with their English text).
     """
     settings = lms_config(course).moodle
     if not assignment_id:
@@ -676,13 +669,19 @@ def export_moodle(
             "skipped": result.skipped,
             "rows_left_as_they_were": result.untouched_rows,
             "scaled_to": result.scaled_to,
-            "notes": result.notes,
+            "notes": [note.text("en") for note in result.notes],  # in English, for JSON readers
+            "notes_as_data": [note.to_dict() for note in result.notes],
         },
     )
     for note in result.notes:
-        log.warning("moodle export: %s", note)
+        line = Note("lms.export.moodle.note", {"note": note.to_dict()})
+        log.warning("%s", line.text(course.language))
     for item in result.skipped:
-        log.warning("moodle export: %s not filled: %s", item["student"], item["reason"])
+        line = Note(
+            "lms.export.moodle.not_filled",
+            {"student": clean_text(item["student"], 100, one_line=True), "reason": item["note"]},
+        )
+        log.warning("%s", line.text(course.language))
     if not result.filled:  # the worksheet as downloaded: uploading it changes nothing
         raise StageError(
             "lms.nothing_written",

@@ -48,6 +48,7 @@ from autograder.collect import STUDENT_ID
 from autograder.lms import collect as lms_collect
 from autograder.lms.collect import Layout, member_name
 from autograder.lms.common import LmsError
+from autograder.results import Note
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "student_id": (
@@ -287,30 +288,41 @@ class Roster:
 
     def match_name(
         self, name: str, id_field: str, canvas_style: bool = False
-    ) -> tuple[Person | None, str | None]:
-        """The one person called ``name`` among rows without ``id_field``; else why not.
+    ) -> tuple[Person | None, Note | None]:
+        """The one person called ``name`` among rows without ``id_field``; else why not (a
+        ``Note``, ``lms.collect.name.*``).
 
         ``name`` is as the LMS wrote it in a download: Canvas's file-name form with
         ``canvas_style``, else Moodle's folder form (see ``moodle_file_name``).
         """
         if not name:
-            return None, "no name to match"
+            return None, Note("lms.collect.name.none")
         key = (lambda n: fold(canvas_file_name(n))) if canvas_style else moodle_file_name
         target = key(name)
         if not target:
-            return None, "no name to match"
+            return None, Note("lms.collect.name.none")
         found = [p for p in self.people if target in {key(n) for n in name_orders(p)}]
         if not found:
-            return None, f"nobody called '{name}' in the roster"
+            return None, Note("lms.collect.name.nobody", {"name": name})
         if len(found) > 1:
-            return None, (
-                f"{len(found)} students are called '{name}' in the roster "
-                f"({', '.join(p.student_id for p in found)}): add their {id_field}"
+            return None, Note(
+                "lms.collect.name.several",
+                {
+                    "count": len(found),
+                    "name": name,
+                    "students": [p.student_id for p in found],
+                    "id_field": id_field,
+                },
             )
         if getattr(found[0], id_field):
-            return None, (
-                f"the roster's '{name}' ({found[0].student_id}) has another "
-                f"{id_field} ({getattr(found[0], id_field)})"
+            return None, Note(
+                "lms.collect.name.other_id",
+                {
+                    "name": name,
+                    "student": found[0].student_id,
+                    "id_field": id_field,
+                    "value": getattr(found[0], id_field),
+                },
             )
         return found[0], None
 
@@ -454,22 +466,22 @@ def course_roster(course, extra: str | os.PathLike | None = None, lti: bool = Fa
 # --- what the collectors share: archive members and what the instructor reads -------------------
 
 
-def member_refusal(info: zipfile.ZipInfo, name: str) -> str | None:
+def member_refusal(info: zipfile.ZipInfo, name: str) -> Note | None:
     """Why an archive member can never be a submission (its path leaves the archive, or it is
-    a link or a device rather than a file), or None. Nothing is extracted by its path, but a
+    a link or a device rather than a file), as a ``Note``, or None. Nothing is extracted by its path, but a
     member like this is not something an LMS writes: it is refused before it is read."""
     kind = stat.S_IFMT(info.external_attr >> 16)
     if kind == stat.S_IFLNK:
-        return "a symbolic link, not a file (an LMS download holds only files)"
+        return Note("lms.collect.symlink")
     if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
-        return "a special file (device, pipe or socket), not a file"
+        return Note("lms.collect.special_file")
     if name.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", name):
-        return "an absolute path: it points outside the archive"
+        return Note("lms.collect.absolute_path")
     if "\\" in name:
-        return "a path with backslashes (an LMS writes '/')"
+        return Note("lms.collect.backslashes")
     parts = name.rstrip("/").split("/")
     if any(part in ("", ".", "..") for part in parts):
-        return "a path with '..', '.' or an empty folder name: it could point outside the archive"
+        return Note("lms.collect.dot_path")
     return None
 
 
@@ -526,12 +538,30 @@ def printable(text: str | None) -> str | None:
     return "".join(out)
 
 
+def printable_data(value):
+    """``value`` with every string in it ``printable`` (dicts, lists and tuples walked, keys
+    left as they are: they are the code's own): the parameters of a note, which may quote file
+    and student names, and nest other notes."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {key: printable_data(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [printable_data(item) for item in value]
+    return value
+
+
 def printable_report(report):
-    """Escape (``printable``) every text of a ``CollectReport`` that came from the archive."""
+    """Escape (``printable``) every text of a ``CollectReport`` that came from the archive,
+    the parameters of every problem's note included (whatever language it is shown in)."""
     for placed in report.placed:
         for attr in ("lms_id", "name", "source", "renamed_from", "attachment_id"):
             setattr(placed, attr, printable(getattr(placed, attr)))
     for problem in report.problems:
-        for attr in ("source", "detail", "lms_id", "name"):
+        for attr in ("source", "lms_id", "name"):
             setattr(problem, attr, printable(getattr(problem, attr)))
+        problem.note = {
+            "id": problem.note.get("id"),
+            "params": printable_data(problem.note.get("params") or {}),
+        }
     return report

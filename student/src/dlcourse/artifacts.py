@@ -19,7 +19,24 @@ ANSWERS = layout.ANSWERS_DIR  # kept for older imports; paths: dlcourse.layout
 
 
 class ArtifactError(Exception):
-    """An artifact is missing, unreadable, too large or not plain data."""
+    """An artifact is missing, unreadable, too large or not plain data, as data: a catalogue
+    id (``artifact.*``, ``dlcourse/messages/common.toml``) and its parameters. ``note``
+    (``{"id", "params"}``) is what ``artifact_invalid`` quotes as its reason, rendered in that
+    message's language; ``str()`` is the English text."""
+
+    def __init__(self, message_id: str, **params: Any):
+        self.message_id = message_id
+        self.params = params
+        super().__init__(message_id)
+
+    @property
+    def note(self) -> dict[str, Any]:
+        return {"id": self.message_id, "params": dict(self.params)}
+
+    def __str__(self) -> str:
+        from dlcourse.catalogue import student_catalogue
+
+        return student_catalogue().render(self.message_id, self.params, "en")
 
 
 @dataclass

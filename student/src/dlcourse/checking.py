@@ -92,7 +92,7 @@ class Answers:
         try:
             answer = self.artifacts.answer(name)
         except ArtifactError as exc:
-            raise Fail("artifact_invalid", name=name, reason=str(exc)) from None
+            raise Fail("artifact_invalid", name=name, reason=exc.note) from None
         if answer is None:
             test_cell = self._cell(f"test_{name}")
             # the grader's record says why as data ({"id", "params"}), rendered in each
@@ -196,7 +196,10 @@ class Memo:
                     Fail(
                         "artifact_invalid",
                         name=self._malformed.get(key, key),
-                        reason=f"malformed capture ({type(exc).__name__})",
+                        reason={
+                            "id": "artifact.malformed",
+                            "params": {"error": type(exc).__name__},
+                        },
                     ),
                 )
         ok, value = self._done[key]
@@ -259,11 +262,19 @@ class CapturedSubmission:
         try:
             data = self.artifacts.read_json(relative)
         except FileNotFoundError:
-            raise Fail("artifact_invalid", name=name, reason=f"{relative} is missing") from None
+            raise Fail(
+                "artifact_invalid",
+                name=name,
+                reason={"id": "artifact.missing", "params": {"path": relative}},
+            ) from None
         except ArtifactError as exc:
-            raise Fail("artifact_invalid", name=name, reason=str(exc)) from None
+            raise Fail("artifact_invalid", name=name, reason=exc.note) from None
         if not isinstance(data, dict):
-            raise Fail("artifact_invalid", name=name, reason=f"{relative} is not an object")
+            raise Fail(
+                "artifact_invalid",
+                name=name,
+                reason={"id": "artifact.not_an_object", "params": {"path": relative}},
+            )
         return data
 
     def npz(self, relative: str, name: str) -> dict[str, Any]:
@@ -272,4 +283,4 @@ class CapturedSubmission:
         except FileNotFoundError:
             return {}
         except ArtifactError as exc:
-            raise Fail("artifact_invalid", name=name, reason=str(exc)) from None
+            raise Fail("artifact_invalid", name=name, reason=exc.note) from None

@@ -48,7 +48,23 @@ RANDOM_STATE = 3
 
 
 class DataError(RuntimeError):
-    """The course data could not be found, downloaded or verified."""
+    """The course data could not be found, downloaded or verified: a catalogue message
+    (``data.*``, ``dlcourse/messages/data.toml``) that says how to fix it, with its
+    parameters. ``str()`` is its text in the course language (``$DLCOURSE_LANGUAGE``, else
+    Spanish): a student reads it under the notebook's setup cell."""
+
+    def __init__(self, message_id: str, **params):
+        self.message_id = message_id
+        self.params = params
+        super().__init__(message_id)
+
+    def text(self, language: str | None = None) -> str:
+        from dlcourse.catalogue import say
+
+        return say(self.message_id, language, **self.params)
+
+    def __str__(self) -> str:
+        return self.text()
 
 
 def get_data_home(data_home: str | os.PathLike | None = None) -> Path:
@@ -75,17 +91,19 @@ def _download(remote: RemoteFile, target: Path, timeout: float) -> None:
             tmp_path = Path(tmp.name)
             if _sha256(tmp_path) != remote.sha256:
                 tmp_path.unlink(missing_ok=True)
-                errors.append(f"{url}: checksum mismatch")
+                errors.append({"url": url, "checksum": True})
                 continue
             tmp_path.replace(target)  # atomic: a half-written file never looks cached
             return
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
-            errors.append(f"{url}: {exc}")
+            errors.append({"url": url, "detail": str(exc)})
     raise DataError(
-        f"Could not download {remote.filename} ({'; '.join(errors)}).\n"
-        f"Fix: connect to the internet and retry, or copy a verified {remote.filename} "
-        f"(sha256 {remote.sha256}) into {target.parent} or point {ENV_DATA_HOME} at a folder "
-        "that holds it."
+        "data.download_failed",
+        file=remote.filename,
+        errors=errors,
+        sha256=remote.sha256,
+        folder=str(target.parent),
+        variable=ENV_DATA_HOME,
     )
 
 
@@ -102,20 +120,15 @@ def fetch_file(
         found = _sha256(path)
         if found == remote.sha256:
             return path
-        raise DataError(
-            f"{path} is corrupt or not the expected file (sha256 {found}, expected "
-            f"{remote.sha256}).\nFix: delete it and run again to download a fresh copy, or "
-            f"replace it with a verified copy."
-        )
+        raise DataError("data.corrupt", path=str(path), found=found, expected=remote.sha256)
     if not download_if_missing:
         raise DataError(
-            f"{remote.filename} is not in {home}.\nFix: run again with downloads allowed, or "
-            f"point {ENV_DATA_HOME} at a folder that holds a verified copy."
+            "data.not_in_home", file=remote.filename, home=str(home), variable=ENV_DATA_HOME
         )
     try:
         home.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DataError(f"Cannot create the data home {home}: {exc}") from exc
+        raise DataError("data.cannot_create_home", home=str(home), detail=str(exc)) from exc
     _download(remote, path, timeout)
     return path
 
@@ -127,7 +140,7 @@ def load_red_wine(data_home: str | os.PathLike | None = None, download_if_missin
     path = fetch_file(RED_WINE, data_home, download_if_missing)
     frame = pd.read_csv(path, sep=";")
     if frame.shape != (N_ROWS, 12) or TARGET not in frame.columns:
-        raise DataError(f"{path} has an unexpected shape {frame.shape}; expected ({N_ROWS}, 12).")
+        raise DataError("data.bad_shape", path=str(path), shape=str(frame.shape), rows=N_ROWS)
     return frame
 
 
@@ -209,7 +222,7 @@ def lesson4_split_rows() -> tuple[np.ndarray, np.ndarray]:
         TEST_SIZE,
         RANDOM_STATE,
     ):
-        raise DataError(f"{SPLIT_FILE} is not the split of this version; reinstall dlcourse.")
+        raise DataError("data.split_version", file=SPLIT_FILE)
     return np.asarray(stored["train_index"]), np.asarray(stored["valid_index"])
 
 
@@ -225,7 +238,7 @@ def course_arrays(data_home: str | None = None) -> dict[str, np.ndarray]:
     path = fetch_file(RED_WINE, data_home)
     table = np.loadtxt(path, delimiter=";", skiprows=1, dtype=np.float64, ndmin=2)
     if table.shape != (N_ROWS, 12):
-        raise DataError(f"{path} has an unexpected shape {table.shape}; expected ({N_ROWS}, 12).")
+        raise DataError("data.bad_shape", path=str(path), shape=str(table.shape), rows=N_ROWS)
     raw_x, raw_y = table[:, :-1], table[:, -1]
     train, valid = lesson4_split_rows()
     x_train, x_valid = minmax_scale(raw_x[train], raw_x[valid])

@@ -237,7 +237,7 @@ def captured_answer(sub: Submission, name: str, test_cell: str):
     try:
         answer = sub.artifacts.answer(name)
     except ArtifactError as exc:
-        raise Fail("artifact_invalid", name=name, reason=str(exc)) from None
+        raise Fail("artifact_invalid", name=name, reason=exc.note) from None
     if answer is None:
         reason = sub.cell(test_cell).get("reason_note") or {"id": "run.stopped_before"}
         raise Fail("not_executed", cell=test_cell, reason=reason)
