@@ -41,7 +41,7 @@ MAX_TEXT_CHARS = 2_000  # one parameter or reason kept in results
 
 class UnsafeInput(ValueError):
     """Input the grader refuses to parse (too large, too deep, not a plain file...), as data:
-    a catalogue id ``unsafe.<kind>`` (``autograder/messages/pipeline.toml``) and its
+    a catalogue id ``unsafe.<kind>`` (``dlcourse/messages/common.toml``) and its
     parameters. ``note`` is ``{"id", "params"}``, for a message that quotes why (rendered in
     that message's language); ``str()`` is the English text."""
 

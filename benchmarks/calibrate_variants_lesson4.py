@@ -17,8 +17,15 @@ The margin of a variant is its distance to the nearest threshold in units of the
 (the standard deviation over seeds, or the thread-count difference, whichever is larger).
 Writes ``benchmarks/results/calibrate_variants_lesson4.json`` and prints a table.
 
-Run: ``.venv/bin/python benchmarks/calibrate_variants_lesson4.py [--seeds 5]`` (about 10 s per
-training on 2 cores).
+``--builds`` measures instead what another machine's numeric code does to the same answer
+(seed 0, one thread): the grading kernel runs with ``TF_ENABLE_ONEDNN_OPTS=0`` (Eigen's
+kernels, compiled once into the wheel for every x86-64 CPU); the stand-ins for another machine
+are TensorFlow's oneDNN kernels, which pick their instructions for the CPU at run time, capped
+with ``ONEDNN_MAX_CPU_ISA`` at what other CPUs have (AVX-512, AVX2, SSE4.1). Writes
+``benchmarks/results/calibrate_builds_lesson4.json``.
+
+Run: ``.venv/bin/python benchmarks/calibrate_variants_lesson4.py [--seeds 5] [--builds]``
+(about 10 s per training on 2 cores).
 """
 
 from __future__ import annotations
@@ -35,6 +42,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("COURSE_DATA_HOME", str(ROOT.parent / "shared" / "data"))
 OUT = ROOT / "benchmarks" / "results" / "calibrate_variants_lesson4.json"
+BUILDS_OUT = ROOT / "benchmarks" / "results" / "calibrate_builds_lesson4.json"
+
+# (name, environment): the grading kernel's code path, then other CPUs' (oneDNN's dispatch)
+BUILDS = [
+    ("graded: Eigen (TF_ENABLE_ONEDNN_OPTS=0)", {"TF_ENABLE_ONEDNN_OPTS": "0"}),
+    ("oneDNN, this CPU (AVX-512)", {"TF_ENABLE_ONEDNN_OPTS": "1"}),
+    ("oneDNN capped at AVX2", {"TF_ENABLE_ONEDNN_OPTS": "1", "ONEDNN_MAX_CPU_ISA": "AVX2"}),
+    ("oneDNN capped at SSE4.1", {"TF_ENABLE_ONEDNN_OPTS": "1", "ONEDNN_MAX_CPU_ISA": "SSE41"}),
+]
 
 # (name, patience, restore, split random_state, keras.Input?)
 VARIANTS = [
@@ -53,7 +69,7 @@ VARIANTS = [
 TRAIN = r"""
 import json, os, sys
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # the grading kernel's; --builds varies it
 threads = int(sys.argv[6])
 for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
     os.environ[name] = str(threads)
@@ -91,7 +107,15 @@ print(json.dumps({"mae": km.mae(y_valid.to_numpy(dtype=np.float64), pred),
 """
 
 
-def train(patience: int, restore: bool, split: int, use_input: bool, seed: int, threads: int):
+def train(
+    patience: int,
+    restore: bool,
+    split: int,
+    use_input: bool,
+    seed: int,
+    threads: int,
+    env: dict[str, str] | None = None,
+):
     """One training in a fresh interpreter (the thread settings must precede TensorFlow)."""
     done = subprocess.run(
         [
@@ -108,7 +132,7 @@ def train(patience: int, restore: bool, split: int, use_input: bool, seed: int, 
         capture_output=True,
         text=True,
         check=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "student" / "src")},
+        env={**os.environ, "PYTHONPATH": str(ROOT / "student" / "src"), **(env or {})},
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -118,9 +142,12 @@ def main(argv: list[str] | None = None) -> dict:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5, help="seeds for the run-to-run spread")
+    parser.add_argument("--builds", action="store_true", help="other CPUs' code paths instead")
     args = parser.parse_args(argv)
     thresholds = load_course(ROOT / "course_config.py").thresholds["lesson4_early_stopping"]
     low, high = thresholds["es_val_mae_min"], thresholds["es_val_mae_max"]
+    if args.builds:
+        return across_builds(low, high)
     rows = []
     for name, patience, restore, split, use_input in VARIANTS:
         runs = [train(patience, restore, split, use_input, s, 1) for s in range(args.seeds)]
@@ -148,6 +175,42 @@ def main(argv: list[str] | None = None) -> dict:
     summary = {"threshold_min": low, "threshold_max": high, "seeds": args.seeds, "variants": rows}
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def across_builds(low: float, high: float) -> dict:
+    """Each variant under each code path of ``BUILDS`` (seed 0, one thread, two at a time)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = [(v, b) for v in VARIANTS for b in BUILDS]
+    with ThreadPoolExecutor(max_workers=2) as pool:  # one TensorFlow thread each: 2 cores
+        done = list(pool.map(lambda job: train(*job[0][1:], 0, 1, job[1][1])["mae"], jobs))
+    maes = dict(zip([(v[0], b[0]) for v, b in jobs], done, strict=True))
+    rows = []
+    for name, *_ in VARIANTS:
+        values = {build: maes[(name, build)] for build, _ in BUILDS}
+        graded = values[BUILDS[0][0]]
+        spread = statistics.stdev(values.values())
+        largest = max(abs(v - graded) for v in values.values())
+        margin = min(high - graded, graded - low)
+        rows.append(
+            {
+                "variant": name,
+                "graded_mae": graded,
+                "by_build": values,
+                "build_std": spread,
+                "largest_build_difference": largest,
+                "margin": margin,
+                "margin_in_build_std": margin / spread if spread else None,
+            }
+        )
+        print(
+            f"{name:38s} mae {graded:.5f}  builds sd {spread:.5f}  largest diff {largest:.5f}  "
+            f"margin {margin:+.5f} = {(margin / spread) if spread else float('inf'):.1f} sd"
+        )
+    summary = {"threshold_min": low, "threshold_max": high, "builds": BUILDS, "variants": rows}
+    BUILDS_OUT.parent.mkdir(parents=True, exist_ok=True)
+    BUILDS_OUT.write_text(json.dumps(summary, indent=1))
     return summary
 
 
