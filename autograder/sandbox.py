@@ -72,7 +72,7 @@ from pathlib import Path
 from typing import Any
 
 from autograder.execute import KernelLauncher, LocalLauncher
-from autograder.results import InvalidSetting, Note, StageError
+from autograder.results import InvalidSetting, Note, StageError, render_note
 from autograder.untrusted import clean_text, remove_tree
 
 log = logging.getLogger(__name__)
@@ -98,12 +98,8 @@ def reason(message_id: str, **params: Any) -> Reason:
 
 
 def reason_text(why: Reason | str | None, language: str = "en") -> str:
-    """A reason as text (English for logs and ``str()``)."""
-    if why is None or isinstance(why, str):
-        return why or ""
-    from autograder import messages
-
-    return messages.render(why["id"], why.get("params") or {}, language)
+    """A reason as text (English for logs and ``str()``): ``results.render_note``."""
+    return render_note(why, language, why if isinstance(why, str) else "")
 
 
 class SandboxUnavailable(StageError):
