@@ -96,6 +96,10 @@ c.Course.kernel_threads = 1
 # answers) are executed once and each student gets that grade under their own name; only a
 # run that completed is shared. False executes every submission.
 c.Course.deduplicate = True
+# The next notebook's kernel is started (a fresh sandbox that runs only the setup cell's
+# imports) while one notebook runs: "auto" when the workers leave a core free for it (one
+# worker on two cores), "always" or "never" (docs/scale.md).
+c.Course.prestart_kernels = "auto"
 # Sandbox around every student kernel (bubblewrap; see docs/sandbox.md). Without bubblewrap,
 # grading refuses to run unless allow_unsandboxed is True (or --allow-unsandboxed is given).
 c.Course.sandbox = {

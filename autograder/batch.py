@@ -42,6 +42,7 @@ from autograder.core import (
 )
 from autograder.dedup import Execution, execution_of, follow, shareable
 from autograder.execute import ARTIFACTS_DIRNAME, MAX_NOTEBOOK_BYTES, KernelLauncher
+from autograder.prestart import PrestartPlan, prestarter, setup_imports, usable_folder
 from autograder.record import (
     gradebook_scores,
     open_gradebook,
@@ -88,6 +89,7 @@ class Job:
     timestamp: str | None
     workdir: str
     notes: tuple[Note, ...] = ()  # from collect: problems around the notebook
+    warm_next: bool = False  # another notebook follows in this process: prestart its kernel
 
 
 def grade_job(
@@ -95,6 +97,7 @@ def grade_job(
     assignment: Assignment,
     settings: GradingSettings,
     launcher: KernelLauncher | None = None,
+    prestart: PrestartPlan | None = None,
 ) -> StudentResult:
     """Grade one job into ``job.workdir`` (the core, plus the class-level error handling).
 
@@ -102,7 +105,7 @@ def grade_job(
     (a work folder the last run left 1,100 levels deep, a folder where ``timestamp.txt`` goes)
     becomes this student's error, and the class goes on."""
     try:
-        result = _grade_job(job, assignment, settings, launcher)
+        result = _grade_job(job, assignment, settings, launcher, prestart)
     except CheckerError:
         raise  # the grader is broken for everyone: stop and say so
     except Exception as exc:  # noqa: BLE001 - one student's failure must not stop the class
@@ -126,7 +129,11 @@ def internal_error(
 
 
 def _grade_job(
-    job: Job, assignment: Assignment, settings: GradingSettings, launcher: KernelLauncher | None
+    job: Job,
+    assignment: Assignment,
+    settings: GradingSettings,
+    launcher: KernelLauncher | None,
+    prestart: PrestartPlan | None = None,
 ) -> StudentResult:
     if job.path is None:
         return error_result(
@@ -137,9 +144,25 @@ def _grade_job(
         )
     workdir = Path(job.workdir)
     remove_tree(workdir)  # whatever an earlier run's kernel left, however deep
-    result = grade(
-        job.path, assignment, settings, student=job.student, workdir=workdir, launcher=launcher
-    )
+    warm = None
+    if prestart is not None:
+        kernels = prestarter()
+        warm = kernels.take(prestart.key(launcher))
+        if job.warm_next:
+            kernels.begin(prestart, launcher)
+    try:
+        result = grade(
+            job.path,
+            assignment,
+            settings,
+            student=job.student,
+            workdir=workdir,
+            launcher=launcher,
+            warm=warm,
+        )
+    finally:
+        if prestart is not None:
+            prestarter().release(warm)
     # for nbgrader's feedback and ours, written after the kernel is gone; whatever the kernel
     # left at this path (a folder, a link, a forged time) goes, known time or not
     stamp = workdir / TIMESTAMP_FILE
@@ -188,9 +211,23 @@ def run_serial(
     assignment: Assignment,
     settings: GradingSettings,
     launcher: KernelLauncher | None,
+    prestart: PrestartPlan | None = None,
 ) -> Iterator[StudentResult]:
-    for job in jobs:
-        yield grade_job(job, assignment, settings, launcher)
+    try:
+        for job in warm_next(jobs, 1 if prestart else None):
+            yield grade_job(job, assignment, settings, launcher, prestart)
+    finally:
+        if prestart is not None:
+            prestarter().discard()
+
+
+def warm_next(jobs: list[Job], workers: int | None) -> list[Job]:
+    """Mark the jobs after which another follows in the same process (so its kernel is
+    prestarted): all but the last ``workers`` (each worker's last); none when ``None``."""
+    if workers is None:
+        return jobs
+    last = max(0, len(jobs) - workers)
+    return [replace(job, warm_next=i < last) for i, job in enumerate(jobs)]
 
 
 def run_pool(
@@ -199,14 +236,18 @@ def run_pool(
     settings: GradingSettings,
     launcher: KernelLauncher | None,
     workers: int,
+    prestart: PrestartPlan | None = None,
 ) -> Iterator[StudentResult]:
     """Grade in a local process pool. A worker that dies (killed, out of memory) breaks the
     pool for every job in flight; those jobs are graded again, each in a pool of its own, so
-    only the one that kills its worker again gets an error."""
+    only the one that kills its worker again gets an error. A worker's prestarted kernel
+    (``prestart``) is shut down when the worker exits."""
     broken: list[Job] = []
-    yield from _pool_round(jobs, assignment, settings, launcher, workers, broken)
+    jobs = warm_next(jobs, workers if prestart else None)
+    yield from _pool_round(jobs, assignment, settings, launcher, workers, broken, prestart)
     for job in broken:
         again: list[Job] = []
+        job = replace(job, warm_next=False)
         yield from _pool_round([job], assignment, settings, launcher, 1, again)
         for lost in again:
             result = error_result(
@@ -223,10 +264,19 @@ def _pool_round(
     launcher: KernelLauncher | None,
     workers: int,
     broken: list[Job],
+    prestart: PrestartPlan | None = None,
 ) -> Iterator[StudentResult]:
     # "spawn": workers start clean (no inherited threads, sockets or gradebook connection)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(grade_job, job, assignment, settings, launcher): job for job in jobs}
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=get_context("spawn"),
+        initializer=die_with_grader,
+        initargs=(os.getpid(),),
+    ) as pool:
+        futures = {
+            pool.submit(grade_job, job, assignment, settings, launcher, prestart): job
+            for job in jobs
+        }
         for future in as_completed(futures):
             job = futures[future]
             try:
@@ -239,6 +289,24 @@ def _pool_round(
             except Exception as exc:  # noqa: BLE001 - e.g. a result that would not unpickle
                 result = internal_error(job, assignment, settings, exc)
             yield result
+
+
+def die_with_grader(grader: int) -> None:
+    """A pool worker's initializer: the worker is killed when the grader dies, however it dies
+    (``kill -9``, the out-of-memory killer), instead of grading on into the work folders that a
+    rerun of the grader is writing (its kernel's sandbox dies with it)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the pool's own checks remain
+        return
+    if os.getppid() != grader:  # the grader died before the request took effect
+        os._exit(1)
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def run_dask(
@@ -427,7 +495,13 @@ def grade_class(
                 bar.update()
 
             again: list[Job] = []  # followers of a leader whose run is not shareable
-            run = partial(_results_of, assignment=assignment, settings=settings, launcher=launcher)
+            run = partial(
+                _results_of,
+                assignment=assignment,
+                settings=settings,
+                launcher=launcher,
+                prestart=prestart_plan(course, assignment, settings, workers, scheduler),
+            )
             for result in run(jobs, workers=workers, scheduler=scheduler):
                 keep(result)
                 for job, execution in followers.pop(result.student, []):
@@ -453,6 +527,7 @@ def _results_of(
     launcher: KernelLauncher | None,
     workers: int,
     scheduler: str | None,
+    prestart: PrestartPlan | None = None,
 ) -> Iterator[StudentResult]:
     """Every job's result, as each finishes: serially, in a pool or on Dask."""
     # nothing to execute (no notebook, a misplaced one): an error result at once, here
@@ -461,9 +536,35 @@ def _results_of(
     if scheduler and runs:
         yield from run_dask(runs, assignment, settings, launcher, scheduler)
     elif workers > 1 and len(runs) > 1:
-        yield from run_pool(runs, assignment, settings, launcher, min(workers, len(runs)))
+        workers = min(workers, len(runs))
+        yield from run_pool(runs, assignment, settings, launcher, workers, prestart)
     else:
-        yield from run_serial(runs, assignment, settings, launcher)
+        yield from run_serial(runs, assignment, settings, launcher, prestart)
+
+
+def prestart_plan(
+    course: Course,
+    assignment: Assignment,
+    settings: GradingSettings,
+    workers: int,
+    scheduler: str | None,
+) -> PrestartPlan | None:
+    """Whether this run prestarts kernels (``c.Course.prestart_kernels``, docs/scale.md).
+
+    "auto": when a core is free for it, that is when the workers and their kernel threads
+    leave half the cores or more idle (one worker on two cores): a warm-up on a busy core only
+    takes the time from another notebook. Never on Dask (a worker's threads share it)."""
+    mode = course.prestart_kernels
+    if scheduler or mode == "never":
+        return None
+    cores = os.cpu_count() or 1
+    if mode == "auto" and 2 * workers * max(1, settings.kernel_threads) > cores:
+        return None
+    code = setup_imports(assignment.source_json)
+    folder = course.kernels_dir
+    if not code or not usable_folder(folder, course.autograded_dir):
+        return None
+    return PrestartPlan(str(folder), code, settings.run_settings())
 
 
 def _leaders_and_followers(

@@ -591,6 +591,9 @@ class CourseSettings:
     workers: int = 0  # grading processes; 0: one per core
     kernel_threads: int = 1  # threads of each student kernel
     deduplicate: bool = True  # identical submissions executed once (autograder.dedup)
+    # the next notebook's kernel started while one runs (autograder.prestart); "auto": when a
+    # core is free for it
+    prestart_kernels: Literal["auto", "always", "never"] = "auto"
     db_url: str = ""  # the gradebook; "": nbgrader's SQLite file in the state directory
     # the sandbox around student kernels: autograder.sandbox.SandboxSettings (docs/sandbox.md)
     sandbox: Any = field(default=None, metadata={"parse": _sandbox})
@@ -649,6 +652,7 @@ class Course:
     kernel_threads: int = 1
     deduplicate: bool = True
     workers: int = 0  # 0: one per core
+    prestart_kernels: str = "auto"
 
     @property
     def lms(self) -> LmsSettings:
@@ -681,6 +685,11 @@ class Course:
     @property
     def autograded_dir(self) -> Path:
         return self.state_dir / "autograded"
+
+    @property
+    def kernels_dir(self) -> Path:
+        """Prestarted kernels' own folders, renamed into ``autograded/`` once used."""
+        return self.state_dir / ".kernels"
 
     @property
     def feedback_dir(self) -> Path:
@@ -772,4 +781,5 @@ def load_course(
         kernel_threads=settings.kernel_threads,
         deduplicate=settings.deduplicate,
         workers=settings.workers,
+        prestart_kernels=settings.prestart_kernels,
     )

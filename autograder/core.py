@@ -11,6 +11,7 @@ import hashlib
 import json
 import tempfile
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from autograder.execute import (
     KernelLauncher,
     RunSettings,
     SubmissionError,
+    WarmKernel,
     grade_id,
     nbgrader_meta,
     read_submission,
@@ -105,6 +107,10 @@ class GradingSettings:
             course.kernel_threads,
         )
 
+    def run_settings(self, **limits: float) -> RunSettings:
+        """How a kernel runs for this course; ``limits``: the notebook's own time limits."""
+        return RunSettings(data_home=self.data_home, extra_env=self.kernel_env(), **limits)
+
     def kernel_env(self) -> dict[str, str]:
         threads = str(max(1, int(self.kernel_threads)))
         return {
@@ -124,17 +130,25 @@ def grade(
     student: str = "student",
     workdir: str | Path | None = None,
     launcher: KernelLauncher | None = None,
+    warm: Awaitable[WarmKernel | None] | None = None,
 ) -> StudentResult:
     """Grade one submitted notebook. Never raises for a bad submission: the result says why.
 
     ``workdir`` receives the executed notebook and the captured artifacts (a temporary folder,
-    removed afterwards, when not given).
+    removed afterwards, when not given). ``warm``: a kernel prestarted for this notebook
+    (``autograder.prestart``); the scores are the same with or without it.
     """
     settings = settings or GradingSettings()
     if workdir is None:
         with tempfile.TemporaryDirectory(prefix="autograder-") as tmp:
             return grade(
-                submission, assignment, settings, student=student, workdir=tmp, launcher=launcher
+                submission,
+                assignment,
+                settings,
+                student=student,
+                workdir=tmp,
+                launcher=launcher,
+                warm=warm,
             )
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -172,15 +186,13 @@ def grade(
         )
         result.submission_sha256 = digest
         return result
-    run = RunSettings(
+    run = settings.run_settings(
         # an assignment whose training cell is long (lesson 5) sets its own cell limit
         cell_timeout=min(assignment.cell_timeout or settings.cell_timeout, remaining),
         notebook_timeout=remaining,
-        data_home=settings.data_home,
-        extra_env=settings.kernel_env(),
     )
     prepared = time.perf_counter()
-    record = run_notebook(rebuilt.notebook, workdir, run, launcher)
+    record = run_notebook(rebuilt.notebook, workdir, run, launcher, warm=warm)
     executed = time.perf_counter()
     artifacts = workdir / ARTIFACTS_DIRNAME
     _write_execution_record(artifacts, record.to_dict())
@@ -203,6 +215,8 @@ def grade(
     timing = {
         "read_rebuild": prepared - started,
         **record.phases,
+        # a prestarted kernel's start and imports, overlapped with the previous notebook
+        **{f"prestarted_{k}": v for k, v in record.prestarted.items()},
         "execute": record.seconds,
         "write_notebook": checked - executed,
         "check": time.perf_counter() - checked,

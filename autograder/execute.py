@@ -19,7 +19,9 @@ import asyncio
 import copy
 import json
 import os
+import threading
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -353,6 +355,9 @@ class ExecutionRecord:
     cells: dict[str, dict[str, Any]]
     # where the seconds went (``PHASES``): the kernel's start, each kind of cell, the shutdown
     phases: dict[str, float] = field(default_factory=dict)
+    # a kernel prestarted during the previous notebook (``autograder.prestart``): what its
+    # start and its setup imports took, overlapped with that notebook; empty for a cold start
+    prestarted: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -362,6 +367,7 @@ class ExecutionRecord:
             "seconds": self.seconds,
             "cells": self.cells,
             "phases": self.phases,
+            "prestarted": self.prestarted,
         }
 
 
@@ -484,18 +490,52 @@ def summarize_cells(nb: NotebookNode, cell_timeout: float, reason: Note | None) 
     return cells
 
 
+class WarmKernel(Protocol):
+    """A kernel started ahead of its notebook (``autograder.prestart.PrestartedKernel``)."""
+
+    workdir: Path
+    env: dict[str, str]
+    km: Any
+    seconds: dict[str, float]
+
+
 async def _execute(
     nb: NotebookNode,
     workdir: Path,
-    env: dict[str, str],
     settings: RunSettings,
     launcher: KernelLauncher,
     clock: PhaseClock,
-) -> tuple[str, str | None]:
+    warm: Awaitable[WarmKernel | None] | None,
+    prestarted: dict[str, float],
+) -> tuple[str, Note | None]:
+    # the wait for a prestarted kernel counts as the kernel's start; it is bounded by the
+    # prestart's own time limits (its task ends with None when they are reached)
+    kernel = await warm if warm is not None else None
+    if kernel is not None:
+        rundir, env, km = kernel.workdir, kernel.env, kernel.km
+        prestarted.update(kernel.seconds)
+    else:
+        rundir = workdir
+        env = prepare_workdir(workdir, settings, launcher)
+        km = launcher.kernel_manager(workdir, env)
+    try:
+        return await _run_client(nb, rundir, env, km, settings, clock)
+    finally:
+        if kernel is not None:  # the kernel is gone: its folder becomes this student's
+            move_folder(rundir, workdir)
+
+
+async def _run_client(
+    nb: NotebookNode,
+    workdir: Path,
+    env: dict[str, str],
+    km: Any,
+    settings: RunSettings,
+    clock: PhaseClock,
+) -> tuple[str, Note | None]:
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
 
-    km = launcher.kernel_manager(workdir, env)
     client = _bounded_client_class(NotebookClient)(
         nb,
         km=km,
@@ -539,6 +579,23 @@ async def _execute(
         if finish is not None:
             finish()
         clock.lap("kernel_shutdown")
+        await _cancel_leftovers()
+
+
+async def _cancel_leftovers() -> None:
+    """Tasks this notebook's kernel client left in the loop are cancelled, as closing a loop
+    would: the loop outlives the notebook (``kernel_runner``), nothing of one student's run may
+    outlive it. A prestarted kernel's own task (``PRESTART_TASK``) is the next student's."""
+    current = asyncio.current_task()
+    left = [
+        t
+        for t in asyncio.all_tasks()
+        if t is not current and not t.get_name().startswith(PRESTART_TASK)
+    ]
+    for task in left:
+        task.cancel()
+    if left:
+        await asyncio.wait(left, timeout=5)
 
 
 _OUTPUT_MESSAGES = {
@@ -607,19 +664,63 @@ def _stop_note(km) -> Note | None:
     return note if isinstance(note, Note) else None
 
 
-def run_notebook(
-    nb: NotebookNode, workdir: Path, settings: RunSettings, launcher: KernelLauncher | None = None
-) -> ExecutionRecord:
-    """Execute ``nb`` in ``workdir`` (modified in place); capture goes to ``workdir/artifacts``."""
-    launcher = launcher or LocalLauncher()
-    workdir = Path(workdir)
+# A prestarted kernel's task keeps this name prefix: the only task that may outlive a notebook.
+PRESTART_TASK = "autograder-prestart"
+
+_THREAD = threading.local()
+
+
+def kernel_runner() -> asyncio.Runner:
+    """This thread's event loop for kernels, kept from one notebook to the next: a kernel
+    prestarted during one notebook (``autograder.prestart``) is driven, and later used, by the
+    loop that started it (its ZeroMQ sockets belong to that loop)."""
+    runner = getattr(_THREAD, "runner", None)
+    if runner is None:
+        runner = _THREAD.runner = asyncio.Runner()
+    return runner
+
+
+def prepare_workdir(workdir: Path, settings: RunSettings, launcher: KernelLauncher) -> dict:
+    """Make ``workdir`` ready for a kernel (an empty artifacts folder, a home) and return the
+    kernel's environment."""
     artifacts = workdir / ARTIFACTS_DIRNAME
     remove_tree(artifacts)
     artifacts.mkdir(parents=True)
     (workdir / ".home").mkdir(exist_ok=True)
-    env = launcher.kernel_env(workdir, kernel_environment(workdir, artifacts, settings))
+    return launcher.kernel_env(workdir, kernel_environment(workdir, artifacts, settings))
+
+
+def move_folder(source: Path, target: Path) -> None:
+    """Move a prestarted kernel's folder, with all the kernel left in it, to ``target``: one
+    rename on one file system (``autograder.prestart`` makes sure of it), so nothing in it is
+    read, followed or copied."""
+    if target.is_symlink() or target.exists():
+        remove_tree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(source, target)
+
+
+def run_notebook(
+    nb: NotebookNode,
+    workdir: Path,
+    settings: RunSettings,
+    launcher: KernelLauncher | None = None,
+    *,
+    warm: Awaitable[WarmKernel | None] | None = None,
+) -> ExecutionRecord:
+    """Execute ``nb`` in ``workdir`` (modified in place); capture goes to ``workdir/artifacts``.
+
+    ``warm``: a kernel prestarted for it (``autograder.prestart``), awaited in this thread's
+    kernel loop; it runs in its own folder, which becomes ``workdir`` once the kernel is gone.
+    When it did not start, the notebook gets a kernel of its own as usual.
+    """
+    launcher = launcher or LocalLauncher()
+    workdir = Path(workdir)
     clock = PhaseClock()
-    status, reason = asyncio.run(_execute(nb, workdir, env, settings, launcher, clock))
+    prestarted: dict[str, float] = {}
+    status, reason = kernel_runner().run(
+        _execute(nb, workdir, settings, launcher, clock, warm, prestarted)
+    )
     seconds = time.perf_counter() - clock.started
     return ExecutionRecord(
         status,
@@ -627,4 +728,5 @@ def run_notebook(
         round(seconds, 3),
         summarize_cells(nb, settings.cell_timeout, reason),
         clock.rounded(),
+        {k: round(v, 3) for k, v in prestarted.items()},
     )

@@ -9,7 +9,10 @@
 (d) peak memory per worker (worker process + its kernel), RSS and PSS, and the floor under it:
     a bare interpreter that imports what the setup cell imports;
 (e) the cost breakdown per notebook (results JSON ``timing``): the student's own cells
-    against everything else;
+    against everything else, in the parallel run (``breakdown_*``) and in the serial one
+    (``breakdown_serial_*``), where each kernel but the first is prestarted during the previous
+    notebook (``autograder.prestart``, on by default when a core is free): its start and
+    imports are then overlapped (``breakdown_serial_prestarted_*``, off the critical path);
 (f) a class in which 30 % of the submissions are duplicates, deduplication on vs off.
 
 (b)-(e) run with deduplication off: the class cycles through the sample class, so it repeats
@@ -144,12 +147,15 @@ def breakdown(results) -> dict[str, float]:
     own = ("answer_cells", "given_cells")
     rest = (*(p for p in PHASES if p not in own), "read_rebuild", "write_notebook", "check")
     writer = ("gradebook", "journal")
+    overlapped = ("prestarted_kernel_start", "prestarted_setup_imports")
     timed = [r.timing for r in results.students.values() if "kernel_start" in r.timing]
     if not timed:
         return {}
-    mean = {k: sum(t.get(k, 0.0) for t in timed) / len(timed) for k in (*own, *rest, *writer)}
+    keys = (*own, *rest, *writer, *overlapped)
+    mean = {k: sum(t.get(k, 0.0) for t in timed) / len(timed) for k in keys}
     mean["own_cells"] = sum(mean[k] for k in own)
     mean["not_own_total"] = sum(mean[k] for k in (*rest, *writer))
+    mean["prestarted_share"] = sum(overlapped[1] in t for t in timed) / len(timed)
     return {k: round(v, 3) for k, v in mean.items()}
 
 
@@ -336,9 +342,11 @@ def main() -> dict:
         for sid in ids:
             shutil.copytree(course.submitted_dir / sid, serial_course.submitted_dir / sid)
         started = time.perf_counter()
-        grade_class(serial_course, args.assignment, workers=1, progress=False)
+        serial_graded = grade_class(serial_course, args.assignment, workers=1, progress=False)
         serial = time.perf_counter() - started
         figures["autograder_serial_s"] = round(serial, 2)
+        for key, value in breakdown(serial_graded).items():
+            figures[f"breakdown_serial_{key}_s"] = value
         # the same kernel settings as grading: one thread, and NBGRADER_EXECUTION (which nbgrader
         # sets too) so the playground draws no widget
         bare_env = {

@@ -132,6 +132,69 @@ def test_killed_run_resumes_without_regrading(tmp_path):
     assert store.path.is_file() and not store.journal.exists()  # folded into the JSON
 
 
+def test_pool_workers_die_with_the_grader(tmp_path):
+    """``kill -9`` of the grader alone (not its process group): its pool workers and their
+    kernels go with it, instead of grading on beside a rerun."""
+    from autograder.sandbox import descendants, process_table
+
+    course = new_class(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "autograder",
+        "--config",
+        str(ROOT / "course_config.py"),
+        "--state-dir",
+        str(course.state_dir),
+        "grade",
+        AID,
+        "--workers",
+        "2",
+        "-q",
+    ]
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        deadline = time.time() + 120
+        kernels: list[int] = []
+        while time.time() < deadline:
+            table = process_table()
+            tree = descendants(table, proc.pid)
+            kernels = [pid for pid in tree if "ipykernel" in _cmdline(pid)]
+            if len(kernels) >= 2:
+                break
+            time.sleep(0.2)
+        assert len(kernels) >= 2, "the workers' kernels did not start"
+        os.kill(proc.pid, signal.SIGKILL)  # the grader only
+        proc.wait()
+        deadline = time.time() + 30
+        while time.time() < deadline and any(_alive(pid) for pid in tree):
+            time.sleep(0.2)
+        assert not [pid for pid in tree if _alive(pid)]
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
 @pytest.fixture
 def dask_cluster(tmp_path):
     pytest.importorskip("distributed")
