@@ -195,13 +195,12 @@ def graded_as(result) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("aid", ["lesson4_early_stopping", "lesson5_dropout_batchnorm"])
+@pytest.mark.parametrize("aid", ["lesson4_learning_rate", "lesson4_early_stopping"])
 def test_prestarted_kernels_grade_as_cold_ones(graded_class, tmp_path, aid):
-    """Students graded one after another in sandboxed kernels prestarted for them get exactly
-    what the class fixture (cold kernels, two workers) gave them (lesson 5: two students, its
-    notebooks train for about a minute)."""
+    """Three students graded one after another in sandboxed kernels prestarted for them get
+    exactly what the class fixture (cold kernels, two workers) gave them."""
     cold = graded_class(aid)
-    chosen = sorted(cold.results.students)[: 3 if aid.startswith("lesson4") else 2]
+    chosen = sorted(cold.results.students)[:3]
     course = make_course(tmp_path)
     shutil.copytree(cold.course.submitted_dir, course.submitted_dir)
     for folder in course.submitted_dir.iterdir():
@@ -214,7 +213,9 @@ def test_prestarted_kernels_grade_as_cold_ones(graded_class, tmp_path, aid):
     assert sorted(warm.students) == chosen
     for sid in chosen:
         assert graded_as(warm.students[sid]) == graded_as(cold.results.students[sid]), sid
-    prestarted = [s for s in chosen if "prestarted_setup_imports" in warm.students[s].timing]
-    assert prestarted == chosen[1:]  # the first kernel is started cold, the others ahead
+    timing = {s: warm.students[s].timing for s in chosen}
+    executed = [s for s in chosen if "kernel_start" in timing[s]]  # not an unreadable file
+    prestarted = [s for s in chosen if "prestarted_setup_imports" in timing[s]]
+    assert prestarted == executed[1:]  # the first kernel is started cold, the others ahead
     assert list(course.kernels_dir.iterdir()) == []  # every kernel used or shut down
     assert set(kernel_cgroups()) <= before
