@@ -146,11 +146,8 @@ def test_a_kernel_nobody_takes_is_shut_down(tmp_path):
     assert list(folder.iterdir()) == []
 
 
-@pytest.mark.slow
-def test_a_warm_up_that_fails_means_a_cold_start(tmp_path):
-    launcher = LocalLauncher()
-    plan = plan_in(tmp_path / "kernels", "__import__('no_such_module_here')")
-    warm = started(plan, launcher)
+def assert_cold_start(tmp_path: Path, plan: PrestartPlan, launcher, warm) -> None:
+    """The notebook handed ``warm`` ran in a kernel of its own, and no kernel folder is left."""
     nb = probe_notebook()
     workdir = tmp_path / "work"
     workdir.mkdir()
@@ -158,6 +155,14 @@ def test_a_warm_up_that_fails_means_a_cold_start(tmp_path):
     assert record.status == "completed" and record.prestarted == {}
     assert nb.cells[0].outputs[0]["text"].split()[:3] == ["False", "False", "2"]
     assert list((tmp_path / "kernels").iterdir()) == []
+
+
+@pytest.mark.slow
+def test_a_warm_up_that_fails_means_a_cold_start(tmp_path):
+    launcher = LocalLauncher()
+    plan = plan_in(tmp_path / "kernels", "__import__('no_such_module_here')")
+    warm = started(plan, launcher)
+    assert_cold_start(tmp_path, plan, launcher, warm)
 
 
 async def ready(task: asyncio.Task):
@@ -171,13 +176,7 @@ def test_a_warm_kernel_that_died_while_waiting_means_a_cold_start(tmp_path):
     warm = started(plan, launcher)
     kernel = kernel_runner().run(ready(warm.task))  # started, and waiting for its notebook
     os.kill(kernel.km.provisioner.pid, signal.SIGKILL)  # e.g. the machine's OOM killer
-    nb = probe_notebook()
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    record = run_notebook(nb, workdir, plan.run, launcher, warm=warm)
-    assert record.status == "completed" and record.prestarted == {}
-    assert nb.cells[0].outputs[0]["text"].split()[:3] == ["False", "False", "2"]
-    assert list((tmp_path / "kernels").iterdir()) == []
+    assert_cold_start(tmp_path, plan, launcher, warm)
 
 
 def graded_as(result) -> dict:

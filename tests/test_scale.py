@@ -87,23 +87,28 @@ def test_regrade_without_kernels(serial, tmp_path):
     )
 
 
-def test_killed_run_resumes_without_regrading(tmp_path):
-    course = new_class(tmp_path)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [
+def grade_command(course, *, workers: int) -> list[str]:
+    """``autograder grade`` of the sample class, as an instructor runs it."""
+    config = str(ROOT / "course_config.py")
+    state = str(course.state_dir)
+    options = ["--config", config, "--state-dir", state]
+    return [
         sys.executable,
         "-m",
         "autograder",
-        "--config",
-        str(ROOT / "course_config.py"),
-        "--state-dir",
-        str(course.state_dir),
+        *options,
         "grade",
         AID,
         "--workers",
-        "1",
+        str(workers),
         "-q",
     ]
+
+
+def test_killed_run_resumes_without_regrading(tmp_path):
+    course = new_class(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = grade_command(course, workers=1)
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
@@ -139,20 +144,7 @@ def test_pool_workers_die_with_the_grader(tmp_path):
 
     course = new_class(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "autograder",
-        "--config",
-        str(ROOT / "course_config.py"),
-        "--state-dir",
-        str(course.state_dir),
-        "grade",
-        AID,
-        "--workers",
-        "2",
-        "-q",
-    ]
+    cmd = grade_command(course, workers=2)
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
