@@ -98,8 +98,9 @@ c.Course.kernel_threads = 1
 c.Course.deduplicate = True
 # The next notebook's kernel is started (a fresh sandbox that runs only the setup cell's
 # imports) while one notebook runs: "auto" when the workers leave a core free for it (one
-# worker on two cores), "always" or "never" (docs/scale.md).
-c.Course.prestart_kernels = "auto"
+# worker on two cores), "always" or "never". Off by default while a fork bomb graded beside a
+# prestarted kernel is not stopped with its own reason (docs/scale.md).
+c.Course.prestart_kernels = "never"
 # Sandbox around every student kernel (bubblewrap; see docs/sandbox.md). Without bubblewrap,
 # grading refuses to run unless allow_unsandboxed is True (or --allow-unsandboxed is given).
 c.Course.sandbox = {

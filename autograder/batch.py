@@ -42,7 +42,7 @@ from autograder.core import (
 )
 from autograder.dedup import Execution, execution_of, follow, shareable
 from autograder.execute import ARTIFACTS_DIRNAME, MAX_NOTEBOOK_BYTES, KernelLauncher
-from autograder.prestart import PrestartPlan, prestarter, setup_imports, usable_folder
+from autograder.prestart import PrestartPlan, prestarter, setup_imports, tidy, usable_folder
 from autograder.record import (
     gradebook_scores,
     open_gradebook,
@@ -500,7 +500,7 @@ def grade_class(
                 assignment=assignment,
                 settings=settings,
                 launcher=launcher,
-                prestart=prestart_plan(course, assignment, settings, workers, scheduler),
+                prestart=prestart_plan(course, assignment, settings, workers, scheduler, launcher),
             )
             for result in run(jobs, workers=workers, scheduler=scheduler):
                 keep(result)
@@ -533,13 +533,17 @@ def _results_of(
     # nothing to execute (no notebook, a misplaced one): an error result at once, here
     yield from run_serial([j for j in jobs if j.path is None], assignment, settings, launcher)
     runs = [j for j in jobs if j.path is not None]
-    if scheduler and runs:
-        yield from run_dask(runs, assignment, settings, launcher, scheduler)
-    elif workers > 1 and len(runs) > 1:
-        workers = min(workers, len(runs))
-        yield from run_pool(runs, assignment, settings, launcher, workers, prestart)
-    else:
-        yield from run_serial(runs, assignment, settings, launcher, prestart)
+    try:
+        if scheduler and runs:
+            yield from run_dask(runs, assignment, settings, launcher, scheduler)
+        elif workers > 1 and len(runs) > 1:
+            workers = min(workers, len(runs))
+            yield from run_pool(runs, assignment, settings, launcher, workers, prestart)
+        else:
+            yield from run_serial(runs, assignment, settings, launcher, prestart)
+    finally:
+        if prestart is not None:
+            tidy(prestart)
 
 
 def prestart_plan(
@@ -548,14 +552,19 @@ def prestart_plan(
     settings: GradingSettings,
     workers: int,
     scheduler: str | None,
+    launcher: KernelLauncher | None = None,
 ) -> PrestartPlan | None:
     """Whether this run prestarts kernels (``c.Course.prestart_kernels``, docs/scale.md).
 
     "auto": when a core is free for it, that is when the workers and their kernel threads
     leave half the cores or more idle (one worker on two cores): a warm-up on a busy core only
-    takes the time from another notebook. Never on Dask (a worker's threads share it)."""
+    takes the time from another notebook. Never on Dask (a worker's threads share it), and
+    never when the sandbox runs every kernel as one configured uid (two students' kernels at
+    once would share its process limit)."""
     mode = course.prestart_kernels
     if scheduler or mode == "never":
+        return None
+    if getattr(getattr(launcher, "settings", None), "uid", None) is not None:
         return None
     cores = os.cpu_count() or 1
     if mode == "auto" and 2 * workers * max(1, settings.kernel_threads) > cores:

@@ -592,8 +592,8 @@ class CourseSettings:
     kernel_threads: int = 1  # threads of each student kernel
     deduplicate: bool = True  # identical submissions executed once (autograder.dedup)
     # the next notebook's kernel started while one runs (autograder.prestart); "auto": when a
-    # core is free for it
-    prestart_kernels: Literal["auto", "always", "never"] = "auto"
+    # core is free for it. Off by default: see docs/scale.md (a fork bomb beside a warm kernel)
+    prestart_kernels: Literal["auto", "always", "never"] = "never"
     db_url: str = ""  # the gradebook; "": nbgrader's SQLite file in the state directory
     # the sandbox around student kernels: autograder.sandbox.SandboxSettings (docs/sandbox.md)
     sandbox: Any = field(default=None, metadata={"parse": _sandbox})
@@ -652,7 +652,7 @@ class Course:
     kernel_threads: int = 1
     deduplicate: bool = True
     workers: int = 0  # 0: one per core
-    prestart_kernels: str = "auto"
+    prestart_kernels: str = "never"
 
     @property
     def lms(self) -> LmsSettings:

@@ -244,6 +244,14 @@ def usable_folder(folder: Path, workdirs: Path) -> bool:
         return False
 
 
+def tidy(plan: PrestartPlan) -> None:
+    """After a class: the kernels' folder goes when no kernel is left in it."""
+    try:
+        Path(plan.folder).rmdir()
+    except OSError:  # a kernel still waits (a pool worker's), or it is gone already
+        pass
+
+
 _THREAD = threading.local()
 
 

@@ -197,14 +197,20 @@ def _is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
-def _sandbox_uid(settings: SandboxSettings) -> int | None:
-    """The uid kernels run as when the grader is root (None: keep the grader's own uid)."""
+def _sandbox_uid(settings: SandboxSettings, kernel: int = 0) -> int | None:
+    """The uid kernels run as when the grader is root (None: keep the grader's own uid).
+
+    Two uids per grader process, alternating from one kernel to the next (``kernel``): parallel
+    workers do not share an RLIMIT_NPROC budget, and neither do a process's running kernel and
+    the one prestarted beside it for the next student (``autograder.prestart``)."""
     if not _is_root():
         return None
     if settings.uid is not None:
         return int(settings.uid)
-    # One uid per grader process: parallel workers do not share an RLIMIT_NPROC budget.
-    return 200_000 + os.getpid() % 100_000
+    return 200_000 + (os.getpid() % 50_000) * 2 + kernel % 2
+
+
+_KERNELS = itertools.count()  # kernels started by this process: which of its two uids
 
 
 _PROBES: dict[tuple, Reason | None] = {}
@@ -1031,7 +1037,7 @@ class _Sandbox:
     def __init__(self, settings: SandboxSettings, workdir: Path, env: dict[str, str]):
         self.settings = settings
         self.workdir = workdir
-        self.uid = _sandbox_uid(settings)
+        self.uid = _sandbox_uid(settings, next(_KERNELS))
         self.ipc_dir, self.own_ipc_dir = _ipc_dir(workdir)
         if self.uid is not None:
             _chown_tree(workdir, self.uid)

@@ -11,7 +11,7 @@
 (e) the cost breakdown per notebook (results JSON ``timing``): the student's own cells
     against everything else, in the parallel run (``breakdown_*``) and in the serial one
     (``breakdown_serial_*``), where each kernel but the first is prestarted during the previous
-    notebook (``autograder.prestart``, on by default when a core is free): its start and
+    notebook (``autograder.prestart``, ``prestart_kernels = "auto"``): its start and
     imports are then overlapped (``breakdown_serial_prestarted_*``, off the critical path);
 (f) a class in which 30 % of the submissions are duplicates, deduplication on vs off.
 
@@ -339,6 +339,7 @@ def main() -> dict:
 
         # (a) serial grading vs bare nbclient execution of the same notebooks
         serial_course = fresh("serial")
+        serial_course.prestart_kernels = "auto"  # (e): one worker leaves a core free for it
         for sid in ids:
             shutil.copytree(course.submitted_dir / sid, serial_course.submitted_dir / sid)
         started = time.perf_counter()

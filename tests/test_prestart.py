@@ -76,6 +76,27 @@ def test_when_kernels_are_prestarted(
         assert plan.folder not in str(course.autograded_dir)
 
 
+def test_no_prestart_when_every_kernel_runs_as_one_configured_uid(course, monkeypatch):
+    from autograder.sandbox import BubblewrapLauncher, SandboxSettings
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    course.prestart_kernels = "always"
+    assignment = Assignment.from_course(course, "lesson4_early_stopping")
+    one_uid = BubblewrapLauncher(SandboxSettings(uid=4242))
+    assert prestart_plan(course, assignment, GradingSettings(), 1, None, one_uid) is None
+    own_uids = BubblewrapLauncher(SandboxSettings())
+    assert prestart_plan(course, assignment, GradingSettings(), 1, None, own_uids) is not None
+
+
+def test_a_running_kernel_and_the_prestarted_one_have_their_own_uids(monkeypatch):
+    from autograder import sandbox
+
+    monkeypatch.setattr(sandbox, "_is_root", lambda: True)
+    settings = sandbox.SandboxSettings()
+    first, second, third = (sandbox._sandbox_uid(settings, k) for k in range(3))
+    assert first != second and first == third  # two at a time per process: never the same
+
+
 def test_the_setting_is_validated(tmp_path):
     from autograder.config import ConfigError, course_settings
 
@@ -216,5 +237,5 @@ def test_prestarted_kernels_grade_as_cold_ones(graded_class, tmp_path, aid):
     executed = [s for s in chosen if "kernel_start" in timing[s]]  # not an unreadable file
     prestarted = [s for s in chosen if "prestarted_setup_imports" in timing[s]]
     assert prestarted == executed[1:]  # the first kernel is started cold, the others ahead
-    assert list(course.kernels_dir.iterdir()) == []  # every kernel used or shut down
+    assert not course.kernels_dir.exists()  # every kernel used or shut down, the folder gone
     assert set(kernel_cgroups()) <= before
