@@ -16,6 +16,7 @@ the sandbox wraps the same seam.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import copy
 import json
 import os
@@ -406,6 +407,7 @@ class PhaseClock:
         self.started = time.perf_counter()
         self._mark = self.started
         self._cell: str | None = None
+        self.kernel_ready = False  # the kernel answered and the first cell may run
 
     def lap(self, phase: str) -> None:
         now = time.perf_counter()
@@ -413,6 +415,7 @@ class PhaseClock:
         self._mark = now
 
     def notebook_start(self, **_hook) -> None:
+        self.kernel_ready = True
         self.lap("kernel_start")
 
     def cell_execute(self, cell=None, cell_index: int = 0, **_hook) -> None:
@@ -512,17 +515,16 @@ async def _execute(
     # prestart's own time limits (its task ends with None when they are reached)
     kernel = await warm if warm is not None else None
     if kernel is not None:
-        rundir, env, km = kernel.workdir, kernel.env, kernel.km
-        prestarted.update(kernel.seconds)
-    else:
-        rundir = workdir
-        env = prepare_workdir(workdir, settings, launcher)
-        km = launcher.kernel_manager(workdir, env)
-    try:
-        return await _run_client(nb, rundir, env, km, settings, clock)
-    finally:
-        if kernel is not None:  # the kernel is gone: its folder becomes this student's
-            move_folder(rundir, workdir)
+        outcome = await _run_client(nb, kernel.workdir, kernel.env, kernel.km, settings, clock)
+        if clock.kernel_ready:  # the kernel is gone: its folder becomes this student's
+            prestarted.update(kernel.seconds)
+            move_folder(kernel.workdir, workdir)
+            return outcome
+        # it died before it answered (nothing of this student's ran): a cold start instead
+        remove_tree(kernel.workdir)
+    env = prepare_workdir(workdir, settings, launcher)
+    km = launcher.kernel_manager(workdir, env)
+    return await _run_client(nb, workdir, env, km, settings, clock)
 
 
 async def _run_client(
@@ -579,6 +581,10 @@ async def _run_client(
         if finish is not None:
             finish()
         clock.lap("kernel_shutdown")
+        # nbclient registers each client for a cleanup at exit and unregisters it only once
+        # the kernel answered: a client whose kernel died first would stay referenced until
+        # the grader exits, and fail there noisily
+        atexit.unregister(client._cleanup_kernel)
         await _cancel_leftovers()
 
 
