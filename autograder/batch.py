@@ -144,9 +144,8 @@ def _grade_job(
         )
     workdir = Path(job.workdir)
     remove_tree(workdir)  # whatever an earlier run's kernel left, however deep
-    warm = None
-    if prestart is not None:
-        kernels = prestarter()
+    warm, kernels = None, prestarter() if prestart is not None else None
+    if kernels is not None:
         warm = kernels.take(prestart.key(launcher))
         if job.warm_next:
             kernels.begin(prestart, launcher)
@@ -161,8 +160,8 @@ def _grade_job(
             warm=warm,
         )
     finally:
-        if prestart is not None:
-            prestarter().release(warm)
+        if kernels is not None:
+            kernels.release(warm)
     # for nbgrader's feedback and ours, written after the kernel is gone; whatever the kernel
     # left at this path (a folder, a link, a forged time) goes, known time or not
     stamp = workdir / TIMESTAMP_FILE
@@ -291,6 +290,9 @@ def _pool_round(
             yield result
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
 def die_with_grader(grader: int) -> None:
     """A pool worker's initializer: the worker is killed when the grader dies, however it dies
     (``kill -9``, the out-of-memory killer), instead of grading on into the work folders that a
@@ -304,9 +306,6 @@ def die_with_grader(grader: int) -> None:
         return
     if os.getppid() != grader:  # the grader died before the request took effect
         os._exit(1)
-
-
-PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def run_dask(

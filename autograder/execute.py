@@ -572,20 +572,25 @@ async def _run_client(
         )
     finally:
         clock.stop()
-        try:
-            if km.has_kernel:
-                await km.shutdown_kernel(now=True)
-        except Exception:  # noqa: BLE001 - the kernel may be gone already
-            pass
-        finish = getattr(km, "finish", None)  # a sandbox kills its process tree and cleans up
-        if finish is not None:
-            finish()
+        await stop_kernel(km)
         clock.lap("kernel_shutdown")
         # nbclient registers each client for a cleanup at exit and unregisters it only once
         # the kernel answered: a client whose kernel died first would stay referenced until
         # the grader exits, and fail there noisily
         atexit.unregister(client._cleanup_kernel)
         await _cancel_leftovers()
+
+
+async def stop_kernel(km: Any) -> None:
+    """Shut the kernel down now; a sandbox then kills its process tree and cleans up."""
+    try:
+        if km is not None and km.has_kernel:
+            await km.shutdown_kernel(now=True)
+    except Exception:  # noqa: BLE001 - the kernel may be gone already
+        pass
+    finish = getattr(km, "finish", None)
+    if finish is not None:
+        finish()
 
 
 async def _cancel_leftovers() -> None:

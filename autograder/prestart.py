@@ -36,6 +36,7 @@ from autograder.execute import (
     cell_phase,
     kernel_runner,
     prepare_workdir,
+    stop_kernel,
 )
 from autograder.untrusted import remove_tree
 
@@ -147,14 +148,7 @@ async def start_kernel(plan: PrestartPlan, launcher: KernelLauncher) -> Prestart
 
 
 async def _close(km: Any, workdir: Path) -> None:
-    try:
-        if km is not None and km.has_kernel:
-            await km.shutdown_kernel(now=True)
-    except Exception:  # noqa: BLE001 - the kernel may be gone already
-        pass
-    finish = getattr(km, "finish", None)  # the sandbox: its process tree, its cgroup
-    if finish is not None:
-        finish()
+    await stop_kernel(km)  # the sandbox too: its process tree, its cgroup
     remove_tree(workdir)
 
 
