@@ -31,6 +31,14 @@ class Artifacts:
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
+        self._root: Path | None = None
+
+    def _resolved_folder(self) -> Path:
+        # Resolved once: artifacts are read after the kernel that wrote them is gone, so the
+        # folder cannot change under the reader (and a class's regrade reads thousands).
+        if self._root is None:
+            self._root = self.folder.resolve()
+        return self._root
 
     def _path(self, relative: str) -> Path:
         path = self.folder / relative
@@ -40,7 +48,7 @@ class Artifacts:
             resolved = path.resolve()
         except (OSError, RuntimeError):  # a link loop
             raise ArtifactError("artifact.unresolvable", path=relative) from None
-        if self.folder.resolve() not in resolved.parents:
+        if self._resolved_folder() not in resolved.parents:
             raise ArtifactError("artifact.outside", path=relative)
         if not path.is_file():
             raise FileNotFoundError(relative)

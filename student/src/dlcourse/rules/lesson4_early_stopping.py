@@ -126,10 +126,23 @@ class Split:
         self.canon = canon
 
 
+_CANONICAL: dict[str, np.ndarray] = {}
+
+
 def _canonical_rows(raw: np.ndarray) -> np.ndarray:
-    """For each data row, the first row identical to it (the data has duplicated rows)."""
-    first: dict[tuple, int] = {}
-    return np.array([first.setdefault(row, i) for i, row in enumerate(map(tuple, raw.tolist()))])
+    """For each data row, the first row identical to it (the data has duplicated rows).
+
+    Remembered per data set: every student of a class is checked against the same rows, and
+    building the table costs more than all of one student's other split checks."""
+    key = hashlib.sha256(np.ascontiguousarray(raw).tobytes() + str(raw.shape).encode()).hexdigest()
+    if key not in _CANONICAL:
+        first: dict[tuple, int] = {}
+        rows = enumerate(map(tuple, raw.tolist()))
+        canon = np.array([first.setdefault(row, i) for i, row in rows])
+        canon.setflags(write=False)  # shared by every student's Split
+        _CANONICAL.clear()
+        _CANONICAL[key] = canon
+    return _CANONICAL[key]
 
 
 def _split(sub: Submission) -> Split:
