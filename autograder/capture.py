@@ -9,6 +9,7 @@ folder, and every problem becomes an ``ArtifactError``: a catalogue id and param
 from __future__ import annotations
 
 import math
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +32,12 @@ class Artifacts:
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
-        self._root: Path | None = None
 
+    @cached_property
     def _resolved_folder(self) -> Path:
         # Resolved once: artifacts are read after the kernel that wrote them is gone, so the
         # folder cannot change under the reader (and a class's regrade reads thousands).
-        if self._root is None:
-            self._root = self.folder.resolve()
-        return self._root
+        return self.folder.resolve()
 
     def _path(self, relative: str) -> Path:
         path = self.folder / relative
@@ -48,7 +47,7 @@ class Artifacts:
             resolved = path.resolve()
         except (OSError, RuntimeError):  # a link loop
             raise ArtifactError("artifact.unresolvable", path=relative) from None
-        if self._resolved_folder() not in resolved.parents:
+        if self._resolved_folder not in resolved.parents:
             raise ArtifactError("artifact.outside", path=relative)
         if not path.is_file():
             raise FileNotFoundError(relative)

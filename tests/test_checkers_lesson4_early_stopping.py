@@ -2068,3 +2068,14 @@ def test_match_rows_sees_through_any_column_scaling(data):
         rows = keras_capture.match_rows(np.asarray(train), np.asarray(valid), data["raw_X"])
         for got, want in zip(rows, expected, strict=True):
             assert [first[i] for i in got] == [first[i] for i in want]
+
+
+def test_duplicate_row_table_is_remembered_per_data_set():
+    from dlcourse.rules import lesson4_early_stopping as rules
+
+    data = np.array([[1.0, 2.0], [3.0, 4.0], [1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    table = rules._canonical_rows(data)
+    assert table.tolist() == [0, 1, 0, 1, 4]  # each row points at the first identical one
+    assert rules._canonical_rows(data.copy()) is table  # the same rows: built once
+    other = rules._canonical_rows(data[::-1].copy())
+    assert other.tolist() == [0, 1, 2, 1, 2]  # other rows: their own table

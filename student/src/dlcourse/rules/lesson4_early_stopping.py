@@ -129,12 +129,22 @@ class Split:
 _CANONICAL: dict[str, np.ndarray] = {}
 
 
+def _arrays_key(*arrays: np.ndarray) -> str:
+    """A digest of the arrays' values and shapes: the key of this module's memos."""
+    return hashlib.sha256(
+        b"".join(
+            np.ascontiguousarray(a, dtype=np.float64).tobytes() + str(a.shape).encode()
+            for a in arrays
+        )
+    ).hexdigest()
+
+
 def _canonical_rows(raw: np.ndarray) -> np.ndarray:
     """For each data row, the first row identical to it (the data has duplicated rows).
 
     Remembered per data set: every student of a class is checked against the same rows, and
     building the table costs more than all of one student's other split checks."""
-    key = hashlib.sha256(np.ascontiguousarray(raw).tobytes() + str(raw.shape).encode()).hexdigest()
+    key = _arrays_key(raw)
     if key not in _CANONICAL:
         first: dict[tuple, int] = {}
         rows = enumerate(map(tuple, raw.tolist()))
@@ -193,12 +203,7 @@ _MATCHED: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
 def _match_rows(x_train: np.ndarray, x_valid: np.ndarray, raw: np.ndarray):
     """``match_rows``, remembered for identical arrays (regrading the same splits is free)."""
-    key = hashlib.sha256(
-        b"".join(
-            np.ascontiguousarray(a, dtype=np.float64).tobytes() + (str(a.shape).encode())
-            for a in (x_train, x_valid, raw)
-        )
-    ).hexdigest()
+    key = _arrays_key(x_train, x_valid, raw)
     if key not in _MATCHED:
         if len(_MATCHED) >= 256:
             _MATCHED.clear()
